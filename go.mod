@@ -1,0 +1,12 @@
+module github.com/dockmove/dockmove
+
+go 1.26.0
+
+require (
+	github.com/checkpoint-restore/go-criu/v7 v7.2.0
+	github.com/spf13/pflag v1.1.0
+	golang.org/x/sync v0.24.0
+	golang.org/x/sys v0.49.0
+)
+
+require google.golang.org/protobuf v1.34.2 // indirect

@@ -1,0 +1,208 @@
+package criu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	gocriu "github.com/checkpoint-restore/go-criu/v7"
+	"github.com/checkpoint-restore/go-criu/v7/rpc"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/dockmove/dockmove/internal/lab"
+	"github.com/dockmove/dockmove/internal/workload"
+)
+
+func requireCRIU(t *testing.T) Capabilities {
+	t.Helper()
+	lab.RequireRoot(t)
+	lab.RequireBinary(t, "criu")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	caps, err := Probe(ctx, "")
+	lab.SkipUnless(t, err == nil, fmt.Sprintf("usable criu (run: make deps): %v", err))
+	return caps
+}
+
+func TestProbeReportsVersionAndFeatures(t *testing.T) {
+	caps := requireCRIU(t)
+	if caps.Version < MinVersion {
+		t.Fatalf("version %s below minimum", caps.VersionString())
+	}
+	// The CLI check is the reference the probe must agree with.
+	for _, f := range []struct {
+		name string
+		got  bool
+	}{{"mem_dirty_track", caps.MemTrack}, {"uffd-noncoop", caps.LazyPages}} {
+		want := exec.Command("criu", "check", "--feature", f.name).Run() == nil
+		if f.got != want {
+			t.Errorf("probe says %s=%v, criu check says %v", f.name, f.got, want)
+		}
+	}
+}
+
+// buildWorkload compiles cmd/workload into a temporary directory.
+func buildWorkload(t *testing.T) string {
+	t.Helper()
+	root, err := lab.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "workload")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/workload")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build workload: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// waitStatus polls the workload until it answers and its counter reaches min.
+func waitStatus(ctx context.Context, addr string, min uint64) (workload.Beat, error) {
+	for {
+		qctx, cancel := context.WithTimeout(ctx, time.Second)
+		b, err := workload.Query(qctx, addr, workload.CmdStatus)
+		cancel()
+		if err == nil && b.Counter >= min {
+			return b, nil
+		}
+		select {
+		case <-ctx.Done():
+			return b, fmt.Errorf("workload at %s: counter %d < %d: %v (%w)", addr, b.Counter, min, err, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+type restoredPID struct {
+	gocriu.NoNotify
+	pid int32
+}
+
+func (r *restoredPID) PostRestore(pid int32) error { r.pid = pid; return nil }
+
+// TestCheckpointRestoreKeepsProcessState dumps a running workload process tree
+// (its own PID namespace, so the restore can reuse its PIDs) with real CRIU
+// through go-criu, restores it, and checks that its counter continued and its
+// memory pattern verifies.
+func TestCheckpointRestoreKeepsProcessState(t *testing.T) {
+	requireCRIU(t)
+	bin := buildWorkload(t)
+	addr := freeLoopbackAddr(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	cmd := exec.Command(bin, "--mem-mib", "16", "--dirty-pages-per-sec", "2000", "--tick", "2ms", "--verify-every", "0", "--listen", addr)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Setsid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+
+	before, err := waitStatus(ctx, addr, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	dump := imageOpts(t, dir, "dump.log")
+	dump.Pid = proto.Int32(int32(cmd.Process.Pid))
+	if err := gocriu.MakeCriu().Dump(dump, nil); err != nil {
+		t.Fatal(NewError("dump", filepath.Join(dir, "dump.log"), err))
+	}
+	select {
+	case <-exited:
+	case <-ctx.Done():
+		t.Fatal("dumped process was not killed")
+	}
+
+	rst := imageOpts(t, dir, "restore.log")
+	rst.RstSibling = proto.Bool(true)
+	var got restoredPID
+	if err := gocriu.MakeCriu().Restore(rst, &got); err != nil {
+		t.Fatal(NewError("restore", filepath.Join(dir, "restore.log"), err))
+	}
+	if got.pid <= 0 {
+		t.Fatal("restore reported no PID")
+	}
+	t.Cleanup(func() { killAndReap(int(got.pid)) })
+
+	// The first answer decides: a process started afresh would answer with a
+	// counter near zero, the restored one continues from before.Counter.
+	after, err := waitStatus(ctx, addr, 0)
+	if err != nil {
+		t.Fatalf("restored process: %v", err)
+	}
+	if after.Counter < before.Counter {
+		t.Fatalf("counter went from %d to %d: the process restarted instead of continuing", before.Counter, after.Counter)
+	}
+	verified, err := workload.Query(ctx, addr, workload.CmdVerify)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if verified.Bad != 0 || verified.Pages != 16<<20/workload.PageSize || after.Dirtied < before.Dirtied {
+		t.Fatalf("before dump %+v, after restore %+v, verify %+v", before, after, verified)
+	}
+	t.Logf("counter %d at dump, %d after restore; %d pages verified", before.Counter, after.Counter, verified.Pages)
+}
+
+func imageOpts(t *testing.T, dir, logFile string) *rpc.CriuOpts {
+	t.Helper()
+	d, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return &rpc.CriuOpts{
+		ImagesDirFd: proto.Int32(int32(d.Fd())),
+		LogFile:     proto.String(logFile),
+		LogLevel:    proto.Int32(4),
+	}
+}
+
+func killAndReap(pid int) {
+	syscall.Kill(pid, syscall.SIGKILL)
+	var ws syscall.WaitStatus
+	syscall.Wait4(pid, &ws, 0, nil)
+}
+
+func TestNewErrorCarriesLogLines(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "x.log")
+	lines := []string{"(0.1) a", "(0.2) b", "(0.3) c", "(0.4) d", "(0.5) Error (criu/sk-inet.c:1): boom", "(0.6) after"}
+	if err := os.WriteFile(log, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cause := errors.New("operation failed")
+	e := NewError("dump", log, cause)
+	if !errors.Is(e, cause) {
+		t.Fatal("Error does not unwrap to its cause")
+	}
+	want := []string{"(0.2) b", "(0.3) c", "(0.4) d", lines[4]}
+	if strings.Join(e.Lines, "|") != strings.Join(want, "|") {
+		t.Fatalf("lines %q, want %q", e.Lines, want)
+	}
+	if !strings.Contains(e.Error(), "boom") || !strings.Contains(e.Error(), log) {
+		t.Fatalf("message %q lacks the cause or the log path", e.Error())
+	}
+}

@@ -1,0 +1,120 @@
+// Package lab is the Go side of scripts/lab.sh: the two Docker hosts that run
+// on one machine for tests and benchmarks. The shell script is the single
+// source of the lab's settings; this package reads them from `lab.sh env`.
+package lab
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// Images built by scripts/images.sh and loaded into both hosts.
+const (
+	BusyboxImage  = "dockmove/busybox:lab"
+	WorkloadImage = "dockmove/workload:lab"
+	// WorkloadPort is the heartbeat port of the workload image.
+	WorkloadPort = 7000
+)
+
+// ErrNotUp reports that the lab (or one of its hosts) is not running.
+var ErrNotUp = errors.New("lab: not up (run: make lab-up)")
+
+// Host is one of the lab's Docker hosts.
+type Host struct {
+	Name       string // "host1" or "host2"
+	Netns      string // path of its network namespace
+	Addr       string // its eth0 address on the lab switch
+	DockerHost string // DOCKER_HOST of its dockerd
+	IPRange    string // container addresses it hands out on Network
+	Config     string // its dockerd's daemon.json
+	PIDFile    string // its dockerd's pidfile
+	Network    string // the macvlan network both hosts share
+	Subnet     string
+	Gateway    string
+}
+
+// RepoRoot finds the module root from the working directory upwards.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "scripts", "lab.sh")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("lab: scripts/lab.sh not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Load reads host name's settings from lab.sh.
+func Load(ctx context.Context, name string) (Host, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return Host{}, err
+	}
+	out, err := exec.CommandContext(ctx, "bash", filepath.Join(root, "scripts", "lab.sh"), "env", name).Output()
+	if err != nil {
+		return Host{}, fmt.Errorf("lab env %s: %w", name, err)
+	}
+	h := Host{Name: name}
+	fields := map[string]*string{
+		"LAB_NETNS": &h.Netns, "LAB_ADDR": &h.Addr, "LAB_DOCKER_HOST": &h.DockerHost,
+		"LAB_IP_RANGE": &h.IPRange, "LAB_CONFIG": &h.Config, "LAB_PIDFILE": &h.PIDFile, "LAB_NETWORK": &h.Network,
+		"LAB_SUBNET": &h.Subnet, "LAB_GATEWAY": &h.Gateway,
+	}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), "="); ok && fields[k] != nil {
+			*fields[k] = v
+		}
+	}
+	for k, v := range fields {
+		if *v == "" {
+			return Host{}, fmt.Errorf("lab env %s: %s missing", name, k)
+		}
+	}
+	return h, nil
+}
+
+// Up reports whether the host's network namespace and dockerd are running.
+func (h Host) Up(ctx context.Context) error {
+	if _, err := os.Stat(h.Netns); err != nil {
+		return fmt.Errorf("%w: %s has no netns %s", ErrNotUp, h.Name, h.Netns)
+	}
+	if _, err := h.Docker(ctx, "version", "--format", "{{.Server.APIVersion}}"); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrNotUp, h.Name, err)
+	}
+	return nil
+}
+
+// Command prepares name inside the host's network namespace with DOCKER_HOST
+// pointing at its dockerd, as `lab.sh on HOST` does.
+func (h Host) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	argv := append([]string{"--net=" + h.Netns, "env", "DOCKER_HOST=" + h.DockerHost, name}, args...)
+	return exec.CommandContext(ctx, "nsenter", argv...)
+}
+
+// Docker runs the docker CLI against the host's daemon and returns its
+// trimmed standard output; a failure carries the CLI's standard error.
+func (h Host) Docker(ctx context.Context, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, "docker", append([]string{"-H", h.DockerHost}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("docker %s on %s: %w: %s", strings.Join(args, " "), h.Name, err, strings.TrimSpace(stderr.String()))
+	}
+	return strings.TrimSpace(string(out)), nil
+}

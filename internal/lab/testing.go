@@ -1,0 +1,67 @@
+package lab
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+)
+
+// StrictEnv, when set to 1 (as CI and `make test` do), turns every skip for a
+// missing prerequisite into a failure: there, the prerequisites were installed
+// on purpose and their absence is a bug.
+const StrictEnv = "DOCKMOVE_STRICT"
+
+// SkipUnless skips t with reason when ok is false, or fails it in strict mode.
+func SkipUnless(t testing.TB, ok bool, reason string) {
+	t.Helper()
+	if ok {
+		return
+	}
+	if os.Getenv(StrictEnv) == "1" {
+		t.Fatalf("prerequisite missing in strict mode: %s", reason)
+	}
+	t.Skipf("prerequisite missing: %s", reason)
+}
+
+// RequireRoot skips unless the test runs as root.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	SkipUnless(t, os.Geteuid() == 0, "needs root")
+}
+
+// RequireBinary skips unless name is in PATH.
+func RequireBinary(t testing.TB, name string) {
+	t.Helper()
+	_, err := exec.LookPath(name)
+	SkipUnless(t, err == nil, name+" not in PATH (run: make deps)")
+}
+
+// Require returns both lab hosts, skipping unless the lab is up.
+func Require(t testing.TB) (host1, host2 Host) {
+	t.Helper()
+	RequireRoot(t)
+	RequireBinary(t, "docker")
+	RequireBinary(t, "nsenter")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var hosts [2]Host
+	for i, name := range []string{"host1", "host2"} {
+		h, err := Load(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = h.Up(ctx)
+		SkipUnless(t, err == nil, "lab host "+name+" (run: make lab-up): "+errString(err))
+		hosts[i] = h
+	}
+	return hosts[0], hosts[1]
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

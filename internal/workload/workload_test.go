@@ -1,0 +1,119 @@
+package workload
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMemoryDetectsCorruption(t *testing.T) {
+	tests := []struct {
+		name    string
+		corrupt func(m *Memory)
+		wantBad int
+	}{
+		{"untouched", func(*Memory) {}, 0},
+		{"dirtied pages stay valid", func(m *Memory) { m.Dirty(1); m.Dirty(1); m.Dirty(7) }, 0},
+		{"flipped byte", func(m *Memory) { m.buf[3*PageSize+17] ^= 0x40 }, 1},
+		{"stale page after lost write", func(m *Memory) { m.gens[5]++ }, 1},
+		{"zeroed page", func(m *Memory) { clear(m.page(2)); clear(m.page(6)) }, 2},
+		{"pages swapped", func(m *Memory) {
+			a := append([]byte(nil), m.page(0)...)
+			copy(m.page(0), m.page(1))
+			copy(m.page(1), a)
+		}, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := NewMemory(make([]byte, 8*PageSize))
+			tt.corrupt(m)
+			if got := m.Verify(); got != tt.wantBad {
+				t.Fatalf("Verify() = %d bad pages, want %d", got, tt.wantBad)
+			}
+		})
+	}
+}
+
+func TestParseBeat(t *testing.T) {
+	want := Beat{Seq: 1, Counter: 2, Rounds: 3, Bad: 4, Pages: 5, Dirtied: 6}
+	got, err := ParseBeat(want.String())
+	if err != nil || got != want {
+		t.Fatalf("round trip: got %+v, %v; want %+v", got, err, want)
+	}
+	bad := []struct{ name, line string }{
+		{"empty", ""},
+		{"missing field", "seq=1 counter=2 rounds=3 bad=4 pages=5"},
+		{"unknown key", "seq=1 counter=2 rounds=3 bad=4 pages=5 extra=6"},
+		{"not a number", "seq=x counter=2 rounds=3 bad=4 pages=5 dirtied=6"},
+		{"negative", "seq=-1 counter=2 rounds=3 bad=4 pages=5 dirtied=6"},
+		{"no equals", "seq counter=2 rounds=3 bad=4 pages=5 dirtied=6"},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := ParseBeat(tt.line); err == nil {
+				t.Fatalf("ParseBeat(%q) succeeded", tt.line)
+			}
+		})
+	}
+}
+
+func FuzzParseBeat(f *testing.F) {
+	f.Add("seq=1 counter=2 rounds=3 bad=4 pages=5 dirtied=6")
+	f.Add("seq= counter==2")
+	f.Fuzz(func(t *testing.T, line string) {
+		b, err := ParseBeat(line)
+		if err == nil && !strings.Contains(line, "=") {
+			t.Fatalf("accepted %q as %+v", line, b)
+		}
+	})
+}
+
+func TestServerOverLoopback(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MemMiB = 1
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DirtyPagesPerSec = 5000
+	cfg.Tick = 2 * time.Millisecond
+	cfg.VerifyEvery = 0
+	w, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), make([]byte, 1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	served := make(chan error, 1)
+	go func() { served <- w.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+
+	watch, err := Watch(ctx, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := watch.WaitBeats(ctx, 20); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Query(ctx, addr, CmdVerify)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Rounds != 1 || b.Bad != 0 || b.Pages != 256 || b.Dirtied == 0 {
+		t.Fatalf("after verify: %+v", b)
+	}
+	s := watch.Stop()
+	if s.SeqBreaks != 0 || s.Resets != 0 || s.Err != nil || s.Last.Counter <= s.First.Counter {
+		t.Fatalf("stream stats: %+v", s)
+	}
+}

@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# lab.sh runs two Docker "hosts" on this machine with one L2 network between
+# them (../shared/DESIGN.md section 2):
+#
+#   root netns: bridge dmsw0 (the switch, 10.77.0.1/24)
+#   host1: netns dm-host1, eth0 10.77.0.11/24 on the switch, dockerd on
+#          /run/dockmove-lab/host1.sock
+#   host2: netns dm-host2, eth0 10.77.0.12/24 on the switch, dockerd on
+#          /run/dockmove-lab/host2.sock
+#   on both hosts: macvlan network "dmlab" (10.77.0.0/24, parent eth0),
+#          containers get 10.77.0.64/27 on host1 and 10.77.0.96/27 on host2
+#
+# Usage:
+#   lab.sh up             bring everything up (idempotent)
+#   lab.sh down           stop the daemons, remove namespaces and the switch
+#   lab.sh purge          down, then delete the daemons' data
+#   lab.sh status         print what is up
+#   lab.sh on HOST CMD..  run CMD inside HOST's netns with DOCKER_HOST set
+#   lab.sh env HOST       print HOST's settings as shell assignments
+#
+# Logs: /var/log/dockmove-lab. Data: /var/lib/dockmove-lab.
+set -euo pipefail
+
+SWITCH=dmsw0
+SUBNET=10.77.0.0/24
+GATEWAY=10.77.0.1
+PREFIX=24
+NETWORK=dmlab
+LAB_RUN=/run/dockmove-lab
+LAB_LIB=/var/lib/dockmove-lab
+LAB_LOG=/var/log/dockmove-lab
+HOSTS=(host1 host2)
+# The lab drives its daemons with the Docker CLI that ships with them.
+DOCKER_CLI=${DOCKER_CLI:-/usr/bin/docker}
+
+log() { printf 'lab: %s\n' "$*" >&2; }
+die() { printf 'lab: error: %s\n' "$*" >&2; exit 1; }
+
+host_index() {
+	case $1 in
+	host1) echo 1 ;;
+	host2) echo 2 ;;
+	*) die "unknown host '$1' (want host1 or host2)" ;;
+	esac
+}
+netns_of() { echo "dm-$1"; }
+veth_of() { echo "dm$(host_index "$1")eth"; }
+addr_of() { echo "10.77.0.1$(host_index "$1")"; }
+range_of() { [ "$(host_index "$1")" = 1 ] && echo 10.77.0.64/27 || echo 10.77.0.96/27; }
+sock_of() { echo "$LAB_RUN/$1.sock"; }
+exec_root_of() { echo "$LAB_RUN/$1"; }
+data_root_of() { echo "$LAB_LIB/$1/docker"; }
+config_of() { echo "$LAB_LIB/$1/daemon.json"; }
+pidfile_of() { echo "$LAB_RUN/$1.pid"; }
+in_netns() { local h=$1; shift; nsenter --net="/run/netns/$(netns_of "$h")" "$@"; }
+dk() { local h=$1; shift; "$DOCKER_CLI" -H "unix://$(sock_of "$h")" "$@"; }
+
+switch_up() {
+	if ! ip link show "$SWITCH" >/dev/null 2>&1; then
+		ip link add "$SWITCH" type bridge
+		log "created switch $SWITCH"
+	fi
+	ip addr show dev "$SWITCH" | grep -q " $GATEWAY/$PREFIX " ||
+		ip addr add "$GATEWAY/$PREFIX" dev "$SWITCH"
+	ip link set "$SWITCH" up
+}
+
+# host_net_up gives HOST a netns with an eth0 cabled to the switch.
+host_net_up() {
+	local h=$1 ns veth
+	ns=$(netns_of "$h")
+	veth=$(veth_of "$h")
+	[ -e "/run/netns/$ns" ] || { ip netns add "$ns"; log "created netns $ns"; }
+	if ! in_netns "$h" ip link show eth0 >/dev/null 2>&1; then
+		ip link del "$veth" 2>/dev/null || true
+		ip link add "$veth" type veth peer name "$veth-p"
+		ip link set "$veth-p" netns "$ns"
+		in_netns "$h" ip link set "$veth-p" name eth0
+	fi
+	ip link set "$veth" master "$SWITCH" up
+	in_netns "$h" ip link set lo up
+	in_netns "$h" ip addr show dev eth0 | grep -q " $(addr_of "$h")/$PREFIX " ||
+		in_netns "$h" ip addr add "$(addr_of "$h")/$PREFIX" dev eth0
+	in_netns "$h" ip link set eth0 up
+	in_netns "$h" ip route replace default via "$GATEWAY" dev eth0
+}
+
+daemon_alive() {
+	local pid
+	pid=$(cat "$(pidfile_of "$1")" 2>/dev/null) || return 1
+	kill -0 "$pid" 2>/dev/null && dk "$1" version --format '{{.Server.APIVersion}}' >/dev/null 2>&1
+}
+
+# daemon_up starts HOST's dockerd inside its netns. nsenter --net, not
+# `ip netns exec`: the latter remounts /sys and hides the cgroup mounts.
+daemon_up() {
+	local h=$1 i
+	daemon_alive "$h" && return
+	daemon_stop "$h"
+	mkdir -p "$LAB_LOG" "$LAB_RUN" "$(data_root_of "$h")"
+	[ -s "$(config_of "$h")" ] || echo '{}' >"$(config_of "$h")"
+	# A stale exec-root keeps the managed containerd from coming up.
+	rm -rf "$(exec_root_of "$h")"
+	in_netns "$h" setsid dockerd \
+		--data-root "$(data_root_of "$h")" \
+		--exec-root "$(exec_root_of "$h")" \
+		--host "unix://$(sock_of "$h")" \
+		--pidfile "$(pidfile_of "$h")" \
+		--config-file "$(config_of "$h")" \
+		--bridge none --experimental \
+		</dev/null >>"$LAB_LOG/$h-dockerd.log" 2>&1 &
+	for i in $(seq 1 120); do
+		daemon_alive "$h" && { log "dockerd $h up (pid $(cat "$(pidfile_of "$h")"))"; return; }
+		sleep 0.5
+	done
+	tail -n 20 "$LAB_LOG/$h-dockerd.log" >&2
+	die "dockerd $h did not come up (log: $LAB_LOG/$h-dockerd.log)"
+}
+
+daemon_stop() {
+	local h=$1 pid i
+	pid=$(cat "$(pidfile_of "$h")" 2>/dev/null) || return 0
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -TERM "$pid"
+		for i in $(seq 1 60); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.5
+		done
+		kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+		log "dockerd $h stopped"
+	fi
+	rm -f "$(pidfile_of "$h")" "$(sock_of "$h")"
+}
+
+network_up() {
+	local h=$1 want have
+	want="$SUBNET $GATEWAY $(range_of "$h") eth0"
+	have=$(dk "$h" network inspect "$NETWORK" \
+		--format '{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}} {{.IPRange}}{{end}} {{index .Options "parent"}}' 2>/dev/null || true)
+	[ "$have" = "$want" ] && return
+	[ -n "$have" ] && dk "$h" network rm "$NETWORK" >/dev/null
+	dk "$h" network create -d macvlan --subnet "$SUBNET" --gateway "$GATEWAY" \
+		--ip-range "$(range_of "$h")" -o parent=eth0 "$NETWORK" >/dev/null
+	log "network $NETWORK on $h ($(range_of "$h"))"
+}
+
+cmd_up() {
+	switch_up
+	local h
+	for h in "${HOSTS[@]}"; do
+		host_net_up "$h"
+		daemon_up "$h"
+		network_up "$h"
+	done
+}
+
+cmd_down() {
+	local h
+	for h in "${HOSTS[@]}"; do
+		daemon_stop "$h"
+		rm -rf "$(exec_root_of "$h")"
+		ip netns del "$(netns_of "$h")" 2>/dev/null || true
+		ip link del "$(veth_of "$h")" 2>/dev/null || true
+	done
+	ip link del "$SWITCH" 2>/dev/null || true
+	log "down"
+}
+
+cmd_purge() {
+	cmd_down
+	rm -rf "$LAB_LIB"
+	log "purged $LAB_LIB"
+}
+
+cmd_status() {
+	local h state
+	for h in "${HOSTS[@]}"; do
+		if daemon_alive "$h"; then state="up, $(dk "$h" ps -q | wc -l) running"; else state=down; fi
+		printf '%s: netns %s eth0 %s docker %s (%s)\n' "$h" "$(netns_of "$h")" "$(addr_of "$h")" "$(sock_of "$h")" "$state"
+	done
+}
+
+cmd_env() {
+	local h=$1
+	host_index "$h" >/dev/null
+	printf 'LAB_NETNS=/run/netns/%s\nLAB_ADDR=%s\nLAB_DOCKER_HOST=unix://%s\nLAB_IP_RANGE=%s\nLAB_CONFIG=%s\nLAB_PIDFILE=%s\nLAB_NETWORK=%s\nLAB_SUBNET=%s\nLAB_GATEWAY=%s\n' \
+		"$(netns_of "$h")" "$(addr_of "$h")" "$(sock_of "$h")" "$(range_of "$h")" "$(config_of "$h")" "$(pidfile_of "$h")" "$NETWORK" "$SUBNET" "$GATEWAY"
+}
+
+cmd_on() {
+	[ $# -ge 2 ] || die "usage: lab.sh on HOST CMD..."
+	local h=$1
+	shift
+	host_index "$h" >/dev/null
+	[ -e "/run/netns/$(netns_of "$h")" ] || die "$h is not up (run: make lab-up)"
+	in_netns "$h" env DOCKER_HOST="unix://$(sock_of "$h")" "$@"
+}
+
+[ "$(id -u)" = 0 ] || die "must run as root"
+case ${1:-} in
+up | down | purge | status) "cmd_$1" ;;
+on) shift; cmd_on "$@" ;;
+env) [ $# = 2 ] || die "usage: lab.sh env HOST"; cmd_env "$2" ;;
+*) die "usage: lab.sh up|down|purge|status|on HOST CMD...|env HOST" ;;
+esac
