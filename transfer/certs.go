@@ -1,0 +1,159 @@
+package transfer
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// certValidity is how long generated certificates last. The CA is private to
+// the user's hosts; rotation is re-running the command.
+const certValidity = 5 * 365 * 24 * time.Hour
+
+// CA is a private certificate authority for a group of hosts.
+type CA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pem  []byte
+}
+
+// NewCA creates a CA named name.
+func NewCA(name string) (*CA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: name},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(certValidity),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return &CA{cert: cert, key: key, pem: pemBlock("CERTIFICATE", der)}, nil
+}
+
+// Issue returns a certificate and key for host, valid as both TLS server and
+// client (each agent is one or the other), for every name and IP in sans.
+func (ca *CA) Issue(host string, sans []string) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: host},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(certValidity),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	for _, san := range append([]string{host}, sans...) {
+		if ip := net.ParseIP(san); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, san)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		return nil, nil, err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pemBlock("CERTIFICATE", der), pemBlock("EC PRIVATE KEY", keyDER), nil
+}
+
+// BundleHost is one host to issue credentials for.
+type BundleHost struct {
+	Name string   // host name; also the directory name and a DNS SAN
+	SANs []string // further DNS names and IP addresses it is reached by
+}
+
+// WriteBundle creates a new CA in dir and, for each host, a directory
+// dir/NAME holding what that host needs (ca.pem, cert.pem, key.pem). Copy
+// dir/NAME to the host. dir/ca-key.pem stays with the operator. It refuses
+// to overwrite an existing CA.
+func WriteBundle(dir string, hosts []BundleHost) error {
+	if len(hosts) == 0 {
+		return errors.New("transfer: no hosts to issue certificates for")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ca.pem")); err == nil {
+		return fmt.Errorf("transfer: %s already holds a CA; choose another directory", dir)
+	}
+	ca, err := NewCA("dockmove CA")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(ca.key)
+	if err != nil {
+		return err
+	}
+	if err := writeFiles(dir, map[string][]byte{"ca.pem": ca.pem, "ca-key.pem": pemBlock("EC PRIVATE KEY", keyDER)}); err != nil {
+		return err
+	}
+	for _, h := range hosts {
+		if err := validName("host name", h.Name); err != nil {
+			return fmt.Errorf("transfer: %w", err)
+		}
+		cert, key, err := ca.Issue(h.Name, h.SANs)
+		if err != nil {
+			return err
+		}
+		hdir := filepath.Join(dir, h.Name)
+		if err := os.MkdirAll(hdir, 0o700); err != nil {
+			return err
+		}
+		if err := writeFiles(hdir, map[string][]byte{"ca.pem": ca.pem, "cert.pem": cert, "key.pem": key}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeFiles(dir string, files map[string][]byte) error {
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func pemBlock(typ string, der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+}
+
+func serial() *big.Int {
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126))
+	if err != nil {
+		panic(err) // crypto/rand never fails on Linux
+	}
+	return n
+}

@@ -1,0 +1,97 @@
+package transfer
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+)
+
+// Config configures one end of a session.
+type Config struct {
+	// TLS is the mutual-TLS configuration, from ServerTLS or ClientTLS.
+	// Required unless InsecurePlaintext is set.
+	TLS *tls.Config
+	// InsecurePlaintext runs the session without TLS: no encryption and no
+	// authentication of the peer. For debugging only. Default false.
+	InsecurePlaintext bool
+	// Hello is what this end announces in the handshake. Its Protocol is
+	// set to ProtocolVersion when zero.
+	Hello Hello
+	// HandshakeTimeout bounds the TLS handshake, the Hello exchange and the
+	// first frame of every incoming stream. Default 15s; must be positive.
+	HandshakeTimeout time.Duration
+	// MaxFrame is the largest control frame accepted. Default
+	// DefaultMaxFrame; must be at least 4 KiB.
+	MaxFrame int
+	// CompressLevel is the zstd level (1 fastest to 22 best; klauspost/zstd
+	// maps it onto its four speeds) for directory streams. Default 1; zero
+	// sends directory contents uncompressed.
+	CompressLevel int
+	// ChunkSize is the unit directory-stream contents are compressed and
+	// checked in. Default 512 KiB; at most MaxChunk.
+	ChunkSize int
+	// StreamWindow is the yamux receive window per stream. Default 16 MiB;
+	// at least 256 KiB.
+	StreamWindow uint32
+	// KeepAlive is the yamux ping period that detects a dead peer. Default
+	// 5s; zero disables keepalives.
+	KeepAlive time.Duration
+	// Logger receives connection events (rejected peers, teardown causes).
+	// Nil discards them.
+	Logger *slog.Logger
+}
+
+// MaxChunk is the largest directory-stream chunk a receiver accepts.
+const MaxChunk = 4 << 20
+
+// DefaultConfig returns the documented defaults, with no TLS set.
+func DefaultConfig() Config {
+	return Config{
+		HandshakeTimeout: 15 * time.Second,
+		MaxFrame:         DefaultMaxFrame,
+		CompressLevel:    1,
+		ChunkSize:        512 << 10,
+		StreamWindow:     16 << 20,
+		KeepAlive:        5 * time.Second,
+	}
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	switch {
+	case c.TLS == nil && !c.InsecurePlaintext:
+		return errors.New("transfer: no TLS configuration (plaintext needs InsecurePlaintext)")
+	case c.TLS != nil && c.InsecurePlaintext:
+		return errors.New("transfer: both TLS and InsecurePlaintext set")
+	case c.HandshakeTimeout <= 0:
+		return errors.New("transfer: handshake timeout must be positive")
+	case c.MaxFrame < 4<<10:
+		return fmt.Errorf("transfer: max frame %d below 4 KiB", c.MaxFrame)
+	case c.CompressLevel < 0 || c.CompressLevel > 22:
+		return fmt.Errorf("transfer: zstd level %d outside 0-22", c.CompressLevel)
+	case c.ChunkSize < 4<<10 || c.ChunkSize > MaxChunk:
+		return fmt.Errorf("transfer: chunk size %d outside 4 KiB - %d", c.ChunkSize, MaxChunk)
+	case c.StreamWindow < 256<<10:
+		return fmt.Errorf("transfer: stream window %d below 256 KiB", c.StreamWindow)
+	case c.KeepAlive < 0:
+		return errors.New("transfer: negative keepalive")
+	}
+	hello := c.Hello
+	if hello.Protocol == 0 {
+		hello.Protocol = ProtocolVersion
+	}
+	if err := hello.Validate(); err != nil {
+		return fmt.Errorf("transfer: hello: %w", err)
+	}
+	return nil
+}
+
+func (c Config) logger() *slog.Logger {
+	if c.Logger != nil {
+		return c.Logger
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}

@@ -1,0 +1,247 @@
+package transfer
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// DirStats summarises one directory stream.
+type DirStats struct {
+	Entries   int64         // entries sent or received
+	Bytes     int64         // file content bytes, uncompressed
+	WireBytes int64         // bytes on the stream, after compression and framing
+	Duration  time.Duration // from the first record to the acknowledgement
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// countingWriter counts what reaches the stream.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// sender writes one directory tree as a directory stream.
+type sender struct {
+	out   *bufio.Writer
+	wire  *countingWriter
+	comp  compressor
+	chunk []byte
+	crc   hash.Hash32
+	links map[fileID]string // first path of each multiply-linked file
+	stats DirStats
+}
+
+// fileID identifies a file across hard links.
+type fileID struct{ dev, ino uint64 }
+
+// sendDir streams the tree under root to rw and waits for the receiver's
+// acknowledgement. enc nil sends contents uncompressed.
+func sendDir(ctx context.Context, rw io.ReadWriter, root string, enc *zstd.Encoder, chunkSize int) (DirStats, error) {
+	start := time.Now()
+	wire := &countingWriter{w: rw}
+	s := &sender{
+		out:   bufio.NewWriterSize(wire, 256<<10),
+		wire:  wire,
+		comp:  compressor{enc: enc},
+		chunk: make([]byte, chunkSize),
+		crc:   crc32.New(castagnoli),
+		links: map[fileID]string{},
+	}
+	err := filepath.WalkDir(root, func(full string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if full == root {
+			return nil
+		}
+		return s.sendEntry(full, root)
+	})
+	if err == nil {
+		err = writeRecord(s.out, recStreamEnd, countsPayload(uint64(s.stats.Entries), uint64(s.stats.Bytes)))
+	}
+	if err == nil {
+		err = s.out.Flush()
+	}
+	if err != nil {
+		return s.stats, fmt.Errorf("send %s: %w", root, err)
+	}
+	if err := s.awaitAck(rw); err != nil {
+		return s.stats, fmt.Errorf("send %s: %w", root, err)
+	}
+	s.stats.WireBytes = wire.n
+	s.stats.Duration = time.Since(start)
+	return s.stats, nil
+}
+
+func (s *sender) sendEntry(full, root string) error {
+	rel, err := filepath.Rel(root, full)
+	if err != nil {
+		return err
+	}
+	fi, err := os.Lstat(full)
+	if err != nil {
+		return err
+	}
+	e, id, skip, err := entryFromInfo(full, filepath.ToSlash(rel), fi)
+	if err != nil || skip {
+		return err
+	}
+	if e.Kind == KindFile && id != (fileID{}) {
+		if first, ok := s.links[id]; ok {
+			e.Kind, e.Link, e.Size = KindHardlink, first, 0
+		} else {
+			s.links[id] = e.Path
+		}
+	}
+	hdr := e.marshal()
+	s.crc.Reset()
+	s.crc.Write(hdr)
+	if err := writeRecord(s.out, recEntry, hdr); err != nil {
+		return err
+	}
+	if e.Kind == KindFile {
+		if err := s.sendContent(full, e.Size); err != nil {
+			return fmt.Errorf("%s: %w", e.Path, err)
+		}
+	}
+	end := binary.BigEndian.AppendUint32(nil, s.crc.Sum32())
+	end = binary.BigEndian.AppendUint64(end, e.Size)
+	s.stats.Entries++
+	return writeRecord(s.out, recEntryEnd, end)
+}
+
+func (s *sender) sendContent(full string, size uint64) error {
+	f, err := os.Open(full)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var sent uint64
+	for {
+		n, err := io.ReadFull(f, s.chunk)
+		if n > 0 {
+			if sent += uint64(n); sent > size {
+				return fmt.Errorf("file grew past %d bytes while being sent", size)
+			}
+			s.crc.Write(s.chunk[:n])
+			typ, payload := s.comp.chunk(s.chunk[:n])
+			if err := writeRecord(s.out, typ, payload); err != nil {
+				return err
+			}
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if sent != size {
+		return fmt.Errorf("file shrank to %d of %d bytes while being sent", sent, size)
+	}
+	s.stats.Bytes += int64(size)
+	return nil
+}
+
+func (s *sender) awaitAck(r io.Reader) error {
+	typ, p, err := readRecord(r, nil)
+	if err != nil {
+		return fmt.Errorf("waiting for acknowledgement: %w", err)
+	}
+	switch typ {
+	case recNak:
+		return fmt.Errorf("%w: %s", ErrRejected, truncate(string(p), maxText))
+	case recAck:
+		entries, bytes, err := parseCounts(p)
+		if err != nil {
+			return err
+		}
+		if entries != uint64(s.stats.Entries) || bytes != uint64(s.stats.Bytes) {
+			return fmt.Errorf("receiver stored %d entries (%d bytes), sent %d (%d)", entries, bytes, s.stats.Entries, s.stats.Bytes)
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: record %q instead of an acknowledgement", ErrBadMessage, typ)
+}
+
+// compressor zstd-compresses chunks, sending a chunk raw when compression
+// does not pay. After incompressible chunks it skips attempts with a
+// doubling back-off (up to 16 chunks), so random data costs almost no
+// compression CPU while page-like data is always compressed.
+type compressor struct {
+	enc    *zstd.Encoder
+	buf    []byte
+	skip   int
+	misses int
+}
+
+func (c *compressor) chunk(raw []byte) (byte, []byte) {
+	if c.enc == nil {
+		return recData, raw
+	}
+	if c.skip > 0 {
+		c.skip--
+		return recData, raw
+	}
+	c.buf = binary.BigEndian.AppendUint32(c.buf[:0], uint32(len(raw)))
+	c.buf = c.enc.EncodeAll(raw, c.buf)
+	if len(c.buf)-4 >= len(raw)-len(raw)/32 {
+		c.misses = min(c.misses+1, 4)
+		c.skip = 1<<c.misses - 1
+		return recData, raw
+	}
+	c.misses = 0
+	return recZstd, c.buf
+}
+
+// SendDir streams the tree under dir to the peer, which stores it with
+// ReceiveDir(name, ...), and returns once the peer has stored and verified
+// all of it. A failure ends the session.
+func (s *Session) SendDir(ctx context.Context, name, dir string) (DirStats, error) {
+	st, err := s.Open(ctx, KindDir, name)
+	if err != nil {
+		return DirStats{}, err
+	}
+	defer st.Close()
+	stop := s.closeOnDone(ctx, st)
+	defer stop()
+	stats, err := sendDir(ctx, st, dir, s.enc, s.cfg.ChunkSize)
+	if err != nil {
+		return stats, s.streamFailed(ctx, fmt.Errorf("dir stream %q: %w", name, err))
+	}
+	return stats, nil
+}
+
+// streamFailed ends the session with err unless the session had already
+// ended or ctx was cancelled, and returns the cause to report.
+func (s *Session) streamFailed(ctx context.Context, err error) error {
+	if serr := s.Err(); serr != nil {
+		return serr
+	}
+	if ctx.Err() != nil {
+		err = fmt.Errorf("%w (%v)", err, ctx.Err())
+	}
+	s.Fail(err)
+	return err
+}

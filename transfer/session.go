@@ -1,0 +1,450 @@
+// Package transfer is the wire between the two migration agents: one TCP
+// connection, authenticated with mutual TLS 1.3, multiplexed with yamux into a
+// control stream (length-prefixed, strictly decoded messages), directory
+// streams (zstd-compressed, checksummed file trees) and port tunnels. The
+// format is written down in spec.md.
+package transfer
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/yamux"
+	"github.com/klauspost/compress/zstd"
+)
+
+// Session is one authenticated, multiplexed connection to a peer agent. The
+// first failure anywhere (a stream, the control reader, the connection) closes
+// it, and every waiter then sees that cause through Err.
+type Session struct {
+	cfg    Config
+	log    *slog.Logger
+	conn   *recordingConn
+	mux    *yamux.Session
+	ctrl   net.Conn
+	peer   Hello
+	enc    *zstd.Encoder // nil when compression is off
+	dec    *zstd.Decoder
+	wmu    sync.Mutex // serialises control writes
+	inbox  chan Message
+	router router
+
+	done chan struct{}
+	once sync.Once
+	err  error
+}
+
+// recordingConn keeps the first read error of the raw connection, which
+// yamux hides behind its own errors; it turns "session shutdown" into the
+// cause a person can act on (a TLS alert, a reset).
+type recordingConn struct {
+	net.Conn
+	mu  sync.Mutex
+	err error
+}
+
+func (c *recordingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil {
+		c.mu.Lock()
+		if c.err == nil {
+			c.err = err
+		}
+		c.mu.Unlock()
+	}
+	return n, err
+}
+
+func (c *recordingConn) readErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Client runs the client side of a session over conn (a fresh TCP
+// connection): TLS, yamux, then the Hello exchange. On failure conn is closed.
+func Client(ctx context.Context, conn net.Conn, cfg Config) (*Session, error) {
+	return establish(ctx, conn, cfg, true)
+}
+
+// Server runs the server side of a session over an accepted conn. A peer
+// that fails authentication or the handshake is refused; its address is
+// logged.
+func Server(ctx context.Context, conn net.Conn, cfg Config) (*Session, error) {
+	return establish(ctx, conn, cfg, false)
+}
+
+// Dial connects to addr and runs Client. The TLS server name defaults to
+// addr's host.
+func Dial(ctx context.Context, addr string, cfg Config) (*Session, error) {
+	if cfg.TLS != nil && cfg.TLS.ServerName == "" {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, fmt.Errorf("transfer: dial %s: %w", addr, err)
+		}
+		cfg.TLS = cfg.TLS.Clone()
+		cfg.TLS.ServerName = host
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("transfer: dial %s: %w", addr, err)
+	}
+	return Client(ctx, conn, cfg)
+}
+
+func establish(ctx context.Context, raw net.Conn, cfg Config, client bool) (*Session, error) {
+	if err := cfg.Validate(); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	if cfg.Hello.Protocol == 0 {
+		cfg.Hello.Protocol = ProtocolVersion
+	}
+	log := cfg.logger().With("peer", raw.RemoteAddr().String())
+	// One deadline covers TLS and the Hello exchange; ctx can cut it short.
+	raw.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
+	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	s, err := handshake(ctx, raw, cfg, client, log)
+	if err != nil {
+		if !client {
+			log.Warn("peer refused", "err", err)
+		}
+		raw.Close()
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w (%v)", err, ctx.Err())
+		}
+		return nil, err
+	}
+	if !stop() {
+		s.Fail(ctx.Err())
+		return nil, ctx.Err()
+	}
+	raw.SetDeadline(time.Time{})
+	s.start()
+	return s, nil
+}
+
+func handshake(ctx context.Context, raw net.Conn, cfg Config, client bool, log *slog.Logger) (*Session, error) {
+	conn, err := secure(ctx, raw, cfg, client)
+	if err != nil {
+		return nil, err
+	}
+	s, err := newSession(conn, cfg, client, log)
+	if err != nil {
+		return nil, err
+	}
+	if client {
+		err = s.helloAsClient(ctx)
+	} else {
+		err = s.helloAsServer(ctx)
+	}
+	if err != nil {
+		s.mux.Close()
+		return nil, s.explain(err)
+	}
+	return s, nil
+}
+
+// secure wraps raw in TLS and completes the handshake; the server has then
+// verified the client's certificate before reading anything else from it.
+func secure(ctx context.Context, raw net.Conn, cfg Config, client bool) (*recordingConn, error) {
+	if cfg.InsecurePlaintext {
+		return &recordingConn{Conn: raw}, nil
+	}
+	var tc *tls.Conn
+	if client {
+		tc = tls.Client(raw, cfg.TLS)
+	} else {
+		tc = tls.Server(raw, cfg.TLS)
+	}
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrAuth, err)
+	}
+	return &recordingConn{Conn: tc}, nil
+}
+
+func newSession(conn *recordingConn, cfg Config, client bool, log *slog.Logger) (*Session, error) {
+	ycfg := yamux.DefaultConfig()
+	ycfg.MaxStreamWindowSize = cfg.StreamWindow
+	ycfg.EnableKeepAlive = cfg.KeepAlive > 0
+	if cfg.KeepAlive > 0 {
+		ycfg.KeepAliveInterval = cfg.KeepAlive
+	}
+	ycfg.ConnectionWriteTimeout = 30 * time.Second
+	ycfg.StreamOpenTimeout = cfg.HandshakeTimeout
+	ycfg.LogOutput = nil
+	ycfg.Logger = slog.NewLogLogger(log.Handler(), slog.LevelDebug)
+	var mux *yamux.Session
+	var err error
+	if client {
+		mux, err = yamux.Client(conn, ycfg)
+	} else {
+		mux, err = yamux.Server(conn, ycfg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("transfer: yamux: %w", err)
+	}
+	s := &Session{cfg: cfg, log: log, conn: conn, mux: mux, inbox: make(chan Message, 64), done: make(chan struct{})}
+	s.router.init()
+	if s.enc, s.dec, err = newCodecs(cfg.CompressLevel); err != nil {
+		mux.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func newCodecs(level int) (*zstd.Encoder, *zstd.Decoder, error) {
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(MaxChunk))
+	if err != nil {
+		return nil, nil, fmt.Errorf("transfer: zstd decoder: %w", err)
+	}
+	if level == 0 {
+		return nil, dec, nil
+	}
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		dec.Close()
+		return nil, nil, fmt.Errorf("transfer: zstd encoder: %w", err)
+	}
+	return enc, dec, nil
+}
+
+func (s *Session) helloAsClient(ctx context.Context) error {
+	ctrl, err := s.mux.OpenStream()
+	if err != nil {
+		return fmt.Errorf("transfer: open control stream: %w", err)
+	}
+	s.ctrl = ctrl
+	if err := s.writeMsg(ctrl, &StreamOpen{Kind: KindControl, Name: KindControl}); err != nil {
+		return err
+	}
+	if err := s.writeMsg(ctrl, &s.cfg.Hello); err != nil {
+		return err
+	}
+	m, err := s.readMsg(ctrl)
+	if err != nil {
+		return fmt.Errorf("transfer: handshake: %w", err)
+	}
+	switch m := m.(type) {
+	case *Reject:
+		return fmt.Errorf("%w: %s", ErrRejected, m.Reason)
+	case *Hello:
+		s.peer = *m
+		return CheckCompatible(s.cfg.Hello, *m)
+	}
+	return fmt.Errorf("%w: %s during handshake", ErrUnexpectedMessage, m.Type())
+}
+
+func (s *Session) helloAsServer(ctx context.Context) error {
+	ctrl, err := s.mux.AcceptStreamWithContext(ctx)
+	if err != nil {
+		return fmt.Errorf("transfer: accept control stream: %w", err)
+	}
+	s.ctrl = ctrl
+	open, err := s.readMsg(ctrl)
+	if err != nil {
+		return fmt.Errorf("transfer: handshake: %w", err)
+	}
+	if o, ok := open.(*StreamOpen); !ok || o.Kind != KindControl {
+		return fmt.Errorf("%w: first stream is not the control stream", ErrUnexpectedMessage)
+	}
+	m, err := s.readMsg(ctrl)
+	if err != nil {
+		return fmt.Errorf("transfer: handshake: %w", err)
+	}
+	hello, ok := m.(*Hello)
+	if !ok {
+		return fmt.Errorf("%w: %s instead of hello", ErrUnexpectedMessage, m.Type())
+	}
+	s.peer = *hello
+	if err := CheckCompatible(s.cfg.Hello, *hello); err != nil {
+		s.writeMsg(ctrl, &Reject{Reason: err.Error()})
+		return err
+	}
+	return s.writeMsg(ctrl, &s.cfg.Hello)
+}
+
+// explain replaces yamux's generic errors with what the raw connection saw,
+// e.g. the TLS alert of a server that refused our certificate.
+func (s *Session) explain(err error) error {
+	var alert tls.AlertError
+	if rerr := s.conn.readErr(); rerr != nil && errors.As(rerr, &alert) {
+		return fmt.Errorf("%w: %v", ErrAuth, rerr)
+	}
+	return err
+}
+
+func (s *Session) writeMsg(w net.Conn, m Message) error {
+	payload, err := encodeMessage(m)
+	if err != nil {
+		return err
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if err := writeFrame(w, m.Type(), payload, s.cfg.MaxFrame); err != nil {
+		return fmt.Errorf("transfer: send %s: %w", m.Type(), err)
+	}
+	return nil
+}
+
+func (s *Session) readMsg(r net.Conn) (Message, error) {
+	t, payload, err := readFrame(r, s.cfg.MaxFrame)
+	if err != nil {
+		return nil, err
+	}
+	return decodeMessage(t, payload)
+}
+
+// start runs the session's background work: reading control messages,
+// accepting streams, and noticing the connection's end.
+func (s *Session) start() {
+	ctrlDone := make(chan struct{})
+	go func() {
+		defer close(ctrlDone)
+		s.readControl()
+	}()
+	go s.acceptStreams()
+	go func() {
+		select {
+		case <-s.mux.CloseChan():
+		case <-s.done:
+			return
+		}
+		// The control reader sees the connection's end after any Error
+		// message the peer sent before closing; let it report that cause.
+		select {
+		case <-ctrlDone:
+		case <-time.After(time.Second):
+		}
+		s.fail(s.connLost())
+	}()
+}
+
+// connLost describes the end of the underlying connection.
+func (s *Session) connLost() error {
+	cause := s.conn.readErr()
+	if cause == nil {
+		cause = errors.New("connection closed")
+	}
+	return fmt.Errorf("%w: %v", ErrClosed, cause)
+}
+
+func (s *Session) readControl() {
+	for {
+		m, err := s.readMsg(s.ctrl)
+		if err != nil {
+			if s.mux.IsClosed() {
+				err = s.connLost()
+			}
+			s.fail(fmt.Errorf("transfer: control stream: %w", err))
+			return
+		}
+		if e, ok := m.(*ErrorMsg); ok {
+			s.fail(fmt.Errorf("%w: %s", ErrPeer, e.Message))
+			return
+		}
+		select {
+		case s.inbox <- m:
+		case <-s.done:
+			return
+		}
+	}
+}
+
+// Peer returns the Hello the peer sent.
+func (s *Session) Peer() Hello { return s.peer }
+
+// RemoteAddr is the peer's network address.
+func (s *Session) RemoteAddr() net.Addr { return s.conn.RemoteAddr() }
+
+// Send writes a control message to the peer.
+func (s *Session) Send(ctx context.Context, m Message) error {
+	if err := s.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		s.ctrl.SetWriteDeadline(dl)
+		defer s.ctrl.SetWriteDeadline(time.Time{})
+	}
+	if err := s.writeMsg(s.ctrl, m); err != nil {
+		s.fail(err)
+		return err
+	}
+	return nil
+}
+
+// Recv returns the next control message from the peer.
+func (s *Session) Recv(ctx context.Context) (Message, error) {
+	select {
+	case m := <-s.inbox:
+		return m, nil
+	case <-s.done:
+		return nil, s.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Done is closed when the session has ended.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err returns why the session ended, or nil while it runs.
+func (s *Session) Err() error {
+	select {
+	case <-s.done:
+		return s.err
+	default:
+		return nil
+	}
+}
+
+// Close ends the session normally.
+func (s *Session) Close() error {
+	s.Fail(nil)
+	return nil
+}
+
+// Fail ends the session with cause, telling the peer why (best effort, one
+// second at most) before closing the connection. A nil cause is a normal
+// close. Only the first cause is kept.
+func (s *Session) Fail(cause error) {
+	if cause != nil && s.Err() == nil {
+		s.ctrl.SetWriteDeadline(time.Now().Add(time.Second))
+		s.writeMsg(s.ctrl, &ErrorMsg{Message: truncate(cause.Error(), maxText)})
+	}
+	if cause == nil {
+		cause = errClosedLocally
+	}
+	s.fail(cause)
+}
+
+func (s *Session) fail(cause error) {
+	s.once.Do(func() {
+		s.err = cause
+		close(s.done)
+		s.mux.Close()
+		s.router.closeAll()
+		if cause != errClosedLocally {
+			s.log.Info("session ended", "cause", cause)
+		}
+	})
+}
+
+// errClosedLocally is the cause of a session ended by Close.
+var errClosedLocally = fmt.Errorf("%w: closed locally", ErrClosed)
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

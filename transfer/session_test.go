@@ -1,0 +1,272 @@
+package transfer
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestHandshakeExchangesHellos(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			c, s := sessionPair(t, tr)
+			if c.Peer().Role != RoleDestination || s.Peer().Role != RoleSource {
+				t.Fatalf("client sees %+v, server sees %+v", c.Peer(), s.Peer())
+			}
+			if c.Peer().DockerAPI != "1.41" || s.Peer().CRIU.Version != 40201 {
+				t.Fatalf("hello fields lost: %+v / %+v", c.Peer(), s.Peer())
+			}
+		})
+	}
+}
+
+func TestIncompatiblePeersAreToldWhatDiffers(t *testing.T) {
+	tests := []struct {
+		name   string
+		client func(*Hello)
+		want   string
+	}{
+		{"protocol version", func(h *Hello) { h.Protocol = ProtocolVersion + 1 }, "protocol version"},
+		{"same role", func(h *Hello) { h.Role = RoleDestination }, "both peers are destinations"},
+		{"no criu", func(h *Hello) { h.CRIU.Version = 0 }, "has no usable CRIU"},
+	}
+	for _, tr := range transports {
+		for _, tt := range tests {
+			t.Run(tr.name+"/"+tt.name, func(t *testing.T) {
+				ccfg, scfg := testConfig(RoleSource), testConfig(RoleDestination)
+				tt.client(&ccfg.Hello)
+				a, b, ccfg, scfg := tr.connect(t, ccfg, scfg)
+				c, s := establishPair(testContext(t), a, b, ccfg, scfg)
+				if !errors.Is(s.err, ErrIncompatible) || !strings.Contains(s.err.Error(), tt.want) {
+					t.Errorf("server: %v, want ErrIncompatible naming %q", s.err, tt.want)
+				}
+				if !errors.Is(c.err, ErrRejected) || !strings.Contains(c.err.Error(), tt.want) {
+					t.Errorf("client: %v, want ErrRejected naming %q", c.err, tt.want)
+				}
+			})
+		}
+	}
+}
+
+func TestFailurePropagatesCauseToEveryWaiter(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			c, s := sessionPair(t, tr)
+			ctx := testContext(t)
+			waiters := make(chan error, 3)
+			go func() { _, err := s.Recv(ctx); waiters <- err }()
+			go func() { _, err := s.Accept(ctx, KindDir, "never"); waiters <- err }()
+			go func() { _, err := s.ReceiveDir(ctx, "never-either", t.TempDir(), ImagePolicy()); waiters <- err }()
+			c.Fail(errors.New("disk full on the source"))
+			for range 3 {
+				err := <-waiters
+				if !errors.Is(err, ErrPeer) || !strings.Contains(err.Error(), "disk full on the source") {
+					t.Fatalf("waiter saw %v, want the peer's cause", err)
+				}
+			}
+			<-s.Done()
+			if !errors.Is(s.Err(), ErrPeer) {
+				t.Fatalf("Err() = %v", s.Err())
+			}
+			if !strings.Contains(c.Err().Error(), "disk full") {
+				t.Fatalf("failing side's Err() = %v", c.Err())
+			}
+		})
+	}
+}
+
+func TestConnectionLossEndsSession(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			c, s := sessionPair(t, tr)
+			ctx := testContext(t)
+			got := make(chan error, 1)
+			go func() { _, err := s.Recv(ctx); got <- err }()
+			c.conn.Conn.Close() // the wire breaks, nobody says why
+			if err := <-got; !errors.Is(err, ErrClosed) {
+				t.Fatalf("Recv after connection loss: %v, want ErrClosed", err)
+			}
+		})
+	}
+}
+
+func TestControlMessagesArriveInOrder(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			c, s := sessionPair(t, tr)
+			ctx := testContext(t)
+			for i := range 20 {
+				if err := c.Send(ctx, &Reject{Reason: fmt.Sprint("r", i)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := range 20 {
+				m, err := s.Recv(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r, ok := m.(*Reject); !ok || r.Reason != fmt.Sprint("r", i) {
+					t.Fatalf("message %d: %#v", i, m)
+				}
+			}
+		})
+	}
+}
+
+// tlsServer accepts one connection on a loopback listener and runs Server on
+// it, logging into the returned buffer.
+func tlsServer(t *testing.T, serverTLS *tls.Config) (addr string, log *logBuffer, done chan result) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	log = &logBuffer{}
+	cfg := testConfig(RoleDestination)
+	cfg.TLS = serverTLS
+	cfg.Logger = log.logger()
+	done = make(chan result, 1)
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			done <- result{nil, err}
+			return
+		}
+		s, err := Server(context.Background(), conn, cfg)
+		done <- result{s, err}
+	}()
+	return ln.Addr().String(), log, done
+}
+
+func TestUnauthenticatedPeersAreRejected(t *testing.T) {
+	p := loadPKI(t)
+	noCert := mustTLS(t, p.host1.Client)
+	noCert.Certificates = nil
+	tests := []struct {
+		name   string
+		server TLSFiles
+		client func(t *testing.T, addr string) (net.Addr, error)
+		// serverSide is true when the server must refuse and log the peer;
+		// false when the client refuses the server.
+		serverSide bool
+	}{
+		{"plaintext client", p.host2, plaintextClient, true},
+		{"client without certificate", p.host2, tlsClient(noCert), true},
+		{"client certificate from another CA", p.host2, tlsClient(mustTLS(t, p.intruder.Client)), true},
+		{"server certificate from another CA", p.intruder, tlsClient(mustTLS(t, p.host1.Client)), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr, log, done := tlsServer(t, mustTLS(t, tt.server.Server))
+			local, cerr := tt.client(t, addr)
+			srv := <-done
+			if srv.err == nil {
+				srv.s.Close()
+				t.Fatal("server accepted the session")
+			}
+			if cerr == nil {
+				t.Fatal("client established a session")
+			}
+			if !errors.Is(srv.err, ErrAuth) {
+				t.Fatalf("server error %v, want ErrAuth", srv.err)
+			}
+			if tt.serverSide && !strings.Contains(log.String(), local.String()) {
+				t.Fatalf("server log does not name the peer %s:\n%s", local, log.String())
+			}
+			if !tt.serverSide && !errors.Is(cerr, ErrAuth) {
+				t.Fatalf("client error %v, want ErrAuth", cerr)
+			}
+		})
+	}
+}
+
+// plaintextClient speaks the protocol without TLS to a TLS server.
+func plaintextClient(t *testing.T, addr string) (net.Addr, error) {
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(RoleSource)
+	cfg.InsecurePlaintext = true
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := Client(ctx, conn, cfg)
+	if err == nil {
+		s.Close()
+	}
+	return conn.LocalAddr(), err
+}
+
+func tlsClient(c *tls.Config) func(t *testing.T, addr string) (net.Addr, error) {
+	return func(t *testing.T, addr string) (net.Addr, error) {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := testConfig(RoleSource)
+		cfg.TLS = c.Clone()
+		cfg.TLS.ServerName = "127.0.0.1"
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s, err := Client(ctx, conn, cfg)
+		if err == nil {
+			s.Close()
+		}
+		return conn.LocalAddr(), err
+	}
+}
+
+func TestTunnelCarriesTCPBothWays(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			c, s := sessionPair(t, tr)
+			ctx := testContext(t)
+			// An upper-casing echo service behind the server end.
+			svc, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer svc.Close()
+			go func() {
+				for {
+					conn, err := svc.Accept()
+					if err != nil {
+						return
+					}
+					go func() {
+						defer conn.Close()
+						b, _ := io.ReadAll(conn) // until the client half-closes
+						conn.Write([]byte(strings.ToUpper(string(b))))
+					}()
+				}
+			}()
+			go s.ServeTunnel(ctx, "page-server", svc.Addr().String())
+			entry, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			go c.Forward(ctx, entry, "page-server")
+			for i := range 3 {
+				conn, err := net.Dial("tcp", entry.Addr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				msg := strings.Repeat(fmt.Sprintf("pages %d ", i), 50000)
+				go func() { conn.Write([]byte(msg)); conn.(*net.TCPConn).CloseWrite() }()
+				got, err := io.ReadAll(bufio.NewReader(conn))
+				conn.Close()
+				if err != nil || string(got) != strings.ToUpper(msg) {
+					t.Fatalf("round %d: %d bytes back, %v", i, len(got), err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,184 @@
+package transfer
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+)
+
+// maxPending bounds streams the peer opened that nobody has claimed yet; a
+// peer that opens more is misbehaving.
+const maxPending = 64
+
+// router hands incoming streams to whoever waits for their (kind, name).
+type router struct {
+	mu      sync.Mutex
+	pending map[string][]net.Conn
+	waiting map[string][]chan net.Conn
+	count   int
+	closed  bool
+}
+
+func (r *router) init() {
+	r.pending = map[string][]net.Conn{}
+	r.waiting = map[string][]chan net.Conn{}
+}
+
+func streamKey(kind, name string) string { return kind + "/" + name }
+
+// deliver gives st to the first waiter for key or parks it; it reports false
+// when too many streams are parked.
+func (r *router) deliver(key string, st net.Conn) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		st.Close()
+		return true
+	}
+	if ws := r.waiting[key]; len(ws) > 0 {
+		r.waiting[key] = ws[1:]
+		ws[0] <- st
+		return true
+	}
+	if r.count >= maxPending {
+		st.Close()
+		return false
+	}
+	r.pending[key] = append(r.pending[key], st)
+	r.count++
+	return true
+}
+
+// claim returns a parked stream for key, or a channel that will receive one.
+func (r *router) claim(key string) (net.Conn, chan net.Conn) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ps := r.pending[key]; len(ps) > 0 {
+		r.pending[key] = ps[1:]
+		r.count--
+		return ps[0], nil
+	}
+	ch := make(chan net.Conn, 1)
+	r.waiting[key] = append(r.waiting[key], ch)
+	return nil, ch
+}
+
+// abandon withdraws a waiter; a stream delivered meanwhile is parked again.
+func (r *router) abandon(key string, ch chan net.Conn) {
+	r.mu.Lock()
+	ws := r.waiting[key]
+	for i, w := range ws {
+		if w == ch {
+			r.waiting[key] = append(ws[:i:i], ws[i+1:]...)
+			break
+		}
+	}
+	r.mu.Unlock()
+	select {
+	case st := <-ch:
+		r.deliver(key, st)
+	default:
+	}
+}
+
+func (r *router) closeAll() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	for _, ps := range r.pending {
+		for _, st := range ps {
+			st.Close()
+		}
+	}
+	r.pending = map[string][]net.Conn{}
+}
+
+// acceptStreams reads the StreamOpen frame of every stream the peer opens and
+// routes it.
+func (s *Session) acceptStreams() {
+	for {
+		st, err := s.mux.AcceptStream()
+		if err != nil {
+			return // only when the session ends; start's monitor reports why
+		}
+		go s.route(st)
+	}
+}
+
+func (s *Session) route(st net.Conn) {
+	st.SetReadDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+	m, err := s.readMsg(st)
+	if err != nil {
+		st.Close()
+		s.Fail(fmt.Errorf("transfer: stream header: %w", err))
+		return
+	}
+	st.SetReadDeadline(time.Time{})
+	open, ok := m.(*StreamOpen)
+	if !ok || open.Kind == KindControl {
+		st.Close()
+		s.Fail(fmt.Errorf("%w: stream opened with %s", ErrUnexpectedMessage, m.Type()))
+		return
+	}
+	if !s.router.deliver(streamKey(open.Kind, open.Name), st) {
+		s.Fail(fmt.Errorf("%w: peer opened more than %d unclaimed streams", ErrUnexpectedMessage, maxPending))
+	}
+}
+
+// Open starts a stream of kind carrying name; the peer receives it with
+// Accept(kind, name).
+func (s *Session) Open(ctx context.Context, kind, name string) (net.Conn, error) {
+	if err := s.Err(); err != nil {
+		return nil, err
+	}
+	st, err := s.mux.OpenStream()
+	if err != nil {
+		if serr := s.Err(); serr != nil {
+			return nil, serr
+		}
+		return nil, fmt.Errorf("transfer: open %s stream %q: %w", kind, name, err)
+	}
+	if err := s.writeMsg(st, &StreamOpen{Kind: kind, Name: name}); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+// Accept waits for the peer to open a stream of kind carrying name.
+func (s *Session) Accept(ctx context.Context, kind, name string) (net.Conn, error) {
+	key := streamKey(kind, name)
+	st, ch := s.router.claim(key)
+	if st != nil {
+		return st, nil
+	}
+	select {
+	case st := <-ch:
+		return st, nil
+	case <-s.done:
+		s.router.abandon(key, ch)
+		return nil, s.err
+	case <-ctx.Done():
+		s.router.abandon(key, ch)
+		return nil, fmt.Errorf("transfer: waiting for %s stream %q: %w", kind, name, ctx.Err())
+	}
+}
+
+// closeOnDone closes c when ctx ends or the session fails, unblocking any
+// read or write on it; the returned stop undoes that.
+func (s *Session) closeOnDone(ctx context.Context, c net.Conn) (stop func()) {
+	quit := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-s.done:
+		case <-quit:
+			return
+		}
+		c.SetDeadline(time.Unix(1, 0))
+		c.Close()
+	}()
+	return func() { close(quit) }
+}

@@ -1,0 +1,68 @@
+package transfer
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// TLSFiles names one host's credentials, as written by WriteBundle.
+type TLSFiles struct {
+	CA   string // PEM certificate of the CA every peer must be signed by
+	Cert string // this host's PEM certificate
+	Key  string // this host's PEM private key
+}
+
+// HostTLSFiles returns the file names WriteBundle uses inside a host's
+// directory.
+func HostTLSFiles(dir string) TLSFiles {
+	return TLSFiles{CA: filepath.Join(dir, "ca.pem"), Cert: filepath.Join(dir, "cert.pem"), Key: filepath.Join(dir, "key.pem")}
+}
+
+func (f TLSFiles) load() (tls.Certificate, *x509.CertPool, error) {
+	cert, err := tls.LoadX509KeyPair(f.Cert, f.Key)
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("transfer: load certificate: %w", err)
+	}
+	caPEM, err := os.ReadFile(f.CA)
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("transfer: load CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return tls.Certificate{}, nil, fmt.Errorf("transfer: %s holds no PEM certificate", f.CA)
+	}
+	return cert, pool, nil
+}
+
+// Server returns a TLS 1.3 configuration that presents this host's
+// certificate and requires a client certificate signed by the CA.
+func (f TLSFiles) Server() (*tls.Config, error) {
+	cert, pool, err := f.load()
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{cert},
+		ClientCAs:    pool,
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+	}, nil
+}
+
+// Client returns a TLS 1.3 configuration that presents this host's
+// certificate and accepts only servers signed by the CA. Dial fills in the
+// server name from the address it dials.
+func (f TLSFiles) Client() (*tls.Config, error) {
+	cert, pool, err := f.load()
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{cert},
+		RootCAs:      pool,
+	}, nil
+}
