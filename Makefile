@@ -6,7 +6,7 @@ GO ?= go
 BIN := bin
 CMDS := migrate-src migrate-dst workload
 
-.PHONY: all build deps lab-up lab-down lab-purge lab-status images test test-unit vet fuzz demo clean
+.PHONY: bench-transfer all build deps lab-up lab-down lab-purge lab-status images test test-unit vet fuzz demo clean
 
 all: build
 
@@ -50,7 +50,14 @@ test-unit:
 # fuzz runs each fuzz target briefly (longer: make fuzz FUZZTIME=5m).
 FUZZTIME ?= 5s
 fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzControlFrame$$' -fuzztime $(FUZZTIME) ./transfer
+	$(GO) test -run '^$$' -fuzz '^FuzzDirStream$$' -fuzztime $(FUZZTIME) ./transfer
 	$(GO) test -run '^$$' -fuzz '^FuzzParseBeat$$' -fuzztime $(FUZZTIME) ./internal/workload
+
+# bench-transfer compares session throughput with bare TLS and raw TCP
+# (1 GiB files by default; DOCKMOVE_BENCH_BYTES to change).
+bench-transfer:
+	$(GO) test -run '^$$' -bench Throughput -benchtime 1x -timeout 30m ./transfer
 
 # demo is the main job; until migrate-src lands it runs the lab self-check.
 demo: deps lab-up

@@ -75,7 +75,7 @@ func receiveDir(ctx context.Context, rw io.ReadWriter, root string, p Policy, de
 	start := time.Now()
 	r := &receiver{
 		root: root, policy: p, dec: dec,
-		in:     bufio.NewReaderSize(rw, 256<<10),
+		in:     bufio.NewReaderSize(rw, 16<<10),
 		crc:    crc32.New(castagnoli),
 		known:  map[string]EntryKind{".": KindDirectory},
 		asRoot: os.Geteuid() == 0,

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash"
 	"hash/crc32"
@@ -42,8 +43,7 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 type sender struct {
 	out   *bufio.Writer
 	wire  *countingWriter
-	comp  compressor
-	chunk []byte
+	pipe  *pipeline
 	crc   hash.Hash32
 	links map[fileID]string // first path of each multiply-linked file
 	stats DirStats
@@ -58,13 +58,13 @@ func sendDir(ctx context.Context, rw io.ReadWriter, root string, enc *zstd.Encod
 	start := time.Now()
 	wire := &countingWriter{w: rw}
 	s := &sender{
-		out:   bufio.NewWriterSize(wire, 256<<10),
+		out:   bufio.NewWriterSize(wire, 16<<10),
 		wire:  wire,
-		comp:  compressor{enc: enc},
-		chunk: make([]byte, chunkSize),
+		pipe:  newPipeline(enc, chunkSize),
 		crc:   crc32.New(castagnoli),
 		links: map[fileID]string{},
 	}
+	defer s.pipe.close()
 	err := filepath.WalkDir(root, func(full string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -109,7 +109,7 @@ func (s *sender) sendEntry(full, root string) error {
 	}
 	if e.Kind == KindFile && id != (fileID{}) {
 		if first, ok := s.links[id]; ok {
-			e.Kind, e.Link, e.Size = KindHardlink, first, 0
+			e.Kind, e.Link, e.Size, e.Xattrs = KindHardlink, first, 0, nil
 		} else {
 			s.links[id] = e.Path
 		}
@@ -131,31 +131,37 @@ func (s *sender) sendEntry(full, root string) error {
 	return writeRecord(s.out, recEntryEnd, end)
 }
 
+// sendContent reads the file in chunks, checksums them in order, has the
+// pipeline compress them in parallel and writes the records in order.
 func (s *sender) sendContent(full string, size uint64) error {
 	f, err := os.Open(full)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	out := s.pipe.start(func(j *job) error { return writeRecord(s.out, j.typ, j.payload) })
 	var sent uint64
 	for {
-		n, err := io.ReadFull(f, s.chunk)
-		if n > 0 {
-			if sent += uint64(n); sent > size {
-				return fmt.Errorf("file grew past %d bytes while being sent", size)
-			}
-			s.crc.Write(s.chunk[:n])
-			typ, payload := s.comp.chunk(s.chunk[:n])
-			if err := writeRecord(s.out, typ, payload); err != nil {
-				return err
-			}
+		j := s.pipe.get()
+		n, err := io.ReadFull(f, j.raw)
+		if sent += uint64(n); sent > size {
+			err = fmt.Errorf("file grew past %d bytes while being sent", size)
+		}
+		if n > 0 && sent <= size {
+			s.crc.Write(j.raw[:n])
+			out.submit(j, n)
+		} else {
+			s.pipe.put(j)
 		}
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			break
 		}
-		if err != nil {
-			return err
+		if err != nil || out.failed() {
+			return errors.Join(err, out.wait())
 		}
+	}
+	if err := out.wait(); err != nil {
+		return err
 	}
 	if sent != size {
 		return fmt.Errorf("file shrank to %d of %d bytes while being sent", sent, size)
@@ -185,36 +191,6 @@ func (s *sender) awaitAck(r io.Reader) error {
 	return fmt.Errorf("%w: record %q instead of an acknowledgement", ErrBadMessage, typ)
 }
 
-// compressor zstd-compresses chunks, sending a chunk raw when compression
-// does not pay. After incompressible chunks it skips attempts with a
-// doubling back-off (up to 16 chunks), so random data costs almost no
-// compression CPU while page-like data is always compressed.
-type compressor struct {
-	enc    *zstd.Encoder
-	buf    []byte
-	skip   int
-	misses int
-}
-
-func (c *compressor) chunk(raw []byte) (byte, []byte) {
-	if c.enc == nil {
-		return recData, raw
-	}
-	if c.skip > 0 {
-		c.skip--
-		return recData, raw
-	}
-	c.buf = binary.BigEndian.AppendUint32(c.buf[:0], uint32(len(raw)))
-	c.buf = c.enc.EncodeAll(raw, c.buf)
-	if len(c.buf)-4 >= len(raw)-len(raw)/32 {
-		c.misses = min(c.misses+1, 4)
-		c.skip = 1<<c.misses - 1
-		return recData, raw
-	}
-	c.misses = 0
-	return recZstd, c.buf
-}
-
 // SendDir streams the tree under dir to the peer, which stores it with
 // ReceiveDir(name, ...), and returns once the peer has stored and verified
 // all of it. A failure ends the session.
@@ -234,8 +210,16 @@ func (s *Session) SendDir(ctx context.Context, name, dir string) (DirStats, erro
 }
 
 // streamFailed ends the session with err unless the session had already
-// ended or ctx was cancelled, and returns the cause to report.
+// ended or ctx was cancelled, and returns the cause to report. An I/O error
+// is often the echo of the peer's failure, whose reason is on its way over
+// the control stream; it is given a moment to arrive.
 func (s *Session) streamFailed(ctx context.Context, err error) error {
+	if !isProtocolError(err) {
+		select {
+		case <-s.done:
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 	if serr := s.Err(); serr != nil {
 		return serr
 	}
@@ -244,4 +228,15 @@ func (s *Session) streamFailed(ctx context.Context, err error) error {
 	}
 	s.Fail(err)
 	return err
+}
+
+// isProtocolError reports whether err is one this package diagnosed itself
+// (a refused entry, a bad record), as opposed to an I/O failure.
+func isProtocolError(err error) bool {
+	for _, e := range []error{ErrUnsafeEntry, ErrTooLarge, ErrChecksum, ErrBadMessage, ErrTruncated, ErrRejected, ErrFrameTooLarge} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }

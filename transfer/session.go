@@ -417,20 +417,25 @@ func (s *Session) Close() error {
 // second at most) before closing the connection. A nil cause is a normal
 // close. Only the first cause is kept.
 func (s *Session) Fail(cause error) {
-	if cause != nil && s.Err() == nil {
-		s.ctrl.SetWriteDeadline(time.Now().Add(time.Second))
-		s.writeMsg(s.ctrl, &ErrorMsg{Message: truncate(cause.Error(), maxText)})
-	}
 	if cause == nil {
-		cause = errClosedLocally
+		s.end(errClosedLocally, false)
+		return
 	}
-	s.fail(cause)
+	s.end(cause, true)
 }
 
-func (s *Session) fail(cause error) {
+func (s *Session) fail(cause error) { s.end(cause, false) }
+
+// end records the first cause, releases every waiter, optionally tells the
+// peer, and closes the connection.
+func (s *Session) end(cause error, tell bool) {
 	s.once.Do(func() {
 		s.err = cause
 		close(s.done)
+		if tell {
+			s.ctrl.SetWriteDeadline(time.Now().Add(time.Second))
+			s.writeMsg(s.ctrl, &ErrorMsg{Message: truncate(cause.Error(), maxText)})
+		}
 		s.mux.Close()
 		s.router.closeAll()
 		if cause != errClosedLocally {

@@ -1,0 +1,486 @@
+package transfer
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// makeTree fills dir with what directory streams must carry: nested
+// directories, files around the chunk size, compressible and random data,
+// modes, a relative symlink, a hard link and a user xattr.
+func makeTree(t *testing.T, dir string) {
+	t.Helper()
+	write := func(rel string, data []byte, mode os.FileMode) {
+		full := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, data, mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(full, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	random := make([]byte, 3<<20+7)
+	rand.Read(random)
+	write("empty", nil, 0o644)
+	write("one", []byte{1}, 0o600)
+	write("a/b/c/chunk-1", bytes.Repeat([]byte("x"), 512<<10-1), 0o640)
+	write("a/b/chunk+1", bytes.Repeat([]byte("y"), 512<<10+1), 0o644)
+	write("pages-1.img", pageLike(5<<20), 0o600)
+	write("random.bin", random, 0o755)
+	write("setuid", []byte("#!/bin/sh\n"), 0o755|os.ModeSetuid)
+	if err := os.Symlink("../random.bin", filepath.Join(dir, "a", "rel-link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(filepath.Join(dir, "one"), filepath.Join(dir, "a", "one-again")); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Setxattr(filepath.Join(dir, "one"), "user.dockmove", []byte("kept"), 0); err != nil {
+		t.Logf("no user xattrs on this file system: %v", err)
+	}
+	if err := os.Chmod(filepath.Join(dir, "a", "b"), 0o555); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(filepath.Join(dir, "a", "b"), 0o755) })
+}
+
+// treePolicy accepts the user xattr makeTree sets.
+func treePolicy() Policy {
+	p := ImagePolicy()
+	p.XattrPrefixes = []string{"user."}
+	return p
+}
+
+// pageLike returns memory-image-like data: zero pages, repeated pages and
+// random pages, the mix CRIU's pages-*.img files hold.
+func pageLike(size int) []byte {
+	out := make([]byte, size)
+	page := make([]byte, 4096)
+	rand.Read(page)
+	for off := 0; off+4096 <= size; off += 4096 {
+		switch (off / 4096) % 4 {
+		case 0, 1: // zero
+		case 2:
+			copy(out[off:], page)
+		case 3:
+			rand.Read(out[off : off+4096])
+		}
+	}
+	return out
+}
+
+// treeSummary describes every entry of a tree: kind, mode, size, content
+// hash, link target, mtime, xattrs and hard-link identity.
+func treeSummary(t *testing.T, dir string) string {
+	t.Helper()
+	var lines []string
+	inodes := map[uint64]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if rel == "." {
+			return nil // the target's own mode is the receiver's choice
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		line := fmt.Sprintf("%s %v uid=%d", rel, fi.Mode(), st.Uid)
+		switch {
+		case fi.Mode().IsRegular():
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			line += fmt.Sprintf(" size=%d crc=%08x mtime=%d", len(data), crc32.ChecksumIEEE(data), fi.ModTime().UnixNano())
+			if first, ok := inodes[st.Ino]; ok {
+				line += " linked-to=" + first
+			} else {
+				inodes[st.Ino] = rel
+			}
+		case fi.Mode()&fs.ModeSymlink != 0:
+			target, _ := os.Readlink(p)
+			line += " -> " + target
+		case fi.IsDir():
+			line += fmt.Sprintf(" mtime=%d", fi.ModTime().UnixNano())
+		case fi.Mode()&fs.ModeDevice != 0:
+			line += fmt.Sprintf(" dev=%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
+		}
+		if xs, err := readXattrs(p); err == nil && len(xs) > 0 {
+			line += fmt.Sprintf(" xattrs=%q", xs)
+		}
+		lines = append(lines, line)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+func TestDirStreamRoundTrip(t *testing.T) {
+	for _, tr := range transports {
+		for _, level := range []int{0, 1, 9} {
+			t.Run(fmt.Sprintf("%s/zstd-%d", tr.name, level), func(t *testing.T) {
+				src := t.TempDir()
+				makeTree(t, src)
+				a, b, ccfg, scfg := tr.connect(t, testConfig(RoleSource), testConfig(RoleDestination))
+				ccfg.CompressLevel = level
+				c, s := establishPair(testContext(t), a, b, ccfg, scfg)
+				if c.err != nil || s.err != nil {
+					t.Fatal(c.err, s.err)
+				}
+				defer c.s.Close()
+				defer s.s.Close()
+				dst := filepath.Join(t.TempDir(), "images")
+				ctx := testContext(t)
+				got := make(chan error, 1)
+				var rstats DirStats
+				go func() {
+					var err error
+					rstats, err = s.s.ReceiveDir(ctx, "round-1", dst, treePolicy())
+					got <- err
+				}()
+				sstats, err := c.s.SendDir(ctx, "round-1", src)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := <-got; err != nil {
+					t.Fatal(err)
+				}
+				if want, have := treeSummary(t, src), treeSummary(t, dst); want != have {
+					t.Fatalf("trees differ:\nsent:\n%s\nreceived:\n%s", want, have)
+				}
+				if sstats.Entries != rstats.Entries || sstats.Bytes != rstats.Bytes || sstats.WireBytes != rstats.WireBytes {
+					t.Fatalf("stats differ: sent %+v, received %+v", sstats, rstats)
+				}
+				if level > 0 && sstats.WireBytes >= sstats.Bytes {
+					t.Fatalf("compression level %d saved nothing: %+v", level, sstats)
+				}
+			})
+		}
+	}
+}
+
+func TestParallelDirStreams(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			c, s := sessionPair(t, tr)
+			ctx := testContext(t)
+			src := t.TempDir()
+			makeTree(t, src)
+			dst := t.TempDir()
+			var wg sync.WaitGroup
+			errs := make(chan error, 8)
+			for i := range 4 {
+				name := fmt.Sprint("stream-", i)
+				wg.Add(2)
+				go func() {
+					defer wg.Done()
+					_, err := s.ReceiveDir(ctx, name, filepath.Join(dst, name), treePolicy())
+					errs <- err
+				}()
+				go func() {
+					defer wg.Done()
+					_, err := c.SendDir(ctx, name, src)
+					errs <- err
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := treeSummary(t, src)
+			for i := range 4 {
+				if got := treeSummary(t, filepath.Join(dst, fmt.Sprint("stream-", i))); got != want {
+					t.Fatalf("stream %d differs", i)
+				}
+			}
+		})
+	}
+}
+
+// TestRootfsStreamKeepsWhiteouts sends what an overlay upper directory holds:
+// a whiteout (char 0/0), an opaque directory (trusted.overlay.opaque) and an
+// absolute symlink. Needs root for mknod and trusted xattrs.
+func TestRootfsStreamKeepsWhiteouts(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("prerequisite missing: root (mknod of a whiteout, trusted.* xattrs)")
+	}
+	src := t.TempDir()
+	if err := unix.Mknod(filepath.Join(src, "deleted"), unix.S_IFCHR|0o000, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(src, "opaque"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Setxattr(filepath.Join(src, "opaque"), "trusted.overlay.opaque", []byte("y"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/bin/busybox", filepath.Join(src, "sh")); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(filepath.Join(src, "fifo"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, s := sessionPair(t, transports[1])
+	ctx := testContext(t)
+	dst := t.TempDir()
+	got := make(chan error, 1)
+	go func() { _, err := s.ReceiveDir(ctx, "rootfs", dst, RootfsPolicy()); got <- err }()
+	if _, err := c.SendDir(ctx, "rootfs", src); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	if want, have := treeSummary(t, src), treeSummary(t, dst); want != have {
+		t.Fatalf("trees differ:\nsent:\n%s\nreceived:\n%s", want, have)
+	}
+}
+
+// stream builds a crafted directory stream, record by record.
+type stream struct {
+	bytes.Buffer
+	crc     uint32
+	entries uint64
+	size    uint64
+}
+
+func (s *stream) entry(e Entry) *stream {
+	hdr := e.marshal()
+	writeRecord(s, recEntry, hdr)
+	s.crc = crc32.Update(0, castagnoli, hdr)
+	return s
+}
+
+func (s *stream) data(b []byte) *stream {
+	writeRecord(s, recData, b)
+	s.crc = crc32.Update(s.crc, castagnoli, b)
+	s.size += uint64(len(b))
+	return s
+}
+
+func (s *stream) end(size uint64) *stream {
+	p := binary.BigEndian.AppendUint32(nil, s.crc)
+	writeRecord(s, recEntryEnd, binary.BigEndian.AppendUint64(p, size))
+	s.entries++
+	return s
+}
+
+func (s *stream) finish() *stream {
+	writeRecord(s, recStreamEnd, countsPayload(s.entries, s.size))
+	return s
+}
+
+func (s *stream) raw(typ byte, p []byte) *stream {
+	writeRecord(s, typ, p)
+	return s
+}
+
+func file(path string, data string) func(*stream) {
+	return func(s *stream) {
+		s.entry(Entry{Kind: KindFile, Path: path, Mode: 0o644, Size: uint64(len(data))})
+		if data != "" {
+			s.data([]byte(data))
+		}
+		s.end(uint64(len(data)))
+	}
+}
+
+func node(e Entry) func(*stream) { return func(s *stream) { s.entry(e).end(0) } }
+
+func TestDirStreamRefusals(t *testing.T) {
+	small := ImagePolicy()
+	small.MaxEntrySize, small.MaxTotalSize, small.MaxEntries = 10, 15, 3
+	tests := []struct {
+		name   string
+		policy Policy
+		build  func(*stream)
+		want   error
+	}{
+		{"absolute path", ImagePolicy(), file("/etc/passwd", "x"), ErrUnsafeEntry},
+		{"dot-dot path", ImagePolicy(), file("../escape", "x"), ErrUnsafeEntry},
+		{"dot-dot inside path", ImagePolicy(), file("a/../../escape", "x"), ErrUnsafeEntry},
+		{"unclean path", ImagePolicy(), file("a//b", "x"), ErrUnsafeEntry},
+		{"empty path", ImagePolicy(), file("", "x"), ErrUnsafeEntry},
+		{"NUL in path", ImagePolicy(), file("a\x00b", "x"), ErrUnsafeEntry},
+		{"parent missing", ImagePolicy(), file("nodir/f", "x"), ErrUnsafeEntry},
+		{"symlink pointing out", ImagePolicy(), node(Entry{Kind: KindSymlink, Path: "l", Link: "../../etc"}), ErrUnsafeEntry},
+		{"absolute symlink in images", ImagePolicy(), node(Entry{Kind: KindSymlink, Path: "l", Link: "/etc"}), ErrUnsafeEntry},
+		{"absolute symlink out of rootfs by dot-dot", RootfsPolicy(), node(Entry{Kind: KindSymlink, Path: "a", Link: "../x"}), ErrUnsafeEntry},
+		{"write through a symlink", RootfsPolicy(), func(s *stream) {
+			node(Entry{Kind: KindSymlink, Path: "etc", Link: "/etc"})(s)
+			file("etc/passwd", "x")(s)
+		}, ErrUnsafeEntry},
+		{"write through an in-tree symlink", ImagePolicy(), func(s *stream) {
+			node(Entry{Kind: KindDirectory, Path: "d", Mode: 0o755})(s)
+			node(Entry{Kind: KindSymlink, Path: "l", Link: "d"})(s)
+			file("l/f", "x")(s)
+		}, ErrUnsafeEntry},
+		{"hard link out", ImagePolicy(), node(Entry{Kind: KindHardlink, Path: "h", Link: "../../etc/shadow"}), ErrUnsafeEntry},
+		{"hard link to unknown file", ImagePolicy(), node(Entry{Kind: KindHardlink, Path: "h", Link: "elsewhere"}), ErrUnsafeEntry},
+		{"hard link to directory", ImagePolicy(), func(s *stream) {
+			node(Entry{Kind: KindDirectory, Path: "d", Mode: 0o755})(s)
+			node(Entry{Kind: KindHardlink, Path: "h", Link: "d"})(s)
+		}, ErrUnsafeEntry},
+		{"device node", RootfsPolicy(), node(Entry{Kind: KindCharDev, Path: "null", DevMajor: 1, DevMinor: 3}), ErrUnsafeEntry},
+		{"block device", RootfsPolicy(), node(Entry{Kind: KindBlockDev, Path: "sda", DevMajor: 8}), ErrUnsafeEntry},
+		{"whiteout in images", ImagePolicy(), node(Entry{Kind: KindCharDev, Path: "wh"}), ErrUnsafeEntry},
+		{"fifo in images", ImagePolicy(), node(Entry{Kind: KindFifo, Path: "p"}), ErrUnsafeEntry},
+		{"xattr not accepted", RootfsPolicy(), node(Entry{Kind: KindDirectory, Path: "d", Xattrs: []Xattr{{"security.selinux", []byte("x")}}}), ErrUnsafeEntry},
+		{"xattr in images", ImagePolicy(), node(Entry{Kind: KindDirectory, Path: "d", Xattrs: []Xattr{{"user.x", []byte("x")}}}), ErrUnsafeEntry},
+		{"oversized entry", small, file("big", "12345678901"), ErrTooLarge},
+		{"oversized stream", small, func(s *stream) { file("a", "1234567890")(s); file("b", "123456")(s) }, ErrTooLarge},
+		{"too many entries", small, func(s *stream) {
+			for _, n := range []string{"a", "b", "c", "d"} {
+				file(n, "")(s)
+			}
+		}, ErrTooLarge},
+		{"overwrite existing file", ImagePolicy(), func(s *stream) { file("f", "1")(s); file("f", "2")(s) }, ErrUnsafeEntry},
+		{"checksum mismatch", ImagePolicy(), func(s *stream) {
+			s.entry(Entry{Kind: KindFile, Path: "f", Size: 3}).data([]byte("abc"))
+			s.crc ^= 1
+			s.end(3)
+		}, ErrChecksum},
+		{"content beyond size", ImagePolicy(), func(s *stream) {
+			s.entry(Entry{Kind: KindFile, Path: "f", Size: 2}).data([]byte("abc")).end(2)
+		}, ErrBadMessage},
+		{"size in end record differs", ImagePolicy(), func(s *stream) {
+			s.entry(Entry{Kind: KindFile, Path: "f", Size: 3}).data([]byte("abc")).end(4)
+		}, ErrChecksum},
+		{"truncated inside content", ImagePolicy(), func(s *stream) {
+			s.entry(Entry{Kind: KindFile, Path: "f", Size: 10}).data([]byte("abc"))
+		}, ErrTruncated},
+		{"truncated before end of stream", ImagePolicy(), func(s *stream) { file("f", "abc")(s) }, ErrTruncated},
+		{"counts disagree at end", ImagePolicy(), func(s *stream) { file("f", "abc")(s); s.entries++ }, ErrTruncated},
+		{"unknown record", ImagePolicy(), func(s *stream) { s.raw('?', nil) }, ErrBadMessage},
+		{"oversized record", ImagePolicy(), func(s *stream) {
+			s.WriteByte(recData)
+			binary.Write(s, binary.BigEndian, uint32(maxRecord+1))
+		}, ErrBadMessage},
+		{"unknown entry kind", ImagePolicy(), node(Entry{Kind: 99, Path: "x"}), ErrBadMessage},
+		{"mode beyond 07777", ImagePolicy(), node(Entry{Kind: KindDirectory, Path: "d", Mode: 0o170000}), ErrBadMessage},
+		{"zstd bomb", ImagePolicy(), func(s *stream) {
+			s.entry(Entry{Kind: KindFile, Path: "f", Size: 8})
+			p := binary.BigEndian.AppendUint32(nil, 8)
+			s.raw(recZstd, append(p, "not zstd"...))
+		}, ErrBadMessage},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			outer := t.TempDir()
+			root := filepath.Join(outer, "target")
+			var s stream
+			tt.build(&s)
+			if tt.want != ErrTruncated || strings.Contains(tt.name, "counts") {
+				s.finish()
+			}
+			var reply bytes.Buffer
+			_, dec, err := newCodecs(0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = receiveDir(testContext(t), readWriter{&s, &reply}, root, tt.policy, dec)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("got %v, want %v", err, tt.want)
+			}
+			if typ, p, _ := readRecord(&reply, nil); typ != recNak || len(p) == 0 {
+				t.Fatalf("receiver replied %q, want a refusal", typ)
+			}
+			assertOnlyTarget(t, outer)
+		})
+	}
+}
+
+// assertOnlyTarget fails if anything but outer/target exists in outer.
+func assertOnlyTarget(t *testing.T, outer string) {
+	t.Helper()
+	ents, err := os.ReadDir(outer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.Name() != "target" {
+			t.Fatalf("receiver wrote %s outside its target", e.Name())
+		}
+	}
+}
+
+func TestSenderSeesReceiverRefusal(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			c, s := sessionPair(t, tr)
+			ctx := testContext(t)
+			src := t.TempDir()
+			if err := os.Symlink("/etc/passwd", filepath.Join(src, "evil")); err != nil {
+				t.Fatal(err)
+			}
+			got := make(chan error, 1)
+			go func() { _, err := s.ReceiveDir(ctx, "images", t.TempDir(), ImagePolicy()); got <- err }()
+			_, err := c.SendDir(ctx, "images", src)
+			if !errors.Is(err, ErrRejected) && !errors.Is(err, ErrPeer) {
+				t.Fatalf("sender: %v, want the receiver's refusal", err)
+			}
+			if !strings.Contains(err.Error(), "points out") {
+				t.Fatalf("sender's error does not say why: %v", err)
+			}
+			if rerr := <-got; !errors.Is(rerr, ErrUnsafeEntry) {
+				t.Fatalf("receiver: %v", rerr)
+			}
+			select {
+			case <-c.Done():
+			case <-time.After(5 * time.Second):
+				t.Fatal("a failed stream did not end the session")
+			}
+		})
+	}
+}
+
+func TestTruncatedSessionStream(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			c, s := sessionPair(t, tr)
+			ctx := testContext(t)
+			got := make(chan error, 1)
+			go func() { _, err := s.ReceiveDir(ctx, "cut", t.TempDir(), ImagePolicy()); got <- err }()
+			st, err := c.Open(ctx, KindDir, "cut")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var half stream
+			half.entry(Entry{Kind: KindFile, Path: "f", Size: 1 << 20}).data(make([]byte, 1000))
+			io.Copy(st, &half)
+			c.conn.Conn.Close() // the link dies mid-file
+			err = <-got
+			if !errors.Is(err, ErrTruncated) && !errors.Is(err, ErrClosed) {
+				t.Fatalf("receiver: %v, want truncation or connection loss", err)
+			}
+		})
+	}
+}
