@@ -4,7 +4,6 @@ SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 BIN := bin
-CMDS := migrate-src migrate-dst workload
 
 .PHONY: bench-transfer all build deps lab-up lab-down lab-purge lab-status images test test-unit vet fuzz demo clean
 
@@ -12,14 +11,15 @@ all: build
 
 build:
 	@mkdir -p $(BIN)
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ $(addprefix ./cmd/,$(filter $(CMDS),$(notdir $(wildcard cmd/*))))
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/...
 
 deps:
 	@bash scripts/deps.sh
 
-lab-up:
+lab-up: build
 	@bash scripts/lab.sh up
 	@bash scripts/images.sh
+	@bash scripts/lab-runtime.sh
 
 lab-down:
 	@bash scripts/lab.sh down

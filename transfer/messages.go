@@ -37,12 +37,28 @@ func newMessage(t MsgType) Message {
 		return new(Reject)
 	case MsgError:
 		return new(ErrorMsg)
+	case MsgPreflight:
+		return new(Preflight)
+	case MsgPreflightOK:
+		return new(PreflightOK)
+	case MsgRestore:
+		return new(Restore)
+	case MsgRestored:
+		return new(Restored)
+	case MsgCommit:
+		return new(Commit)
+	case MsgDone:
+		return new(Done)
 	}
 	return nil
 }
 
 func (t MsgType) String() string {
-	names := map[MsgType]string{MsgStreamOpen: "stream-open", MsgHello: "hello", MsgReject: "reject", MsgError: "error"}
+	names := map[MsgType]string{
+		MsgStreamOpen: "stream-open", MsgHello: "hello", MsgReject: "reject", MsgError: "error",
+		MsgPreflight: "preflight", MsgPreflightOK: "preflight-ok", MsgRestore: "restore",
+		MsgRestored: "restored", MsgCommit: "commit", MsgDone: "done",
+	}
 	if n, ok := names[t]; ok {
 		return n
 	}

@@ -453,3 +453,21 @@ func truncate(s string, n int) string {
 	}
 	return s[:n]
 }
+
+// Expect receives the next control message and requires it to be a T. A
+// Reject from the peer is returned as ErrRejected with its reason.
+func Expect[T Message](ctx context.Context, s *Session) (T, error) {
+	var zero T
+	m, err := s.Recv(ctx)
+	if err != nil {
+		return zero, err
+	}
+	if r, ok := m.(*Reject); ok {
+		return zero, fmt.Errorf("%w: %s", ErrRejected, r.Reason)
+	}
+	t, ok := m.(T)
+	if !ok {
+		return zero, fmt.Errorf("%w: %s instead of %s", ErrUnexpectedMessage, m.Type(), zero.Type())
+	}
+	return t, nil
+}

@@ -1,0 +1,166 @@
+//go:debug multipathtcp=0
+
+// Command migrate-dst receives migrated containers and restores them under
+// this host's Docker:
+//
+//	migrate-dst [--listen :7070] [flags]          serve migrations
+//	migrate-dst certs --out DIR --host NAME[=ADDR,...] ...
+//	migrate-dst install-runtime [flags]           register the restore runtime
+//	migrate-dst uninstall-runtime [flags]
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/dockmove/dockmove/internal/cli"
+	"github.com/dockmove/dockmove/internal/docker"
+	"github.com/dockmove/dockmove/internal/shim"
+	"github.com/dockmove/dockmove/migrate"
+	"github.com/dockmove/dockmove/transfer"
+)
+
+func main() {
+	args := os.Args[1:]
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "serve":
+		err = serve(args)
+	case "certs":
+		err = certs(args)
+	case "install-runtime":
+		err = installRuntime(args, true)
+	case "uninstall-runtime":
+		err = installRuntime(args, false)
+	default:
+		err = fmt.Errorf("unknown command %q (serve, certs, install-runtime, uninstall-runtime)", cmd)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "migrate-dst:", err)
+		os.Exit(1)
+	}
+}
+
+func serve(args []string) error {
+	cfg := migrate.DefaultDestConfig()
+	var tf cli.TransferFlags
+	listen := ":7070"
+	fs := pflag.NewFlagSet("migrate-dst", pflag.ContinueOnError)
+	fs.StringVar(&listen, "listen", listen, "address to accept migrations on")
+	fs.StringVar(&cfg.Docker, "docker-host", "", "local dockerd (default: DOCKER_HOST or the default socket)")
+	fs.StringVar(&cfg.WorkDir, "work-dir", cfg.WorkDir, "staging and migration state")
+	fs.StringVar(&cfg.RuntimeState, "runtime-state", cfg.RuntimeState, "the restore runtime's state directory (as given to install-runtime)")
+	fs.StringVar(&cfg.CRIU, "criu", "", "criu binary (default: criu in PATH)")
+	tf.Register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	cfg.Logger = log
+	var err error
+	if cfg.Transfer, err = tf.Config(true, log); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	srv, err := migrate.NewServer(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	return srv.Serve(ctx, ln)
+}
+
+func certs(args []string) error {
+	var out string
+	var hosts []string
+	fs := pflag.NewFlagSet("certs", pflag.ContinueOnError)
+	fs.StringVar(&out, "out", "dockmove-tls", "directory for the CA and one subdirectory per host")
+	fs.StringArrayVar(&hosts, "host", nil, "NAME[=ADDR,ADDR...]: a host and the names/IPs it is reached by (repeat)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var bundle []transfer.BundleHost
+	for _, h := range hosts {
+		name, sans, _ := strings.Cut(h, "=")
+		b := transfer.BundleHost{Name: name}
+		if sans != "" {
+			b.SANs = strings.Split(sans, ",")
+		}
+		bundle = append(bundle, b)
+	}
+	if err := transfer.WriteBundle(out, bundle); err != nil {
+		return err
+	}
+	for _, b := range bundle {
+		fmt.Printf("%s: copy %s/%s to /etc/dockmove/tls on that host\n", b.Name, out, b.Name)
+	}
+	return nil
+}
+
+func installRuntime(args []string, install bool) error {
+	cfg := shim.DefaultInstallConfig()
+	var dockerHost string
+	fs := pflag.NewFlagSet("install-runtime", pflag.ContinueOnError)
+	fs.StringVar(&cfg.Source, "from", "", "runtime binary to install (default: dockmove-runtime next to migrate-dst)")
+	fs.StringVar(&cfg.Binary, "binary", cfg.Binary, "where to install the runtime")
+	fs.StringVar(&cfg.State, "runtime-state", cfg.State, "the runtime's state directory")
+	fs.StringVar(&cfg.DaemonJSON, "daemon-json", cfg.DaemonJSON, "dockerd's configuration file")
+	fs.StringVar(&cfg.PIDFile, "dockerd-pidfile", cfg.PIDFile, "dockerd's pidfile (to reload it)")
+	fs.StringVar(&dockerHost, "docker-host", "", "dockerd to verify against (default: DOCKER_HOST or the default socket)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dk, err := docker.New(dockerHost)
+	if err != nil {
+		return err
+	}
+	defer dk.Close()
+	if !install {
+		users, err := dk.ContainersUsingRuntime(ctx, shim.Name)
+		if err != nil {
+			return err
+		}
+		return shim.Uninstall(cfg, users)
+	}
+	if cfg.Source == "" {
+		if cfg.Source, err = cli.SiblingBinary("dockmove-runtime"); err != nil {
+			return err
+		}
+	}
+	changed, err := shim.Install(cfg)
+	if err != nil {
+		return err
+	}
+	if !changed {
+		fmt.Println("restore runtime already installed")
+		return nil
+	}
+	for ctx.Err() == nil {
+		if ok, _ := dk.HasRuntime(ctx, shim.Name); ok {
+			fmt.Printf("restore runtime %q installed at %s (dockerd reloaded)\n", shim.Name, cfg.Binary)
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("dockerd did not pick up the runtime from %s", cfg.DaemonJSON)
+}

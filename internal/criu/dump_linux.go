@@ -1,0 +1,206 @@
+package criu
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	gocriu "github.com/checkpoint-restore/go-criu/v7"
+	"github.com/checkpoint-restore/go-criu/v7/rpc"
+	"github.com/checkpoint-restore/go-criu/v7/stats"
+	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/proto"
+)
+
+// DumpSpec is what a container dump needs to know about the container.
+type DumpSpec struct {
+	Pid            int      // the container's init process, as the host sees it
+	Root           string   // the container's root filesystem (overlay merged dir)
+	ExternalMounts []string // mount points inside the container bound from the host
+	FreezeCgroup   string   // the container's freezer cgroup directory ("" to use ptrace)
+	TTY            bool     // the container has a console (docker run -t)
+}
+
+// DumpOpts builds CRIU options for dumping a Docker container so that runc
+// can restore the images on another host (../shared/DESIGN.md, section 3):
+// the host's bind mounts are external, the network namespace is left empty
+// for the destination's Docker to wire, TCP connections and file locks are
+// dumped, cgroups are managed softly.
+func DumpOpts(s DumpSpec, imagesFd int) *rpc.CriuOpts {
+	opts := &rpc.CriuOpts{
+		ImagesDirFd:       proto.Int32(int32(imagesFd)),
+		Pid:               proto.Int32(int32(s.Pid)),
+		Root:              proto.String(s.Root),
+		LogFile:           proto.String(DumpLog),
+		LogLevel:          proto.Int32(4),
+		ManageCgroups:     proto.Bool(true),
+		ManageCgroupsMode: rpc.CriuCgMode_SOFT.Enum(),
+		EmptyNs:           proto.Uint32(unix.CLONE_NEWNET),
+		TcpEstablished:    proto.Bool(true),
+		ExtUnixSk:         proto.Bool(true),
+		FileLocks:         proto.Bool(true),
+		OrphanPtsMaster:   proto.Bool(s.TTY),
+	}
+	if s.FreezeCgroup != "" {
+		opts.FreezeCgroup = proto.String(s.FreezeCgroup)
+	}
+	mounts := append([]string(nil), s.ExternalMounts...)
+	sort.Strings(mounts)
+	for _, m := range mounts {
+		opts.ExtMnt = append(opts.ExtMnt, &rpc.ExtMountMap{Key: proto.String(m), Val: proto.String(m)})
+	}
+	return opts
+}
+
+// Log file names CRIU writes into the images directory.
+const (
+	DumpLog    = "dump.log"
+	RestoreLog = "restore.log"
+)
+
+// DumpStats are CRIU's own figures for a dump.
+type DumpStats struct {
+	FreezingTime time.Duration // time to freeze the tree
+	FrozenTime   time.Duration // time the tree was frozen, as CRIU counts it
+	MemdumpTime  time.Duration
+	MemwriteTime time.Duration
+	PagesScanned uint64
+	PagesWritten uint64
+	PagesLazy    uint64
+}
+
+// DumpHooks are called at CRIU's notifications during a dump.
+type DumpHooks struct {
+	// PreDump is called just before CRIU freezes the tree. Optional.
+	PreDump func()
+	// PostDump is called when the images are complete and the tree is
+	// frozen. Its error rolls the dump back (CRIU resumes the tree); nil
+	// commits (CRIU kills the tree). Required.
+	PostDump func() error
+}
+
+type dumpNotify struct {
+	gocriu.NoNotify
+	hooks DumpHooks
+}
+
+func (n dumpNotify) PreDump() error {
+	if n.hooks.PreDump != nil {
+		n.hooks.PreDump()
+	}
+	return nil
+}
+
+func (n dumpNotify) PostDump() error { return n.hooks.PostDump() }
+
+// Dump checkpoints the tree described by s into dir with the criu binary at
+// path ("" for PATH), calling hooks.PostDump while the tree is frozen and
+// the images are complete.
+func Dump(path, dir string, s DumpSpec, hooks DumpHooks) (DumpStats, error) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return DumpStats{}, err
+	}
+	defer d.Close()
+	if err := writeDescriptors(s.Pid, dir); err != nil {
+		return DumpStats{}, err
+	}
+	c := gocriu.MakeCriu()
+	if path != "" {
+		c.SetCriuPath(path)
+	}
+	if err := c.Dump(DumpOpts(s, int(d.Fd())), dumpNotify{hooks: hooks}); err != nil {
+		return DumpStats{}, NewError("dump", filepath.Join(dir, DumpLog), err)
+	}
+	return readDumpStats(d), nil
+}
+
+func readDumpStats(d *os.File) DumpStats {
+	st, err := stats.CriuGetDumpStats(d)
+	if err != nil {
+		return DumpStats{}
+	}
+	us := func(v uint32) time.Duration { return time.Duration(v) * time.Microsecond }
+	return DumpStats{
+		FreezingTime: us(st.GetFreezingTime()), FrozenTime: us(st.GetFrozenTime()),
+		MemdumpTime: us(st.GetMemdumpTime()), MemwriteTime: us(st.GetMemwriteTime()),
+		PagesScanned: st.GetPagesScanned(), PagesWritten: st.GetPagesWritten(), PagesLazy: st.GetPagesLazy(),
+	}
+}
+
+// writeDescriptors records where the init process's stdio points, as runc
+// does: runc restore uses descriptors.json to re-attach the new container's
+// stdio in their place.
+func writeDescriptors(pid int, dir string) error {
+	var fds []string
+	for fd := 0; fd < 3; fd++ {
+		t, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", pid, fd))
+		if err != nil {
+			return fmt.Errorf("criu: read stdio of pid %d: %w", pid, err)
+		}
+		fds = append(fds, t)
+	}
+	data, err := json.Marshal(fds)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "descriptors.json"), data, 0o600)
+}
+
+// CgroupMounts lists the cgroup v1 controller mount points inside the
+// mount namespace of pid (binds of host cgroup directories, which CRIU
+// must treat as external).
+func CgroupMounts(pid int) ([]string, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/mountinfo", pid))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// id parent maj:min root mountpoint opts [optional...] - fstype source superopts
+		fields := strings.Fields(sc.Text())
+		sep := indexOf(fields, "-")
+		if sep < 0 || sep+1 >= len(fields) || len(fields) < 5 {
+			continue
+		}
+		if fields[sep+1] == "cgroup" && strings.HasPrefix(fields[4], "/sys/fs/cgroup/") {
+			out = append(out, fields[4])
+		}
+	}
+	return out, sc.Err()
+}
+
+func indexOf(s []string, v string) int {
+	for i, x := range s {
+		if x == v {
+			return i
+		}
+	}
+	return -1
+}
+
+// FreezerCgroup returns the host path of pid's cgroup v1 freezer directory,
+// or "" when there is none (cgroup v2, no freezer).
+func FreezerCgroup(pid int) string {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) == 3 && parts[1] == "freezer" {
+			dir := filepath.Join("/sys/fs/cgroup/freezer", parts[2])
+			if _, err := os.Stat(dir); err == nil {
+				return dir
+			}
+		}
+	}
+	return ""
+}

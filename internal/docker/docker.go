@@ -1,0 +1,285 @@
+// Package docker holds the Docker API calls dockmove makes, on a client that
+// negotiates the API version (the lab's dockerd speaks 1.41).
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
+	"github.com/docker/docker/client"
+	"github.com/docker/go-connections/nat"
+
+	"github.com/dockmove/dockmove/transfer"
+)
+
+// ErrNotFound reports a missing container, image, network or volume.
+var ErrNotFound = errors.New("docker: not found")
+
+// Client talks to one dockerd.
+type Client struct {
+	api  *client.Client
+	host string
+}
+
+// New connects to the dockerd at host (e.g. unix:///run/docker.sock); ""
+// uses DOCKER_HOST or the default socket.
+func New(host string) (*Client, error) {
+	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	if host != "" {
+		opts = append(opts, client.WithHost(host))
+	}
+	api, err := client.NewClientWithOpts(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("docker: %w", err)
+	}
+	return &Client{api: api, host: api.DaemonHost()}, nil
+}
+
+// Close releases the client's connections.
+func (c *Client) Close() error { return c.api.Close() }
+
+// Host is the daemon address.
+func (c *Client) Host() string { return c.host }
+
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if client.IsErrNotFound(err) {
+		return fmt.Errorf("docker %s: %w: %v", op, ErrNotFound, err)
+	}
+	return fmt.Errorf("docker %s: %w", op, err)
+}
+
+// APIVersion returns the negotiated API version.
+func (c *Client) APIVersion(ctx context.Context) (string, error) {
+	if _, err := c.api.Ping(ctx); err != nil {
+		return "", wrap("ping", err)
+	}
+	return c.api.ClientVersion(), nil
+}
+
+// HasRuntime reports whether dockerd knows the OCI runtime name.
+func (c *Client) HasRuntime(ctx context.Context, name string) (bool, error) {
+	info, err := c.api.Info(ctx)
+	if err != nil {
+		return false, wrap("info", err)
+	}
+	_, ok := info.Runtimes[name]
+	return ok, nil
+}
+
+// Inspect returns a container's full description.
+func (c *Client) Inspect(ctx context.Context, nameOrID string) (container.InspectResponse, error) {
+	r, err := c.api.ContainerInspect(ctx, nameOrID)
+	return r, wrap("inspect "+nameOrID, err)
+}
+
+// ImageID returns the ID of the image ref, or ErrNotFound.
+func (c *Client) ImageID(ctx context.Context, ref string) (string, error) {
+	r, err := c.api.ImageInspect(ctx, ref)
+	if err != nil {
+		return "", wrap("image inspect "+ref, err)
+	}
+	return r.ID, nil
+}
+
+// SaveImage writes `docker save ref` to w.
+func (c *Client) SaveImage(ctx context.Context, ref string, w io.Writer) error {
+	rc, err := c.api.ImageSave(ctx, []string{ref})
+	if err != nil {
+		return wrap("save "+ref, err)
+	}
+	defer rc.Close()
+	_, err = io.Copy(w, rc)
+	return wrap("save "+ref, err)
+}
+
+// LoadImage runs `docker load` on r.
+func (c *Client) LoadImage(ctx context.Context, r io.Reader) error {
+	resp, err := c.api.ImageLoad(ctx, r, client.ImageLoadWithQuiet(true))
+	if err != nil {
+		return wrap("load", err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return wrap("load", err)
+	}
+	if strings.Contains(string(out), `"error"`) {
+		return fmt.Errorf("docker load: %s", strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// NetworkSubnet returns the first IPv4 subnet of a network.
+func (c *Client) NetworkSubnet(ctx context.Context, name string) (string, error) {
+	n, err := c.api.NetworkInspect(ctx, name, network.InspectOptions{})
+	if err != nil {
+		return "", wrap("network inspect "+name, err)
+	}
+	for _, cfg := range n.IPAM.Config {
+		if !strings.Contains(cfg.Subnet, ":") {
+			return cfg.Subnet, nil
+		}
+	}
+	return "", fmt.Errorf("docker: network %s has no IPv4 subnet", name)
+}
+
+// Volume returns a volume's mount point on this host, creating the volume
+// when create is set.
+func (c *Client) Volume(ctx context.Context, name string, create bool) (string, error) {
+	v, err := c.api.VolumeInspect(ctx, name)
+	if err == nil {
+		return v.Mountpoint, nil
+	}
+	if !client.IsErrNotFound(err) || !create {
+		return "", wrap("volume inspect "+name, err)
+	}
+	v, err = c.api.VolumeCreate(ctx, volume.CreateOptions{Name: name})
+	return v.Mountpoint, wrap("volume create "+name, err)
+}
+
+// RemoveVolume deletes a volume.
+func (c *Client) RemoveVolume(ctx context.Context, name string) error {
+	return wrap("volume rm "+name, c.api.VolumeRemove(ctx, name, true))
+}
+
+// Create makes a stopped container from spec with the given OCI runtime and
+// extra labels, and returns its ID.
+func (c *Client) Create(ctx context.Context, spec transfer.ContainerSpec, runtime string, labels map[string]string) (string, error) {
+	cfg, host, netcfg, err := createConfig(spec, runtime, labels)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.api.ContainerCreate(ctx, cfg, host, netcfg, nil, spec.Name)
+	if err != nil {
+		return "", wrap("create "+spec.Name, err)
+	}
+	return resp.ID, nil
+}
+
+func createConfig(spec transfer.ContainerSpec, runtime string, labels map[string]string) (*container.Config, *container.HostConfig, *network.NetworkingConfig, error) {
+	all := map[string]string{}
+	for k, v := range spec.Labels {
+		all[k] = v
+	}
+	for k, v := range labels {
+		all[k] = v
+	}
+	exposed := nat.PortSet{}
+	for _, p := range spec.ExposedPorts {
+		exposed[nat.Port(p)] = struct{}{}
+	}
+	cfg := &container.Config{
+		Hostname: spec.Hostname, Domainname: spec.Domainname, User: spec.User,
+		WorkingDir: spec.WorkingDir, Env: spec.Env, Cmd: spec.Cmd, Entrypoint: spec.Entrypoint,
+		Labels: all, Tty: spec.TTY, OpenStdin: spec.OpenStdin, AttachStdin: false,
+		StopSignal: spec.StopSignal, ExposedPorts: exposed, Image: spec.ImageID,
+	}
+	host := &container.HostConfig{
+		Runtime:       runtime,
+		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyMode(spec.RestartPolicy), MaximumRetryCount: spec.RestartMax},
+		CapAdd:        spec.CapAdd,
+		CapDrop:       spec.CapDrop,
+	}
+	for _, v := range spec.Volumes {
+		mode := ""
+		if v.ReadOnly {
+			mode = ":ro"
+		}
+		host.Binds = append(host.Binds, v.Name+":"+v.Destination+mode)
+	}
+	var netcfg *network.NetworkingConfig
+	if n := spec.Network; n != nil {
+		host.NetworkMode = container.NetworkMode(n.Name)
+		cfg.MacAddress = n.MAC //nolint:staticcheck // API 1.41 has no per-endpoint MAC
+		netcfg = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+			n.Name: {IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: n.IPv4}, Aliases: n.Aliases},
+		}}
+	} else {
+		host.NetworkMode = "none"
+	}
+	return cfg, host, netcfg, nil
+}
+
+// Start starts a created container.
+func (c *Client) Start(ctx context.Context, id string) error {
+	return wrap("start "+id, c.api.ContainerStart(ctx, id, container.StartOptions{}))
+}
+
+// Remove force-removes a container (killing it if it runs).
+func (c *Client) Remove(ctx context.Context, id string) error {
+	err := c.api.ContainerRemove(ctx, id, container.RemoveOptions{Force: true})
+	if client.IsErrNotFound(err) {
+		return nil
+	}
+	return wrap("rm "+id, err)
+}
+
+// Pause freezes a container (cgroup freezer); Unpause thaws it.
+func (c *Client) Pause(ctx context.Context, id string) error {
+	return wrap("pause "+id, c.api.ContainerPause(ctx, id))
+}
+
+// SetRestartPolicy changes a container's restart policy.
+func (c *Client) SetRestartPolicy(ctx context.Context, id, name string, max int) error {
+	_, err := c.api.ContainerUpdate(ctx, id, container.UpdateConfig{RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyMode(name), MaximumRetryCount: max}})
+	return wrap("update "+id, err)
+}
+
+// ContainersWithLabel lists the IDs of all containers (running or not)
+// carrying label key (with any value), with their value.
+func (c *Client) ContainersWithLabel(ctx context.Context, key string) (map[string]string, error) {
+	list, err := c.api.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", key))})
+	if err != nil {
+		return nil, wrap("ps", err)
+	}
+	out := map[string]string{}
+	for _, s := range list {
+		out[s.ID] = s.Labels[key]
+	}
+	return out, nil
+}
+
+// ContainersUsingRuntime lists containers created with the OCI runtime name.
+func (c *Client) ContainersUsingRuntime(ctx context.Context, name string) ([]string, error) {
+	list, err := c.api.ContainerList(ctx, container.ListOptions{All: true})
+	if err != nil {
+		return nil, wrap("ps", err)
+	}
+	var out []string
+	for _, s := range list {
+		r, err := c.api.ContainerInspect(ctx, s.ID)
+		if err != nil {
+			continue
+		}
+		if r.HostConfig != nil && r.HostConfig.Runtime == name {
+			out = append(out, strings.TrimPrefix(r.Name, "/"))
+		}
+	}
+	return out, nil
+}
+
+// ExitInfo describes a container's state in one line, for error messages.
+func ExitInfo(r container.InspectResponse) string {
+	if r.State == nil {
+		return "no state"
+	}
+	return "status=" + string(r.State.Status) + " exit=" + strconv.Itoa(r.State.ExitCode) + " error=" + r.State.Error
+}
+
+// RemoveImage deletes an image (refused by Docker while a container uses it).
+func (c *Client) RemoveImage(ctx context.Context, id string) error {
+	_, err := c.api.ImageRemove(ctx, id, image.RemoveOptions{PruneChildren: true})
+	return wrap("rmi "+id, err)
+}

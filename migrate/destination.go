@@ -1,0 +1,192 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"github.com/dockmove/dockmove/internal/criu"
+	"github.com/dockmove/dockmove/internal/docker"
+	"github.com/dockmove/dockmove/internal/shim"
+	"github.com/dockmove/dockmove/transfer"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// LabelMigration marks containers created by migrate-dst; its value is the
+// migration ID.
+const LabelMigration = "org.dockmove.migration"
+
+// DestConfig configures the destination agent.
+type DestConfig struct {
+	// Docker is the local dockerd's address. Default "" (DOCKER_HOST or the
+	// default socket).
+	Docker string
+	// WorkDir holds staging areas and the state of migrations in progress.
+	// Default /var/lib/dockmove/destination.
+	WorkDir string
+	// RuntimeState is the restore runtime's state directory, as registered
+	// with dockerd. Default shim.DefaultStateDir.
+	RuntimeState string
+	// CRIU is the criu binary. Default "" (criu in PATH).
+	CRIU string
+	// Transfer configures sessions (TLS, compression, limits).
+	Transfer transfer.Config
+	// Logger receives the agent's log. Nil discards it.
+	Logger *slog.Logger
+}
+
+// DefaultDestConfig returns the documented defaults.
+func DefaultDestConfig() DestConfig {
+	return DestConfig{WorkDir: "/var/lib/dockmove/destination", RuntimeState: shim.DefaultStateDir, Transfer: transfer.DefaultConfig()}
+}
+
+// Validate reports a configuration that cannot work.
+func (c DestConfig) Validate() error {
+	if c.WorkDir == "" || c.RuntimeState == "" {
+		return errors.New("migrate: work and runtime state directories are required")
+	}
+	return nil
+}
+
+// Server accepts migrations. Several may run at once; two never touch the
+// same container name.
+type Server struct {
+	cfg   DestConfig
+	log   *slog.Logger
+	dk    *docker.Client
+	hello transfer.Hello
+	mu    sync.Mutex
+	names map[string]bool
+	wg    sync.WaitGroup
+}
+
+// NewServer checks this host (CRIU, Docker, the restore runtime) and cleans
+// up after migrations a previous run left unfinished.
+func NewServer(ctx context.Context, cfg DestConfig) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	caps, err := criu.Probe(ctx, cfg.CRIU)
+	if err != nil {
+		return nil, err
+	}
+	dk, err := docker.New(cfg.Docker)
+	if err != nil {
+		return nil, err
+	}
+	api, err := dk.APIVersion(ctx)
+	if err != nil {
+		dk.Close()
+		return nil, err
+	}
+	installed, err := dk.HasRuntime(ctx, shim.Name)
+	if err != nil {
+		dk.Close()
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: logger(cfg.Logger), dk: dk, names: map[string]bool{}}
+	s.hello = transfer.Hello{
+		Role: transfer.RoleDestination, Agent: Version, DockerAPI: api, RuntimeInstalled: installed,
+		CRIU: transfer.CRIUInfo{Version: caps.Version, MemTrack: caps.MemTrack, LazyPages: caps.LazyPages},
+	}
+	for _, d := range []string{s.stateDir(), s.stagingDir(), cfg.RuntimeState} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			dk.Close()
+			return nil, err
+		}
+	}
+	s.recover(ctx)
+	return s, nil
+}
+
+func (s *Server) stateDir() string   { return filepath.Join(s.cfg.WorkDir, "migrations") }
+func (s *Server) stagingDir() string { return filepath.Join(s.cfg.WorkDir, "staging") }
+
+// Close releases the Docker client after the running migrations end.
+func (s *Server) Close() error {
+	s.wg.Wait()
+	return s.dk.Close()
+}
+
+// Serve accepts sessions on ln until ctx ends.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	s.log.Info("listening", "addr", ln.Addr().String(), "runtime_installed", s.hello.RuntimeInstalled, "criu", s.hello.CRIU.Version)
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("migrate-dst: accept: %w", err)
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.handle(ctx, conn)
+		}()
+	}
+}
+
+func (s *Server) handle(ctx context.Context, conn net.Conn) {
+	tc := s.cfg.Transfer
+	tc.Hello = s.hello
+	if tc.Logger == nil {
+		tc.Logger = s.log
+	}
+	sess, err := transfer.Server(ctx, conn, tc)
+	if err != nil {
+		return // transfer.Server logged the refusal with the peer's address
+	}
+	in := &incoming{srv: s, sess: sess, log: s.log.With("peer", sess.RemoteAddr().String())}
+	if err := in.run(ctx); err != nil {
+		in.log.Error("migration failed", "container", in.name(), "err", err)
+		sess.Fail(err)
+		return
+	}
+	in.log.Info("migration committed", "container", in.name(), "id", in.state.ContainerID)
+	sess.Close()
+}
+
+// reserve claims a container name for one migration.
+func (s *Server) reserve(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.names[name] {
+		return false
+	}
+	s.names[name] = true
+	return true
+}
+
+func (s *Server) release(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.names, name)
+}
+
+// Phases a migration goes through on the destination, as recorded in its
+// state file.
+const (
+	phasePrepared = "prepared" // shell may exist; source not committed: remove on failure
+	phaseRestored = "restored" // copy runs, commit not yet received: in doubt on failure
+)
+
+// migrationState is persisted so a restarted agent can clean up.
+type migrationState struct {
+	MigrationID string   `json:"migration_id"`
+	Name        string   `json:"name"`
+	Phase       string   `json:"phase"`
+	ContainerID string   `json:"container_id,omitempty"`
+	Volumes     []string `json:"volumes,omitempty"`
+	ImageLoaded string   `json:"image_loaded,omitempty"`
+	Staging     string   `json:"staging,omitempty"`
+	Updated     time.Time
+}
+
+var errAgentRestarted = errors.New("migrate-dst restarted during the migration")

@@ -1,0 +1,246 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/dockmove/dockmove/internal/criu"
+	"github.com/dockmove/dockmove/internal/docker"
+	"github.com/dockmove/dockmove/internal/shim"
+	"github.com/dockmove/dockmove/transfer"
+)
+
+// incoming is one migration arriving at the destination.
+type incoming struct {
+	srv   *Server
+	sess  *transfer.Session
+	log   *slog.Logger
+	pre   *transfer.Preflight
+	state migrationState
+}
+
+func (in *incoming) name() string {
+	if in.pre == nil {
+		return ""
+	}
+	return in.pre.Container.Name
+}
+
+func (in *incoming) run(ctx context.Context) (err error) {
+	pre, err := transfer.Expect[*transfer.Preflight](ctx, in.sess)
+	if err != nil {
+		return err
+	}
+	in.pre = pre
+	spec := pre.Container
+	if !in.srv.reserve(spec.Name) {
+		return in.refuse(ctx, fmt.Errorf("another migration of %q is in progress here", spec.Name))
+	}
+	defer in.srv.release(spec.Name)
+	needImage, err := in.check(ctx, spec)
+	if err != nil {
+		return in.refuse(ctx, err)
+	}
+	in.state = migrationState{MigrationID: pre.MigrationID, Name: spec.Name, Phase: phasePrepared}
+	if err := in.srv.saveState(&in.state); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			in.srv.abandon(context.WithoutCancel(ctx), &in.state, err)
+		}
+	}()
+	if err := in.sess.Send(ctx, &transfer.PreflightOK{NeedImage: needImage}); err != nil {
+		return err
+	}
+	if needImage {
+		if err := in.receiveImage(ctx); err != nil {
+			return err
+		}
+	}
+	if err := in.createShell(ctx); err != nil {
+		return err
+	}
+	if err := in.receive(ctx); err != nil {
+		return err
+	}
+	if err := in.restore(ctx); err != nil {
+		return err
+	}
+	return in.commit(ctx)
+}
+
+// refuse answers the preflight with the reason.
+func (in *incoming) refuse(ctx context.Context, err error) error {
+	in.sess.Send(ctx, &transfer.Reject{Reason: err.Error()})
+	return err
+}
+
+// check verifies, before the source freezes anything, everything this host
+// can check: the name is free, the runtime is installed, the network exists
+// with the same subnet, the volumes do not exist yet. It reports whether the
+// image must be sent.
+func (in *incoming) check(ctx context.Context, spec transfer.ContainerSpec) (needImage bool, err error) {
+	dk := in.srv.dk
+	if _, err := dk.Inspect(ctx, spec.Name); err == nil {
+		return false, fmt.Errorf("a container named %q already exists on the destination", spec.Name)
+	} else if !errors.Is(err, docker.ErrNotFound) {
+		return false, err
+	}
+	if ok, err := dk.HasRuntime(ctx, shim.Name); err != nil || !ok {
+		return false, fmt.Errorf("the restore runtime %q is not installed on the destination (run: migrate-dst install-runtime): %v", shim.Name, err)
+	}
+	if n := spec.Network; n != nil {
+		subnet, err := dk.NetworkSubnet(ctx, n.Name)
+		if err != nil {
+			return false, fmt.Errorf("the destination has no network %q to keep the address %s: %v", n.Name, n.IPv4, err)
+		}
+		if subnet != n.Subnet {
+			return false, fmt.Errorf("network %q has subnet %s on the destination, %s on the source: the address %s cannot be kept", n.Name, subnet, n.Subnet, n.IPv4)
+		}
+	}
+	for _, v := range spec.Volumes {
+		if _, err := dk.Volume(ctx, v.Name, false); err == nil {
+			return false, fmt.Errorf("volume %q already exists on the destination; refusing to mix its contents", v.Name)
+		}
+	}
+	_, err = dk.ImageID(ctx, spec.ImageID)
+	if errors.Is(err, docker.ErrNotFound) {
+		return true, nil
+	}
+	return false, err
+}
+
+func (in *incoming) receiveImage(ctx context.Context) error {
+	dir, err := os.MkdirTemp(in.srv.stagingDir(), "image-")
+	if err != nil {
+		return err
+	}
+	in.state.Staging = dir
+	in.srv.saveState(&in.state)
+	if _, err := in.sess.ReceiveDir(ctx, transfer.StreamImage, dir, transfer.ImagePolicy()); err != nil {
+		return err
+	}
+	f, err := os.Open(filepath.Join(dir, "image.tar"))
+	if err != nil {
+		return fmt.Errorf("image stream: %w", err)
+	}
+	defer f.Close()
+	if err := in.srv.dk.LoadImage(ctx, f); err != nil {
+		return err
+	}
+	id := in.pre.Container.ImageID
+	if _, err := in.srv.dk.ImageID(ctx, id); err != nil {
+		return fmt.Errorf("the image sent does not contain %s: %w", id, err)
+	}
+	in.state.ImageLoaded = id
+	return in.srv.saveState(&in.state)
+}
+
+// createShell creates the container (not started) with the restore runtime.
+func (in *incoming) createShell(ctx context.Context) error {
+	spec := in.pre.Container
+	for _, v := range spec.Volumes {
+		in.state.Volumes = append(in.state.Volumes, v.Name)
+	}
+	id, err := in.srv.dk.Create(ctx, spec, shim.Name, map[string]string{LabelMigration: in.pre.MigrationID})
+	if id != "" {
+		in.state.ContainerID = id
+	}
+	if serr := in.srv.saveState(&in.state); err == nil {
+		err = serr
+	}
+	return err
+}
+
+// receive stores the CRIU images, the writable layer and the volumes.
+func (in *incoming) receive(ctx context.Context) error {
+	dk := in.srv.dk
+	r, err := dk.Inspect(ctx, in.state.ContainerID)
+	if err != nil {
+		return err
+	}
+	upper := r.GraphDriver.Data["UpperDir"]
+	if upper == "" {
+		return fmt.Errorf("the new container has no overlay upper directory (driver %s)", r.GraphDriver.Name)
+	}
+	dir, err := shim.ContainerDir(in.srv.cfg.RuntimeState, in.state.ContainerID)
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	recv := func(name, target string, p transfer.Policy) {
+		g.Go(func() error {
+			_, err := in.sess.ReceiveDir(gctx, name, target, p)
+			return err
+		})
+	}
+	recv(transfer.StreamImages, filepath.Join(dir, shim.ImagesDir), transfer.ImagePolicy())
+	recv(transfer.StreamRootfs, upper, transfer.RootfsPolicy())
+	for i, v := range in.pre.Container.Volumes {
+		mp, err := dk.Volume(ctx, v.Name, true)
+		if err != nil {
+			return err
+		}
+		recv(transfer.VolumeStream(i), mp, transfer.RootfsPolicy())
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	_, err = transfer.Expect[*transfer.Restore](ctx, in.sess)
+	return err
+}
+
+// restore starts the container through the restore runtime and confirms
+// it runs.
+func (in *incoming) restore(ctx context.Context) error {
+	id := in.state.ContainerID
+	dir, _ := shim.ContainerDir(in.srv.cfg.RuntimeState, id)
+	plan := shim.Plan{TCPEstablished: true, ExtUnixSk: true, FileLocks: true, CRIUOptions: []string{"mntns-compat-mode"}}
+	if err := shim.WritePlan(dir, plan); err != nil {
+		return err
+	}
+	start := time.Now()
+	err := in.srv.dk.Start(ctx, id)
+	took := time.Since(start)
+	if err != nil {
+		return criu.NewError("restore", filepath.Join(dir, shim.WorkDir, criu.RestoreLog), err)
+	}
+	if res, rerr := shim.ReadResult(dir); rerr != nil || !res.OK {
+		return fmt.Errorf("restore runtime did not report success (%+v, %v)", res, rerr)
+	}
+	r, err := in.srv.dk.Inspect(ctx, id)
+	if err != nil {
+		return err
+	}
+	if r.State == nil || !r.State.Running {
+		return fmt.Errorf("restored container is not running: %s", docker.ExitInfo(r))
+	}
+	in.state.Phase = phaseRestored
+	if err := in.srv.saveState(&in.state); err != nil {
+		return err
+	}
+	return in.sess.Send(ctx, &transfer.Restored{ContainerID: id, RestoreMillis: took.Milliseconds()})
+}
+
+// commit waits for the source to confirm the original is gone, then
+// finalises: the images are deleted so the runtime never restores again.
+func (in *incoming) commit(ctx context.Context) error {
+	if _, err := transfer.Expect[*transfer.Commit](ctx, in.sess); err != nil {
+		return err
+	}
+	dir, _ := shim.ContainerDir(in.srv.cfg.RuntimeState, in.state.ContainerID)
+	os.RemoveAll(dir)
+	if in.state.Staging != "" {
+		os.RemoveAll(in.state.Staging)
+	}
+	in.srv.dropState(&in.state)
+	return in.sess.Send(ctx, &transfer.Done{})
+}

@@ -1,0 +1,123 @@
+// Package migrate moves a running Docker container between two hosts: the
+// source side (Migrate) checkpoints and ships it, the destination side
+// (Server) recreates it under Docker's management.
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/docker/docker/api/types/container"
+
+	"github.com/dockmove/dockmove/internal/criu"
+	"github.com/dockmove/dockmove/internal/docker"
+	"github.com/dockmove/dockmove/transfer"
+)
+
+// ErrCannotMove reports a container that dockmove refuses to move, before
+// anything is frozen. The message names every reason.
+var ErrCannotMove = errors.New("container cannot be migrated")
+
+// dockerMounts are the files Docker bind-mounts into every container with its
+// own network stack; CRIU must treat them as external mounts.
+var dockerMounts = []string{"/etc/resolv.conf", "/etc/hostname", "/etc/hosts"}
+
+// specFromInspect turns a running container's description into the spec the
+// destination recreates, refusing what cannot move yet.
+func specFromInspect(ctx context.Context, dk *docker.Client, r container.InspectResponse) (transfer.ContainerSpec, error) {
+	if err := refusals(r); err != nil {
+		return transfer.ContainerSpec{}, err
+	}
+	cfg, host := r.Config, r.HostConfig
+	spec := transfer.ContainerSpec{
+		Name: strings.TrimPrefix(r.Name, "/"), Image: cfg.Image, ImageID: r.Image,
+		Hostname: cfg.Hostname, Domainname: cfg.Domainname, User: cfg.User, WorkingDir: cfg.WorkingDir,
+		Env: cfg.Env, Cmd: cfg.Cmd, Entrypoint: cfg.Entrypoint, Labels: cfg.Labels,
+		TTY: cfg.Tty, OpenStdin: cfg.OpenStdin, StopSignal: cfg.StopSignal,
+		RestartPolicy: string(host.RestartPolicy.Name), RestartMax: host.RestartPolicy.MaximumRetryCount,
+		CapAdd: host.CapAdd, CapDrop: host.CapDrop,
+	}
+	for p := range cfg.ExposedPorts {
+		spec.ExposedPorts = append(spec.ExposedPorts, string(p))
+	}
+	sort.Strings(spec.ExposedPorts)
+	for _, m := range r.Mounts {
+		spec.Volumes = append(spec.Volumes, transfer.VolumeSpec{Name: m.Name, Destination: m.Destination, ReadOnly: !m.RW})
+	}
+	for name, ep := range r.NetworkSettings.Networks {
+		subnet, err := dk.NetworkSubnet(ctx, name)
+		if err != nil {
+			return spec, err
+		}
+		spec.Network = &transfer.NetworkSpec{Name: name, Subnet: subnet, IPv4: ep.IPAddress, MAC: ep.MacAddress, Aliases: userAliases(ep.Aliases, r.ID)}
+	}
+	if err := spec.Validate(); err != nil {
+		return spec, fmt.Errorf("%w: %v", ErrCannotMove, err)
+	}
+	return spec, nil
+}
+
+// userAliases drops the alias Docker adds itself (the short container ID).
+func userAliases(aliases []string, id string) []string {
+	var out []string
+	for _, a := range aliases {
+		if len(id) >= 12 && a == id[:12] {
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// refusals lists every reason the container cannot move.
+func refusals(r container.InspectResponse) error {
+	var why []string
+	add := func(cond bool, reason string) {
+		if cond {
+			why = append(why, reason)
+		}
+	}
+	host := r.HostConfig
+	add(r.State == nil || !r.State.Running, "it is not running")
+	add(r.State != nil && r.State.Paused, "it is paused")
+	add(host.NetworkMode.IsHost(), "it uses the host's network namespace")
+	add(host.NetworkMode.IsContainer(), "it shares another container's network namespace")
+	add(host.PidMode.IsHost() || host.PidMode.IsContainer(), "it shares a PID namespace ("+string(host.PidMode)+")")
+	add(host.IpcMode.IsHost() || host.IpcMode.IsContainer() || host.IpcMode.IsShareable(), "its IPC namespace is shared ("+string(host.IpcMode)+")")
+	add(host.UsernsMode.IsHost(), "it uses the host's user namespace")
+	add(host.Privileged, "it is privileged")
+	add(len(host.Devices) > 0, "it has devices mapped from the host")
+	add(host.Init != nil && *host.Init, "it runs docker-init (--init)")
+	add(r.Config.Tty, "it has a TTY (docker run -t); TTY containers are not supported yet")
+	add(len(r.NetworkSettings.Networks) > 1, "it is attached to more than one network")
+	add(r.GraphDriver.Name != "overlay2", "its storage driver is "+r.GraphDriver.Name+", not overlay2")
+	for _, m := range r.Mounts {
+		add(m.Type != "volume", fmt.Sprintf("%s is a %s mount of a host path (%s)", m.Destination, m.Type, m.Source))
+		add(m.Type == "volume" && m.Driver != "local", fmt.Sprintf("volume %s uses driver %s", m.Name, m.Driver))
+	}
+	if len(why) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrCannotMove, strings.Join(why, "; "))
+}
+
+// dumpSpec describes the running container for CRIU.
+func dumpSpec(r container.InspectResponse) (criu.DumpSpec, error) {
+	pid := r.State.Pid
+	merged := r.GraphDriver.Data["MergedDir"]
+	if pid <= 0 || merged == "" {
+		return criu.DumpSpec{}, fmt.Errorf("%w: no init PID or root filesystem (%s)", ErrCannotMove, docker.ExitInfo(r))
+	}
+	cgroups, err := criu.CgroupMounts(pid)
+	if err != nil {
+		return criu.DumpSpec{}, err
+	}
+	ext := append(append([]string(nil), dockerMounts...), cgroups...)
+	for _, m := range r.Mounts {
+		ext = append(ext, m.Destination)
+	}
+	return criu.DumpSpec{Pid: pid, Root: merged, ExternalMounts: ext, FreezeCgroup: criu.FreezerCgroup(pid), TTY: r.Config.Tty}, nil
+}

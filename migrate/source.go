@@ -1,0 +1,374 @@
+package migrate
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/dockmove/dockmove/internal/criu"
+	"github.com/dockmove/dockmove/internal/docker"
+	"github.com/dockmove/dockmove/transfer"
+)
+
+// SourceConfig configures one migration from this host.
+type SourceConfig struct {
+	// To is the destination agent, host:port. Required.
+	To string
+	// Container is the name or ID of the container to move. Required.
+	Container string
+	// Docker is the local dockerd's address. Default "" (DOCKER_HOST or the
+	// default socket).
+	Docker string
+	// Strategy is the migration strategy. Default transfer.StrategyStopAndCopy.
+	Strategy string
+	// KeepSource leaves the stopped original container on this host instead
+	// of removing it after a successful migration. Default false.
+	KeepSource bool
+	// WorkDir holds the dump while it is shipped. Default /var/lib/dockmove/source.
+	WorkDir string
+	// CRIU is the criu binary. Default "" (criu in PATH).
+	CRIU string
+	// Transfer configures the session (TLS, compression).
+	Transfer transfer.Config
+	// Logger receives progress events. Nil discards them.
+	Logger *slog.Logger
+	// OnStage, when set, is called as the migration enters each stage.
+	OnStage func(stage string)
+}
+
+// DefaultSourceConfig returns the documented defaults.
+func DefaultSourceConfig() SourceConfig {
+	return SourceConfig{Strategy: transfer.StrategyStopAndCopy, WorkDir: "/var/lib/dockmove/source", Transfer: transfer.DefaultConfig()}
+}
+
+// Validate reports a configuration that cannot work.
+func (c SourceConfig) Validate() error {
+	switch {
+	case c.To == "":
+		return errors.New("migrate: no destination")
+	case c.Container == "":
+		return errors.New("migrate: no container")
+	case c.Strategy != transfer.StrategyStopAndCopy:
+		return fmt.Errorf("migrate: unknown strategy %q (this version knows %s)", c.Strategy, transfer.StrategyStopAndCopy)
+	case c.WorkDir == "":
+		return errors.New("migrate: no work directory")
+	}
+	return nil
+}
+
+// Report is what a migration did and how long the container was frozen.
+type Report struct {
+	Container   string                       `json:"container"`
+	Destination string                       `json:"destination"`
+	Strategy    string                       `json:"strategy"`
+	ContainerID string                       `json:"destination_container_id"`
+	FreezeTime  time.Duration                `json:"freeze_ns"`
+	TotalTime   time.Duration                `json:"total_ns"`
+	BytesRaw    int64                        `json:"bytes_raw"`
+	BytesWire   int64                        `json:"bytes_wire"`
+	Streams     map[string]transfer.DirStats `json:"streams"`
+	Dump        criu.DumpStats               `json:"criu_dump"`
+	RestoreTime time.Duration                `json:"restore_ns"`
+	ImageSent   bool                         `json:"image_sent"`
+	Stages      map[string]time.Duration     `json:"stage_ns"`
+
+	mu    sync.Mutex
+	start time.Time
+}
+
+func (r *Report) stream(name string, s transfer.DirStats) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.Streams[name] = s
+	r.BytesRaw += s.Bytes
+	r.BytesWire += s.WireBytes
+}
+
+// source is one migration in progress on the source host.
+type source struct {
+	cfg  SourceConfig
+	log  *slog.Logger
+	dk   *docker.Client
+	sess *transfer.Session
+	ctr  string // container ID
+	spec transfer.ContainerSpec
+	// The original restart policy, restored on rollback.
+	restartName string
+	restartMax  int
+	dir         string
+	report      *Report
+}
+
+// Migrate moves the container to the destination. On any failure before the
+// destination confirms its copy runs, the container keeps running here with
+// its state, and the destination removes what it made.
+func Migrate(ctx context.Context, cfg SourceConfig) (*Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &source{cfg: cfg, log: logger(cfg.Logger), report: &Report{
+		Container: cfg.Container, Destination: cfg.To, Strategy: cfg.Strategy,
+		Streams: map[string]transfer.DirStats{}, Stages: map[string]time.Duration{}, start: time.Now(),
+	}}
+	defer s.close()
+	err := s.run(ctx)
+	s.report.TotalTime = time.Since(s.report.start)
+	if err != nil {
+		return s.report, err
+	}
+	return s.report, nil
+}
+
+func logger(l *slog.Logger) *slog.Logger {
+	if l != nil {
+		return l
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func (s *source) stage(name string) {
+	s.log.Info("stage", "stage", name)
+	if s.cfg.OnStage != nil {
+		s.cfg.OnStage(name)
+	}
+}
+
+func (s *source) close() {
+	if s.sess != nil {
+		s.sess.Close()
+	}
+	if s.dk != nil {
+		s.dk.Close()
+	}
+	if s.dir != "" {
+		os.RemoveAll(s.dir)
+	}
+}
+
+func (s *source) run(ctx context.Context) error {
+	if err := s.inspect(ctx); err != nil {
+		return err
+	}
+	if err := s.connect(ctx); err != nil {
+		return err
+	}
+	if err := s.preflight(ctx); err != nil {
+		return err
+	}
+	return s.checkpoint(ctx)
+}
+
+// inspect reads the container and refuses what cannot move.
+func (s *source) inspect(ctx context.Context) error {
+	s.stage("inspect")
+	dk, err := docker.New(s.cfg.Docker)
+	if err != nil {
+		return err
+	}
+	s.dk = dk
+	r, err := dk.Inspect(ctx, s.cfg.Container)
+	if err != nil {
+		return err
+	}
+	s.ctr = r.ID
+	if s.spec, err = specFromInspect(ctx, dk, r); err != nil {
+		return err
+	}
+	s.restartName, s.restartMax = s.spec.RestartPolicy, s.spec.RestartMax
+	return nil
+}
+
+// connect opens the session, announcing this host's CRIU.
+func (s *source) connect(ctx context.Context) error {
+	s.stage("connect")
+	caps, err := criu.Probe(ctx, s.cfg.CRIU)
+	if err != nil {
+		return err
+	}
+	api, err := s.dk.APIVersion(ctx)
+	if err != nil {
+		return err
+	}
+	tc := s.cfg.Transfer
+	tc.Hello = transfer.Hello{
+		Role: transfer.RoleSource, Agent: Version, DockerAPI: api,
+		CRIU: transfer.CRIUInfo{Version: caps.Version, MemTrack: caps.MemTrack, LazyPages: caps.LazyPages},
+	}
+	if tc.Logger == nil {
+		tc.Logger = s.log
+	}
+	s.sess, err = transfer.Dial(ctx, s.cfg.To, tc)
+	return err
+}
+
+// preflight has the destination check everything it can before anything is
+// frozen, and ships the image if the destination lacks it.
+func (s *source) preflight(ctx context.Context) error {
+	s.stage("preflight")
+	id := make([]byte, 16)
+	rand.Read(id)
+	if err := s.sess.Send(ctx, &transfer.Preflight{MigrationID: hex.EncodeToString(id), Strategy: s.cfg.Strategy, Container: s.spec}); err != nil {
+		return err
+	}
+	ok, err := transfer.Expect[*transfer.PreflightOK](ctx, s.sess)
+	if err != nil {
+		return fmt.Errorf("preflight: %w", err)
+	}
+	if !ok.NeedImage {
+		return nil
+	}
+	s.stage("image")
+	s.report.ImageSent = true
+	return s.sendImage(ctx)
+}
+
+func (s *source) sendImage(ctx context.Context) error {
+	dir, err := os.MkdirTemp(s.cfg.WorkDir, "image-")
+	if err != nil {
+		if err := os.MkdirAll(s.cfg.WorkDir, 0o700); err != nil {
+			return err
+		}
+		if dir, err = os.MkdirTemp(s.cfg.WorkDir, "image-"); err != nil {
+			return err
+		}
+	}
+	defer os.RemoveAll(dir)
+	f, err := os.Create(filepath.Join(dir, "image.tar"))
+	if err != nil {
+		return err
+	}
+	err = s.dk.SaveImage(ctx, s.spec.ImageID, f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	st, err := s.sess.SendDir(ctx, transfer.StreamImage, dir)
+	if err != nil {
+		return fmt.Errorf("send image: %w", err)
+	}
+	s.report.stream(transfer.StreamImage, st)
+	return nil
+}
+
+// checkpoint dumps the container and, while it is frozen, ships it and has
+// the destination restore it. The destination's confirmation is the commit
+// point: before it, any failure resumes the container here.
+func (s *source) checkpoint(ctx context.Context) error {
+	r, err := s.dk.Inspect(ctx, s.ctr)
+	if err != nil {
+		return err
+	}
+	spec, err := dumpSpec(r)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(s.cfg.WorkDir, 0o700); err != nil {
+		return err
+	}
+	if s.dir, err = os.MkdirTemp(s.cfg.WorkDir, "dump-"); err != nil {
+		return err
+	}
+	// Docker must not restart the original once CRIU has killed it.
+	if err := s.dk.SetRestartPolicy(ctx, s.ctr, "no", 0); err != nil {
+		return err
+	}
+	s.stage("dump")
+	var frozenAt, runningAt time.Time
+	s.report.Dump, err = criu.Dump(s.cfg.CRIU, s.dir, spec, criu.DumpHooks{
+		// CRIU announces pre-dump just before it freezes the tree: the
+		// freeze time measured from here is an upper bound.
+		PreDump: func() { frozenAt = time.Now() },
+		PostDump: func() error {
+			if err := s.shipAndRestore(ctx, r.GraphDriver.Data["UpperDir"]); err != nil {
+				return err
+			}
+			runningAt = time.Now()
+			return nil
+		},
+	})
+	if err != nil {
+		s.rollback(ctx)
+		if serr := s.sess.Err(); serr != nil && !errors.Is(err, serr) {
+			return fmt.Errorf("%w (session: %v)", err, serr)
+		}
+		return err
+	}
+	s.report.FreezeTime = runningAt.Sub(frozenAt)
+	return s.commit(ctx)
+}
+
+// shipAndRestore runs inside CRIU's post-dump notification.
+func (s *source) shipAndRestore(ctx context.Context, upper string) error {
+	s.stage("transfer")
+	g, gctx := errgroup.WithContext(ctx)
+	send := func(name, dir string) {
+		g.Go(func() error {
+			st, err := s.sess.SendDir(gctx, name, dir)
+			if err != nil {
+				return fmt.Errorf("send %s: %w", name, err)
+			}
+			s.report.stream(name, st)
+			return nil
+		})
+	}
+	send(transfer.StreamImages, s.dir)
+	send(transfer.StreamRootfs, upper)
+	for i, v := range s.spec.Volumes {
+		mp, err := s.dk.Volume(ctx, v.Name, false)
+		if err != nil {
+			return err
+		}
+		send(transfer.VolumeStream(i), mp)
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	s.stage("restore")
+	if err := s.sess.Send(ctx, &transfer.Restore{}); err != nil {
+		return err
+	}
+	done, err := transfer.Expect[*transfer.Restored](ctx, s.sess)
+	if err != nil {
+		return fmt.Errorf("restore on destination: %w", err)
+	}
+	s.report.ContainerID = done.ContainerID
+	s.report.RestoreTime = time.Duration(done.RestoreMillis) * time.Millisecond
+	return nil
+}
+
+// commit runs after CRIU killed the original: tell the destination, then
+// remove (or keep) the stopped original.
+func (s *source) commit(ctx context.Context) error {
+	s.stage("commit")
+	if err := s.sess.Send(ctx, &transfer.Commit{}); err != nil {
+		return fmt.Errorf("committed here, but the commit message did not reach the destination: %w", err)
+	}
+	if _, err := transfer.Expect[*transfer.Done](ctx, s.sess); err != nil {
+		return fmt.Errorf("committed here, but the destination did not acknowledge: %w", err)
+	}
+	if s.cfg.KeepSource {
+		return nil
+	}
+	return s.dk.Remove(ctx, s.ctr)
+}
+
+// rollback undoes what the source changed; CRIU has already resumed the
+// container.
+func (s *source) rollback(ctx context.Context) {
+	ctx = context.WithoutCancel(ctx)
+	if err := s.dk.SetRestartPolicy(ctx, s.ctr, s.restartName, s.restartMax); err != nil {
+		s.log.Error("rollback: restore restart policy", "err", err)
+	}
+}

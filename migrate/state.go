@@ -1,0 +1,100 @@
+package migrate
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/dockmove/dockmove/internal/shim"
+)
+
+func (s *Server) statePath(id string) string {
+	return filepath.Join(s.stateDir(), id+".json")
+}
+
+// saveState records a migration's progress atomically.
+func (s *Server) saveState(st *migrationState) error {
+	st.Updated = time.Now().UTC()
+	data, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	tmp := s.statePath(st.MigrationID) + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, s.statePath(st.MigrationID))
+}
+
+func (s *Server) dropState(st *migrationState) {
+	os.Remove(s.statePath(st.MigrationID))
+}
+
+// abandon undoes a migration that failed. Before the restored copy was
+// reported to the source, the source resumes its original, so everything
+// made here goes. After it was reported but before the commit arrived, the
+// source may have killed its original: the copy is paused, not removed, and
+// left for the operator (never two running copies, never none saved).
+func (s *Server) abandon(ctx context.Context, st *migrationState, cause error) {
+	log := s.log.With("container", st.Name, "migration", st.MigrationID)
+	if st.Phase == phaseRestored {
+		if err := s.dk.Pause(ctx, st.ContainerID); err != nil {
+			log.Error("in doubt: could not pause the restored copy", "err", err)
+		}
+		log.Error("in doubt: the source may have committed; the restored copy is paused. "+
+			"If the original is gone from the source, run `docker unpause "+st.Name+"` here; "+
+			"otherwise `docker rm -f "+st.Name+"`", "cause", cause)
+		return
+	}
+	if st.ContainerID != "" {
+		if err := s.dk.Remove(ctx, st.ContainerID); err != nil {
+			log.Error("cleanup: remove container", "err", err)
+		}
+		if dir, err := shim.ContainerDir(s.cfg.RuntimeState, st.ContainerID); err == nil {
+			os.RemoveAll(dir)
+		}
+	}
+	for _, v := range st.Volumes {
+		if err := s.dk.RemoveVolume(ctx, v); err != nil {
+			log.Warn("cleanup: remove volume", "volume", v, "err", err)
+		}
+	}
+	if st.ImageLoaded != "" {
+		if err := s.dk.RemoveImage(ctx, st.ImageLoaded); err != nil {
+			log.Warn("cleanup: remove loaded image", "image", st.ImageLoaded, "err", err)
+		}
+	}
+	if st.Staging != "" {
+		os.RemoveAll(st.Staging)
+	}
+	s.dropState(st)
+	log.Info("cleaned up after failed migration", "cause", cause)
+}
+
+// recover finishes what a previous run of the agent left: migrations that
+// never reached the restored phase are undone; in-doubt ones are paused.
+func (s *Server) recover(ctx context.Context) {
+	ents, err := os.ReadDir(s.stateDir())
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".json") {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(s.stateDir(), e.Name()))
+		var st migrationState
+		if err != nil || json.Unmarshal(data, &st) != nil || st.MigrationID+".json" != e.Name() {
+			s.log.Warn("recover: unreadable state file", "file", e.Name())
+			continue
+		}
+		s.abandon(ctx, &st, errAgentRestarted)
+	}
+	stale, _ := os.ReadDir(s.stagingDir())
+	for _, e := range stale {
+		os.RemoveAll(filepath.Join(s.stagingDir(), e.Name()))
+	}
+}

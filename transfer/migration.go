@@ -1,0 +1,267 @@
+package transfer
+
+import (
+	"fmt"
+	"net"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Migration messages (spec.md, "Migration"). Their numbers follow the
+// session-level ones.
+const (
+	MsgPreflight   MsgType = 10 // source -> destination: what will move
+	MsgPreflightOK MsgType = 11 // destination -> source: ready, and what it lacks
+	MsgRestore     MsgType = 12 // source -> destination: everything is shipped
+	MsgRestored    MsgType = 13 // destination -> source: the copy runs
+	MsgCommit      MsgType = 14 // source -> destination: the original is gone
+	MsgDone        MsgType = 15 // destination -> source: committed
+)
+
+// Stream names used by a migration.
+const (
+	StreamImage  = "image"  // `docker save` of the container's image
+	StreamRootfs = "rootfs" // the container's writable layer
+	StreamImages = "images" // the CRIU images of the final dump
+)
+
+// VolumeStream names the stream carrying volume i.
+func VolumeStream(i int) string { return "volume-" + strconv.Itoa(i) }
+
+// Strategies a migration can use.
+const (
+	StrategyStopAndCopy = "stop-and-copy"
+)
+
+// Preflight asks the destination whether it can take the container,
+// before anything is frozen.
+type Preflight struct {
+	MigrationID string        `json:"migration_id"`
+	Strategy    string        `json:"strategy"`
+	Container   ContainerSpec `json:"container"`
+}
+
+func (*Preflight) Type() MsgType { return MsgPreflight }
+
+var migrationIDPattern = regexp.MustCompile(`^[0-9a-f]{16,64}$`)
+
+func (m *Preflight) Validate() error {
+	if !migrationIDPattern.MatchString(m.MigrationID) {
+		return fmt.Errorf("invalid migration id %q", m.MigrationID)
+	}
+	if m.Strategy != StrategyStopAndCopy {
+		return fmt.Errorf("unknown strategy %q", m.Strategy)
+	}
+	return m.Container.Validate()
+}
+
+// PreflightOK accepts a migration.
+type PreflightOK struct {
+	NeedImage bool `json:"need_image"` // send the image: the destination lacks it
+}
+
+func (*PreflightOK) Type() MsgType   { return MsgPreflightOK }
+func (*PreflightOK) Validate() error { return nil }
+
+// Restore tells the destination that every stream has been stored.
+type Restore struct{}
+
+func (*Restore) Type() MsgType   { return MsgRestore }
+func (*Restore) Validate() error { return nil }
+
+// Restored reports that the container runs on the destination.
+type Restored struct {
+	ContainerID   string `json:"container_id"`
+	RestoreMillis int64  `json:"restore_ms"` // docker start, including runc restore
+}
+
+func (*Restored) Type() MsgType { return MsgRestored }
+
+var containerIDPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+func (m *Restored) Validate() error {
+	if !containerIDPattern.MatchString(m.ContainerID) || m.RestoreMillis < 0 {
+		return fmt.Errorf("invalid restored report %q", m.ContainerID)
+	}
+	return nil
+}
+
+// Commit tells the destination the original is gone: its copy is final.
+type Commit struct{}
+
+func (*Commit) Type() MsgType   { return MsgCommit }
+func (*Commit) Validate() error { return nil }
+
+// Done acknowledges Commit.
+type Done struct{}
+
+func (*Done) Type() MsgType   { return MsgDone }
+func (*Done) Validate() error { return nil }
+
+// ContainerSpec is the configuration of the container to recreate, reduced
+// to what dockmove knows how to move. Every field is validated on receipt.
+type ContainerSpec struct {
+	Name          string            `json:"name"`
+	Image         string            `json:"image"`    // reference the user gave
+	ImageID       string            `json:"image_id"` // sha256:...
+	Hostname      string            `json:"hostname"`
+	Domainname    string            `json:"domainname"`
+	User          string            `json:"user"`
+	WorkingDir    string            `json:"working_dir"`
+	Env           []string          `json:"env"`
+	Cmd           []string          `json:"cmd"`
+	Entrypoint    []string          `json:"entrypoint"`
+	Labels        map[string]string `json:"labels"`
+	TTY           bool              `json:"tty"`
+	OpenStdin     bool              `json:"open_stdin"`
+	StopSignal    string            `json:"stop_signal"`
+	ExposedPorts  []string          `json:"exposed_ports"` // "80/tcp"
+	RestartPolicy string            `json:"restart_policy"`
+	RestartMax    int               `json:"restart_max"`
+	CapAdd        []string          `json:"cap_add"`
+	CapDrop       []string          `json:"cap_drop"`
+	Network       *NetworkSpec      `json:"network"`
+	Volumes       []VolumeSpec      `json:"volumes"`
+}
+
+// NetworkSpec is the container's one network and its identity on it.
+type NetworkSpec struct {
+	Name    string   `json:"name"`
+	Subnet  string   `json:"subnet"`
+	IPv4    string   `json:"ipv4"`
+	MAC     string   `json:"mac"`
+	Aliases []string `json:"aliases"`
+}
+
+// VolumeSpec is a named local volume and where it is mounted.
+type VolumeSpec struct {
+	Name        string `json:"name"`
+	Destination string `json:"destination"`
+	ReadOnly    bool   `json:"read_only"`
+}
+
+// Limits on what a peer may send in a ContainerSpec.
+const (
+	maxSpecItems = 1024
+	maxSpecText  = 64 << 10
+)
+
+var (
+	dockerNamePattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+	imageIDPattern    = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	portPattern       = regexp.MustCompile(`^[0-9]{1,5}/(tcp|udp|sctp)$`)
+	capPattern        = regexp.MustCompile(`^(CAP_)?[A-Z_]{2,32}$|^ALL$`)
+)
+
+// Validate checks every field a destination will hand to Docker.
+func (c *ContainerSpec) Validate() error {
+	if !dockerNamePattern.MatchString(c.Name) {
+		return fmt.Errorf("invalid container name %q", c.Name)
+	}
+	if !imageIDPattern.MatchString(c.ImageID) {
+		return fmt.Errorf("invalid image id %q", c.ImageID)
+	}
+	for what, s := range map[string]string{"image": c.Image, "hostname": c.Hostname, "domainname": c.Domainname, "user": c.User, "working dir": c.WorkingDir, "stop signal": c.StopSignal} {
+		if err := checkText(what, s); err != nil {
+			return err
+		}
+	}
+	if c.WorkingDir != "" && !path.IsAbs(c.WorkingDir) {
+		return fmt.Errorf("working dir %q is not absolute", c.WorkingDir)
+	}
+	for what, list := range map[string][]string{"env": c.Env, "cmd": c.Cmd, "entrypoint": c.Entrypoint} {
+		if err := checkList(what, list, nil); err != nil {
+			return err
+		}
+	}
+	if err := checkList("exposed port", c.ExposedPorts, portPattern); err != nil {
+		return err
+	}
+	if err := checkList("capability", append(append([]string(nil), c.CapAdd...), c.CapDrop...), capPattern); err != nil {
+		return err
+	}
+	if len(c.Labels) > maxSpecItems {
+		return fmt.Errorf("%d labels", len(c.Labels))
+	}
+	for k, v := range c.Labels {
+		if err := checkText("label", k+v); err != nil {
+			return err
+		}
+	}
+	switch c.RestartPolicy {
+	case "", "no", "always", "unless-stopped", "on-failure":
+	default:
+		return fmt.Errorf("unknown restart policy %q", c.RestartPolicy)
+	}
+	if c.RestartMax < 0 {
+		return fmt.Errorf("restart count %d", c.RestartMax)
+	}
+	if c.Network != nil {
+		if err := c.Network.Validate(); err != nil {
+			return err
+		}
+	}
+	if len(c.Volumes) > 64 {
+		return fmt.Errorf("%d volumes", len(c.Volumes))
+	}
+	for _, v := range c.Volumes {
+		if err := v.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Validate checks a network identity.
+func (n *NetworkSpec) Validate() error {
+	if !dockerNamePattern.MatchString(n.Name) {
+		return fmt.Errorf("invalid network name %q", n.Name)
+	}
+	_, subnet, err := net.ParseCIDR(n.Subnet)
+	if err != nil {
+		return fmt.Errorf("invalid subnet %q", n.Subnet)
+	}
+	ip := net.ParseIP(n.IPv4)
+	if ip == nil || ip.To4() == nil || !subnet.Contains(ip) {
+		return fmt.Errorf("invalid address %q for subnet %s", n.IPv4, n.Subnet)
+	}
+	if _, err := net.ParseMAC(n.MAC); err != nil {
+		return fmt.Errorf("invalid MAC %q", n.MAC)
+	}
+	return checkList("alias", n.Aliases, dockerNamePattern)
+}
+
+// Validate checks a volume.
+func (v *VolumeSpec) Validate() error {
+	if !dockerNamePattern.MatchString(v.Name) {
+		return fmt.Errorf("invalid volume name %q", v.Name)
+	}
+	if !path.IsAbs(v.Destination) || path.Clean(v.Destination) != v.Destination || v.Destination == "/" {
+		return fmt.Errorf("invalid volume destination %q", v.Destination)
+	}
+	return checkText("volume destination", v.Destination)
+}
+
+func checkText(what, s string) error {
+	if len(s) > maxSpecText || strings.ContainsRune(s, 0) {
+		return fmt.Errorf("invalid %s", what)
+	}
+	return nil
+}
+
+func checkList(what string, list []string, pattern *regexp.Regexp) error {
+	if len(list) > maxSpecItems {
+		return fmt.Errorf("%d %s entries", len(list), what)
+	}
+	for _, s := range list {
+		if err := checkText(what, s); err != nil {
+			return err
+		}
+		if pattern != nil && !pattern.MatchString(s) {
+			return fmt.Errorf("invalid %s %q", what, s)
+		}
+	}
+	return nil
+}
