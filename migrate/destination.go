@@ -33,6 +33,9 @@ type DestConfig struct {
 	RuntimeState string
 	// CRIU is the criu binary. Default "" (criu in PATH).
 	CRIU string
+	// RestoreCRIUOptions are extra CRIU options for every restore, one
+	// config-file line each (e.g. "tcp-close"). Default none.
+	RestoreCRIUOptions []string
 	// Transfer configures sessions (TLS, compression, limits).
 	Transfer transfer.Config
 	// Logger receives the agent's log. Nil discards it.

@@ -14,6 +14,7 @@ import (
 	"github.com/dockmove/dockmove/internal/criu"
 	"github.com/dockmove/dockmove/internal/docker"
 	"github.com/dockmove/dockmove/internal/shim"
+	"github.com/dockmove/dockmove/netrewire"
 	"github.com/dockmove/dockmove/transfer"
 )
 
@@ -203,7 +204,8 @@ func (in *incoming) receive(ctx context.Context) error {
 func (in *incoming) restore(ctx context.Context) error {
 	id := in.state.ContainerID
 	dir, _ := shim.ContainerDir(in.srv.cfg.RuntimeState, id)
-	plan := shim.Plan{TCPEstablished: true, ExtUnixSk: true, FileLocks: true, CRIUOptions: []string{"mntns-compat-mode"}}
+	opts := append([]string{"mntns-compat-mode"}, in.srv.cfg.RestoreCRIUOptions...)
+	plan := shim.Plan{TCPEstablished: true, ExtUnixSk: true, FileLocks: true, CRIUOptions: opts}
 	if err := shim.WritePlan(dir, plan); err != nil {
 		return err
 	}
@@ -223,6 +225,7 @@ func (in *incoming) restore(ctx context.Context) error {
 	if r.State == nil || !r.State.Running {
 		return fmt.Errorf("restored container is not running: %s", docker.ExitInfo(r))
 	}
+	in.announce(r.State.Pid)
 	in.state.Phase = phaseRestored
 	if err := in.srv.saveState(&in.state); err != nil {
 		return err
@@ -243,4 +246,15 @@ func (in *incoming) commit(ctx context.Context) error {
 	}
 	in.srv.dropState(&in.state)
 	return in.sess.Send(ctx, &transfer.Done{})
+}
+
+// announce tells the network the container's address now lives here: the
+// first gratuitous ARP at once, two more in the background in case the
+// first is lost.
+func (in *incoming) announce(pid int) {
+	if _, err := netrewire.Announce(pid, 1, 0); err != nil {
+		in.log.Warn("announce address", "err", err)
+		return
+	}
+	go netrewire.Announce(pid, 2, 100*time.Millisecond)
 }

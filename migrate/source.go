@@ -17,6 +17,7 @@ import (
 
 	"github.com/dockmove/dockmove/internal/criu"
 	"github.com/dockmove/dockmove/internal/docker"
+	"github.com/dockmove/dockmove/netrewire"
 	"github.com/dockmove/dockmove/transfer"
 )
 
@@ -247,7 +248,13 @@ func (s *source) sendImage(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	err = s.dk.SaveImage(ctx, s.spec.ImageID, f)
+	// Save by the user's reference when it still names this image, so the
+	// tag travels too.
+	ref := s.spec.ImageID
+	if id, err := s.dk.ImageID(ctx, s.spec.Image); err == nil && id == s.spec.ImageID {
+		ref = s.spec.Image
+	}
+	err = s.dk.SaveImage(ctx, ref, f)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -286,13 +293,14 @@ func (s *source) checkpoint(ctx context.Context) error {
 	}
 	s.stage("dump")
 	var frozenAt, runningAt time.Time
+	var hookErr error
 	s.report.Dump, err = criu.Dump(s.cfg.CRIU, s.dir, spec, criu.DumpHooks{
 		// CRIU announces pre-dump just before it freezes the tree: the
 		// freeze time measured from here is an upper bound.
 		PreDump: func() { frozenAt = time.Now() },
 		PostDump: func() error {
-			if err := s.shipAndRestore(ctx, r.GraphDriver.Data["UpperDir"]); err != nil {
-				return err
+			if hookErr = s.shipAndRestore(ctx, r.GraphDriver.Data["UpperDir"]); hookErr != nil {
+				return hookErr
 			}
 			runningAt = time.Now()
 			return nil
@@ -300,10 +308,11 @@ func (s *source) checkpoint(ctx context.Context) error {
 	})
 	if err != nil {
 		s.rollback(ctx)
-		if serr := s.sess.Err(); serr != nil && !errors.Is(err, serr) {
-			return fmt.Errorf("%w (session: %v)", err, serr)
+		if hookErr != nil {
+			// CRIU's own error only says the notification failed.
+			err = hookErr
 		}
-		return err
+		return fmt.Errorf("%w; the container was resumed on this host", err)
 	}
 	s.report.FreezeTime = runningAt.Sub(frozenAt)
 	return s.commit(ctx)
@@ -370,5 +379,12 @@ func (s *source) rollback(ctx context.Context) {
 	ctx = context.WithoutCancel(ctx)
 	if err := s.dk.SetRestartPolicy(ctx, s.ctr, s.restartName, s.restartMax); err != nil {
 		s.log.Error("rollback: restore restart policy", "err", err)
+	}
+	// The destination may have announced the address already; claim it
+	// back so traffic returns to this host.
+	if r, err := s.dk.Inspect(ctx, s.ctr); err == nil && r.State != nil && r.State.Running && s.spec.Network != nil {
+		if _, err := netrewire.Announce(r.State.Pid, 3, 50*time.Millisecond); err != nil {
+			s.log.Warn("rollback: announce address", "err", err)
+		}
 	}
 }

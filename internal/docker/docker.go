@@ -161,6 +161,10 @@ func (c *Client) Create(ctx context.Context, spec transfer.ContainerSpec, runtim
 	if err != nil {
 		return "", err
 	}
+	// Keep the user's image reference when it names the same image here.
+	if id, err := c.ImageID(ctx, spec.Image); err == nil && id == spec.ImageID {
+		cfg.Image = spec.Image
+	}
 	resp, err := c.api.ContainerCreate(ctx, cfg, host, netcfg, nil, spec.Name)
 	if err != nil {
 		return "", wrap("create "+spec.Name, err)

@@ -1,0 +1,259 @@
+package migrate_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dockmove/dockmove/internal/lab"
+	"github.com/dockmove/dockmove/internal/workload"
+	"github.com/dockmove/dockmove/migrate"
+)
+
+// TestMigrateWorkload moves the workload container with a named volume and
+// checks everything a user relies on: memory, counter, files, volume, TCP
+// connection, address, and Docker's management on host2.
+func TestMigrateWorkload(t *testing.T) {
+	e := setup(t)
+	ctx := ctxFor(t, 3*time.Minute)
+	startDst(t, e)
+	name, vol := unique("wl"), unique("vol")
+	t.Cleanup(func() {
+		for _, h := range []lab.Host{e.h1, e.h2} {
+			h.Docker(context.Background(), "rm", "-f", name)
+			h.Docker(context.Background(), "volume", "rm", "-f", vol)
+		}
+	})
+	addr := runWorkload(t, ctx, e, name, lab.WorkloadImage, "-v", vol+":/vol")
+	if _, err := e.h1.Docker(ctx, "exec", name, "sh", "-c", "echo written-before > /data/note && echo in-volume > /vol/kept"); err != nil {
+		t.Fatal(err)
+	}
+	before := identity(t, ctx, e.h1, name)
+	watch, err := workload.Watch(ctx, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := watch.WaitBeats(ctx, 50); err != nil {
+		t.Fatal(err)
+	}
+	atStart := waitBeat(t, ctx, addr, 0)
+
+	report, stderr, err := runSrc(ctx, e, name, nil)
+	if err != nil {
+		t.Fatalf("migration failed: %v\n%s", err, stderr)
+	}
+	t.Logf("freeze %v, total %v, %d bytes (%d on the wire)", report.FreezeTime, report.TotalTime, report.BytesRaw, report.BytesWire)
+	if report.FreezeTime <= 0 || report.BytesRaw < 64<<20 || report.ContainerID == "" {
+		t.Fatalf("implausible report: %+v", report)
+	}
+
+	// The client kept its connection: more beats arrive, in sequence.
+	if err := watch.WaitBeats(ctx, watch.Stats().Beats+100); err != nil {
+		t.Fatalf("heartbeat stream after migration: %v", err)
+	}
+	s := watch.Stop()
+	if s.SeqBreaks != 0 || s.Resets != 0 || s.Err != nil {
+		t.Fatalf("heartbeat stream broke: %+v", s)
+	}
+	t.Logf("longest heartbeat gap seen by the client: %v", s.MaxGap)
+
+	verified, err := workload.Query(ctx, addr, workload.CmdVerify)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if verified.Bad != 0 || verified.Counter < atStart.Counter || verified.Rounds == 0 {
+		t.Fatalf("after migration %+v, before %+v", verified, atStart)
+	}
+	if after := identity(t, ctx, e.h2, name); after != before {
+		t.Fatalf("address changed: %q on host1, %q on host2", before, after)
+	}
+	for cmd, want := range map[string]string{"cat /data/note": "written-before", "cat /vol/kept": "in-volume"} {
+		out, err := e.h2.Docker(ctx, "exec", name, "sh", "-c", cmd)
+		if err != nil || out != want {
+			t.Fatalf("docker exec %s on host2: %q, %v", cmd, out, err)
+		}
+	}
+	logs, err := e.h2.Docker(ctx, "logs", name)
+	if err != nil || !strings.Contains(logs, "msg=verify") {
+		t.Fatalf("docker logs on host2: %q, %v", logs, err)
+	}
+	if out, _ := e.h1.Docker(ctx, "ps", "-aq", "--filter", "name=^/"+name+"$"); out != "" {
+		t.Fatalf("host1 still has the container: %s", out)
+	}
+	if _, err := e.h2.Docker(ctx, "stop", "-t", "5", name); err != nil {
+		t.Fatal(err)
+	}
+	state, _ := e.h2.Docker(ctx, "inspect", "-f", "{{.State.Status}}", name)
+	if state != "exited" {
+		t.Fatalf("after docker stop the container is %q", state)
+	}
+	assertHost2Clean(t, ctx, e, name, false)
+}
+
+// TestMigrateImageMissingOnHost2 moves a container whose image exists only
+// on host1; the image travels with it.
+func TestMigrateImageMissingOnHost2(t *testing.T) {
+	e := setup(t)
+	ctx := ctxFor(t, 3*time.Minute)
+	startDst(t, e)
+	image := "dockmove/only-host1:" + unique("t")
+	base := unique("base")
+	if _, err := e.h1.Docker(ctx, "run", "--pull", "never", "--name", base, lab.WorkloadImage, "sh", "-c", "echo layer > /layer"); err != nil {
+		t.Fatal(err)
+	}
+	defer e.h1.Docker(context.Background(), "rm", "-f", base)
+	if _, err := e.h1.Docker(ctx, "commit", base, image); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, h := range []lab.Host{e.h1, e.h2} {
+			h.Docker(context.Background(), "rmi", "-f", image)
+		}
+	})
+	if _, err := e.h2.Docker(ctx, "image", "inspect", image); err == nil {
+		t.Fatal("host2 already has the image")
+	}
+	name := unique("img")
+	addr := runWorkload(t, ctx, e, name, image)
+	before := waitBeat(t, ctx, addr, 0)
+	report, stderr, err := runSrc(ctx, e, name, nil)
+	if err != nil {
+		t.Fatalf("migration failed: %v\n%s", err, stderr)
+	}
+	if !report.ImageSent {
+		t.Fatal("report says the image was not sent")
+	}
+	after := waitBeat(t, ctx, addr, 0)
+	if after.Counter < before.Counter || after.Bad != 0 {
+		t.Fatalf("before %+v after %+v", before, after)
+	}
+	out, err := e.h2.Docker(ctx, "exec", name, "cat", "/layer")
+	if err != nil || out != "layer" {
+		t.Fatalf("image layer on host2: %q %v", out, err)
+	}
+	if ref, _ := e.h2.Docker(ctx, "inspect", "-f", "{{.Config.Image}}", name); ref != image {
+		t.Fatalf("host2's container refers to image %q, want %q", ref, image)
+	}
+}
+
+// failedMigration checks the promise of every failure: the container runs
+// on host1 with its state (counter continues, memory verifies), and host2
+// holds nothing of it.
+func failedMigration(t *testing.T, ctx context.Context, e env, name, addr string, before workload.Beat, err error, stderr, want string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("migration succeeded, want failure (%s)", want)
+	}
+	if !strings.Contains(stderr, want) {
+		t.Fatalf("migrate-src did not say %q:\n%s", want, stderr)
+	}
+	status, _ := e.h1.Docker(ctx, "inspect", "-f", "{{.State.Status}} {{.HostConfig.RestartPolicy.Name}}", name)
+	if !strings.HasPrefix(status, "running") {
+		t.Fatalf("container on host1 is %q after the failed migration", status)
+	}
+	after, qerr := workload.Query(ctx, addr, workload.CmdVerify)
+	if qerr != nil || after.Counter < before.Counter || after.Bad != 0 {
+		t.Fatalf("host1's container lost its state: before %+v, after %+v, %v", before, after, qerr)
+	}
+}
+
+// assertHost2Clean checks host2 holds no leftover of a migration of name:
+// no container (unless committed), no runtime state, no staging, no state
+// files.
+func assertHost2Clean(t *testing.T, ctx context.Context, e env, name string, noContainer bool) {
+	t.Helper()
+	if noContainer {
+		if out, _ := e.h2.Docker(ctx, "ps", "-aq", "--filter", "name=^/"+name+"$"); out != "" {
+			t.Fatalf("host2 holds a container named %s", name)
+		}
+	}
+	for _, dir := range []string{
+		e.runtimeState(e.h2),
+		filepath.Join(e.workDir(e.h2), "migrations"),
+		filepath.Join(e.workDir(e.h2), "staging"),
+	} {
+		ents, _ := os.ReadDir(dir)
+		var left []string
+		for _, en := range ents {
+			if en.Name() != "runtime.log" {
+				left = append(left, en.Name())
+			}
+		}
+		if len(left) > 0 {
+			t.Fatalf("host2 holds leftovers in %s: %v", dir, left)
+		}
+	}
+}
+
+func TestFailureNameTakenOnHost2(t *testing.T) {
+	e := setup(t)
+	ctx := ctxFor(t, 3*time.Minute)
+	startDst(t, e)
+	name := unique("taken")
+	addr := runWorkload(t, ctx, e, name, lab.WorkloadImage, "--restart", "unless-stopped")
+	if _, err := e.h2.Docker(ctx, "run", "-d", "--pull", "never", "--name", name, lab.BusyboxImage, "sleep", "300"); err != nil {
+		t.Fatal(err)
+	}
+	before := waitBeat(t, ctx, addr, 0)
+	_, stderr, err := runSrc(ctx, e, name, nil)
+	failedMigration(t, ctx, e, name, addr, before, err, stderr, "already exists on the destination")
+	if img, _ := e.h2.Docker(ctx, "inspect", "-f", "{{.Config.Image}} {{.State.Status}}", name); img != lab.BusyboxImage+" running" {
+		t.Fatalf("host2's own container was touched: %q", img)
+	}
+	if policy, _ := e.h1.Docker(ctx, "inspect", "-f", "{{.HostConfig.RestartPolicy.Name}}", name); policy != "unless-stopped" {
+		t.Fatalf("restart policy on host1 is %q after the failure", policy)
+	}
+	assertHost2Clean(t, ctx, e, name, false)
+}
+
+func TestFailureRestoreFailsOnHost2(t *testing.T) {
+	e := setup(t)
+	ctx := ctxFor(t, 3*time.Minute)
+	// An option CRIU does not know makes the real restore fail on host2.
+	startDst(t, e, "--restore-criu-option", "no-such-criu-option")
+	name := unique("rstfail")
+	addr := runWorkload(t, ctx, e, name, lab.WorkloadImage)
+	before := waitBeat(t, ctx, addr, 0)
+	_, stderr, err := runSrc(ctx, e, name, nil)
+	failedMigration(t, ctx, e, name, addr, before, err, stderr, "criu restore")
+	t.Logf("migrate-src reported:\n%s", stderr)
+	assertHost2Clean(t, ctx, e, name, true)
+}
+
+func TestFailureDestinationKilledDuringTransfer(t *testing.T) {
+	e := setup(t)
+	ctx := ctxFor(t, 3*time.Minute)
+	d := startDst(t, e)
+	name := unique("killed")
+	addr := runWorkload(t, ctx, e, name, lab.WorkloadImage)
+	before := waitBeat(t, ctx, addr, 0)
+	killed := make(chan struct{})
+	_, stderr, err := runSrc(ctx, e, name, func(line string) {
+		if strings.HasSuffix(line, "] transfer") {
+			d.kill()
+			close(killed)
+		}
+	})
+	select {
+	case <-killed:
+	default:
+		t.Fatalf("migrate-src never reached the transfer stage:\n%s", stderr)
+	}
+	failedMigration(t, ctx, e, name, addr, before, err, stderr, "was not migrated")
+	// A supervisor restarts the agent; it removes what the killed run made.
+	d.start()
+	assertHost2Clean(t, ctx, e, name, true)
+	if vols, _ := e.h2.Docker(ctx, "ps", "-aq", "--filter", "label="+migrate.LabelMigration); vols != "" {
+		for _, id := range strings.Fields(vols) {
+			st, _ := e.h2.Docker(ctx, "inspect", "-f", "{{.Name}} {{.State.Status}}", id)
+			if strings.Contains(st, name) {
+				t.Fatalf("host2 still holds %s", st)
+			}
+		}
+	}
+	_ = fmt.Sprint
+}

@@ -1,0 +1,59 @@
+package netrewire
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"testing"
+)
+
+func TestGarpFrameLayout(t *testing.T) {
+	mac := net.HardwareAddr{0x02, 0x42, 0x0a, 0x4d, 0x00, 0x40}
+	f := garp(mac, net.IPv4(10, 77, 0, 64))
+	if len(f) != 42 {
+		t.Fatalf("frame is %d bytes", len(f))
+	}
+	checks := []struct {
+		name     string
+		from, to int
+		want     []byte
+	}{
+		{"broadcast destination", 0, 6, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}},
+		{"source MAC", 6, 12, mac},
+		{"ethertype ARP", 12, 14, []byte{0x08, 0x06}},
+		{"request", 20, 22, []byte{0, 1}},
+		{"sender MAC", 22, 28, mac},
+		{"sender IP", 28, 32, []byte{10, 77, 0, 64}},
+		{"target IP equals sender", 38, 42, []byte{10, 77, 0, 64}},
+	}
+	for _, c := range checks {
+		if !bytes.Equal(f[c.from:c.to], c.want) {
+			t.Errorf("%s: % x, want % x", c.name, f[c.from:c.to], c.want)
+		}
+	}
+}
+
+func TestAnnouncementsSkipLoopbackDownAndIPv6FakeInterfaces(t *testing.T) {
+	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
+	ifaces := []net.Interface{
+		{Index: 1, Name: "lo", Flags: net.FlagUp | net.FlagLoopback},
+		{Index: 2, Name: "eth0", Flags: net.FlagUp, HardwareAddr: mac},
+		{Index: 3, Name: "eth1", Flags: 0, HardwareAddr: mac},
+		{Index: 4, Name: "tun0", Flags: net.FlagUp},
+	}
+	addrs := map[string][]net.Addr{
+		"lo":   {&net.IPNet{IP: net.IPv4(127, 0, 0, 1)}},
+		"eth0": {&net.IPNet{IP: net.IPv4(10, 0, 0, 2)}, &net.IPNet{IP: net.ParseIP("fe80::1")}},
+		"eth1": {&net.IPNet{IP: net.IPv4(10, 0, 1, 2)}},
+		"tun0": {&net.IPNet{IP: net.IPv4(10, 0, 2, 2)}},
+	}
+	got := announcements(ifaces, func(i net.Interface) ([]net.Addr, error) {
+		if a, ok := addrs[i.Name]; ok {
+			return a, nil
+		}
+		return nil, errors.New("none")
+	})
+	if len(got) != 1 || got[0].Interface != "eth0" || !got[0].IP.Equal(net.IPv4(10, 0, 0, 2)) {
+		t.Fatalf("announcements: %+v", got)
+	}
+}
