@@ -2,7 +2,6 @@ package migrate_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -232,7 +231,7 @@ func TestFailureDestinationKilledDuringTransfer(t *testing.T) {
 	addr := runWorkload(t, ctx, e, name, lab.WorkloadImage)
 	before := waitBeat(t, ctx, addr, 0)
 	killed := make(chan struct{})
-	_, stderr, err := runSrc(ctx, e, name, func(line string) {
+	_, stderr, err := runSrc(ctx, e, name, func(line string, _ func()) {
 		if strings.HasSuffix(line, "] transfer") {
 			d.kill()
 			close(killed)
@@ -255,5 +254,48 @@ func TestFailureDestinationKilledDuringTransfer(t *testing.T) {
 			}
 		}
 	}
-	_ = fmt.Sprint
+}
+
+// TestFailureSourceKilledDuringTransfer kills migrate-src while the frozen
+// container's images are on the wire: CRIU, losing its client, resumes the
+// container, and migrate-dst removes its half-made copy.
+func TestFailureSourceKilledDuringTransfer(t *testing.T) {
+	e := setup(t)
+	ctx := ctxFor(t, 3*time.Minute)
+	d := startDst(t, e)
+	name := unique("srckilled")
+	addr := runWorkload(t, ctx, e, name, lab.WorkloadImage, "--restart", "always")
+	before := waitBeat(t, ctx, addr, 0)
+	_, stderr, err := runSrc(ctx, e, name, func(line string, kill func()) {
+		if strings.HasSuffix(line, "] transfer") {
+			kill()
+		}
+	})
+	if !strings.Contains(stderr, "] transfer") {
+		t.Fatalf("migrate-src never reached the transfer stage:\n%s", stderr)
+	}
+	if err == nil {
+		t.Fatal("killed migrate-src exited successfully")
+	}
+	// CRIU notices its client is gone and resumes the tree.
+	after := waitBeat(t, ctx, addr, before.Counter)
+	if v, err := workload.Query(ctx, addr, workload.CmdVerify); err != nil || v.Bad != 0 || after.Counter < before.Counter {
+		t.Fatalf("host1's container after the kill: %+v, %v", v, err)
+	}
+	if policy, _ := e.h1.Docker(ctx, "inspect", "-f", "{{.State.Status}} {{.HostConfig.RestartPolicy.Name}}", name); policy != "running always" {
+		t.Fatalf("host1's container is %q, want running with its restart policy", policy)
+	}
+	// migrate-dst saw the session end and cleaned up without a restart.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out, _ := e.h2.Docker(ctx, "ps", "-aq", "--filter", "name=^/"+name+"$")
+		if out == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("host2 still holds %s:\n%s", name, d.log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	assertHost2Clean(t, ctx, e, name, true)
 }

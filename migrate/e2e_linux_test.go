@@ -188,8 +188,8 @@ func (d *dst) stop() {
 
 // src runs migrate-src on host1 for container name and returns its report,
 // its stderr and its error. onLine, if set, sees each stderr line as it
-// comes (the stage lines among them).
-func runSrc(ctx context.Context, e env, name string, onLine func(string)) (*migrate.Report, string, error) {
+// comes (the stage lines among them), with a function that kills migrate-src.
+func runSrc(ctx context.Context, e env, name string, onLine func(line string, kill func())) (*migrate.Report, string, error) {
 	cmd := e.h1.Command(ctx, filepath.Join(e.bin, "migrate-src"),
 		"--to", net.JoinHostPort(e.h2.Addr, dstPort),
 		"--docker-host", e.h1.DockerHost,
@@ -208,7 +208,7 @@ func runSrc(ctx context.Context, e env, name string, onLine func(string)) (*migr
 		for sc.Scan() {
 			stderr.WriteString(sc.Text() + "\n")
 			if onLine != nil {
-				onLine(sc.Text())
+				onLine(sc.Text(), func() { cmd.Process.Kill() })
 			}
 		}
 	}()

@@ -104,10 +104,11 @@ type source struct {
 	ctr  string // container ID
 	spec transfer.ContainerSpec
 	// The original restart policy, restored on rollback.
-	restartName string
-	restartMax  int
-	dir         string
-	report      *Report
+	restartName    string
+	restartMax     int
+	restartChanged bool
+	dir            string
+	report         *Report
 }
 
 // Migrate moves the container to the destination. On any failure before the
@@ -287,10 +288,6 @@ func (s *source) checkpoint(ctx context.Context) error {
 	if s.dir, err = os.MkdirTemp(s.cfg.WorkDir, "dump-"); err != nil {
 		return err
 	}
-	// Docker must not restart the original once CRIU has killed it.
-	if err := s.dk.SetRestartPolicy(ctx, s.ctr, "no", 0); err != nil {
-		return err
-	}
 	s.stage("dump")
 	var frozenAt, runningAt time.Time
 	var hookErr error
@@ -303,6 +300,12 @@ func (s *source) checkpoint(ctx context.Context) error {
 				return hookErr
 			}
 			runningAt = time.Now()
+			// Committing: Docker must not restart the original once CRIU
+			// kills it. Changed only now, so an agent killed earlier leaves
+			// the container as it was.
+			if hookErr = s.disableRestart(ctx); hookErr != nil {
+				return hookErr
+			}
 			return nil
 		},
 	})
@@ -373,12 +376,22 @@ func (s *source) commit(ctx context.Context) error {
 	return s.dk.Remove(ctx, s.ctr)
 }
 
+func (s *source) disableRestart(ctx context.Context) error {
+	if s.restartName == "" || s.restartName == "no" {
+		return nil
+	}
+	s.restartChanged = true
+	return s.dk.SetRestartPolicy(ctx, s.ctr, "no", 0)
+}
+
 // rollback undoes what the source changed; CRIU has already resumed the
 // container.
 func (s *source) rollback(ctx context.Context) {
 	ctx = context.WithoutCancel(ctx)
-	if err := s.dk.SetRestartPolicy(ctx, s.ctr, s.restartName, s.restartMax); err != nil {
-		s.log.Error("rollback: restore restart policy", "err", err)
+	if s.restartChanged {
+		if err := s.dk.SetRestartPolicy(ctx, s.ctr, s.restartName, s.restartMax); err != nil {
+			s.log.Error("rollback: restore restart policy", "err", err)
+		}
 	}
 	// The destination may have announced the address already; claim it
 	// back so traffic returns to this host.

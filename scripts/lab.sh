@@ -193,7 +193,8 @@ cmd_on() {
 	shift
 	host_index "$h" >/dev/null
 	[ -e "/run/netns/$(netns_of "$h")" ] || die "$h is not up (run: make lab-up)"
-	in_netns "$h" env DOCKER_HOST="unix://$(sock_of "$h")" "$@"
+	# exec, so that the caller's PID is the command's own (kill reaches it).
+	exec nsenter --net="/run/netns/$(netns_of "$h")" env DOCKER_HOST="unix://$(sock_of "$h")" "$@"
 }
 
 [ "$(id -u)" = 0 ] || die "must run as root"
