@@ -65,9 +65,12 @@ func prepareRestore(inv Invocation, c createArgs, dir string, p Plan) ([]string,
 	if c.consoleSocket != "" {
 		args = append(args, "--console-socket", c.consoleSocket)
 	}
-	for flag, on := range map[string]bool{"--tcp-established": p.TCPEstablished, "--ext-unix-sk": p.ExtUnixSk, "--file-locks": p.FileLocks, "--lazy-pages": p.LazyPages} {
-		if on {
-			args = append(args, flag)
+	for _, f := range []struct {
+		flag string
+		on   bool
+	}{{"--tcp-established", p.TCPEstablished}, {"--ext-unix-sk", p.ExtUnixSk}, {"--file-locks", p.FileLocks}, {"--lazy-pages", p.LazyPages}} {
+		if f.on {
+			args = append(args, f.flag)
 		}
 	}
 	return append(args, c.id), nil
