@@ -2,6 +2,7 @@ package migrate_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -298,4 +299,46 @@ func TestFailureSourceKilledDuringTransfer(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	assertHost2Clean(t, ctx, e, name, true)
+}
+
+// TestMigrateTTYContainer moves an interactive container (docker run -dit):
+// CRIU keeps the orphaned pty master, runc gets containerd's console socket.
+func TestMigrateTTYContainer(t *testing.T) {
+	e := setup(t)
+	ctx := ctxFor(t, 3*time.Minute)
+	startDst(t, e)
+	name := unique("tty")
+	t.Cleanup(func() {
+		for _, h := range []lab.Host{e.h1, e.h2} {
+			h.Docker(context.Background(), "rm", "-f", name)
+		}
+	})
+	loop := "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done"
+	if _, err := e.h1.Docker(ctx, "run", "-dit", "--pull", "never", "--name", name, "--network", e.h1.Network, lab.BusyboxImage, "sh", "-c", loop); err != nil {
+		t.Fatal(err)
+	}
+	count := func(h lab.Host) int {
+		out, err := h.Docker(ctx, "exec", name, "cat", "/tmp/count")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		fmt.Sscan(out, &n)
+		return n
+	}
+	for count(e.h1) < 20 {
+		time.Sleep(50 * time.Millisecond)
+	}
+	before := count(e.h1)
+	if _, stderr, err := runSrc(ctx, e, name, nil); err != nil {
+		t.Fatalf("migration failed: %v\n%s", err, stderr)
+	}
+	first := count(e.h2)
+	time.Sleep(300 * time.Millisecond)
+	if later := count(e.h2); first < before || later <= first {
+		t.Fatalf("counter %d on host1, then %d and %d on host2: the shell did not continue", before, first, later)
+	}
+	if tty, _ := e.h2.Docker(ctx, "inspect", "-f", "{{.Config.Tty}} {{.State.Status}}", name); tty != "true running" {
+		t.Fatalf("on host2: %q", tty)
+	}
 }

@@ -91,7 +91,6 @@ func refusals(r container.InspectResponse) error {
 	add(host.Privileged, "it is privileged")
 	add(len(host.Devices) > 0, "it has devices mapped from the host")
 	add(host.Init != nil && *host.Init, "it runs docker-init (--init)")
-	add(r.Config.Tty, "it has a TTY (docker run -t); TTY containers are not supported yet")
 	add(len(host.PortBindings) > 0, "it publishes ports on the host (-p); host2's ports may differ")
 	add(len(r.NetworkSettings.Networks) > 1, "it is attached to more than one network")
 	add(r.GraphDriver.Name != "overlay2", "its storage driver is "+r.GraphDriver.Name+", not overlay2")

@@ -47,7 +47,6 @@ func TestRefusalsNameEveryReason(t *testing.T) {
 			r.HostConfig.Devices = []container.DeviceMapping{{PathOnHost: "/dev/fuse"}}
 		}, "devices"},
 		{"init", func(r *container.InspectResponse) { r.HostConfig.Init = &yes }, "--init"},
-		{"tty", func(r *container.InspectResponse) { r.Config.Tty = true }, "TTY"},
 		{"published ports", func(r *container.InspectResponse) {
 			r.HostConfig.PortBindings = nat.PortMap{"80/tcp": {{HostPort: "8080"}}}
 		}, "publishes ports"},
