@@ -342,3 +342,68 @@ func TestMigrateTTYContainer(t *testing.T) {
 		t.Fatalf("on host2: %q", tty)
 	}
 }
+
+// TestNewAddressOnlyWhenAccepted moves a container between networks of the
+// same name but different subnets: refused before freezing by default,
+// done with a new address (and closed connections) when the user accepts.
+func TestNewAddressOnlyWhenAccepted(t *testing.T) {
+	e := setup(t)
+	ctx := ctxFor(t, 3*time.Minute)
+	startDst(t, e)
+	netName := unique("alt")
+	// A host-local bridge network: same name, a different subnet on each host.
+	for i, h := range []lab.Host{e.h1, e.h2} {
+		subnet := fmt.Sprintf("10.%d.0.0/24", 78+i)
+		if _, err := h.Docker(ctx, "network", "create", "-d", "bridge", "--subnet", subnet, netName); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.Docker(context.Background(), "network", "rm", netName) })
+	}
+	name := unique("newaddr")
+	t.Cleanup(func() {
+		for _, h := range []lab.Host{e.h1, e.h2} {
+			h.Docker(context.Background(), "rm", "-f", name)
+		}
+	})
+	if _, err := e.h1.Docker(ctx, "run", "-d", "--pull", "never", "--name", name, "--network", netName, lab.WorkloadImage,
+		"/usr/local/bin/workload", "--mem-mib", "16", "--verify-every", "0"); err != nil {
+		t.Fatal(err)
+	}
+	query := func(h lab.Host, cmd string) workload.Beat {
+		t.Helper()
+		for ctx.Err() == nil {
+			out, err := h.Docker(ctx, "exec", name, "workload", "query", "127.0.0.1:7000", cmd)
+			if err == nil {
+				b, err := workload.ParseBeat(out)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return b
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatal(ctx.Err())
+		return workload.Beat{}
+	}
+	before := query(e.h1, "status")
+
+	_, stderr, err := runSrc(ctx, e, name, nil)
+	if err == nil || !strings.Contains(stderr, "--allow-new-address") {
+		t.Fatalf("migration to another subnet was not refused with advice: %v\n%s", err, stderr)
+	}
+	if st, _ := e.h1.Docker(ctx, "inspect", "-f", "{{.State.Status}}", name); st != "running" {
+		t.Fatalf("after the refusal the container is %q on host1", st)
+	}
+
+	report, stderr, err := runSrc(ctx, e, name, nil, "--allow-new-address")
+	if err != nil {
+		t.Fatalf("migration with --allow-new-address: %v\n%s", err, stderr)
+	}
+	if !strings.HasPrefix(report.NewAddress, "10.79.0.") {
+		t.Fatalf("new address %q is not on host2's subnet", report.NewAddress)
+	}
+	after := query(e.h2, "verify")
+	if after.Counter < before.Counter || after.Bad != 0 {
+		t.Fatalf("before %+v after %+v", before, after)
+	}
+}

@@ -189,13 +189,14 @@ func (d *dst) stop() {
 // src runs migrate-src on host1 for container name and returns its report,
 // its stderr and its error. onLine, if set, sees each stderr line as it
 // comes (the stage lines among them), with a function that kills migrate-src.
-func runSrc(ctx context.Context, e env, name string, onLine func(line string, kill func())) (*migrate.Report, string, error) {
-	cmd := e.h1.Command(ctx, filepath.Join(e.bin, "migrate-src"),
+func runSrc(ctx context.Context, e env, name string, onLine func(line string, kill func()), extra ...string) (*migrate.Report, string, error) {
+	args := append([]string{
 		"--to", net.JoinHostPort(e.h2.Addr, dstPort),
 		"--docker-host", e.h1.DockerHost,
 		"--work-dir", e.workDir(e.h1),
 		"--tls-dir", filepath.Join(labTLS, "host1"),
-		"--json", name)
+		"--json"}, extra...)
+	cmd := e.h1.Command(ctx, filepath.Join(e.bin, "migrate-src"), append(args, name)...)
 	var stdout bytes.Buffer
 	cmd.Stdout = &stdout
 	pr, pw := io.Pipe()

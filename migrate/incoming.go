@@ -25,6 +25,9 @@ type incoming struct {
 	log   *slog.Logger
 	pre   *transfer.Preflight
 	state migrationState
+	// newAddress: the container cannot keep its address here and the
+	// source accepted a new one.
+	newAddress bool
 }
 
 func (in *incoming) name() string {
@@ -58,7 +61,7 @@ func (in *incoming) run(ctx context.Context) (err error) {
 			in.srv.abandon(context.WithoutCancel(ctx), &in.state, err)
 		}
 	}()
-	if err := in.sess.Send(ctx, &transfer.PreflightOK{NeedImage: needImage}); err != nil {
+	if err := in.sess.Send(ctx, &transfer.PreflightOK{NeedImage: needImage, NewAddress: in.newAddress}); err != nil {
 		return err
 	}
 	if needImage {
@@ -101,10 +104,14 @@ func (in *incoming) check(ctx context.Context, spec transfer.ContainerSpec) (nee
 	if n := spec.Network; n != nil {
 		subnet, err := dk.NetworkSubnet(ctx, n.Name)
 		if err != nil {
-			return false, fmt.Errorf("the destination has no network %q to keep the address %s: %v", n.Name, n.IPv4, err)
+			return false, fmt.Errorf("the destination has no network %q for the container: %v", n.Name, err)
 		}
 		if subnet != n.Subnet {
-			return false, fmt.Errorf("network %q has subnet %s on the destination, %s on the source: the address %s cannot be kept", n.Name, subnet, n.Subnet, n.IPv4)
+			if !in.pre.AllowNewAddress {
+				return false, fmt.Errorf("network %q has subnet %s on the destination, %s on the source: the address %s cannot be kept "+
+					"(migrate-src --allow-new-address accepts a new address, closing the container's TCP connections)", n.Name, subnet, n.Subnet, n.IPv4)
+			}
+			in.newAddress = true
 		}
 	}
 	for _, v := range spec.Volumes {
@@ -150,6 +157,11 @@ func (in *incoming) createShell(ctx context.Context) error {
 	spec := in.pre.Container
 	for _, v := range spec.Volumes {
 		in.state.Volumes = append(in.state.Volumes, v.Name)
+	}
+	if in.newAddress {
+		n := *spec.Network
+		n.IPv4, n.MAC = "", ""
+		spec.Network = &n
 	}
 	id, err := in.srv.dk.Create(ctx, spec, shim.Name, map[string]string{LabelMigration: in.pre.MigrationID})
 	if id != "" {
@@ -205,6 +217,11 @@ func (in *incoming) restore(ctx context.Context) error {
 	id := in.state.ContainerID
 	dir, _ := shim.ContainerDir(in.srv.cfg.RuntimeState, id)
 	opts := append([]string{"mntns-compat-mode"}, in.srv.cfg.RestoreCRIUOptions...)
+	if in.newAddress {
+		// Connections cannot follow to a new address: restore them closed,
+		// so the application sees them fail instead of hanging.
+		opts = append(opts, "tcp-close")
+	}
 	plan := shim.Plan{TCPEstablished: true, ExtUnixSk: true, FileLocks: true, CRIUOptions: opts}
 	if err := shim.WritePlan(dir, plan); err != nil {
 		return err
@@ -230,7 +247,14 @@ func (in *incoming) restore(ctx context.Context) error {
 	if err := in.srv.saveState(&in.state); err != nil {
 		return err
 	}
-	return in.sess.Send(ctx, &transfer.Restored{ContainerID: id, RestoreMillis: took.Milliseconds()})
+	msg := &transfer.Restored{ContainerID: id, RestoreMillis: took.Milliseconds()}
+	for _, ep := range r.NetworkSettings.Networks {
+		msg.IPv4 = ep.IPAddress
+	}
+	if st, ok := criu.RestoreStatsOf(filepath.Join(dir, shim.ImagesDir)); ok {
+		msg.PagesRestored, msg.ForkingMicros, msg.RestoreMicros = st.PagesRestored, st.ForkingMicros, st.RestoreMicros
+	}
+	return in.sess.Send(ctx, msg)
 }
 
 // commit waits for the source to confirm the original is gone, then

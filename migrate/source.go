@@ -35,6 +35,10 @@ type SourceConfig struct {
 	// KeepSource leaves the stopped original container on this host instead
 	// of removing it after a successful migration. Default false.
 	KeepSource bool
+	// AllowNewAddress accepts that the container gets a new address on the
+	// destination when it cannot keep its own; its TCP connections are then
+	// closed. Default false: such a migration is refused before freezing.
+	AllowNewAddress bool
 	// WorkDir holds the dump while it is shipped. Default /var/lib/dockmove/source.
 	WorkDir string
 	// CRIU is the criu binary. Default "" (criu in PATH).
@@ -80,6 +84,8 @@ type Report struct {
 	Streams     map[string]transfer.DirStats `json:"streams"`
 	Dump        criu.DumpStats               `json:"criu_dump"`
 	RestoreTime time.Duration                `json:"restore_ns"`
+	Restore     criu.RestoreStats            `json:"criu_restore"`
+	NewAddress  string                       `json:"new_address,omitempty"`
 	ImageSent   bool                         `json:"image_sent"`
 	Stages      map[string]time.Duration     `json:"stage_ns"`
 
@@ -219,12 +225,17 @@ func (s *source) preflight(ctx context.Context) error {
 	s.stage("preflight")
 	id := make([]byte, 16)
 	rand.Read(id)
-	if err := s.sess.Send(ctx, &transfer.Preflight{MigrationID: hex.EncodeToString(id), Strategy: s.cfg.Strategy, Container: s.spec}); err != nil {
+	pre := &transfer.Preflight{MigrationID: hex.EncodeToString(id), Strategy: s.cfg.Strategy, Container: s.spec, AllowNewAddress: s.cfg.AllowNewAddress}
+	if err := s.sess.Send(ctx, pre); err != nil {
 		return err
 	}
 	ok, err := transfer.Expect[*transfer.PreflightOK](ctx, s.sess)
 	if err != nil {
 		return fmt.Errorf("preflight: %w", err)
+	}
+	if ok.NewAddress {
+		s.log.Warn("the container cannot keep its address on the destination: it gets a new one and its TCP connections will be closed")
+		s.stage("new-address")
 	}
 	if !ok.NeedImage {
 		return nil
@@ -357,6 +368,10 @@ func (s *source) shipAndRestore(ctx context.Context, upper string) error {
 	}
 	s.report.ContainerID = done.ContainerID
 	s.report.RestoreTime = time.Duration(done.RestoreMillis) * time.Millisecond
+	s.report.Restore = criu.RestoreStats{PagesRestored: done.PagesRestored, ForkingMicros: done.ForkingMicros, RestoreMicros: done.RestoreMicros}
+	if s.spec.Network != nil && done.IPv4 != s.spec.Network.IPv4 {
+		s.report.NewAddress = done.IPv4
+	}
 	return nil
 }
 

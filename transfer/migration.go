@@ -41,6 +41,10 @@ type Preflight struct {
 	MigrationID string        `json:"migration_id"`
 	Strategy    string        `json:"strategy"`
 	Container   ContainerSpec `json:"container"`
+	// AllowNewAddress lets the destination give the container a new
+	// address when it cannot keep the old one; its TCP connections are
+	// then closed on restore.
+	AllowNewAddress bool `json:"allow_new_address"`
 }
 
 func (*Preflight) Type() MsgType { return MsgPreflight }
@@ -59,7 +63,8 @@ func (m *Preflight) Validate() error {
 
 // PreflightOK accepts a migration.
 type PreflightOK struct {
-	NeedImage bool `json:"need_image"` // send the image: the destination lacks it
+	NeedImage  bool `json:"need_image"`  // send the image: the destination lacks it
+	NewAddress bool `json:"new_address"` // the container gets a new address; connections close
 }
 
 func (*PreflightOK) Type() MsgType   { return MsgPreflightOK }
@@ -75,6 +80,11 @@ func (*Restore) Validate() error { return nil }
 type Restored struct {
 	ContainerID   string `json:"container_id"`
 	RestoreMillis int64  `json:"restore_ms"` // docker start, including runc restore
+	IPv4          string `json:"ipv4"`       // its address there ("" without a network)
+	// CRIU's restore statistics.
+	PagesRestored uint64 `json:"pages_restored"`
+	ForkingMicros uint32 `json:"forking_us"`
+	RestoreMicros uint32 `json:"restore_us"`
 }
 
 func (*Restored) Type() MsgType { return MsgRestored }
@@ -84,6 +94,9 @@ var containerIDPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
 func (m *Restored) Validate() error {
 	if !containerIDPattern.MatchString(m.ContainerID) || m.RestoreMillis < 0 {
 		return fmt.Errorf("invalid restored report %q", m.ContainerID)
+	}
+	if m.IPv4 != "" && net.ParseIP(m.IPv4).To4() == nil {
+		return fmt.Errorf("invalid address %q", m.IPv4)
 	}
 	return nil
 }

@@ -39,6 +39,7 @@ func run() int {
 	fs.StringVar(&cfg.Docker, "docker-host", "", "local dockerd (default: DOCKER_HOST or the default socket)")
 	fs.StringVar(&cfg.Strategy, "strategy", cfg.Strategy, "migration strategy: stop-and-copy")
 	fs.BoolVar(&cfg.KeepSource, "keep-source", false, "keep the stopped original container instead of removing it")
+	fs.BoolVar(&cfg.AllowNewAddress, "allow-new-address", false, "if the destination cannot keep the container's IP/MAC, accept a new address (its TCP connections are closed)")
 	fs.StringVar(&cfg.WorkDir, "work-dir", cfg.WorkDir, "where the dump is written while it is shipped")
 	fs.StringVar(&cfg.CRIU, "criu", "", "criu binary (default: criu in PATH)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON on stdout")

@@ -204,3 +204,25 @@ func FreezerCgroup(pid int) string {
 	}
 	return ""
 }
+
+// RestoreStats are CRIU's own figures for a restore.
+type RestoreStats struct {
+	PagesRestored uint64
+	ForkingMicros uint32
+	RestoreMicros uint32
+}
+
+// RestoreStatsOf reads the stats-restore file CRIU left in an images
+// directory; ok is false when there is none.
+func RestoreStatsOf(dir string) (RestoreStats, bool) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return RestoreStats{}, false
+	}
+	defer d.Close()
+	st, err := stats.CriuGetRestoreStats(d)
+	if err != nil {
+		return RestoreStats{}, false
+	}
+	return RestoreStats{PagesRestored: st.GetPagesRestored(), ForkingMicros: st.GetForkingTime(), RestoreMicros: st.GetRestoreTime()}, true
+}

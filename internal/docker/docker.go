@@ -207,9 +207,11 @@ func createConfig(spec transfer.ContainerSpec, runtime string, labels map[string
 	if n := spec.Network; n != nil {
 		host.NetworkMode = container.NetworkMode(n.Name)
 		cfg.MacAddress = n.MAC //nolint:staticcheck // API 1.41 has no per-endpoint MAC
-		netcfg = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-			n.Name: {IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: n.IPv4}, Aliases: n.Aliases},
-		}}
+		ep := &network.EndpointSettings{Aliases: n.Aliases}
+		if n.IPv4 != "" {
+			ep.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: n.IPv4}
+		}
+		netcfg = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{n.Name: ep}}
 	} else {
 		host.NetworkMode = "none"
 	}
