@@ -121,9 +121,30 @@ func (in *incoming) check(ctx context.Context, spec transfer.ContainerSpec) (nee
 	}
 	_, err = dk.ImageID(ctx, spec.ImageID)
 	if errors.Is(err, docker.ErrNotFound) {
-		return true, nil
+		needImage, err = true, nil
 	}
-	return false, err
+	if err != nil {
+		return false, err
+	}
+	return needImage, in.checkDisk(ctx, needImage)
+}
+
+// checkDisk refuses a migration this host has no room for.
+func (in *incoming) checkDisk(ctx context.Context, needImage bool) error {
+	root, err := in.srv.dk.RootDir(ctx)
+	if err != nil {
+		return err
+	}
+	z := in.pre.Sizes
+	needs := []diskNeed{
+		{in.srv.cfg.RuntimeState, z.Memory},
+		{root, z.Rootfs + z.Volumes},
+	}
+	if needImage {
+		// The image arrives as a tar in staging, then Docker unpacks it.
+		needs = append(needs, diskNeed{in.srv.stagingDir(), z.Image}, diskNeed{root, z.Image})
+	}
+	return checkDisk(needs, statfsInfo)
 }
 
 func (in *incoming) receiveImage(ctx context.Context) error {

@@ -219,13 +219,30 @@ func (s *source) connect(ctx context.Context) error {
 	return err
 }
 
+// sizes estimates what the destination will store.
+func (s *source) sizes(ctx context.Context) transfer.Sizes {
+	var z transfer.Sizes
+	if r, err := s.dk.Inspect(ctx, s.ctr); err == nil {
+		z.Memory = memoryUse(r.State.Pid)
+		z.Rootfs = treeSize(r.GraphDriver.Data["UpperDir"])
+	}
+	for _, v := range s.spec.Volumes {
+		if mp, err := s.dk.Volume(ctx, v.Name, false); err == nil {
+			z.Volumes += treeSize(mp)
+		}
+	}
+	z.Image, _ = s.dk.ImageSize(ctx, s.spec.ImageID)
+	return z
+}
+
 // preflight has the destination check everything it can before anything is
 // frozen, and ships the image if the destination lacks it.
 func (s *source) preflight(ctx context.Context) error {
 	s.stage("preflight")
 	id := make([]byte, 16)
 	rand.Read(id)
-	pre := &transfer.Preflight{MigrationID: hex.EncodeToString(id), Strategy: s.cfg.Strategy, Container: s.spec, AllowNewAddress: s.cfg.AllowNewAddress}
+	pre := &transfer.Preflight{MigrationID: hex.EncodeToString(id), Strategy: s.cfg.Strategy, Container: s.spec,
+		AllowNewAddress: s.cfg.AllowNewAddress, Sizes: s.sizes(ctx)}
 	if err := s.sess.Send(ctx, pre); err != nil {
 		return err
 	}

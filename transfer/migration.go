@@ -45,6 +45,16 @@ type Preflight struct {
 	// address when it cannot keep the old one; its TCP connections are
 	// then closed on restore.
 	AllowNewAddress bool `json:"allow_new_address"`
+	// Sizes estimates what the destination must store, for its disk check.
+	Sizes Sizes `json:"sizes"`
+}
+
+// Sizes are the source's estimates, in bytes, of what a migration ships.
+type Sizes struct {
+	Memory  int64 `json:"memory"`  // the container's memory use: the CRIU images
+	Rootfs  int64 `json:"rootfs"`  // its writable layer
+	Volumes int64 `json:"volumes"` // its named volumes
+	Image   int64 `json:"image"`   // its image, should it be sent
 }
 
 func (*Preflight) Type() MsgType { return MsgPreflight }
@@ -57,6 +67,9 @@ func (m *Preflight) Validate() error {
 	}
 	if m.Strategy != StrategyStopAndCopy {
 		return fmt.Errorf("unknown strategy %q", m.Strategy)
+	}
+	if m.Sizes.Memory < 0 || m.Sizes.Rootfs < 0 || m.Sizes.Volumes < 0 || m.Sizes.Image < 0 {
+		return fmt.Errorf("negative size estimate %+v", m.Sizes)
 	}
 	return m.Container.Validate()
 }

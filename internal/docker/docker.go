@@ -289,3 +289,21 @@ func (c *Client) RemoveImage(ctx context.Context, id string) error {
 	_, err := c.api.ImageRemove(ctx, id, image.RemoveOptions{PruneChildren: true})
 	return wrap("rmi "+id, err)
 }
+
+// RootDir is dockerd's data root, where layers and volumes live.
+func (c *Client) RootDir(ctx context.Context) (string, error) {
+	info, err := c.api.Info(ctx)
+	if err != nil {
+		return "", wrap("info", err)
+	}
+	return info.DockerRootDir, nil
+}
+
+// ImageSize is the size of an image's layers.
+func (c *Client) ImageSize(ctx context.Context, ref string) (int64, error) {
+	r, err := c.api.ImageInspect(ctx, ref)
+	if err != nil {
+		return 0, wrap("image inspect "+ref, err)
+	}
+	return r.Size, nil
+}

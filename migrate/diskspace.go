@@ -1,0 +1,105 @@
+package migrate
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/dockmove/dockmove/internal/cli"
+)
+
+// diskNeed is space a migration needs in one directory.
+type diskNeed struct {
+	dir   string
+	bytes int64
+}
+
+// fsInfo identifies a directory's file system and its free space.
+type fsInfo func(dir string) (dev uint64, free int64, err error)
+
+// statfsInfo is fsInfo for the real disks.
+func statfsInfo(dir string) (uint64, int64, error) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil {
+		return 0, 0, err
+	}
+	var fsst syscall.Statfs_t
+	if err := syscall.Statfs(dir, &fsst); err != nil {
+		return 0, 0, err
+	}
+	return uint64(st.Dev), int64(fsst.Bavail) * int64(fsst.Bsize), nil
+}
+
+// diskMargin is kept free beyond the estimates: they are estimates, and a
+// host whose disk fills up has worse problems than a refused migration.
+const diskMargin = 256 << 20
+
+// checkDisk sums the needs per file system and refuses, naming the
+// directory, when one would not fit with diskMargin to spare.
+func checkDisk(needs []diskNeed, info fsInfo) error {
+	total := map[uint64]int64{}
+	free := map[uint64]int64{}
+	dirs := map[uint64][]string{}
+	for _, n := range needs {
+		dev, avail, err := info(n.dir)
+		if err != nil {
+			return fmt.Errorf("disk space of %s: %w", n.dir, err)
+		}
+		total[dev] += n.bytes
+		free[dev] = avail
+		dirs[dev] = append(dirs[dev], n.dir)
+	}
+	for dev, need := range total {
+		if need+diskMargin > free[dev] {
+			return fmt.Errorf("not enough disk space on the destination for %s: need %s (+%s margin), %s free",
+				strings.Join(dirs[dev], " and "), cli.Size(need), cli.Size(diskMargin), cli.Size(free[dev]))
+		}
+	}
+	return nil
+}
+
+// treeSize is the apparent size of the files under dir.
+func treeSize(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// memoryUse reads the memory charged to pid's cgroup (v1 or v2).
+func memoryUse(pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		var file string
+		switch {
+		case parts[1] == "memory":
+			file = filepath.Join("/sys/fs/cgroup/memory", parts[2], "memory.usage_in_bytes")
+		case parts[0] == "0" && parts[1] == "":
+			file = filepath.Join("/sys/fs/cgroup", parts[2], "memory.current")
+		default:
+			continue
+		}
+		if b, err := os.ReadFile(file); err == nil {
+			var n int64
+			fmt.Sscan(string(b), &n)
+			return n
+		}
+	}
+	return 0
+}
