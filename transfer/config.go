@@ -44,6 +44,10 @@ type Config struct {
 	// Logger receives connection events (rejected peers, teardown causes).
 	// Nil discards them.
 	Logger *slog.Logger
+	// Progress, if set, is called as directory streams are sent, with the
+	// stream's name and its content bytes sent so far. It runs on the
+	// sending path: keep it cheap. Default nil.
+	Progress func(stream string, bytes int64)
 }
 
 // MaxChunk is the largest directory-stream chunk a receiver accepts.

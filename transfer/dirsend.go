@@ -47,6 +47,9 @@ type sender struct {
 	crc   hash.Hash32
 	links map[fileID]string // first path of each multiply-linked file
 	stats DirStats
+	// progress, if set, gets the content bytes written so far.
+	progress func(int64)
+	sent     int64
 }
 
 // fileID identifies a file across hard links.
@@ -54,10 +57,11 @@ type fileID struct{ dev, ino uint64 }
 
 // sendDir streams the tree under root to rw and waits for the receiver's
 // acknowledgement. enc nil sends contents uncompressed.
-func sendDir(ctx context.Context, rw io.ReadWriter, root string, enc *zstd.Encoder, chunkSize int) (DirStats, error) {
+func sendDir(ctx context.Context, rw io.ReadWriter, root string, enc *zstd.Encoder, chunkSize int, progress func(int64)) (DirStats, error) {
 	start := time.Now()
 	wire := &countingWriter{w: rw}
 	s := &sender{
+		progress: progress,
 		out:   bufio.NewWriterSize(wire, 16<<10),
 		wire:  wire,
 		pipe:  newPipeline(enc, chunkSize),
@@ -139,7 +143,13 @@ func (s *sender) sendContent(full string, size uint64) error {
 		return err
 	}
 	defer f.Close()
-	out := s.pipe.start(func(j *job) error { return writeRecord(s.out, j.typ, j.payload) })
+	out := s.pipe.start(func(j *job) error {
+		if s.progress != nil {
+			s.sent += int64(j.n)
+			s.progress(s.sent)
+		}
+		return writeRecord(s.out, j.typ, j.payload)
+	})
 	var sent uint64
 	for {
 		j := s.pipe.get()
@@ -202,7 +212,11 @@ func (s *Session) SendDir(ctx context.Context, name, dir string) (DirStats, erro
 	defer st.Close()
 	stop := s.closeOnDone(ctx, st)
 	defer stop()
-	stats, err := sendDir(ctx, st, dir, s.enc, s.cfg.ChunkSize)
+	var progress func(int64)
+	if s.cfg.Progress != nil {
+		progress = func(n int64) { s.cfg.Progress(name, n) }
+	}
+	stats, err := sendDir(ctx, st, dir, s.enc, s.cfg.ChunkSize, progress)
 	if err != nil {
 		return stats, s.streamFailed(ctx, fmt.Errorf("dir stream %q: %w", name, err))
 	}

@@ -67,6 +67,9 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "migrate-src:", err)
 		return 1
 	}
+	if p := cli.NewProgress(os.Stderr); p != nil {
+		cfg.Transfer.Progress = p.Update
+	}
 	start := time.Now()
 	cfg.OnStage = func(stage string) {
 		fmt.Fprintf(os.Stderr, "[%6.2fs] %s\n", time.Since(start).Seconds(), stage)
