@@ -127,6 +127,10 @@ func TestMigrateImageMissingOnHost2(t *testing.T) {
 	if !report.ImageSent {
 		t.Fatal("report says the image was not sent")
 	}
+	// host2 has the workload image, the base of this one: its layer stays home.
+	if report.ImageBytesSkipped == 0 {
+		t.Fatalf("the whole image was sent although host2 has its base layer: %+v", report)
+	}
 	after := waitBeat(t, ctx, addr, 0)
 	if after.Counter < before.Counter || after.Bad != 0 {
 		t.Fatalf("before %+v after %+v", before, after)

@@ -52,6 +52,10 @@ func (in *incoming) run(ctx context.Context) (err error) {
 	if err != nil {
 		return in.refuse(ctx, err)
 	}
+	ok := &transfer.PreflightOK{NeedImage: needImage, NewAddress: in.newAddress}
+	if needImage {
+		ok.HaveLayers = in.haveLayers(ctx)
+	}
 	in.state = migrationState{MigrationID: pre.MigrationID, Name: spec.Name, Phase: phasePrepared}
 	if err := in.srv.saveState(&in.state); err != nil {
 		return err
@@ -61,7 +65,7 @@ func (in *incoming) run(ctx context.Context) (err error) {
 			in.srv.abandon(context.WithoutCancel(ctx), &in.state, err)
 		}
 	}()
-	if err := in.sess.Send(ctx, &transfer.PreflightOK{NeedImage: needImage, NewAddress: in.newAddress}); err != nil {
+	if err := in.sess.Send(ctx, ok); err != nil {
 		return err
 	}
 	if needImage {
@@ -127,6 +131,17 @@ func (in *incoming) check(ctx context.Context, spec transfer.ContainerSpec) (nee
 		return false, err
 	}
 	return needImage, in.checkDisk(ctx, needImage)
+}
+
+// haveLayers counts the leading layers of the image that a local image
+// already has: the source leaves them out.
+func (in *incoming) haveLayers(ctx context.Context) int {
+	local, err := in.srv.dk.AllImageLayers(ctx)
+	if err != nil {
+		in.log.Warn("listing local layers; the whole image will be sent", "err", err)
+		return 0
+	}
+	return commonLayers(in.pre.ImageLayers, local)
 }
 
 // checkDisk refuses a migration this host has no room for.

@@ -73,21 +73,22 @@ func (c SourceConfig) Validate() error {
 
 // Report is what a migration did and how long the container was frozen.
 type Report struct {
-	Container   string                       `json:"container"`
-	Destination string                       `json:"destination"`
-	Strategy    string                       `json:"strategy"`
-	ContainerID string                       `json:"destination_container_id"`
-	FreezeTime  time.Duration                `json:"freeze_ns"`
-	TotalTime   time.Duration                `json:"total_ns"`
-	BytesRaw    int64                        `json:"bytes_raw"`
-	BytesWire   int64                        `json:"bytes_wire"`
-	Streams     map[string]transfer.DirStats `json:"streams"`
-	Dump        criu.DumpStats               `json:"criu_dump"`
-	RestoreTime time.Duration                `json:"restore_ns"`
-	Restore     criu.RestoreStats            `json:"criu_restore"`
-	NewAddress  string                       `json:"new_address,omitempty"`
-	ImageSent   bool                         `json:"image_sent"`
-	Stages      map[string]time.Duration     `json:"stage_ns"`
+	Container         string                       `json:"container"`
+	Destination       string                       `json:"destination"`
+	Strategy          string                       `json:"strategy"`
+	ContainerID       string                       `json:"destination_container_id"`
+	FreezeTime        time.Duration                `json:"freeze_ns"`
+	TotalTime         time.Duration                `json:"total_ns"`
+	BytesRaw          int64                        `json:"bytes_raw"`
+	BytesWire         int64                        `json:"bytes_wire"`
+	Streams           map[string]transfer.DirStats `json:"streams"`
+	Dump              criu.DumpStats               `json:"criu_dump"`
+	RestoreTime       time.Duration                `json:"restore_ns"`
+	Restore           criu.RestoreStats            `json:"criu_restore"`
+	NewAddress        string                       `json:"new_address,omitempty"`
+	ImageSent         bool                         `json:"image_sent"`
+	ImageBytesSkipped int64                        `json:"image_bytes_skipped"` // what the destination's own layers saved
+	Stages            map[string]time.Duration     `json:"stage_ns"`
 
 	mu    sync.Mutex
 	start time.Time
@@ -145,6 +146,7 @@ func logger(l *slog.Logger) *slog.Logger {
 }
 
 func (s *source) stage(name string) {
+	s.report.Stages[name] = time.Since(s.report.start)
 	s.log.Info("stage", "stage", name)
 	if s.cfg.OnStage != nil {
 		s.cfg.OnStage(name)
@@ -241,8 +243,12 @@ func (s *source) preflight(ctx context.Context) error {
 	s.stage("preflight")
 	id := make([]byte, 16)
 	rand.Read(id)
+	layers, err := s.dk.ImageLayers(ctx, s.spec.ImageID)
+	if err != nil {
+		return err
+	}
 	pre := &transfer.Preflight{MigrationID: hex.EncodeToString(id), Strategy: s.cfg.Strategy, Container: s.spec,
-		AllowNewAddress: s.cfg.AllowNewAddress, Sizes: s.sizes(ctx)}
+		AllowNewAddress: s.cfg.AllowNewAddress, Sizes: s.sizes(ctx), ImageLayers: layers}
 	if err := s.sess.Send(ctx, pre); err != nil {
 		return err
 	}
@@ -259,10 +265,12 @@ func (s *source) preflight(ctx context.Context) error {
 	}
 	s.stage("image")
 	s.report.ImageSent = true
-	return s.sendImage(ctx)
+	return s.sendImage(ctx, ok.HaveLayers)
 }
 
-func (s *source) sendImage(ctx context.Context) error {
+// sendImage ships `docker save` of the image without the first have layers,
+// which the destination already has.
+func (s *source) sendImage(ctx context.Context, have int) error {
 	dir, err := os.MkdirTemp(s.cfg.WorkDir, "image-")
 	if err != nil {
 		if err := os.MkdirAll(s.cfg.WorkDir, 0o700); err != nil {
@@ -273,7 +281,8 @@ func (s *source) sendImage(ctx context.Context) error {
 		}
 	}
 	defer os.RemoveAll(dir)
-	f, err := os.Create(filepath.Join(dir, "image.tar"))
+	full := filepath.Join(dir, "full.tar")
+	f, err := os.Create(full)
 	if err != nil {
 		return err
 	}
@@ -290,6 +299,10 @@ func (s *source) sendImage(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if s.report.ImageBytesSkipped, err = stripLayers(full, filepath.Join(dir, "image.tar"), have); err != nil {
+		return fmt.Errorf("image: %w", err)
+	}
+	os.Remove(full)
 	st, err := s.sess.SendDir(ctx, transfer.StreamImage, dir)
 	if err != nil {
 		return fmt.Errorf("send image: %w", err)

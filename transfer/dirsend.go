@@ -62,11 +62,11 @@ func sendDir(ctx context.Context, rw io.ReadWriter, root string, enc *zstd.Encod
 	wire := &countingWriter{w: rw}
 	s := &sender{
 		progress: progress,
-		out:   bufio.NewWriterSize(wire, 16<<10),
-		wire:  wire,
-		pipe:  newPipeline(enc, chunkSize),
-		crc:   crc32.New(castagnoli),
-		links: map[fileID]string{},
+		out:      bufio.NewWriterSize(wire, 16<<10),
+		wire:     wire,
+		pipe:     newPipeline(enc, chunkSize),
+		crc:      crc32.New(castagnoli),
+		links:    map[fileID]string{},
 	}
 	defer s.pipe.close()
 	err := filepath.WalkDir(root, func(full string, d fs.DirEntry, err error) error {

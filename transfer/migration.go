@@ -47,6 +47,9 @@ type Preflight struct {
 	AllowNewAddress bool `json:"allow_new_address"`
 	// Sizes estimates what the destination must store, for its disk check.
 	Sizes Sizes `json:"sizes"`
+	// ImageLayers are the image's layer diff IDs, base first, so the
+	// destination can say which it already has.
+	ImageLayers []string `json:"image_layers"`
 }
 
 // Sizes are the source's estimates, in bytes, of what a migration ships.
@@ -71,6 +74,9 @@ func (m *Preflight) Validate() error {
 	if m.Sizes.Memory < 0 || m.Sizes.Rootfs < 0 || m.Sizes.Volumes < 0 || m.Sizes.Image < 0 {
 		return fmt.Errorf("negative size estimate %+v", m.Sizes)
 	}
+	if err := checkList("image layer", m.ImageLayers, imageIDPattern); err != nil {
+		return err
+	}
 	return m.Container.Validate()
 }
 
@@ -78,10 +84,17 @@ func (m *Preflight) Validate() error {
 type PreflightOK struct {
 	NeedImage  bool `json:"need_image"`  // send the image: the destination lacks it
 	NewAddress bool `json:"new_address"` // the container gets a new address; connections close
+	HaveLayers int  `json:"have_layers"` // leading image layers the destination has: not sent
 }
 
-func (*PreflightOK) Type() MsgType   { return MsgPreflightOK }
-func (*PreflightOK) Validate() error { return nil }
+func (*PreflightOK) Type() MsgType { return MsgPreflightOK }
+
+func (m *PreflightOK) Validate() error {
+	if m.HaveLayers < 0 || m.HaveLayers > maxSpecItems {
+		return fmt.Errorf("have_layers %d", m.HaveLayers)
+	}
+	return nil
+}
 
 // Restore tells the destination that every stream has been stored.
 type Restore struct{}

@@ -307,3 +307,27 @@ func (c *Client) ImageSize(ctx context.Context, ref string) (int64, error) {
 	}
 	return r.Size, nil
 }
+
+// ImageLayers returns an image's layer diff IDs, base first.
+func (c *Client) ImageLayers(ctx context.Context, ref string) ([]string, error) {
+	r, err := c.api.ImageInspect(ctx, ref)
+	if err != nil {
+		return nil, wrap("image inspect "+ref, err)
+	}
+	return r.RootFS.Layers, nil
+}
+
+// AllImageLayers returns the layer chains of every local image.
+func (c *Client) AllImageLayers(ctx context.Context) ([][]string, error) {
+	list, err := c.api.ImageList(ctx, image.ListOptions{All: true})
+	if err != nil {
+		return nil, wrap("images", err)
+	}
+	var out [][]string
+	for _, s := range list {
+		if layers, err := c.ImageLayers(ctx, s.ID); err == nil {
+			out = append(out, layers)
+		}
+	}
+	return out, nil
+}
