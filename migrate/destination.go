@@ -178,6 +178,7 @@ func (s *Server) release(name string) {
 const (
 	phasePrepared = "prepared" // shell may exist; source not committed: remove on failure
 	phaseRestored = "restored" // copy runs, commit not yet received: in doubt on failure
+	phaseComplete = "complete" // post-copy: every page arrived, the source has committed
 )
 
 // migrationState is persisted so a restarted agent can clean up.
@@ -189,6 +190,7 @@ type migrationState struct {
 	Volumes     []string `json:"volumes,omitempty"`
 	ImageLoaded string   `json:"image_loaded,omitempty"`
 	Staging     string   `json:"staging,omitempty"`
+	Lazy        bool     `json:"lazy,omitempty"` // post-copy: memory still arriving while restored
 	Updated     time.Time
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/dockmove/dockmove/internal/criu"
 	"github.com/dockmove/dockmove/internal/docker"
 	"github.com/dockmove/dockmove/internal/shim"
+	"github.com/dockmove/dockmove/lazypages"
 	"github.com/dockmove/dockmove/netrewire"
 	"github.com/dockmove/dockmove/transfer"
 )
@@ -28,6 +29,8 @@ type incoming struct {
 	// newAddress: the container cannot keep its address here and the
 	// source accepted a new one.
 	newAddress bool
+	// pages is the lazy-pages daemon of a post-copy migration.
+	pages *lazypages.Daemon
 }
 
 func (in *incoming) name() string {
@@ -61,6 +64,9 @@ func (in *incoming) run(ctx context.Context) (err error) {
 		return err
 	}
 	defer func() {
+		if in.pages != nil && err != nil {
+			in.pages.Stop()
+		}
 		if err != nil {
 			in.srv.abandon(context.WithoutCancel(ctx), &in.state, err)
 		}
@@ -101,6 +107,9 @@ func (in *incoming) check(ctx context.Context, spec transfer.ContainerSpec) (nee
 		return false, fmt.Errorf("a container named %q already exists on the destination", spec.Name)
 	} else if !errors.Is(err, docker.ErrNotFound) {
 		return false, err
+	}
+	if in.pre.Strategy == transfer.StrategyLazy && !in.srv.hello.CRIU.LazyPages {
+		return false, fmt.Errorf("lazy migration needs userfaultfd, which the destination lacks (criu check --feature uffd-noncoop)")
 	}
 	if ok, err := dk.HasRuntime(ctx, shim.Name); err != nil || !ok {
 		return false, fmt.Errorf("the restore runtime %q is not installed on the destination (run: migrate-dst install-runtime): %v", shim.Name, err)
@@ -252,15 +261,24 @@ func (in *incoming) receive(ctx context.Context) error {
 func (in *incoming) restore(ctx context.Context) error {
 	id := in.state.ContainerID
 	dir, _ := shim.ContainerDir(in.srv.cfg.RuntimeState, id)
+	lazy := in.pre.Strategy == transfer.StrategyLazy
 	opts := append([]string{"mntns-compat-mode"}, in.srv.cfg.RestoreCRIUOptions...)
 	if in.newAddress {
 		// Connections cannot follow to a new address: restore them closed,
 		// so the application sees them fail instead of hanging.
 		opts = append(opts, "tcp-close")
 	}
-	plan := shim.Plan{TCPEstablished: true, ExtUnixSk: true, FileLocks: true, CRIUOptions: opts}
+	plan := shim.Plan{TCPEstablished: true, ExtUnixSk: true, FileLocks: true, LazyPages: lazy, CRIUOptions: opts}
 	if err := shim.WritePlan(dir, plan); err != nil {
 		return err
+	}
+	if lazy {
+		d, err := lazypages.Start(ctx, in.sess, in.srv.cfg.CRIU, filepath.Join(dir, shim.ImagesDir), filepath.Join(dir, shim.WorkDir))
+		if err != nil {
+			return err
+		}
+		in.pages = d
+		in.state.Lazy = true
 	}
 	start := time.Now()
 	err := in.srv.dk.Start(ctx, id)
@@ -295,17 +313,58 @@ func (in *incoming) restore(ctx context.Context) error {
 
 // commit waits for the source to confirm the original is gone, then
 // finalises: the images are deleted so the runtime never restores again.
+// In post-copy the lazy-pages daemon finishing is the real commit (the
+// source's CRIU kills the original once every page is served): if it
+// fails first, the copy cannot continue and is removed.
 func (in *incoming) commit(ctx context.Context) error {
-	if _, err := transfer.Expect[*transfer.Commit](ctx, in.sess); err != nil {
+	if in.pages != nil {
+		if err := in.awaitPages(ctx); err != nil {
+			return err
+		}
+	} else if _, err := transfer.Expect[*transfer.Commit](ctx, in.sess); err != nil {
 		return err
 	}
+	in.finish()
+	return in.sess.Send(ctx, &transfer.Done{})
+}
+
+// awaitPages waits for both the daemon and the source's commit.
+func (in *incoming) awaitPages(ctx context.Context) error {
+	committed := make(chan error, 1)
+	go func() {
+		_, err := transfer.Expect[*transfer.Commit](ctx, in.sess)
+		committed <- err
+	}()
+	select {
+	case <-in.pages.Done():
+		if err := in.pages.Err(); err != nil {
+			return err
+		}
+		in.log.Info("post-copy complete: every page arrived", "container", in.name())
+		in.state.Phase = phaseComplete
+		in.srv.saveState(&in.state)
+		return <-committed
+	case err := <-committed:
+		if err != nil {
+			return err
+		}
+		select {
+		case <-in.pages.Done():
+			return in.pages.Err()
+		case <-time.After(30 * time.Second):
+			return fmt.Errorf("%w: the source committed but the lazy-pages daemon is still running", lazypages.ErrIncomplete)
+		}
+	}
+}
+
+// finish removes what the committed migration no longer needs.
+func (in *incoming) finish() {
 	dir, _ := shim.ContainerDir(in.srv.cfg.RuntimeState, in.state.ContainerID)
 	os.RemoveAll(dir)
 	if in.state.Staging != "" {
 		os.RemoveAll(in.state.Staging)
 	}
 	in.srv.dropState(&in.state)
-	return in.sess.Send(ctx, &transfer.Done{})
 }
 
 // announce tells the network the container's address now lives here: the

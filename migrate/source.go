@@ -8,15 +8,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/dockmove/dockmove/internal/criu"
 	"github.com/dockmove/dockmove/internal/docker"
+	"github.com/dockmove/dockmove/lazypages"
 	"github.com/dockmove/dockmove/netrewire"
 	"github.com/dockmove/dockmove/transfer"
 )
@@ -30,7 +33,8 @@ type SourceConfig struct {
 	// Docker is the local dockerd's address. Default "" (DOCKER_HOST or the
 	// default socket).
 	Docker string
-	// Strategy is the migration strategy. Default transfer.StrategyStopAndCopy.
+	// Strategy is stop-and-copy, lazy (post-copy) or auto (lazy where both
+	// hosts have userfaultfd). Default auto.
 	Strategy string
 	// KeepSource leaves the stopped original container on this host instead
 	// of removing it after a successful migration. Default false.
@@ -53,7 +57,7 @@ type SourceConfig struct {
 
 // DefaultSourceConfig returns the documented defaults.
 func DefaultSourceConfig() SourceConfig {
-	return SourceConfig{Strategy: transfer.StrategyStopAndCopy, WorkDir: "/var/lib/dockmove/source", Transfer: transfer.DefaultConfig()}
+	return SourceConfig{Strategy: transfer.StrategyAuto, WorkDir: "/var/lib/dockmove/source", Transfer: transfer.DefaultConfig()}
 }
 
 // Validate reports a configuration that cannot work.
@@ -63,8 +67,8 @@ func (c SourceConfig) Validate() error {
 		return errors.New("migrate: no destination")
 	case c.Container == "":
 		return errors.New("migrate: no container")
-	case c.Strategy != transfer.StrategyStopAndCopy:
-		return fmt.Errorf("migrate: unknown strategy %q (this version knows %s)", c.Strategy, transfer.StrategyStopAndCopy)
+	case c.Strategy != transfer.StrategyStopAndCopy && c.Strategy != transfer.StrategyLazy && c.Strategy != transfer.StrategyAuto:
+		return fmt.Errorf("migrate: unknown strategy %q (stop-and-copy, lazy, auto)", c.Strategy)
 	case c.WorkDir == "":
 		return errors.New("migrate: no work directory")
 	}
@@ -88,10 +92,14 @@ type Report struct {
 	NewAddress        string                       `json:"new_address,omitempty"`
 	ImageSent         bool                         `json:"image_sent"`
 	ImageBytesSkipped int64                        `json:"image_bytes_skipped"` // what the destination's own layers saved
+	StrategyReason    string                       `json:"strategy_reason"`
+	MemoryTime        time.Duration                `json:"memory_complete_ns"` // lazy: from the restart on the destination to the last page
+	PageBytes         int64                        `json:"page_bytes"`         // lazy: page data sent through the tunnel
 	Stages            map[string]time.Duration     `json:"stage_ns"`
 
-	mu    sync.Mutex
-	start time.Time
+	mu        sync.Mutex
+	start     time.Time
+	pagesSent atomic.Int64
 }
 
 func (r *Report) stream(name string, s transfer.DirStats) {
@@ -116,6 +124,7 @@ type source struct {
 	restartChanged bool
 	dir            string
 	report         *Report
+	strategy       string // resolved: stop-and-copy or lazy
 }
 
 // Migrate moves the container to the destination. On any failure before the
@@ -217,7 +226,15 @@ func (s *source) connect(ctx context.Context) error {
 	if tc.Logger == nil {
 		tc.Logger = s.log
 	}
-	s.sess, err = transfer.Dial(ctx, s.cfg.To, tc)
+	if s.sess, err = transfer.Dial(ctx, s.cfg.To, tc); err != nil {
+		return err
+	}
+	s.strategy, s.report.StrategyReason, err = chooseStrategy(s.cfg.Strategy, tc.Hello.CRIU, s.sess.Peer().CRIU)
+	s.report.Strategy = s.strategy
+	if err == nil {
+		s.log.Info("strategy", "strategy", s.strategy, "reason", s.report.StrategyReason)
+		s.stage("strategy " + s.strategy + " (" + s.report.StrategyReason + ")")
+	}
 	return err
 }
 
@@ -247,7 +264,7 @@ func (s *source) preflight(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	pre := &transfer.Preflight{MigrationID: hex.EncodeToString(id), Strategy: s.cfg.Strategy, Container: s.spec,
+	pre := &transfer.Preflight{MigrationID: hex.EncodeToString(id), Strategy: s.strategy, Container: s.spec,
 		AllowNewAddress: s.cfg.AllowNewAddress, Sizes: s.sizes(ctx), ImageLayers: layers}
 	if err := s.sess.Send(ctx, pre); err != nil {
 		return err
@@ -329,6 +346,11 @@ func (s *source) checkpoint(ctx context.Context) error {
 	if s.dir, err = os.MkdirTemp(s.cfg.WorkDir, "dump-"); err != nil {
 		return err
 	}
+	stopPages, err := s.servePages(ctx, &spec)
+	if err != nil {
+		return err
+	}
+	defer stopPages()
 	s.stage("dump")
 	var frozenAt, runningAt time.Time
 	var hookErr error
@@ -341,25 +363,73 @@ func (s *source) checkpoint(ctx context.Context) error {
 				return hookErr
 			}
 			runningAt = time.Now()
+			s.report.FreezeTime = runningAt.Sub(frozenAt)
 			// Committing: Docker must not restart the original once CRIU
 			// kills it. Changed only now, so an agent killed earlier leaves
 			// the container as it was.
 			if hookErr = s.disableRestart(ctx); hookErr != nil {
 				return hookErr
 			}
+			if spec.LazyPages {
+				s.stage("post-copy")
+			}
 			return nil
 		},
 	})
 	if err != nil {
 		s.rollback(ctx)
-		if hookErr != nil {
-			// CRIU's own error only says the notification failed.
-			err = hookErr
-		}
-		return fmt.Errorf("%w; the container was resumed on this host", err)
+		return s.dumpFailed(err, hookErr, !runningAt.IsZero() && spec.LazyPages)
 	}
-	s.report.FreezeTime = runningAt.Sub(frozenAt)
+	if spec.LazyPages {
+		s.report.MemoryTime = time.Since(runningAt)
+	}
 	return s.commit(ctx)
+}
+
+// dumpFailed explains a failed dump; CRIU has resumed the container here.
+func (s *source) dumpFailed(err, hookErr error, duringPostCopy bool) error {
+	if hookErr != nil {
+		// CRIU's own error only says the notification failed.
+		err = hookErr
+	}
+	if duringPostCopy {
+		err = fmt.Errorf("post-copy failed after the container had restarted on the destination, "+
+			"which cannot continue without its memory and removes its copy: %w", err)
+		s.sess.Fail(err)
+	}
+	return fmt.Errorf("%w; the container was resumed on this host", err)
+}
+
+// servePages prepares a lazy dump: CRIU's page server on a free loopback
+// port, reached by the destination through the session's page tunnel. The
+// returned function stops serving.
+func (s *source) servePages(ctx context.Context, spec *criu.DumpSpec) (func(), error) {
+	if s.strategy != transfer.StrategyLazy {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close() // CRIU listens here once the dump is done
+	spec.LazyPages, spec.PageServer = true, addr
+	pctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		lazypages.Serve(pctx, s.sess, addr, func(n int64) {
+			s.report.pagesSent.Store(n)
+			if p := s.cfg.Transfer.Progress; p != nil {
+				p(lazypages.Stream, n)
+			}
+		})
+	}()
+	return func() {
+		cancel()
+		<-done
+		s.report.PageBytes = s.report.pagesSent.Load()
+	}, nil
 }
 
 // shipAndRestore runs inside CRIU's post-dump notification.

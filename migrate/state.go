@@ -40,7 +40,20 @@ func (s *Server) dropState(st *migrationState) {
 // left for the operator (never two running copies, never none saved).
 func (s *Server) abandon(ctx context.Context, st *migrationState, cause error) {
 	log := s.log.With("container", st.Name, "migration", st.MigrationID)
-	if st.Phase == phaseRestored {
+	switch {
+	case st.Phase == phaseComplete:
+		// Every page arrived and the source's CRIU has killed the original:
+		// only the commit message was lost. The copy is the container now.
+		log.Warn("post-copy completed but the commit message was lost; keeping the container", "cause", cause)
+		if dir, err := shim.ContainerDir(s.cfg.RuntimeState, st.ContainerID); err == nil {
+			os.RemoveAll(dir)
+		}
+		s.dropState(st)
+		return
+	case st.Phase == phaseRestored && st.Lazy:
+		// Part of its memory is still on the source: it cannot continue.
+		log.Error("post-copy failed: the restored container cannot continue without its memory; removing it", "cause", cause)
+	case st.Phase == phaseRestored:
 		if err := s.dk.Pause(ctx, st.ContainerID); err != nil {
 			log.Error("in doubt: could not pause the restored copy", "err", err)
 		}

@@ -30,9 +30,12 @@ const (
 // VolumeStream names the stream carrying volume i.
 func VolumeStream(i int) string { return "volume-" + strconv.Itoa(i) }
 
-// Strategies a migration can use.
+// Strategies a migration can use. Auto is resolved by the source before
+// the preflight and never goes on the wire.
 const (
-	StrategyStopAndCopy = "stop-and-copy"
+	StrategyStopAndCopy = "stop-and-copy" // one dump, all memory while frozen
+	StrategyLazy        = "lazy"          // post-copy: memory follows through userfaultfd
+	StrategyAuto        = "auto"
 )
 
 // Preflight asks the destination whether it can take the container,
@@ -68,7 +71,7 @@ func (m *Preflight) Validate() error {
 	if !migrationIDPattern.MatchString(m.MigrationID) {
 		return fmt.Errorf("invalid migration id %q", m.MigrationID)
 	}
-	if m.Strategy != StrategyStopAndCopy {
+	if m.Strategy != StrategyStopAndCopy && m.Strategy != StrategyLazy {
 		return fmt.Errorf("unknown strategy %q", m.Strategy)
 	}
 	if m.Sizes.Memory < 0 || m.Sizes.Rootfs < 0 || m.Sizes.Volumes < 0 || m.Sizes.Image < 0 {

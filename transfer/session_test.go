@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -248,7 +249,8 @@ func TestTunnelCarriesTCPBothWays(t *testing.T) {
 					}()
 				}
 			}()
-			go s.ServeTunnel(ctx, "page-server", svc.Addr().String())
+			var served atomic.Int64
+			go s.ServeTunnel(ctx, "page-server", svc.Addr().String(), func(n int64) { served.Store(n) })
 			entry, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)
@@ -267,6 +269,50 @@ func TestTunnelCarriesTCPBothWays(t *testing.T) {
 					t.Fatalf("round %d: %d bytes back, %v", i, len(got), err)
 				}
 			}
+			if want := int64(3 * len(strings.Repeat("pages 0 ", 50000))); served.Load() != want {
+				t.Fatalf("tunnel counted %d bytes from the service, want %d", served.Load(), want)
+			}
 		})
+	}
+}
+
+// TestTunnelWaitsForALateService connects through a tunnel before the
+// service listens, as CRIU's lazy-pages daemon does before the source's
+// page server is up.
+func TestTunnelWaitsForALateService(t *testing.T) {
+	c, s := sessionPair(t, transports[1])
+	ctx := testContext(t)
+	probe, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := probe.Addr().String()
+	probe.Close() // nothing listens here yet
+	go s.ServeTunnel(ctx, "late", addr, nil)
+	entry, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go c.Forward(ctx, entry, "late")
+	conn, err := net.Dial("tcp", entry.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	time.Sleep(300 * time.Millisecond) // the tunnel is already retrying
+	svc, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	go func() {
+		if sc, err := svc.Accept(); err == nil {
+			sc.Write([]byte("served late\n"))
+			sc.Close()
+		}
+	}()
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil || line != "served late\n" {
+		t.Fatalf("got %q, %v", line, err)
 	}
 }

@@ -2,10 +2,14 @@ package transfer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
 )
 
 // Forward accepts TCP connections on ln and carries each over a new tunnel
@@ -31,29 +35,69 @@ func (s *Session) Forward(ctx context.Context, ln net.Listener, name string) err
 			return s.tunnelEnd(ctx, err)
 		}
 		wg.Add(1)
-		go func() { defer wg.Done(); splice(c, st) }()
+		go func() { defer wg.Done(); splice(c, st, c) }()
 	}
 }
 
 // ServeTunnel connects every tunnel stream called name that the peer opens
-// to the TCP address addr, until ctx ends or the session fails.
-func (s *Session) ServeTunnel(ctx context.Context, name, addr string) error {
+// to the TCP address addr, until ctx ends or the session fails. The service
+// may start listening a little after the peer connects (CRIU's page server
+// does): a refused dial is retried for up to HandshakeTimeout. If counted is
+// set, it receives the bytes read from the service so far.
+func (s *Session) ServeTunnel(ctx context.Context, name, addr string, counted func(int64)) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	var total atomic.Int64
 	for {
 		st, err := s.Accept(ctx, KindTunnel, name)
 		if err != nil {
 			return s.tunnelEnd(ctx, err)
 		}
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", addr)
+		c, err := s.dialRetry(ctx, addr)
 		if err != nil {
 			st.Close()
 			return fmt.Errorf("transfer: tunnel %q: dial %s: %w", name, addr, err)
 		}
+		var from io.Reader = c
+		if counted != nil {
+			from = &countingReader{r: c, total: &total, report: counted}
+		}
 		wg.Add(1)
-		go func() { defer wg.Done(); splice(c, st) }()
+		go func() { defer wg.Done(); splice(c, st, from) }()
 	}
+}
+
+func (s *Session) dialRetry(ctx context.Context, addr string) (net.Conn, error) {
+	deadline := time.Now().Add(s.cfg.HandshakeTimeout)
+	for {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err == nil || time.Now().After(deadline) || !errors.Is(err, syscall.ECONNREFUSED) {
+			return c, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-s.done:
+			return nil, s.err
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// countingReader reports the running total of bytes read through it.
+type countingReader struct {
+	r      io.Reader
+	total  *atomic.Int64
+	report func(int64)
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n > 0 {
+		c.report(c.total.Add(int64(n)))
+	}
+	return n, err
 }
 
 func (s *Session) tunnelEnd(ctx context.Context, err error) error {
@@ -77,21 +121,22 @@ func closeWrite(c net.Conn) {
 }
 
 // splice copies both ways until both directions have ended, passing each
-// end-of-stream on as a half close, then closes both.
-func splice(a, b net.Conn) {
+// end-of-stream on as a half close, then closes both. aIn is where a's
+// bytes are read from (a itself, or a counting wrapper of it).
+func splice(a, b net.Conn, aIn io.Reader) {
 	var wg sync.WaitGroup
 	wg.Add(2)
-	pass := func(dst, src net.Conn) {
+	pass := func(dst, src net.Conn, in io.Reader) {
 		defer wg.Done()
-		if _, err := io.Copy(dst, src); err != nil {
+		if _, err := io.Copy(dst, in); err != nil {
 			dst.Close()
 			src.Close()
 			return
 		}
 		closeWrite(dst)
 	}
-	go pass(a, b)
-	go pass(b, a)
+	go pass(a, b, b)
+	go pass(b, a, aIn)
 	wg.Wait()
 	a.Close()
 	b.Close()

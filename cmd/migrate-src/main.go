@@ -37,7 +37,7 @@ func run() int {
 	}
 	fs.StringVar(&cfg.To, "to", "", "destination migrate-dst, HOST[:PORT] (default port 7070)")
 	fs.StringVar(&cfg.Docker, "docker-host", "", "local dockerd (default: DOCKER_HOST or the default socket)")
-	fs.StringVar(&cfg.Strategy, "strategy", cfg.Strategy, "migration strategy: stop-and-copy")
+	fs.StringVar(&cfg.Strategy, "strategy", cfg.Strategy, "migration strategy: stop-and-copy, lazy (post-copy) or auto (lazy where both hosts have userfaultfd)")
 	fs.BoolVar(&cfg.KeepSource, "keep-source", false, "keep the stopped original container instead of removing it")
 	fs.BoolVar(&cfg.AllowNewAddress, "allow-new-address", false, "if the destination cannot keep the container's IP/MAC, accept a new address (its TCP connections are closed)")
 	fs.StringVar(&cfg.WorkDir, "work-dir", cfg.WorkDir, "where the dump is written while it is shipped")
@@ -95,6 +95,9 @@ func printSummary(r *migrate.Report) {
 		rate := float64(s.Bytes) / s.Duration.Seconds()
 		fmt.Fprintf(os.Stderr, "  %-8s %10s -> %10s on the wire in %6.2fs (%s/s)\n", name, cli.Size(s.Bytes), cli.Size(s.WireBytes), s.Duration.Seconds(), cli.Size(int64(rate)))
 	}
-	fmt.Fprintf(os.Stderr, "migrated %s to %s: freeze time %d ms, total %.2fs, %s sent (%s on the wire)\n",
-		r.Container, r.Destination, r.FreezeTime.Milliseconds(), r.TotalTime.Seconds(), cli.Size(r.BytesRaw), cli.Size(r.BytesWire))
+	if r.Strategy == "lazy" {
+		fmt.Fprintf(os.Stderr, "  post-copy: %s of memory followed in %.2fs after the restart\n", cli.Size(r.PageBytes), r.MemoryTime.Seconds())
+	}
+	fmt.Fprintf(os.Stderr, "migrated %s to %s (%s): freeze time %d ms, total %.2fs, %s sent (%s on the wire)\n",
+		r.Container, r.Destination, r.Strategy, r.FreezeTime.Milliseconds(), r.TotalTime.Seconds(), cli.Size(r.BytesRaw+r.PageBytes), cli.Size(r.BytesWire+r.PageBytes))
 }

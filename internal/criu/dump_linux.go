@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,6 +26,11 @@ type DumpSpec struct {
 	ExternalMounts []string // mount points inside the container bound from the host
 	FreezeCgroup   string   // the container's freezer cgroup directory ("" to use ptrace)
 	TTY            bool     // the container has a console (docker run -t)
+	// LazyPages leaves anonymous memory out of the images and serves it,
+	// after the post-dump notification, from a page server on PageServer
+	// (host:port) until the destination has it all.
+	LazyPages  bool
+	PageServer string
 }
 
 // DumpOpts builds CRIU options for dumping a Docker container so that runc
@@ -48,6 +55,12 @@ func DumpOpts(s DumpSpec, imagesFd int) *rpc.CriuOpts {
 	}
 	if s.FreezeCgroup != "" {
 		opts.FreezeCgroup = proto.String(s.FreezeCgroup)
+	}
+	if s.LazyPages {
+		host, port, _ := net.SplitHostPort(s.PageServer)
+		p, _ := strconv.Atoi(port)
+		opts.LazyPages = proto.Bool(true)
+		opts.Ps = &rpc.CriuPageServerInfo{Address: proto.String(host), Port: proto.Int32(int32(p))}
 	}
 	mounts := append([]string(nil), s.ExternalMounts...)
 	sort.Strings(mounts)
