@@ -16,8 +16,14 @@ import (
 
 // TestMigrateWorkload moves the workload container with a named volume and
 // checks everything a user relies on: memory, counter, files, volume, TCP
-// connection, address, and Docker's management on host2.
+// connection, address, and Docker's management on host2; with each strategy.
 func TestMigrateWorkload(t *testing.T) {
+	for _, strategy := range []string{"stop-and-copy", "lazy"} {
+		t.Run(strategy, func(t *testing.T) { migrateWorkload(t, strategy) })
+	}
+}
+
+func migrateWorkload(t *testing.T, strategy string) {
 	e := setup(t)
 	ctx := ctxFor(t, 3*time.Minute)
 	startDst(t, e)
@@ -42,12 +48,12 @@ func TestMigrateWorkload(t *testing.T) {
 	}
 	atStart := waitBeat(t, ctx, addr, 0)
 
-	report, stderr, err := runSrc(ctx, e, name, nil)
+	report, stderr, err := runSrc(ctx, e, name, nil, "--strategy", strategy)
 	if err != nil {
 		t.Fatalf("migration failed: %v\n%s", err, stderr)
 	}
-	t.Logf("freeze %v, total %v, %d bytes (%d on the wire)", report.FreezeTime, report.TotalTime, report.BytesRaw, report.BytesWire)
-	if report.FreezeTime <= 0 || report.BytesRaw < 64<<20 || report.ContainerID == "" {
+	t.Logf("%s: freeze %v, total %v, %d bytes (%d on the wire), %d bytes of pages", report.Strategy, report.FreezeTime, report.TotalTime, report.BytesRaw, report.BytesWire, report.PageBytes)
+	if report.Strategy != strategy || report.FreezeTime <= 0 || report.BytesRaw+report.PageBytes < 64<<20 || report.ContainerID == "" {
 		t.Fatalf("implausible report: %+v", report)
 	}
 

@@ -196,6 +196,9 @@ func runSrc(ctx context.Context, e env, name string, onLine func(line string, ki
 		"--work-dir", e.workDir(e.h1),
 		"--tls-dir", filepath.Join(labTLS, "host1"),
 		"--json"}, extra...)
+	if !strings.Contains(strings.Join(extra, " "), "--strategy") {
+		args = append(args, "--strategy", "stop-and-copy")
+	}
 	cmd := e.h1.Command(ctx, filepath.Join(e.bin, "migrate-src"), append(args, name)...)
 	var stdout bytes.Buffer
 	cmd.Stdout = &stdout
@@ -227,8 +230,14 @@ func runSrc(ctx context.Context, e env, name string, onLine func(line string, ki
 // heartbeat address.
 func runWorkload(t *testing.T, ctx context.Context, e env, name string, image string, args ...string) string {
 	t.Helper()
+	return runWorkloadMiB(t, ctx, e, name, image, 64, args...)
+}
+
+// runWorkloadMiB is runWorkload holding mib MiB.
+func runWorkloadMiB(t *testing.T, ctx context.Context, e env, name string, image string, mib int, args ...string) string {
+	t.Helper()
 	argv := append([]string{"run", "-d", "--pull", "never", "--name", name, "--network", e.h1.Network}, args...)
-	argv = append(argv, image, "/usr/local/bin/workload", "--data-dir", "/data", "--mem-mib", "64", "--dirty-pages-per-sec", "500", "--verify-every", "1s")
+	argv = append(argv, image, "/usr/local/bin/workload", "--data-dir", "/data", "--mem-mib", fmt.Sprint(mib), "--dirty-pages-per-sec", "500", "--verify-every", "1s")
 	if _, err := e.h1.Docker(ctx, argv...); err != nil {
 		t.Fatal(err)
 	}

@@ -377,8 +377,10 @@ func (s *source) checkpoint(ctx context.Context) error {
 		},
 	})
 	if err != nil {
-		s.rollback(ctx)
-		return s.dumpFailed(err, hookErr, !runningAt.IsZero() && spec.LazyPages)
+		postCopy := !runningAt.IsZero() && spec.LazyPages
+		err = s.dumpFailed(err, hookErr, postCopy)
+		s.rollback(ctx, postCopy)
+		return err
 	}
 	if spec.LazyPages {
 		s.report.MemoryTime = time.Since(runningAt)
@@ -500,8 +502,11 @@ func (s *source) disableRestart(ctx context.Context) error {
 }
 
 // rollback undoes what the source changed; CRIU has already resumed the
-// container.
-func (s *source) rollback(ctx context.Context) {
+// container. After a failed post-copy the destination's copy ran with the
+// same address and goes on transmitting until it notices the dead link
+// and removes itself; the address is announced until that must have
+// happened, or switches would keep sending the container's traffic there.
+func (s *source) rollback(ctx context.Context, postCopy bool) {
 	ctx = context.WithoutCancel(ctx)
 	if s.restartChanged {
 		if err := s.dk.SetRestartPolicy(ctx, s.ctr, s.restartName, s.restartMax); err != nil {
@@ -510,9 +515,20 @@ func (s *source) rollback(ctx context.Context) {
 	}
 	// The destination may have announced the address already; claim it
 	// back so traffic returns to this host.
-	if r, err := s.dk.Inspect(ctx, s.ctr); err == nil && r.State != nil && r.State.Running && s.spec.Network != nil {
-		if _, err := netrewire.Announce(r.State.Pid, 3, 50*time.Millisecond); err != nil {
-			s.log.Warn("rollback: announce address", "err", err)
+	r, err := s.dk.Inspect(ctx, s.ctr)
+	if err != nil || r.State == nil || !r.State.Running || s.spec.Network == nil {
+		return
+	}
+	count, gap := 3, 50*time.Millisecond
+	if postCopy {
+		if err := criu.UnlockNetwork(r.State.Pid); err != nil {
+			s.log.Error("rollback: the resumed container's network is still locked", "err", err)
 		}
+		gap = 500 * time.Millisecond
+		count = int((s.cfg.Transfer.KeepAlive+s.cfg.Transfer.DeadPeerTimeout)/gap) + 4
+		s.stage("reclaiming the address while the destination's copy winds down")
+	}
+	if _, err := netrewire.Announce(r.State.Pid, count, gap); err != nil {
+		s.log.Warn("rollback: announce address", "err", err)
 	}
 }

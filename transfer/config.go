@@ -41,6 +41,10 @@ type Config struct {
 	// KeepAlive is the yamux ping period that detects a dead peer. Default
 	// 5s; zero disables keepalives.
 	KeepAlive time.Duration
+	// DeadPeerTimeout is how long a ping may go unanswered, or a write stay
+	// blocked, before the peer is declared gone: with KeepAlive it bounds
+	// how long a cut link goes unnoticed. Default 10s; must be positive.
+	DeadPeerTimeout time.Duration
 	// Logger receives connection events (rejected peers, teardown causes).
 	// Nil discards them.
 	Logger *slog.Logger
@@ -62,6 +66,7 @@ func DefaultConfig() Config {
 		ChunkSize:        256 << 10,
 		StreamWindow:     4 << 20,
 		KeepAlive:        5 * time.Second,
+		DeadPeerTimeout:  10 * time.Second,
 	}
 }
 
@@ -84,6 +89,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("transfer: stream window %d below 256 KiB", c.StreamWindow)
 	case c.KeepAlive < 0:
 		return errors.New("transfer: negative keepalive")
+	case c.DeadPeerTimeout <= 0:
+		return errors.New("transfer: dead-peer timeout must be positive")
 	}
 	hello := c.Hello
 	if hello.Protocol == 0 {

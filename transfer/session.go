@@ -179,7 +179,7 @@ func newSession(conn *recordingConn, cfg Config, client bool, log *slog.Logger) 
 	if cfg.KeepAlive > 0 {
 		ycfg.KeepAliveInterval = cfg.KeepAlive
 	}
-	ycfg.ConnectionWriteTimeout = 30 * time.Second
+	ycfg.ConnectionWriteTimeout = cfg.DeadPeerTimeout
 	ycfg.StreamOpenTimeout = cfg.HandshakeTimeout
 	ycfg.LogOutput = nil
 	ycfg.Logger = slog.NewLogLogger(log.Handler(), slog.LevelDebug)

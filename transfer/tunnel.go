@@ -35,7 +35,7 @@ func (s *Session) Forward(ctx context.Context, ln net.Listener, name string) err
 			return s.tunnelEnd(ctx, err)
 		}
 		wg.Add(1)
-		go func() { defer wg.Done(); splice(c, st, c) }()
+		go func() { defer wg.Done(); splice(c, st, c, s.failed) }()
 	}
 }
 
@@ -63,7 +63,7 @@ func (s *Session) ServeTunnel(ctx context.Context, name, addr string, counted fu
 			from = &countingReader{r: c, total: &total, report: counted}
 		}
 		wg.Add(1)
-		go func() { defer wg.Done(); splice(c, st, from) }()
+		go func() { defer wg.Done(); splice(c, st, from, s.failed) }()
 	}
 }
 
@@ -123,14 +123,20 @@ func closeWrite(c net.Conn) {
 // splice copies both ways until both directions have ended, passing each
 // end-of-stream on as a half close, then closes both. aIn is where a's
 // bytes are read from (a itself, or a counting wrapper of it).
-func splice(a, b net.Conn, aIn io.Reader) {
+//
+// When the session fails, its streams end as if cleanly; failed tells the
+// two apart, and then both connections are aborted with a TCP reset. The
+// service must not mistake a dead link for a finished exchange: CRIU's page
+// server takes a clean close as "every page delivered" and kills the
+// original.
+func splice(a, b net.Conn, aIn io.Reader, failed func() bool) {
 	var wg sync.WaitGroup
 	wg.Add(2)
 	pass := func(dst, src net.Conn, in io.Reader) {
 		defer wg.Done()
-		if _, err := io.Copy(dst, in); err != nil {
-			dst.Close()
-			src.Close()
+		if _, err := io.Copy(dst, in); err != nil || failed() {
+			abort(dst)
+			abort(src)
 			return
 		}
 		closeWrite(dst)
@@ -138,6 +144,27 @@ func splice(a, b net.Conn, aIn io.Reader) {
 	go pass(a, b, b)
 	go pass(b, a, aIn)
 	wg.Wait()
+	if failed() {
+		abort(a)
+	}
 	a.Close()
 	b.Close()
+}
+
+// abort closes c, with a reset rather than a FIN where c is TCP.
+func abort(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	c.Close()
+}
+
+// failed reports whether the session is dying for any reason but a local
+// Close. The multiplexer closes (and ends its streams) before the session
+// records why, so its state is what counts.
+func (s *Session) failed() bool {
+	if !s.mux.IsClosed() && s.Err() == nil {
+		return false
+	}
+	return s.Err() != errClosedLocally
 }
