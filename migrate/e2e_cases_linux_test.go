@@ -244,7 +244,7 @@ func TestFailureDestinationKilledDuringTransfer(t *testing.T) {
 	killed := make(chan struct{})
 	_, stderr, err := runSrc(ctx, e, name, func(line string, _ func()) {
 		if strings.HasSuffix(line, "] transfer") {
-			d.kill()
+			d.Kill()
 			close(killed)
 		}
 	})
@@ -255,7 +255,9 @@ func TestFailureDestinationKilledDuringTransfer(t *testing.T) {
 	}
 	failedMigration(t, ctx, e, name, addr, before, err, stderr, "was not migrated")
 	// A supervisor restarts the agent; it removes what the killed run made.
-	d.start()
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
 	assertHost2Clean(t, ctx, e, name, true)
 	if vols, _ := e.h2.Docker(ctx, "ps", "-aq", "--filter", "label="+migrate.LabelMigration); vols != "" {
 		for _, id := range strings.Fields(vols) {
@@ -304,7 +306,7 @@ func TestFailureSourceKilledDuringTransfer(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("host2 still holds %s:\n%s", name, d.log)
+			t.Fatalf("host2 still holds %s:\n%s", name, d.Log())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

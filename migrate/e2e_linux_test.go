@@ -1,14 +1,11 @@
 package migrate_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -29,8 +26,8 @@ import (
 // runtime. `make test` brings the lab up first.
 
 const (
-	labTLS  = "/var/lib/dockmove-lab/tls"
-	dstPort = "7070"
+	labTLS  = lab.TLSDir
+	dstPort = lab.AgentPort
 )
 
 // env is the lab plus the agent binaries built from this tree.
@@ -91,139 +88,39 @@ func unique(prefix string) string {
 	return prefix + "-" + hex.EncodeToString(b)
 }
 
-// dst is a migrate-dst process on host2.
-type dst struct {
-	t    *testing.T
-	e    env
-	args []string
-	cmd  *exec.Cmd
-	log  *syncBuffer
-	done chan struct{}
-}
+func (e env) workDir(h lab.Host) string      { return h.WorkDir() }
+func (e env) runtimeState(h lab.Host) string { return h.RuntimeState() }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (e env) workDir(h lab.Host) string {
-	return filepath.Join("/var/lib/dockmove-lab", h.Name, "work")
-}
-func (e env) runtimeState(h lab.Host) string { return filepath.Join(filepath.Dir(h.Config), "runtime") }
-
-// startDst runs migrate-dst on host2 and waits until it listens.
-func startDst(t *testing.T, e env, extra ...string) *dst {
+// startDst runs migrate-dst on host2 for the test; it is stopped (and its
+// log shown if the test failed) at the end.
+func startDst(t *testing.T, e env, extra ...string) *lab.Destination {
 	t.Helper()
-	d := &dst{t: t, e: e, args: append([]string{
-		"--listen", net.JoinHostPort(e.h2.Addr, dstPort),
-		"--docker-host", e.h2.DockerHost,
-		"--work-dir", e.workDir(e.h2),
-		"--runtime-state", e.runtimeState(e.h2),
-		"--tls-dir", filepath.Join(labTLS, "host2"),
-	}, extra...)}
-	d.start()
-	t.Cleanup(d.stop)
+	d, err := lab.StartDestination(e.h2, e.bin, extra...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		d.Stop()
+		if t.Failed() {
+			t.Logf("migrate-dst log:\n%s", d.Log())
+		}
+	})
 	return d
 }
 
-func (d *dst) start() {
-	d.t.Helper()
-	d.log = &syncBuffer{}
-	d.cmd = d.e.h2.Command(context.Background(), filepath.Join(d.e.bin, "migrate-dst"), d.args...)
-	pr, pw := io.Pipe()
-	d.cmd.Stderr = pw
-	if err := d.cmd.Start(); err != nil {
-		d.t.Fatal(err)
-	}
-	d.done = make(chan struct{})
-	listening := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(pr)
-		once := sync.Once{}
-		for sc.Scan() {
-			fmt.Fprintln(d.log, sc.Text())
-			if strings.Contains(sc.Text(), "msg=listening") {
-				once.Do(func() { close(listening) })
-			}
-		}
-	}()
-	go func() { d.cmd.Wait(); pw.Close(); close(d.done) }()
-	select {
-	case <-listening:
-	case <-d.done:
-		d.t.Fatalf("migrate-dst exited: %s", d.log)
-	case <-time.After(30 * time.Second):
-		d.t.Fatalf("migrate-dst did not listen: %s", d.log)
-	}
-}
-
-func (d *dst) kill() {
-	d.cmd.Process.Kill()
-	<-d.done
-}
-
-func (d *dst) stop() {
-	d.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-d.done:
-	case <-time.After(20 * time.Second):
-		d.kill()
-	}
-	if d.t.Failed() {
-		d.t.Logf("migrate-dst log:\n%s", d.log)
-	}
-}
-
-// src runs migrate-src on host1 for container name and returns its report,
-// its stderr and its error. onLine, if set, sees each stderr line as it
-// comes (the stage lines among them), with a function that kills migrate-src.
+// runSrc runs migrate-src on host1 for container name (stop-and-copy unless
+// extra names a strategy) and returns its report, its stderr and its error.
 func runSrc(ctx context.Context, e env, name string, onLine func(line string, kill func()), extra ...string) (*migrate.Report, string, error) {
-	args := append([]string{
-		"--to", net.JoinHostPort(e.h2.Addr, dstPort),
-		"--docker-host", e.h1.DockerHost,
-		"--work-dir", e.workDir(e.h1),
-		"--tls-dir", filepath.Join(labTLS, "host1"),
-		"--json"}, extra...)
 	if !strings.Contains(strings.Join(extra, " "), "--strategy") {
-		args = append(args, "--strategy", "stop-and-copy")
+		extra = append(extra, "--strategy", "stop-and-copy")
 	}
-	cmd := e.h1.Command(ctx, filepath.Join(e.bin, "migrate-src"), append(args, name)...)
-	var stdout bytes.Buffer
-	cmd.Stdout = &stdout
-	pr, pw := io.Pipe()
-	cmd.Stderr = pw
-	var stderr strings.Builder
-	lines := make(chan struct{})
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			stderr.WriteString(sc.Text() + "\n")
-			if onLine != nil {
-				onLine(sc.Text(), func() { cmd.Process.Kill() })
-			}
-		}
-	}()
-	err := cmd.Run()
-	pw.Close()
-	<-lines
+	run := lab.RunSource(ctx, e.h1, e.h2, e.bin, name, onLine, extra...)
 	var r migrate.Report
-	if jerr := json.Unmarshal(stdout.Bytes(), &r); jerr != nil && err == nil {
-		err = fmt.Errorf("report: %v: %s", jerr, stdout.String())
+	err := run.Err
+	if jerr := json.Unmarshal(run.Report, &r); jerr != nil && err == nil {
+		err = fmt.Errorf("report: %v: %s", jerr, run.Report)
 	}
-	return &r, stderr.String(), err
+	return &r, run.Stderr, err
 }
 
 // runWorkload starts the workload container on host1 and returns its

@@ -1,0 +1,186 @@
+package lab
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The lab's agents: migrate-dst on host2 and migrate-src runs on host1,
+// each a real process in its host's network namespace, talking TLS over
+// the lab switch. Tests and benchmarks share these.
+
+const (
+	// TLSDir holds the lab's credentials (scripts/lab-runtime.sh).
+	TLSDir = "/var/lib/dockmove-lab/tls"
+	// AgentPort is where the lab's migrate-dst listens.
+	AgentPort = "7070"
+)
+
+// WorkDir is an agent's work directory on host h.
+func (h Host) WorkDir() string { return filepath.Join("/var/lib/dockmove-lab", h.Name, "work") }
+
+// RuntimeState is the restore runtime's state directory on host h.
+func (h Host) RuntimeState() string { return filepath.Join(filepath.Dir(h.Config), "runtime") }
+
+// Destination is a running migrate-dst.
+type Destination struct {
+	host Host
+	args []string
+	bin  string
+	cmd  *exec.Cmd
+	log  syncBuffer
+	done chan struct{}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// StartDestination runs bin/migrate-dst on h and waits until it listens.
+func StartDestination(h Host, bin string, extra ...string) (*Destination, error) {
+	d := &Destination{host: h, bin: bin, args: append([]string{
+		"--listen", net.JoinHostPort(h.Addr, AgentPort),
+		"--docker-host", h.DockerHost,
+		"--work-dir", h.WorkDir(),
+		"--runtime-state", h.RuntimeState(),
+		"--tls-dir", filepath.Join(TLSDir, h.Name),
+	}, extra...)}
+	return d, d.Start()
+}
+
+// Start (re)starts the agent.
+func (d *Destination) Start() error {
+	d.cmd = d.host.Command(context.Background(), filepath.Join(d.bin, "migrate-dst"), d.args...)
+	pr, pw := io.Pipe()
+	d.cmd.Stderr = pw
+	if err := d.cmd.Start(); err != nil {
+		return err
+	}
+	d.done = make(chan struct{})
+	listening := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		var once sync.Once
+		for sc.Scan() {
+			fmt.Fprintln(&d.log, sc.Text())
+			if strings.Contains(sc.Text(), "msg=listening") {
+				once.Do(func() { close(listening) })
+			}
+		}
+	}()
+	go func() { d.cmd.Wait(); pw.Close(); close(d.done) }()
+	select {
+	case <-listening:
+		return nil
+	case <-d.done:
+		return fmt.Errorf("migrate-dst exited: %s", d.log.String())
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("migrate-dst did not listen: %s", d.log.String())
+	}
+}
+
+// Log is what the agent wrote so far.
+func (d *Destination) Log() string { return d.log.String() }
+
+// Kill ends the agent at once (SIGKILL).
+func (d *Destination) Kill() {
+	d.cmd.Process.Kill()
+	<-d.done
+}
+
+// Stop ends the agent gracefully.
+func (d *Destination) Stop() {
+	d.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-d.done:
+	case <-time.After(20 * time.Second):
+		d.Kill()
+	}
+}
+
+// CPUTime is the CPU the agent and its waited-for children (CRIU's
+// lazy-pages daemon) have used so far.
+func (d *Destination) CPUTime() time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", d.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces): state is 3rd.
+	s := string(data)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	var ticks int64
+	for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime
+		v, _ := strconv.ParseInt(fields[i], 10, 64)
+		ticks += v
+	}
+	return time.Duration(ticks) * time.Second / 100 // USER_HZ
+}
+
+// SourceRun is the outcome of one migrate-src run.
+type SourceRun struct {
+	Report []byte // its --json output
+	Stderr string
+	CPU    time.Duration // user+system of migrate-src and CRIU
+	Err    error
+}
+
+// RunSource runs bin/migrate-src on h1 for container name towards h2's
+// migrate-dst. onLine, if set, sees each stderr line as it comes, with a
+// function that kills migrate-src.
+func RunSource(ctx context.Context, h1, h2 Host, bin, name string, onLine func(line string, kill func()), extra ...string) SourceRun {
+	args := append([]string{
+		"--to", net.JoinHostPort(h2.Addr, AgentPort),
+		"--docker-host", h1.DockerHost,
+		"--work-dir", h1.WorkDir(),
+		"--tls-dir", filepath.Join(TLSDir, h1.Name),
+		"--json"}, extra...)
+	cmd := h1.Command(ctx, filepath.Join(bin, "migrate-src"), append(args, name)...)
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	pr, pw := io.Pipe()
+	cmd.Stderr = pw
+	var stderr strings.Builder
+	lines := make(chan struct{})
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			stderr.WriteString(sc.Text() + "\n")
+			if onLine != nil {
+				onLine(sc.Text(), func() { cmd.Process.Kill() })
+			}
+		}
+	}()
+	err := cmd.Run()
+	pw.Close()
+	<-lines
+	run := SourceRun{Report: stdout.Bytes(), Stderr: stderr.String(), Err: err}
+	if cmd.ProcessState != nil {
+		run.CPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	}
+	return run
+}
