@@ -33,6 +33,9 @@ type DestConfig struct {
 	RuntimeState string
 	// CRIU is the criu binary. Default "" (criu in PATH).
 	CRIU string
+	// RestoreTimeout bounds the restore (docker start through the restore
+	// runtime); a restore that hangs fails the migration. Default 5m.
+	RestoreTimeout time.Duration
 	// RestoreCRIUOptions are extra CRIU options for every restore, one
 	// config-file line each (e.g. "tcp-close"). Default none.
 	RestoreCRIUOptions []string
@@ -44,13 +47,16 @@ type DestConfig struct {
 
 // DefaultDestConfig returns the documented defaults.
 func DefaultDestConfig() DestConfig {
-	return DestConfig{WorkDir: "/var/lib/dockmove/destination", RuntimeState: shim.DefaultStateDir, Transfer: transfer.DefaultConfig()}
+	return DestConfig{WorkDir: "/var/lib/dockmove/destination", RuntimeState: shim.DefaultStateDir, RestoreTimeout: 5 * time.Minute, Transfer: transfer.DefaultConfig()}
 }
 
 // Validate reports a configuration that cannot work.
 func (c DestConfig) Validate() error {
 	if c.WorkDir == "" || c.RuntimeState == "" {
 		return errors.New("migrate: work and runtime state directories are required")
+	}
+	if c.RestoreTimeout <= 0 {
+		return errors.New("migrate: restore timeout must be positive")
 	}
 	return nil
 }

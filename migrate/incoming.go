@@ -281,7 +281,9 @@ func (in *incoming) restore(ctx context.Context) error {
 		in.state.Lazy = true
 	}
 	start := time.Now()
-	err := in.srv.dk.Start(ctx, id)
+	sctx, cancel := context.WithTimeout(ctx, in.srv.cfg.RestoreTimeout)
+	err := in.srv.dk.Start(sctx, id)
+	cancel()
 	took := time.Since(start)
 	if err != nil {
 		return criu.NewError("restore", filepath.Join(dir, shim.WorkDir, criu.RestoreLog), err)
@@ -360,7 +362,7 @@ func (in *incoming) awaitPages(ctx context.Context) error {
 // finish removes what the committed migration no longer needs.
 func (in *incoming) finish() {
 	dir, _ := shim.ContainerDir(in.srv.cfg.RuntimeState, in.state.ContainerID)
-	os.RemoveAll(dir)
+	shim.RemoveState(dir)
 	if in.state.Staging != "" {
 		os.RemoveAll(in.state.Staging)
 	}

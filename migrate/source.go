@@ -354,30 +354,37 @@ func (s *source) checkpoint(ctx context.Context) error {
 	s.stage("dump")
 	var frozenAt, runningAt time.Time
 	var hookErr error
+	restored := make(chan error, 1)
 	s.report.Dump, err = criu.Dump(s.cfg.CRIU, s.dir, spec, criu.DumpHooks{
 		// CRIU announces pre-dump just before it freezes the tree: the
 		// freeze time measured from here is an upper bound.
 		PreDump: func() { frozenAt = time.Now() },
 		PostDump: func() error {
-			if hookErr = s.shipAndRestore(ctx, r.GraphDriver.Data["UpperDir"]); hookErr != nil {
-				return hookErr
-			}
-			runningAt = time.Now()
-			s.report.FreezeTime = runningAt.Sub(frozenAt)
-			// Committing: Docker must not restart the original once CRIU
-			// kills it. Changed only now, so an agent killed earlier leaves
-			// the container as it was.
-			if hookErr = s.disableRestart(ctx); hookErr != nil {
-				return hookErr
-			}
-			if spec.LazyPages {
-				s.stage("post-copy")
-			}
-			return nil
+			hookErr = s.postDump(ctx, r.GraphDriver.Data["UpperDir"], spec.LazyPages, func(err error) {
+				if err == nil {
+					runningAt = time.Now()
+					s.report.FreezeTime = runningAt.Sub(frozenAt)
+				}
+				restored <- err
+			})
+			return hookErr
 		},
 	})
+	if err == nil && spec.LazyPages {
+		// Every page was served, so the destination restored; its report
+		// may still be on its way.
+		err = <-restored
+	}
 	if err != nil {
-		postCopy := !runningAt.IsZero() && spec.LazyPages
+		// Post-copy had begun if the destination reported its copy running.
+		postCopy := false
+		if spec.LazyPages && hookErr == nil {
+			select {
+			case rerr := <-restored:
+				postCopy = rerr == nil
+			case <-time.After(time.Second):
+			}
+		}
 		err = s.dumpFailed(err, hookErr, postCopy)
 		s.rollback(ctx, postCopy)
 		return err
@@ -386,6 +393,42 @@ func (s *source) checkpoint(ctx context.Context) error {
 		s.report.MemoryTime = time.Since(runningAt)
 	}
 	return s.commit(ctx)
+}
+
+// postDump ships the container while it is frozen and decides the commit.
+// Stop-and-copy waits for the destination's restored report and commits
+// by returning nil (CRIU kills the original). A lazy dump must return
+// first: CRIU serves pages only afterwards, and the restore may already
+// need some; the original stays frozen until every page is served, so
+// the report is awaited in the background (onRestored).
+func (s *source) postDump(ctx context.Context, upper string, lazy bool, onRestored func(error)) error {
+	if err := s.ship(ctx, upper); err != nil {
+		return err
+	}
+	if lazy {
+		// Committing once every page is served: Docker must not restart
+		// the original then. Rolled back if the post-copy fails.
+		if err := s.disableRestart(ctx); err != nil {
+			return err
+		}
+		go func() {
+			err := s.awaitRestored(ctx)
+			if err == nil {
+				s.stage("post-copy")
+			}
+			onRestored(err)
+		}()
+		return nil
+	}
+	err := s.awaitRestored(ctx)
+	onRestored(err)
+	if err != nil {
+		return err
+	}
+	// Committing: Docker must not restart the original once CRIU kills
+	// it. Changed only now, so an agent killed earlier leaves the
+	// container as it was.
+	return s.disableRestart(ctx)
 }
 
 // dumpFailed explains a failed dump; CRIU has resumed the container here.
@@ -419,6 +462,15 @@ func (s *source) servePages(ctx context.Context, spec *criu.DumpSpec) (func(), e
 	pctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
+		// If the session dies before the destination's daemon connected,
+		// CRIU would wait for a client forever: be that client, and reset.
+		select {
+		case <-s.sess.Done():
+			lazypages.Abort(addr)
+		case <-pctx.Done():
+		}
+	}()
+	go func() {
 		defer close(done)
 		lazypages.Serve(pctx, s.sess, addr, func(n int64) {
 			s.report.pagesSent.Store(n)
@@ -434,8 +486,9 @@ func (s *source) servePages(ctx context.Context, spec *criu.DumpSpec) (func(), e
 	}, nil
 }
 
-// shipAndRestore runs inside CRIU's post-dump notification.
-func (s *source) shipAndRestore(ctx context.Context, upper string) error {
+// ship runs inside CRIU's post-dump notification: it sends the images, the
+// writable layer and the volumes, then asks the destination to restore.
+func (s *source) ship(ctx context.Context, upper string) error {
 	s.stage("transfer")
 	g, gctx := errgroup.WithContext(ctx)
 	send := func(name, dir string) {
@@ -461,9 +514,11 @@ func (s *source) shipAndRestore(ctx context.Context, upper string) error {
 		return err
 	}
 	s.stage("restore")
-	if err := s.sess.Send(ctx, &transfer.Restore{}); err != nil {
-		return err
-	}
+	return s.sess.Send(ctx, &transfer.Restore{})
+}
+
+// awaitRestored receives the destination's report that its copy runs.
+func (s *source) awaitRestored(ctx context.Context) error {
 	done, err := transfer.Expect[*transfer.Restored](ctx, s.sess)
 	if err != nil {
 		return fmt.Errorf("restore on destination: %w", err)

@@ -3,11 +3,13 @@ package migrate
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/dockmove/dockmove/internal/docker"
 	"github.com/dockmove/dockmove/internal/shim"
 )
 
@@ -46,7 +48,7 @@ func (s *Server) abandon(ctx context.Context, st *migrationState, cause error) {
 		// only the commit message was lost. The copy is the container now.
 		log.Warn("post-copy completed but the commit message was lost; keeping the container", "cause", cause)
 		if dir, err := shim.ContainerDir(s.cfg.RuntimeState, st.ContainerID); err == nil {
-			os.RemoveAll(dir)
+			shim.RemoveState(dir)
 		}
 		s.dropState(st)
 		return
@@ -67,7 +69,7 @@ func (s *Server) abandon(ctx context.Context, st *migrationState, cause error) {
 			log.Error("cleanup: remove container", "err", err)
 		}
 		if dir, err := shim.ContainerDir(s.cfg.RuntimeState, st.ContainerID); err == nil {
-			os.RemoveAll(dir)
+			shim.RemoveState(dir)
 		}
 	}
 	for _, v := range st.Volumes {
@@ -109,5 +111,21 @@ func (s *Server) recover(ctx context.Context) {
 	stale, _ := os.ReadDir(s.stagingDir())
 	for _, e := range stale {
 		os.RemoveAll(filepath.Join(s.stagingDir(), e.Name()))
+	}
+	s.removeOrphanPlans(ctx)
+}
+
+// removeOrphanPlans deletes restore runtime state of containers that no
+// longer exist (a run killed between removing a container and its state).
+func (s *Server) removeOrphanPlans(ctx context.Context) {
+	ents, _ := os.ReadDir(s.cfg.RuntimeState)
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		if _, err := s.dk.Inspect(ctx, e.Name()); errors.Is(err, docker.ErrNotFound) {
+			shim.RemoveState(filepath.Join(s.cfg.RuntimeState, e.Name()))
+			s.log.Info("recover: removed restore state of a vanished container", "id", e.Name())
+		}
 	}
 }

@@ -13,7 +13,7 @@ SRC_LIST=/etc/apt/sources.list.d/dockmove-src.sources
 BUILD_ROOT=${DOCKMOVE_BUILD_ROOT:-/var/cache/dockmove/criu-build}
 
 PKGS=(
-	docker.io containerd runc iproute2 iptables kmod busybox-static
+	docker.io containerd runc iproute2 iptables kmod busybox-static redis-tools
 	ca-certificates curl xz-utils make gcc pkgconf
 	libbsd-dev libcap-dev libgnutls28-dev libnet1-dev libnftables-dev
 	libnl-3-dev libprotobuf-c-dev libprotobuf-dev protobuf-c-compiler

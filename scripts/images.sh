@@ -64,3 +64,14 @@ import_image dockmove/busybox:lab "$BUILD/busybox" '["/bin/sh"]'
 make_rootfs "$BUILD/workload"
 CGO_ENABLED=0 go build -trimpath -o "$BUILD/workload/usr/local/bin/workload" ./cmd/workload
 import_image dockmove/workload:lab "$BUILD/workload" '["/usr/local/bin/workload","--data-dir","/data"]'
+
+# redis-server from Debian's redis-tools (redis-check-rdb is the server
+# binary, named by argv[0]) with the shared libraries it needs.
+make_rootfs "$BUILD/redis"
+mkdir -p "$BUILD/redis/usr/bin"
+cp /usr/bin/redis-check-rdb "$BUILD/redis/usr/bin/redis-server"
+for lib in $(ldd /usr/bin/redis-check-rdb | grep -o '/[^ ]*'); do
+	mkdir -p "$BUILD/redis$(dirname "$lib")"
+	cp -L "$lib" "$BUILD/redis$lib"
+done
+import_image dockmove/redis:lab "$BUILD/redis" '["/usr/bin/redis-server","--bind","0.0.0.0","--protected-mode","no","--save","","--appendonly","no"]'

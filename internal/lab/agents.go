@@ -99,7 +99,8 @@ func (d *Destination) Start() error {
 	case <-d.done:
 		return fmt.Errorf("migrate-dst exited: %s", d.log.String())
 	case <-time.After(30 * time.Second):
-		return fmt.Errorf("migrate-dst did not listen: %s", d.log.String())
+		d.Kill()
+		return fmt.Errorf("migrate-dst did not listen within 30s: %s", d.log.String())
 	}
 }
 

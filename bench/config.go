@@ -1,0 +1,80 @@
+// Package bench measures what users choose a migration tool by: how long
+// the service stops. It runs real migrations in the lab (two dockerds, the
+// real agents over TLS) across strategies, memory sizes and dirty rates,
+// measures the freeze twice (by the agents, and as a client of the
+// application sees it), and compares with baselines measured in the same
+// run: Docker's own checkpoint/restore on one host, and our stop-and-copy.
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// Strategy names in a benchmark. The first two are migrate-src's; the
+// last is the baseline a user would otherwise pick.
+const (
+	StopAndCopy      = "stop-and-copy"
+	Lazy             = "lazy"
+	DockerCheckpoint = "docker-checkpoint"
+)
+
+// Config is one benchmark run.
+type Config struct {
+	// Strategies to measure. Default all three.
+	Strategies []string
+	// SizesMiB are the workload's memory sizes. Default 64, 256, 1024, 2048.
+	SizesMiB []int
+	// DirtyRates are the workload's dirtied pages per second. Default 0 and
+	// 2560 (10 MiB/s).
+	DirtyRates []int
+	// Reps is the number of repetitions of each case. Default 3.
+	Reps int
+	// Redis adds the real-application case: redis-server under a client
+	// that keeps issuing requests. Default true.
+	Redis bool
+	// RedisMiB is redis's dataset size. Default 256.
+	RedisMiB int
+	// Bin holds migrate-src and migrate-dst. Required.
+	Bin string
+	// Out is where report.json, report.md and the plots go. Required.
+	Out string
+}
+
+// DefaultConfig returns the documented defaults (Bin and Out unset).
+func DefaultConfig() Config {
+	return Config{
+		Strategies: []string{StopAndCopy, Lazy, DockerCheckpoint},
+		SizesMiB:   []int{64, 256, 1024, 2048},
+		DirtyRates: []int{0, 2560},
+		Reps:       3,
+		Redis:      true,
+		RedisMiB:   256,
+	}
+}
+
+// Validate reports a configuration that cannot run.
+func (c Config) Validate() error {
+	switch {
+	case len(c.Strategies) == 0 || len(c.SizesMiB) == 0 || len(c.DirtyRates) == 0:
+		return errors.New("bench: strategies, sizes and dirty rates must not be empty")
+	case c.Reps < 1:
+		return errors.New("bench: at least one repetition")
+	case c.Bin == "" || c.Out == "":
+		return errors.New("bench: binary and output directories are required")
+	case c.Redis && c.RedisMiB < 1:
+		return errors.New("bench: redis dataset size must be positive")
+	}
+	for _, s := range c.Strategies {
+		if !slices.Contains([]string{StopAndCopy, Lazy, DockerCheckpoint}, s) {
+			return fmt.Errorf("bench: unknown strategy %q", s)
+		}
+	}
+	for _, m := range c.SizesMiB {
+		if m < 1 {
+			return fmt.Errorf("bench: memory size %d MiB", m)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,229 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/dockmove/dockmove/internal/lab"
+)
+
+// Report is a whole benchmark run.
+type Report struct {
+	Date    string    `json:"date"`
+	Machine string    `json:"machine"`
+	Config  Config    `json:"config"`
+	Results []Result  `json:"results"`
+	Summary []Summary `json:"summary"`
+}
+
+// Summary aggregates the repetitions of one case.
+type Summary struct {
+	Workload  string `json:"workload"`
+	Strategy  string `json:"strategy"`
+	MemMiB    int    `json:"mem_mib"`
+	DirtyRate int    `json:"dirty_pages_per_sec"`
+	Runs      int    `json:"runs"`
+	Failed    int    `json:"failed"`
+	// Min and median over the successful runs.
+	FreezeAgentMinMs float64 `json:"freeze_agent_min_ms"`
+	FreezeAgentMedMs float64 `json:"freeze_agent_median_ms"`
+	FreezeAppMinMs   float64 `json:"freeze_app_min_ms"`
+	FreezeAppMedMs   float64 `json:"freeze_app_median_ms"`
+	TotalMedMs       float64 `json:"total_median_ms"`
+	BytesWireMed     int64   `json:"bytes_wire_median"`
+	CPUMedMs         float64 `json:"cpu_agents_median_ms"`
+	// DockerRatio is the Docker baseline's median agent-measured freeze
+	// divided by this case's (same workload, size and dirty rate): how many
+	// times shorter the freeze is. 0 when there is no baseline.
+	DockerRatio float64 `json:"docker_ratio"`
+}
+
+// Run executes the benchmark in the lab and writes the report to cfg.Out.
+// progress, if set, gets a line per measured migration.
+func Run(ctx context.Context, cfg Config, progress func(string)) (*Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if progress == nil {
+		progress = func(string) {}
+	}
+	r := &runner{cfg: cfg, log: progress}
+	var err error
+	if r.h1, err = lab.Load(ctx, "host1"); err != nil {
+		return nil, err
+	}
+	if r.h2, err = lab.Load(ctx, "host2"); err != nil {
+		return nil, err
+	}
+	for _, h := range []lab.Host{r.h1, r.h2} {
+		if err := h.Up(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if r.dst, err = lab.StartDestination(r.h2, cfg.Bin); err != nil {
+		return nil, err
+	}
+	defer r.dst.Stop()
+	rep := &Report{Date: time.Now().UTC().Format(time.RFC3339), Machine: machine(), Config: cfg}
+	add := func(res Result) {
+		rep.Results = append(rep.Results, res)
+		status := res.Check
+		if res.Error != "" {
+			status = "ERROR " + firstLine(res.Error)
+		}
+		progress(fmt.Sprintf("%-9s %-17s %5d MiB dirty %5d rep %d: freeze %8.1f ms (app %8.1f ms) total %8.1f ms  %s",
+			res.Workload, res.Strategy, res.MemMiB, res.DirtyRate, res.Rep, res.FreezeAgentMs, res.FreezeAppMs, res.TotalMs, status))
+	}
+	for _, mib := range cfg.SizesMiB {
+		for _, dirty := range cfg.DirtyRates {
+			for rp := 1; rp <= cfg.Reps; rp++ {
+				for _, s := range cfg.Strategies {
+					if ctx.Err() != nil {
+						return rep, ctx.Err()
+					}
+					add(r.synthetic(ctx, s, mib, dirty, rp))
+				}
+			}
+		}
+	}
+	if cfg.Redis {
+		for rp := 1; rp <= cfg.Reps; rp++ {
+			for _, s := range cfg.Strategies {
+				add(r.redis(ctx, s, rp))
+			}
+		}
+	}
+	rep.Summary = summarize(rep.Results)
+	return rep, rep.Write(cfg.Out)
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func machine() string {
+	host, _ := os.Hostname()
+	var uname string
+	if data, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		uname = strings.TrimSpace(string(data))
+	}
+	return fmt.Sprintf("%s, Linux %s, %d CPUs, %s", host, uname, runtime.NumCPU(), runtime.GOARCH)
+}
+
+func jsonInto(data []byte, v any) error { return json.Unmarshal(data, v) }
+
+type caseKey struct {
+	workload, strategy string
+	mem, dirty         int
+}
+
+// summarize groups results by case, keeping the order cases first appeared.
+func summarize(results []Result) []Summary {
+	groups := map[caseKey][]Result{}
+	var order []caseKey
+	for _, r := range results {
+		k := caseKey{r.Workload, r.Strategy, r.MemMiB, r.DirtyRate}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], r)
+	}
+	var out []Summary
+	for _, k := range order {
+		out = append(out, summarizeCase(k, groups[k]))
+	}
+	for i := range out {
+		base := caseKey{out[i].Workload, DockerCheckpoint, out[i].MemMiB, out[i].DirtyRate}
+		for _, b := range out {
+			if (caseKey{b.Workload, b.Strategy, b.MemMiB, b.DirtyRate}) == base && b.FreezeAgentMedMs > 0 && out[i].FreezeAgentMedMs > 0 {
+				out[i].DockerRatio = b.FreezeAgentMedMs / out[i].FreezeAgentMedMs
+			}
+		}
+	}
+	return out
+}
+
+func summarizeCase(k caseKey, rs []Result) Summary {
+	s := Summary{Workload: k.workload, Strategy: k.strategy, MemMiB: k.mem, DirtyRate: k.dirty, Runs: len(rs)}
+	var agent, app, total, cpu []float64
+	var wire []int64
+	for _, r := range rs {
+		if r.Error != "" || r.Check != "ok" {
+			s.Failed++
+			continue
+		}
+		agent = append(agent, r.FreezeAgentMs)
+		app = append(app, r.FreezeAppMs)
+		total = append(total, r.TotalMs)
+		cpu = append(cpu, r.CPUSourceMs+r.CPUDestMs)
+		wire = append(wire, r.BytesWire)
+	}
+	if len(agent) == 0 {
+		return s
+	}
+	s.FreezeAgentMinMs, s.FreezeAgentMedMs = slices.Min(agent), median(agent)
+	s.FreezeAppMinMs, s.FreezeAppMedMs = slices.Min(app), median(app)
+	s.TotalMedMs, s.CPUMedMs = median(total), median(cpu)
+	slices.Sort(wire)
+	s.BytesWireMed = wire[len(wire)/2]
+	return s
+}
+
+func median(v []float64) float64 {
+	c := slices.Clone(v)
+	sort.Float64s(c)
+	if len(c)%2 == 1 {
+		return c[len(c)/2]
+	}
+	return (c[len(c)/2-1] + c[len(c)/2]) / 2
+}
+
+// Write stores report.json, report.md and the plots in dir.
+func (r *Report) Write(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "report.json"), append(data, '\n'), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "report.md"), []byte(r.Markdown()), 0o644); err != nil {
+		return err
+	}
+	return r.Plots(dir)
+}
+
+// Markdown renders the summary as a table.
+func (r *Report) Markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# dockmove freeze-time benchmark\n\n%s — %s\n\n", r.Date, r.Machine)
+	fmt.Fprintf(&b, "Freeze (agents): frozen on host1 → running on host2 (Docker: `checkpoint create` → `start --checkpoint` returned, one host).\n")
+	fmt.Fprintf(&b, "Freeze (app): longest heartbeat gap seen by a client outside the container (redis: slowest request).\n")
+	fmt.Fprintf(&b, "× Docker: Docker's median freeze divided by this one. Min / median over %d repetitions.\n\n", r.Config.Reps)
+	b.WriteString("| workload | strategy | memory | dirty pages/s | freeze agents min / median (ms) | freeze app min / median (ms) | total median (ms) | wire (MiB) | agents CPU (ms) | × Docker | failed |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, s := range r.Summary {
+		ratio := "–"
+		if s.DockerRatio > 0 && s.Strategy != DockerCheckpoint {
+			ratio = fmt.Sprintf("%.1f×", s.DockerRatio)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d MiB | %d | %.0f / %.0f | %.0f / %.0f | %.0f | %.1f | %.0f | %s | %d/%d |\n",
+			s.Workload, s.Strategy, s.MemMiB, s.DirtyRate, s.FreezeAgentMinMs, s.FreezeAgentMedMs, s.FreezeAppMinMs, s.FreezeAppMedMs,
+			s.TotalMedMs, float64(s.BytesWireMed)/(1<<20), s.CPUMedMs, ratio, s.Failed, s.Runs)
+	}
+	return b.String()
+}

@@ -1,0 +1,179 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/dockmove/dockmove/internal/lab"
+	"github.com/dockmove/dockmove/internal/workload"
+	"github.com/dockmove/dockmove/migrate"
+)
+
+// Result is one measured migration.
+type Result struct {
+	Workload  string `json:"workload"` // "synthetic" or "redis"
+	Strategy  string `json:"strategy"`
+	MemMiB    int    `json:"mem_mib"`
+	DirtyRate int    `json:"dirty_pages_per_sec"`
+	Rep       int    `json:"rep"`
+	// FreezeAgentMs is the freeze as the agents measure it: frozen on host1
+	// to running on host2 (for Docker's checkpoint: checkpoint start to
+	// start returned).
+	FreezeAgentMs float64 `json:"freeze_agent_ms"`
+	// FreezeAppMs is the freeze as the application's client sees it: the
+	// largest gap between heartbeats (redis: the slowest request).
+	FreezeAppMs      float64 `json:"freeze_app_ms"`
+	TotalMs          float64 `json:"total_ms"`
+	MemoryCompleteMs float64 `json:"memory_complete_ms,omitempty"` // lazy: last page after the restart
+	BytesWire        int64   `json:"bytes_wire"`
+	CPUSourceMs      float64 `json:"cpu_source_ms"`
+	CPUDestMs        float64 `json:"cpu_destination_ms"`
+	// Check is "ok" when the application verified its state afterwards.
+	Check string `json:"check"`
+	Error string `json:"error,omitempty"`
+}
+
+// runner holds the lab and the destination agent for a whole benchmark.
+type runner struct {
+	cfg    Config
+	h1, h2 lab.Host
+	dst    *lab.Destination
+	log    func(string)
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// synthetic measures one migration of the workload container.
+func (r *runner) synthetic(ctx context.Context, strategy string, mib, dirty, rep int) Result {
+	res := Result{Workload: "synthetic", Strategy: strategy, MemMiB: mib, DirtyRate: dirty, Rep: rep}
+	name := fmt.Sprintf("bench-%s-%d-%d-%d", strategy, mib, dirty, rep)
+	defer r.remove(name)
+	addr, err := r.startWorkload(ctx, name, mib, dirty)
+	if err != nil {
+		res.Error = err.Error()
+		return res
+	}
+	if strategy == DockerCheckpoint {
+		r.dockerCheckpoint(ctx, name, addr, &res)
+	} else {
+		r.migrate(ctx, name, addr, strategy, &res)
+	}
+	if res.Error == "" {
+		res.Check = verify(ctx, addr)
+	}
+	return res
+}
+
+// startWorkload runs the workload on host1 and returns its heartbeat
+// address once it answers.
+func (r *runner) startWorkload(ctx context.Context, name string, mib, dirty int) (string, error) {
+	r.remove(name)
+	if _, err := r.h1.Docker(ctx, "run", "-d", "--pull", "never", "--name", name, "--network", r.h1.Network,
+		lab.WorkloadImage, "/usr/local/bin/workload", "--mem-mib", strconv.Itoa(mib),
+		"--dirty-pages-per-sec", strconv.Itoa(dirty), "--verify-every", "0"); err != nil {
+		return "", err
+	}
+	ip, err := r.h1.Docker(ctx, "inspect", "-f", "{{(index .NetworkSettings.Networks \""+r.h1.Network+"\").IPAddress}}", name)
+	if err != nil {
+		return "", err
+	}
+	// Claim the address on the switch: an earlier case may have left it
+	// pointing at host2.
+	if _, err := r.h1.Docker(ctx, "exec", name, "arping", "-U", "-c", "1", "-I", "eth0", ip); err != nil {
+		return "", err
+	}
+	addr := net.JoinHostPort(ip, strconv.Itoa(lab.WorkloadPort))
+	for ctx.Err() == nil {
+		qctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, err := workload.Query(qctx, addr, workload.CmdStatus)
+		cancel()
+		if err == nil {
+			return addr, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return "", ctx.Err()
+}
+
+func (r *runner) remove(name string) {
+	for _, h := range []lab.Host{r.h1, r.h2} {
+		h.Docker(context.Background(), "rm", "-f", name)
+	}
+}
+
+// migrate runs migrate-src while a client watches the heartbeat stream.
+func (r *runner) migrate(ctx context.Context, name, addr, strategy string, res *Result) {
+	watch, err := workload.Watch(ctx, addr)
+	if err != nil {
+		res.Error = err.Error()
+		return
+	}
+	if err := watch.WaitBeats(ctx, 20); err != nil {
+		res.Error = err.Error()
+		return
+	}
+	cpuDst := r.dst.CPUTime()
+	run := lab.RunSource(ctx, r.h1, r.h2, r.cfg.Bin, name, nil, "--strategy", strategy)
+	res.CPUDestMs = ms(r.dst.CPUTime() - cpuDst)
+	res.CPUSourceMs = ms(run.CPU)
+	// A few more beats, so the first one after the restart is counted.
+	watch.WaitBeats(ctx, watch.Stats().Beats+20)
+	st := watch.Stop()
+	if run.Err != nil {
+		res.Error = fmt.Sprintf("%v: %s", run.Err, run.Stderr)
+		return
+	}
+	var rep migrate.Report
+	if err := json.Unmarshal(run.Report, &rep); err != nil {
+		res.Error = err.Error()
+		return
+	}
+	res.FreezeAgentMs = ms(rep.FreezeTime)
+	res.FreezeAppMs = ms(st.MaxGap)
+	res.TotalMs = ms(rep.TotalTime)
+	res.MemoryCompleteMs = ms(rep.MemoryTime)
+	res.BytesWire = rep.BytesWire + rep.PageBytes
+	if st.SeqBreaks != 0 || st.Resets != 0 {
+		res.Error = fmt.Sprintf("heartbeat stream broke: %+v", st)
+	}
+}
+
+// dockerCheckpoint is the baseline: `docker checkpoint create` then
+// `docker start --checkpoint` of the same container on one host. Docker's
+// checkpoint cannot keep TCP connections, so the client polls with a new
+// connection every few milliseconds instead of holding a stream.
+func (r *runner) dockerCheckpoint(ctx context.Context, name, addr string, res *Result) {
+	p := startPoller(ctx, addr)
+	start := time.Now()
+	_, err := r.h1.Docker(ctx, "checkpoint", "create", name, "cp")
+	if err == nil {
+		_, err = r.h1.Docker(ctx, "start", "--checkpoint", "cp", name)
+	}
+	res.FreezeAgentMs = ms(time.Since(start))
+	res.TotalMs = res.FreezeAgentMs
+	if err != nil {
+		p.stop()
+		res.Error = err.Error()
+		return
+	}
+	p.waitAnswers(ctx, 20)
+	res.FreezeAppMs = ms(p.stop())
+}
+
+// verify has the workload check every page.
+func verify(ctx context.Context, addr string) string {
+	qctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	b, err := workload.Query(qctx, addr, workload.CmdVerify)
+	switch {
+	case err != nil:
+		return "verify: " + err.Error()
+	case b.Bad != 0:
+		return fmt.Sprintf("%d bad pages", b.Bad)
+	}
+	return "ok"
+}

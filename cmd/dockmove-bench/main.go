@@ -1,0 +1,44 @@
+//go:debug multipathtcp=0
+
+// Command dockmove-bench measures freeze times in the lab (make lab-up):
+//
+//	dockmove-bench [--sizes 64,256,1024,2048] [--strategies ...] [--reps 3] --out DIR
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"github.com/dockmove/dockmove/bench"
+)
+
+func main() {
+	cfg := bench.DefaultConfig()
+	self, _ := os.Executable()
+	cfg.Bin = filepath.Dir(self)
+	fs := pflag.NewFlagSet("dockmove-bench", pflag.ExitOnError)
+	fs.StringSliceVar(&cfg.Strategies, "strategies", cfg.Strategies, "strategies: stop-and-copy, lazy, docker-checkpoint (the baseline)")
+	fs.IntSliceVar(&cfg.SizesMiB, "sizes", cfg.SizesMiB, "workload memory sizes in MiB")
+	fs.IntSliceVar(&cfg.DirtyRates, "dirty-rates", cfg.DirtyRates, "pages dirtied per second by the workload")
+	fs.IntVar(&cfg.Reps, "reps", cfg.Reps, "repetitions per case")
+	fs.BoolVar(&cfg.Redis, "redis", cfg.Redis, "also migrate redis-server under load")
+	fs.IntVar(&cfg.RedisMiB, "redis-mib", cfg.RedisMiB, "redis dataset size in MiB")
+	fs.StringVar(&cfg.Bin, "bin", cfg.Bin, "directory with migrate-src and migrate-dst")
+	fs.StringVar(&cfg.Out, "out", "bench-out", "directory for report.json, report.md and plots")
+	fs.Parse(os.Args[1:])
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	rep, err := bench.Run(ctx, cfg, func(line string) { fmt.Fprintln(os.Stderr, line) })
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "dockmove-bench:", err)
+		os.Exit(1)
+	}
+	fmt.Print(rep.Markdown())
+	fmt.Fprintf(os.Stderr, "report in %s\n", cfg.Out)
+}
