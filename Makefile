@@ -5,7 +5,7 @@ export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 BIN := bin
 
-.PHONY: bench-transfer all build deps lab-up lab-down lab-purge lab-status images test test-unit vet fuzz demo clean
+.PHONY: bench bench-transfer all build deps lab-up lab-down lab-purge lab-status images test test-unit vet fuzz demo clean
 
 all: build
 
@@ -53,6 +53,12 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzControlFrame$$' -fuzztime $(FUZZTIME) ./transfer
 	$(GO) test -run '^$$' -fuzz '^FuzzDirStream$$' -fuzztime $(FUZZTIME) ./transfer
 	$(GO) test -run '^$$' -fuzz '^FuzzParseBeat$$' -fuzztime $(FUZZTIME) ./internal/workload
+
+# bench runs the freeze-time benchmark in the lab and writes the example
+# report (JSON, Markdown, plots) to bench/results.
+BENCH_FLAGS ?= --reps 2
+bench: deps lab-up
+	bin/dockmove-bench $(BENCH_FLAGS) --out bench/results
 
 # bench-transfer compares session throughput with bare TLS and raw TCP
 # (1 GiB files by default; DOCKMOVE_BENCH_BYTES to change).

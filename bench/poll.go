@@ -15,16 +15,25 @@ type poller struct {
 	last    time.Time
 	maxGap  time.Duration
 	answers int
+	paused  bool
+	idle    chan struct{} // receives when the loop sees a pause
 	cancel  context.CancelFunc
 	done    chan struct{}
 }
 
 func startPoller(ctx context.Context, addr string) *poller {
 	ctx, cancel := context.WithCancel(ctx)
-	p := &poller{cancel: cancel, done: make(chan struct{}), last: time.Now()}
+	p := &poller{cancel: cancel, done: make(chan struct{}), idle: make(chan struct{}), last: time.Now()}
 	go func() {
 		defer close(p.done)
 		for ctx.Err() == nil {
+			if p.isPaused() {
+				select {
+				case p.idle <- struct{}{}:
+				case <-time.After(5 * time.Millisecond):
+				}
+				continue
+			}
 			qctx, c := context.WithTimeout(ctx, 100*time.Millisecond)
 			_, err := workload.Query(qctx, addr, workload.CmdStatus)
 			c()
@@ -45,6 +54,32 @@ func (p *poller) answered(now time.Time) {
 	}
 	p.last = now
 	p.answers++
+}
+
+func (p *poller) isPaused() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.paused
+}
+
+// pause stops querying and returns once no query is in flight: Docker's
+// checkpoint refuses a container with an established TCP connection. The
+// time paused counts in the gap, as the service was unavailable to a
+// client that waited.
+func (p *poller) pause() {
+	p.mu.Lock()
+	p.paused = true
+	p.mu.Unlock()
+	select {
+	case <-p.idle:
+	case <-p.done:
+	}
+}
+
+func (p *poller) resume() {
+	p.mu.Lock()
+	p.paused = false
+	p.mu.Unlock()
 }
 
 // waitAnswers waits for n more answers (or ctx).

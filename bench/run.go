@@ -71,19 +71,9 @@ func (r *runner) synthetic(ctx context.Context, strategy string, mib, dirty, rep
 // startWorkload runs the workload on host1 and returns its heartbeat
 // address once it answers.
 func (r *runner) startWorkload(ctx context.Context, name string, mib, dirty int) (string, error) {
-	r.remove(name)
-	if _, err := r.h1.Docker(ctx, "run", "-d", "--pull", "never", "--name", name, "--network", r.h1.Network,
-		lab.WorkloadImage, "/usr/local/bin/workload", "--mem-mib", strconv.Itoa(mib),
-		"--dirty-pages-per-sec", strconv.Itoa(dirty), "--verify-every", "0"); err != nil {
-		return "", err
-	}
-	ip, err := r.h1.Docker(ctx, "inspect", "-f", "{{(index .NetworkSettings.Networks \""+r.h1.Network+"\").IPAddress}}", name)
+	ip, err := r.run(ctx, name, lab.WorkloadImage, "/usr/local/bin/workload", "--mem-mib", strconv.Itoa(mib),
+		"--dirty-pages-per-sec", strconv.Itoa(dirty), "--verify-every", "0")
 	if err != nil {
-		return "", err
-	}
-	// Claim the address on the switch: an earlier case may have left it
-	// pointing at host2.
-	if _, err := r.h1.Docker(ctx, "exec", name, "arping", "-U", "-c", "1", "-I", "eth0", ip); err != nil {
 		return "", err
 	}
 	addr := net.JoinHostPort(ip, strconv.Itoa(lab.WorkloadPort))
@@ -97,6 +87,22 @@ func (r *runner) startWorkload(ctx context.Context, name string, mib, dirty int)
 		time.Sleep(50 * time.Millisecond)
 	}
 	return "", ctx.Err()
+}
+
+// run starts a container on host1's lab network and returns its address,
+// claimed on the switch (an earlier case may have left it at host2's port).
+func (r *runner) run(ctx context.Context, name, image string, cmd ...string) (string, error) {
+	r.remove(name)
+	args := append([]string{"run", "-d", "--pull", "never", "--name", name, "--network", r.h1.Network, image}, cmd...)
+	if _, err := r.h1.Docker(ctx, args...); err != nil {
+		return "", err
+	}
+	ip, err := r.h1.Docker(ctx, "inspect", "-f", "{{(index .NetworkSettings.Networks \""+r.h1.Network+"\").IPAddress}}", name)
+	if err != nil {
+		return "", err
+	}
+	_, err = r.h1.Docker(ctx, "exec", name, "arping", "-U", "-c", "1", "-I", "eth0", ip)
+	return ip, err
 }
 
 func (r *runner) remove(name string) {
@@ -144,10 +150,13 @@ func (r *runner) migrate(ctx context.Context, name, addr, strategy string, res *
 
 // dockerCheckpoint is the baseline: `docker checkpoint create` then
 // `docker start --checkpoint` of the same container on one host. Docker's
-// checkpoint cannot keep TCP connections, so the client polls with a new
-// connection every few milliseconds instead of holding a stream.
+// checkpoint refuses established TCP connections, so the client polls with
+// a new connection every few milliseconds instead of holding a stream, and
+// holds off while the checkpoint runs.
 func (r *runner) dockerCheckpoint(ctx context.Context, name, addr string, res *Result) {
 	p := startPoller(ctx, addr)
+	p.waitAnswers(ctx, 20)
+	p.pause()
 	start := time.Now()
 	_, err := r.h1.Docker(ctx, "checkpoint", "create", name, "cp")
 	if err == nil {
@@ -155,6 +164,7 @@ func (r *runner) dockerCheckpoint(ctx context.Context, name, addr string, res *R
 	}
 	res.FreezeAgentMs = ms(time.Since(start))
 	res.TotalMs = res.FreezeAgentMs
+	p.resume()
 	if err != nil {
 		p.stop()
 		res.Error = err.Error()

@@ -1,0 +1,84 @@
+package bench
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dockmove/dockmove/internal/lab"
+)
+
+func TestMedianAndSummary(t *testing.T) {
+	if m := median([]float64{3, 1, 2}); m != 2 {
+		t.Fatalf("median odd = %v", m)
+	}
+	if m := median([]float64{4, 1, 3, 2}); m != 2.5 {
+		t.Fatalf("median even = %v", m)
+	}
+	rs := []Result{
+		{Workload: "synthetic", Strategy: DockerCheckpoint, MemMiB: 64, FreezeAgentMs: 3000, Check: "ok"},
+		{Workload: "synthetic", Strategy: Lazy, MemMiB: 64, FreezeAgentMs: 500, Check: "ok"},
+		{Workload: "synthetic", Strategy: Lazy, MemMiB: 64, FreezeAgentMs: 700, Check: "ok"},
+		{Workload: "synthetic", Strategy: Lazy, MemMiB: 64, Error: "boom"},
+	}
+	s := summarize(rs)
+	if len(s) != 2 || s[1].Runs != 3 || s[1].Failed != 1 || s[1].FreezeAgentMedMs != 600 || s[1].DockerRatio != 5 {
+		t.Fatalf("summary %+v", s)
+	}
+}
+
+// TestBenchSmoke runs the benchmark command's whole path on a tiny
+// configuration against the real lab: every strategy, the Docker baseline
+// and redis, with the report written. It checks that the figures exist and
+// that every application verified its state, not how fast anything was.
+func TestBenchSmoke(t *testing.T) {
+	h1, _ := lab.Require(t)
+	lab.RequireBinary(t, "criu")
+	out, err := h1.Docker(context.Background(), "image", "inspect", "-f", "{{.Id}}", RedisImage)
+	lab.SkipUnless(t, err == nil && out != "", RedisImage+" (run: make lab-up)")
+	root, err := lab.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	build := exec.Command("go", "build", "-o", bin+"/", "./cmd/migrate-src", "./cmd/migrate-dst")
+	build.Dir = root
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, b)
+	}
+	cfg := DefaultConfig()
+	cfg.SizesMiB, cfg.DirtyRates, cfg.Reps, cfg.RedisMiB = []int{16}, []int{100}, 1, 8
+	cfg.Bin, cfg.Out = bin, t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, cfg, func(line string) { t.Log(line) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 6 {
+		t.Fatalf("%d results, want 6", len(rep.Results))
+	}
+	for _, r := range rep.Results {
+		if r.Error != "" || r.Check != "ok" || r.FreezeAgentMs <= 0 || r.FreezeAppMs <= 0 {
+			t.Errorf("%s %s: %+v", r.Workload, r.Strategy, r)
+		}
+	}
+	for _, s := range rep.Summary {
+		if s.Strategy != DockerCheckpoint && s.DockerRatio <= 0 {
+			t.Errorf("no ratio against Docker for %s %s", s.Workload, s.Strategy)
+		}
+	}
+	for _, f := range []string{"report.json", "report.md", "freeze-agents-dirty100.png", "freeze-app-dirty100.png"} {
+		if st, err := os.Stat(filepath.Join(cfg.Out, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s missing: %v", f, err)
+		}
+	}
+	if md, _ := os.ReadFile(filepath.Join(cfg.Out, "report.md")); !strings.Contains(string(md), "| redis | lazy |") {
+		t.Errorf("markdown lacks the redis rows:\n%s", md)
+	}
+}
