@@ -46,6 +46,7 @@ func (r *Report) plotFreeze(path, title string, dirty int, value func(Summary) f
 	p.X.Scale, p.Y.Scale = plot.LogScale{}, plot.LogScale{}
 	p.X.Tick.Marker, p.Y.Tick.Marker = plot.LogTicks{Prec: -1}, plot.LogTicks{Prec: -1}
 	p.Legend.Top, p.Legend.Left = true, true
+	drawn := 0
 	for _, strategy := range r.Config.Strategies {
 		var pts plotter.XYs
 		for _, s := range r.Summary {
@@ -64,6 +65,10 @@ func (r *Report) plotFreeze(path, title string, dirty int, value func(Summary) f
 		line.Width = vg.Points(2)
 		p.Add(line, points)
 		p.Legend.Add(strategy, line, points)
+		drawn++
+	}
+	if drawn == 0 {
+		return nil // nothing measured yet (a log scale needs values)
 	}
 	return p.Save(7*vg.Inch, 4.5*vg.Inch, path)
 }

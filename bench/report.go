@@ -75,6 +75,11 @@ func Run(ctx context.Context, cfg Config, progress func(string)) (*Report, error
 	rep := &Report{Date: time.Now().UTC().Format(time.RFC3339), Machine: machine(), Config: cfg}
 	add := func(res Result) {
 		rep.Results = append(rep.Results, res)
+		// Written after every case, so an interrupted run keeps its figures.
+		rep.Summary = summarize(rep.Results)
+		if err := rep.Write(cfg.Out); err != nil {
+			progress("writing the report: " + err.Error())
+		}
 		status := res.Check
 		if res.Error != "" {
 			status = "ERROR " + firstLine(res.Error)
