@@ -39,8 +39,10 @@ vet:
 
 # test runs every test, unit and integration, against the real lab.
 # DOCKMOVE_STRICT=1 turns a skip for a missing prerequisite into a failure.
+# -p 1: packages share one lab (its agent port, its switch), so they take
+# turns.
 test: deps lab-up vet
-	DOCKMOVE_STRICT=1 $(GO) test -race -count=1 -timeout 25m ./...
+	DOCKMOVE_STRICT=1 $(GO) test -p 1 -race -count=1 -timeout 25m ./...
 	@$(MAKE) -s fuzz
 
 # test-unit runs what needs neither root nor the lab.
