@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package bench measures what users choose a migration tool by: how long
 // the service stops. It runs real migrations in the lab (two dockerds, the
 // real agents over TLS) across strategies, memory sizes and dirty rates,

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package migrate moves a running Docker container between two hosts: the
 // source side (Migrate) checkpoints and ships it, the destination side
 // (Server) recreates it under Docker's management.

@@ -1,3 +1,5 @@
+//go:build linux
+
 package migrate
 
 // Version is the agents' version, announced in the handshake.

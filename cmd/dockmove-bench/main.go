@@ -1,5 +1,7 @@
 //go:debug multipathtcp=0
 
+//go:build linux
+
 // Command dockmove-bench measures freeze times in the lab (make lab-up):
 //
 //	dockmove-bench [--sizes 64,256,1024,2048] [--strategies ...] [--reps 3] --out DIR

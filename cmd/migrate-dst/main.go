@@ -1,5 +1,7 @@
 //go:debug multipathtcp=0
 
+//go:build linux
+
 // Command migrate-dst receives migrated containers and restores them under
 // this host's Docker:
 //

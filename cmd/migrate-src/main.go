@@ -1,5 +1,7 @@
 //go:debug multipathtcp=0
 
+//go:build linux
+
 // Command migrate-src moves a running Docker container to another host
 // running migrate-dst:
 //

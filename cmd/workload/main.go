@@ -1,5 +1,7 @@
 //go:debug multipathtcp=0
 
+//go:build linux
+
 // Command workload is the synthetic application the tests and benchmarks
 // migrate. It runs as PID 1 of the lab's workload image.
 //
