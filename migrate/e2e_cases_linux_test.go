@@ -182,9 +182,9 @@ func assertHost2Clean(t *testing.T, ctx context.Context, e env, name string, noC
 		}
 	}
 	for _, dir := range []string{
-		e.runtimeState(e.h2),
-		filepath.Join(e.workDir(e.h2), "migrations"),
-		filepath.Join(e.workDir(e.h2), "staging"),
+		e.h2.RuntimeState(),
+		filepath.Join(e.h2.WorkDir(), "migrations"),
+		filepath.Join(e.h2.WorkDir(), "staging"),
 	} {
 		ents, _ := os.ReadDir(dir)
 		var left []string
@@ -275,7 +275,7 @@ func TestFailureDestinationKilledDuringTransfer(t *testing.T) {
 func TestFailureSourceKilledDuringTransfer(t *testing.T) {
 	e := setup(t)
 	ctx := ctxFor(t, 3*time.Minute)
-	d := startDst(t, e)
+	startDst(t, e)
 	name := unique("srckilled")
 	addr := runWorkload(t, ctx, e, name, lab.WorkloadImage, "--restart", "always")
 	before := waitBeat(t, ctx, addr, 0)
@@ -299,17 +299,7 @@ func TestFailureSourceKilledDuringTransfer(t *testing.T) {
 		t.Fatalf("host1's container is %q, want running with its restart policy", policy)
 	}
 	// migrate-dst saw the session end and cleaned up without a restart.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		out, _ := e.h2.Docker(ctx, "ps", "-aq", "--filter", "name=^/"+name+"$")
-		if out == "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("host2 still holds %s:\n%s", name, d.Log())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitGoneFromHost2(t, ctx, e, name, 20*time.Second)
 	assertHost2Clean(t, ctx, e, name, true)
 }
 

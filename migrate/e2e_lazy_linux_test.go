@@ -90,16 +90,6 @@ func TestLazyLinkCutDuringPostCopy(t *testing.T) {
 		t.Fatalf("on host1: %q", st)
 	}
 	// host2 notices the dead link (keepalive) and removes its copy.
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		out, _ := e.h2.Docker(ctx, "ps", "-aq", "--filter", "name=^/"+name+"$")
-		if out == "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("host2 still holds the broken copy")
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+	waitGoneFromHost2(t, ctx, e, name, 90*time.Second)
 	assertHost2Clean(t, ctx, e, name, true)
 }

@@ -88,9 +88,6 @@ func unique(prefix string) string {
 	return prefix + "-" + hex.EncodeToString(b)
 }
 
-func (e env) workDir(h lab.Host) string      { return h.WorkDir() }
-func (e env) runtimeState(h lab.Host) string { return h.RuntimeState() }
-
 // startDst runs migrate-dst on host2 for the test; it is stopped (and its
 // log shown if the test failed) at the end.
 func startDst(t *testing.T, e env, extra ...string) *lab.Destination {
@@ -121,6 +118,23 @@ func runSrc(ctx context.Context, e env, name string, onLine func(line string, ki
 		err = fmt.Errorf("report: %v: %s", jerr, run.Report)
 	}
 	return &r, run.Stderr, err
+}
+
+// waitGoneFromHost2 waits until host2 no longer holds a container called
+// name, as after a failed migration it must remove it by itself.
+func waitGoneFromHost2(t *testing.T, ctx context.Context, e env, name string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		out, _ := e.h2.Docker(ctx, "ps", "-aq", "--filter", "name=^/"+name+"$")
+		if out == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("host2 still holds %s after %v", name, within)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // runWorkload starts the workload container on host1 and returns its

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/dockmove/dockmove/internal/lab"
 )
 
 // makeTree fills dir with what directory streams must carry: nested
@@ -229,9 +231,7 @@ func TestParallelDirStreams(t *testing.T) {
 // a whiteout (char 0/0), an opaque directory (trusted.overlay.opaque) and an
 // absolute symlink. Needs root for mknod and trusted xattrs.
 func TestRootfsStreamKeepsWhiteouts(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("prerequisite missing: root (mknod of a whiteout, trusted.* xattrs)")
-	}
+	lab.SkipUnless(t, os.Geteuid() == 0, "root (mknod of a whiteout, trusted.* xattrs)")
 	src := t.TempDir()
 	if err := unix.Mknod(filepath.Join(src, "deleted"), unix.S_IFCHR|0o000, 0); err != nil {
 		t.Fatal(err)

@@ -186,8 +186,8 @@ func testContext(t *testing.T) context.Context {
 	return ctx
 }
 
-// nopWriter accepts and drops writes (the receiver's reply channel in tests
-// that feed it crafted bytes).
+// readWriter joins a crafted input with a buffer that collects the
+// receiver's reply.
 type readWriter struct {
 	io.Reader
 	io.Writer

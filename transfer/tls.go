@@ -40,29 +40,31 @@ func (f TLSFiles) load() (tls.Certificate, *x509.CertPool, error) {
 // Server returns a TLS 1.3 configuration that presents this host's
 // certificate and requires a client certificate signed by the CA.
 func (f TLSFiles) Server() (*tls.Config, error) {
-	cert, pool, err := f.load()
+	cfg, pool, err := f.base()
 	if err != nil {
 		return nil, err
 	}
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{cert},
-		ClientCAs:    pool,
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-	}, nil
+	cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	return cfg, nil
 }
 
 // Client returns a TLS 1.3 configuration that presents this host's
 // certificate and accepts only servers signed by the CA. Dial fills in the
 // server name from the address it dials.
 func (f TLSFiles) Client() (*tls.Config, error) {
-	cert, pool, err := f.load()
+	cfg, pool, err := f.base()
 	if err != nil {
 		return nil, err
 	}
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{cert},
-		RootCAs:      pool,
-	}, nil
+	cfg.RootCAs = pool
+	return cfg, nil
+}
+
+// base is what both sides share: TLS 1.3 and this host's certificate.
+func (f TLSFiles) base() (*tls.Config, *x509.CertPool, error) {
+	cert, pool, err := f.load()
+	if err != nil {
+		return nil, nil, err
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}}, pool, nil
 }
