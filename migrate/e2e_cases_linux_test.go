@@ -454,12 +454,14 @@ func TestKeepSource(t *testing.T) {
 	ctx := ctxFor(t, 3*time.Minute)
 	startDst(t, e)
 	name := unique("keep")
-	runWorkload(t, ctx, e, name, lab.WorkloadImage)
+	runWorkload(t, ctx, e, name, lab.WorkloadImage, "--restart", "always")
 	if _, stderr, err := runSrc(ctx, e, name, nil, "--keep-source"); err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
 	}
-	if st, _ := e.h1.Docker(ctx, "inspect", "-f", "{{.State.Running}}", name); st != "false" {
-		t.Fatalf("original on host1: running=%q, want a stopped container", st)
+	// Stopped, and unable to start again by itself (a dockerd restart
+	// would otherwise run it on both hosts).
+	if st, _ := e.h1.Docker(ctx, "inspect", "-f", "{{.State.Running}} {{.HostConfig.RestartPolicy.Name}}", name); st != "false no" {
+		t.Fatalf("original on host1: %q, want a stopped container with restart policy no", st)
 	}
 	if st, _ := e.h2.Docker(ctx, "inspect", "-f", "{{.State.Running}}", name); st != "true" {
 		t.Fatalf("copy on host2: running=%q", st)
