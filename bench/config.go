@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // Strategy names in a benchmark. The first two are migrate-src's; the
@@ -38,6 +39,10 @@ type Config struct {
 	Redis bool
 	// RedisMiB is redis's dataset size. Default 256.
 	RedisMiB int
+	// CaseTimeout bounds one migration; migrate-src is then interrupted
+	// and rolls back, and the case is reported as failed with the reason.
+	// Default 5 minutes.
+	CaseTimeout time.Duration
 	// Bin holds migrate-src and migrate-dst. Required.
 	Bin string
 	// Out is where report.json, report.md and the plots go. Required.
@@ -47,12 +52,13 @@ type Config struct {
 // DefaultConfig returns the documented defaults (Bin and Out unset).
 func DefaultConfig() Config {
 	return Config{
-		Strategies: []string{StopAndCopy, Lazy, DockerCheckpoint},
-		SizesMiB:   []int{64, 256, 1024, 2048},
-		DirtyRates: []int{0, 2560},
-		Reps:       3,
-		Redis:      true,
-		RedisMiB:   256,
+		Strategies:  []string{StopAndCopy, Lazy, DockerCheckpoint},
+		SizesMiB:    []int{64, 256, 1024, 2048},
+		DirtyRates:  []int{0, 2560},
+		Reps:        3,
+		Redis:       true,
+		RedisMiB:    256,
+		CaseTimeout: 5 * time.Minute,
 	}
 }
 
@@ -65,6 +71,8 @@ func (c Config) Validate() error {
 		return errors.New("bench: at least one repetition")
 	case c.Bin == "" || c.Out == "":
 		return errors.New("bench: binary and output directories are required")
+	case c.CaseTimeout <= 0:
+		return errors.New("bench: the case timeout must be positive")
 	case c.Redis && c.RedisMiB < 1:
 		return errors.New("bench: redis dataset size must be positive")
 	}

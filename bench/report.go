@@ -89,6 +89,18 @@ func Run(ctx context.Context, cfg Config, progress func(string)) (*Report, error
 		progress(fmt.Sprintf("%-9s %-17s %5d MiB dirty %5d rep %d: freeze %8.1f ms (app %8.1f ms) total %8.1f ms  %s",
 			res.Workload, res.Strategy, res.MemMiB, res.DirtyRate, res.Rep, res.FreezeAgentMs, res.FreezeAppMs, res.TotalMs, status))
 	}
+	// The real application first: the long synthetic cases at the end are
+	// the likeliest to be cut short.
+	if cfg.Redis {
+		for rp := 1; rp <= cfg.Reps; rp++ {
+			for _, s := range cfg.Strategies {
+				if ctx.Err() != nil {
+					return rep, ctx.Err()
+				}
+				add(r.redis(ctx, s, rp))
+			}
+		}
+	}
 	for _, mib := range cfg.SizesMiB {
 		for _, dirty := range cfg.DirtyRates {
 			for rp := 1; rp <= cfg.Reps; rp++ {
@@ -101,15 +113,26 @@ func Run(ctx context.Context, cfg Config, progress func(string)) (*Report, error
 			}
 		}
 	}
-	if cfg.Redis {
-		for rp := 1; rp <= cfg.Reps; rp++ {
-			for _, s := range cfg.Strategies {
-				add(r.redis(ctx, s, rp))
-			}
-		}
-	}
 	rep.Summary = summarize(rep.Results)
 	return rep, rep.Write(cfg.Out)
+}
+
+// Load reads a report.json written by Run, recomputing its summary, so a
+// report can be rendered again (Write) without measuring anew.
+func Load(path string) (*Report, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var rep Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return nil, fmt.Errorf("bench: %s: %w", path, err)
+	}
+	if len(rep.Results) == 0 {
+		return nil, fmt.Errorf("bench: %s holds no results", path)
+	}
+	rep.Summary = summarize(rep.Results)
+	return &rep, nil
 }
 
 func firstLine(s string) string {
@@ -236,6 +259,23 @@ func (r *Report) Markdown() string {
 		fmt.Fprintf(&b, "| %s | %s | %d MiB | %d | %.0f / %.0f | %.0f / %.0f | %.0f | %s | %s | %s | %d/%d |\n",
 			s.Workload, s.Strategy, s.MemMiB, s.DirtyRate, s.FreezeAgentMinMs, s.FreezeAgentMedMs, s.FreezeAppMinMs, s.FreezeAppMedMs,
 			s.TotalMedMs, wire, cpu, ratio, s.Failed, s.Runs)
+	}
+	first := true
+	for _, res := range r.Results {
+		if res.Error == "" && res.Check == "ok" {
+			continue
+		}
+		if first {
+			b.WriteString("\n## Failed runs\n\n")
+			first = false
+		}
+		why := firstLine(res.Error)
+		if why == "" {
+			why = "check: " + res.Check
+		} else if res.Check != "" {
+			why += " (afterwards the application's check: " + res.Check + ")"
+		}
+		fmt.Fprintf(&b, "- %s %s %d MiB dirty %d rep %d: %s\n", res.Workload, res.Strategy, res.MemMiB, res.DirtyRate, res.Rep, why)
 	}
 	return b.String()
 }

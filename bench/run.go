@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dockmove/dockmove/internal/lab"
@@ -64,9 +65,9 @@ func (r *runner) synthetic(ctx context.Context, strategy string, mib, dirty, rep
 	} else {
 		r.migrate(ctx, name, addr, strategy, &res)
 	}
-	if res.Error == "" {
-		res.Check = verify(ctx, addr)
-	}
+	// Verified after a failure too: a rolled-back migration must leave the
+	// original intact.
+	res.Check = verify(ctx, addr)
 	return res
 }
 
@@ -125,12 +126,25 @@ func (r *runner) migrate(ctx context.Context, name, addr, strategy string, res *
 		return
 	}
 	cpuDst := r.dst.CPUTime()
-	run := lab.RunSource(ctx, r.h1, r.h2, r.cfg.Bin, name, nil, "--strategy", strategy)
+	mctx, cancel := context.WithTimeout(ctx, r.cfg.CaseTimeout)
+	run := lab.RunSource(mctx, r.h1, r.h2, r.cfg.Bin, name, nil, "--strategy", strategy)
+	timedOut := mctx.Err() != nil && ctx.Err() == nil
+	cancel()
 	res.CPUDestMs = ms(r.dst.CPUTime() - cpuDst)
 	res.CPUSourceMs = ms(run.CPU)
-	// A few more beats, so the first one after the restart is counted.
-	watch.WaitBeats(ctx, watch.Stats().Beats+20)
+	// A few more beats, so the first one after the restart is counted. A
+	// rolled-back post-copy may leave the stream stalled: bounded wait.
+	bctx, bcancel := context.WithTimeout(ctx, 30*time.Second)
+	watch.WaitBeats(bctx, watch.Stats().Beats+20)
+	bcancel()
 	st := watch.Stop()
+	if timedOut {
+		// The client saw the freeze; the agents' report is lost with the
+		// interrupted run.
+		res.FreezeAppMs = ms(st.MaxGap)
+		res.Error = fmt.Sprintf("not complete after %s, interrupted (the migration rolled back): %s", r.cfg.CaseTimeout, whyFailed(run.Stderr))
+		return
+	}
 	if run.Err != nil {
 		res.Error = fmt.Sprintf("%v: %s", run.Err, run.Stderr)
 		return
@@ -188,4 +202,15 @@ func verify(ctx context.Context, addr string) string {
 		return fmt.Sprintf("%d bad pages", b.Bad)
 	}
 	return "ok"
+}
+
+// whyFailed picks migrate-src's own verdict from its standard error.
+func whyFailed(stderr string) string {
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	for _, l := range lines {
+		if strings.Contains(l, "was not migrated") {
+			return l
+		}
+	}
+	return lines[len(lines)-1]
 }

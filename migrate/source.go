@@ -127,6 +127,7 @@ type source struct {
 	dir            string
 	report         *Report
 	strategy       string // resolved: stop-and-copy or lazy
+	committing     atomic.Bool
 }
 
 // Migrate moves the container to the destination. On any failure before the
@@ -183,6 +184,16 @@ func (s *source) run(ctx context.Context) error {
 	if err := s.connect(ctx); err != nil {
 		return err
 	}
+	// An interrupt (Ctrl-C, SIGTERM, a caller's deadline) before the commit
+	// point fails the session, which rolls back on both hosts exactly as a
+	// cut link does; a bare cancellation could leave CRIU's page server
+	// taking a closed tunnel for a completed post-copy.
+	stopWatch := context.AfterFunc(ctx, func() {
+		if !s.committing.Load() {
+			s.sess.Fail(fmt.Errorf("migration interrupted on the source: %w", context.Cause(ctx)))
+		}
+	})
+	defer stopWatch()
 	if err := s.preflight(ctx); err != nil {
 		return err
 	}
@@ -394,7 +405,7 @@ func (s *source) checkpoint(ctx context.Context) error {
 	if spec.LazyPages {
 		s.report.MemoryTime = time.Since(runningAt)
 	}
-	return s.commit(ctx)
+	return s.commit(context.WithoutCancel(ctx))
 }
 
 // postDump ships the container while it is frozen and decides the commit.
@@ -430,7 +441,11 @@ func (s *source) postDump(ctx context.Context, upper string, lazy bool, onRestor
 	// Committing: Docker must not restart the original once CRIU kills
 	// it. Changed only now, so an agent killed earlier leaves the
 	// container as it was.
-	return s.disableRestart(ctx)
+	if err := s.disableRestart(ctx); err != nil {
+		return err
+	}
+	s.committing.Store(true)
+	return nil
 }
 
 // dumpFailed explains a failed dump; CRIU has resumed the container here.
@@ -537,6 +552,7 @@ func (s *source) awaitRestored(ctx context.Context) error {
 // commit runs after CRIU killed the original: tell the destination, then
 // remove (or keep) the stopped original.
 func (s *source) commit(ctx context.Context) error {
+	s.committing.Store(true)
 	s.stage("commit")
 	if err := s.sess.Send(ctx, &transfer.Commit{}); err != nil {
 		return fmt.Errorf("committed here, but the commit message did not reach the destination: %w", err)

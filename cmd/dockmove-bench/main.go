@@ -5,6 +5,7 @@
 // Command dockmove-bench measures freeze times in the lab (make lab-up):
 //
 //	dockmove-bench [--sizes 64,256,1024,2048] [--strategies ...] [--reps 3] --out DIR
+//	dockmove-bench --from DIR/report.json --out DIR
 package main
 
 import (
@@ -32,8 +33,22 @@ func main() {
 	fs.BoolVar(&cfg.Redis, "redis", cfg.Redis, "also migrate redis-server under load")
 	fs.IntVar(&cfg.RedisMiB, "redis-mib", cfg.RedisMiB, "redis dataset size in MiB")
 	fs.StringVar(&cfg.Bin, "bin", cfg.Bin, "directory with migrate-src and migrate-dst")
+	fs.DurationVar(&cfg.CaseTimeout, "case-timeout", cfg.CaseTimeout, "interrupt a migration (it rolls back) and report the case failed after this long")
 	fs.StringVar(&cfg.Out, "out", "bench-out", "directory for report.json, report.md and plots")
+	from := fs.String("from", "", "render the report and plots again from this report.json instead of measuring")
 	fs.Parse(os.Args[1:])
+	if *from != "" {
+		rep, err := bench.Load(*from)
+		if err == nil {
+			err = rep.Write(cfg.Out)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "dockmove-bench:", err)
+			os.Exit(1)
+		}
+		fmt.Print(rep.Markdown())
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	rep, err := bench.Run(ctx, cfg, func(line string) { fmt.Fprintln(os.Stderr, line) })

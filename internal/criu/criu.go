@@ -79,7 +79,8 @@ func errorLines(path string, before, max int) []string {
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if strings.Contains(line, "Error") {
+		// Without CAP_SYS_RESOURCE CRIU reports an rlimit error it ignores.
+		if strings.Contains(line, "Error") && !strings.Contains(line, "RLIMIT_NOFILE") {
 			out = append(out, window...)
 			out = append(out, line)
 			window = window[:0]

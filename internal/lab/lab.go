@@ -13,6 +13,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // Images built by scripts/images.sh and loaded into both hosts.
@@ -103,7 +105,12 @@ func (h Host) Up(ctx context.Context) error {
 // pointing at its dockerd, as `lab.sh on HOST` does.
 func (h Host) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	argv := append([]string{"--net=" + h.Netns, "env", "DOCKER_HOST=" + h.DockerHost, name}, args...)
-	return exec.CommandContext(ctx, "nsenter", argv...)
+	cmd := exec.CommandContext(ctx, "nsenter", argv...)
+	// A cancelled context interrupts the agent as a person would (it then
+	// rolls back); it is killed only if it does not exit in time.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = time.Minute
+	return cmd
 }
 
 // Docker runs the docker CLI against the host's daemon and returns its
