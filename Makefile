@@ -5,7 +5,7 @@ export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 BIN := bin
 
-.PHONY: bench bench-transfer all build deps lab-up lab-down lab-purge lab-status images test test-unit vet fuzz demo clean
+.PHONY: bench bench-transfer all build deps lab-up lab-down lab-purge lab-status images test test-unit test-vm vet fuzz demo clean
 
 all: build
 
@@ -36,6 +36,7 @@ images:
 vet:
 	gofmt -l . | tee /dev/stderr | (! read)
 	$(GO) vet ./...
+	$(GO) vet -tags vmtest ./predump
 
 # test runs every test, unit and integration, against the real lab.
 # DOCKMOVE_STRICT=1 turns a skip for a missing prerequisite into a failure.
@@ -44,6 +45,13 @@ vet:
 test: deps lab-up vet
 	DOCKMOVE_STRICT=1 $(GO) test -p 1 -race -count=1 -timeout 25m ./...
 	@$(MAKE) -s fuzz
+	@$(MAKE) -s test-vm
+
+# test-vm boots a kernel with soft-dirty page tracking (Debian bookworm's
+# cloud kernel) in QEMU and runs the pre-copy and hybrid tests inside
+# (scripts/vm.sh; about a minute under TCG).
+test-vm:
+	bash scripts/vm.sh
 
 # test-unit runs what needs neither root nor the lab.
 test-unit:

@@ -41,6 +41,10 @@ type DestConfig struct {
 	// RestoreCRIUOptions are extra CRIU options for every restore, one
 	// config-file line each (e.g. "tcp-close"). Default none.
 	RestoreCRIUOptions []string
+	// AllowProcesses accepts plain process trees (migrate-src --pid),
+	// restored with CRIU directly on this host, outside any container.
+	// Without Docker here, only those are accepted. Default false.
+	AllowProcesses bool
 	// Transfer configures sessions (TLS, compression, limits).
 	Transfer transfer.Config
 	// Logger receives the agent's log. Nil discards it.
@@ -85,28 +89,18 @@ func NewServer(ctx context.Context, cfg DestConfig) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	dk, err := docker.New(cfg.Docker)
+	s := &Server{cfg: cfg, log: logger(cfg.Logger), names: map[string]bool{}}
+	api, installed, err := s.connectDocker(ctx)
 	if err != nil {
 		return nil, err
 	}
-	api, err := dk.APIVersion(ctx)
-	if err != nil {
-		dk.Close()
-		return nil, err
-	}
-	installed, err := dk.HasRuntime(ctx, shim.Name)
-	if err != nil {
-		dk.Close()
-		return nil, err
-	}
-	s := &Server{cfg: cfg, log: logger(cfg.Logger), dk: dk, names: map[string]bool{}}
 	s.hello = transfer.Hello{
 		Role: transfer.RoleDestination, Agent: Version, DockerAPI: api, RuntimeInstalled: installed,
 		CRIU: transfer.CRIUInfo{Version: caps.Version, MemTrack: caps.MemTrack, LazyPages: caps.LazyPages},
 	}
-	for _, d := range []string{s.stateDir(), s.stagingDir(), cfg.RuntimeState} {
+	for _, d := range []string{s.stateDir(), s.stagingDir(), s.processDir(), cfg.RuntimeState} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
-			dk.Close()
+			s.Close()
 			return nil, err
 		}
 	}
@@ -114,12 +108,39 @@ func NewServer(ctx context.Context, cfg DestConfig) (*Server, error) {
 	return s, nil
 }
 
+// connectDocker reaches the local dockerd. Without one, a destination that
+// accepts processes runs on, refusing containers.
+func (s *Server) connectDocker(ctx context.Context) (api string, runtime bool, err error) {
+	dk, err := docker.New(s.cfg.Docker)
+	if err == nil {
+		if api, err = dk.APIVersion(ctx); err == nil {
+			runtime, err = dk.HasRuntime(ctx, shim.Name)
+		}
+		if err != nil {
+			dk.Close()
+		}
+	}
+	if err != nil {
+		if !s.cfg.AllowProcesses {
+			return "", false, err
+		}
+		s.log.Warn("no Docker here: only process migrations will be accepted", "err", err)
+		return "", false, nil
+	}
+	s.dk = dk
+	return api, runtime, nil
+}
+
 func (s *Server) stateDir() string   { return filepath.Join(s.cfg.WorkDir, "migrations") }
 func (s *Server) stagingDir() string { return filepath.Join(s.cfg.WorkDir, "staging") }
+func (s *Server) processDir() string { return filepath.Join(s.cfg.WorkDir, "processes") }
 
 // Close releases the Docker client after the running migrations end.
 func (s *Server) Close() error {
 	s.wg.Wait()
+	if s.dk == nil {
+		return nil
+	}
 	return s.dk.Close()
 }
 
@@ -199,7 +220,12 @@ type migrationState struct {
 	ImageLoaded string   `json:"image_loaded,omitempty"`
 	Staging     string   `json:"staging,omitempty"`
 	Lazy        bool     `json:"lazy,omitempty"` // post-copy: memory still arriving while restored
-	Updated     time.Time
+	// A process migration's directory and restored process (its PID and
+	// start time, so a restarted agent never signals a recycled PID).
+	ProcessDir string `json:"process_dir,omitempty"`
+	Pid        int    `json:"pid,omitempty"`
+	PidStart   uint64 `json:"pid_start,omitempty"`
+	Updated    time.Time
 }
 
 var errAgentRestarted = errors.New("migrate-dst restarted during the migration")

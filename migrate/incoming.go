@@ -18,6 +18,7 @@ import (
 	"github.com/dockmove/dockmove/internal/shim"
 	"github.com/dockmove/dockmove/lazypages"
 	"github.com/dockmove/dockmove/netrewire"
+	"github.com/dockmove/dockmove/predump"
 	"github.com/dockmove/dockmove/transfer"
 )
 
@@ -33,6 +34,8 @@ type incoming struct {
 	newAddress bool
 	// pages is the lazy-pages daemon of a post-copy migration.
 	pages *lazypages.Daemon
+	// rounds is how many pre-copy rounds arrived.
+	rounds int
 }
 
 func (in *incoming) name() string {
@@ -48,6 +51,12 @@ func (in *incoming) run(ctx context.Context) (err error) {
 		return err
 	}
 	in.pre = pre
+	if pre.Process != nil {
+		return in.runProcess(ctx)
+	}
+	if in.srv.dk == nil {
+		return in.refuse(ctx, errors.New("the destination has no Docker: it accepts only process migrations (migrate-src --pid)"))
+	}
 	spec := pre.Container
 	if !in.srv.reserve(spec.Name) {
 		return in.refuse(ctx, fmt.Errorf("another migration of %q is in progress here", spec.Name))
@@ -84,6 +93,15 @@ func (in *incoming) run(ctx context.Context) (err error) {
 	if err := in.createShell(ctx); err != nil {
 		return err
 	}
+	if transfer.PreCopy(in.pre.Strategy) {
+		dir, err := shim.ContainerDir(in.srv.cfg.RuntimeState, in.state.ContainerID)
+		if err != nil {
+			return err
+		}
+		if err := in.receiveRounds(ctx, dir); err != nil {
+			return err
+		}
+	}
 	if err := in.receive(ctx); err != nil {
 		return err
 	}
@@ -110,8 +128,8 @@ func (in *incoming) check(ctx context.Context, spec transfer.ContainerSpec) (nee
 	} else if !errors.Is(err, docker.ErrNotFound) {
 		return false, err
 	}
-	if in.pre.Strategy == transfer.StrategyLazy && !in.srv.hello.CRIU.LazyPages {
-		return false, fmt.Errorf("lazy migration needs userfaultfd, which the destination lacks (criu check --feature uffd-noncoop)")
+	if err := in.checkStrategy(); err != nil {
+		return false, err
 	}
 	if ok, err := dk.HasRuntime(ctx, shim.Name); err != nil || !ok {
 		return false, fmt.Errorf("the restore runtime %q is not installed on the destination (run: migrate-dst install-runtime): %v", shim.Name, err)
@@ -254,8 +272,63 @@ func (in *incoming) receive(ctx context.Context) error {
 	if err := g.Wait(); err != nil {
 		return err
 	}
+	if err := in.linkParent(filepath.Join(dir, shim.ImagesDir)); err != nil {
+		return err
+	}
 	_, err = transfer.Expect[*transfer.Restore](ctx, in.sess)
 	return err
+}
+
+// checkStrategy refuses a strategy this host's kernel cannot serve.
+func (in *incoming) checkStrategy() error {
+	if transfer.PostCopy(in.pre.Strategy) && !in.srv.hello.CRIU.LazyPages {
+		return fmt.Errorf("%s migration needs userfaultfd, which the destination lacks (criu check --feature uffd-noncoop)", in.pre.Strategy)
+	}
+	return nil
+}
+
+// receiveRounds stores the pre-copy rounds under dir, one directory each,
+// linking each to the one before as CRIU expects. The rounds' number and
+// order are checked; their "parent" links are made here, never taken
+// from the wire.
+func (in *incoming) receiveRounds(ctx context.Context, dir string) error {
+	for {
+		m, err := transfer.Expect[*transfer.PreRound](ctx, in.sess)
+		if err != nil {
+			return err
+		}
+		if m.Done {
+			if m.Index != in.rounds {
+				return fmt.Errorf("%w: the source reports %d pre-copy rounds, %d arrived", transfer.ErrBadMessage, m.Index, in.rounds)
+			}
+			return nil
+		}
+		if m.Index != in.rounds+1 {
+			return fmt.Errorf("%w: pre-copy round %d after round %d", transfer.ErrBadMessage, m.Index, in.rounds)
+		}
+		target := predump.RoundDir(dir, m.Index)
+		if _, err := in.sess.ReceiveDir(ctx, transfer.RoundStream(m.Index), target, transfer.ImagePolicy()); err != nil {
+			return err
+		}
+		in.rounds = m.Index
+		if err := in.linkParent(target); err != nil {
+			return err
+		}
+		in.log.Info("pre-copy round stored", "round", m.Index)
+	}
+}
+
+// linkParent points the image directory dir at the last round stored
+// before it (nothing when there is none).
+func (in *incoming) linkParent(dir string) error {
+	prev := in.rounds
+	if filepath.Base(dir) == predump.RoundName(in.rounds) {
+		prev--
+	}
+	if prev < 1 {
+		return nil
+	}
+	return os.Symlink(predump.Parent(prev), filepath.Join(dir, "parent"))
 }
 
 // restore starts the container through the restore runtime and confirms
@@ -263,7 +336,7 @@ func (in *incoming) receive(ctx context.Context) error {
 func (in *incoming) restore(ctx context.Context) error {
 	id := in.state.ContainerID
 	dir, _ := shim.ContainerDir(in.srv.cfg.RuntimeState, id)
-	lazy := in.pre.Strategy == transfer.StrategyLazy
+	lazy := transfer.PostCopy(in.pre.Strategy)
 	opts := append([]string{"mntns-compat-mode"}, in.srv.cfg.RestoreCRIUOptions...)
 	if in.newAddress {
 		// Connections cannot follow to a new address: restore them closed,

@@ -13,6 +13,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +25,7 @@ import (
 	"github.com/dockmove/dockmove/internal/docker"
 	"github.com/dockmove/dockmove/lazypages"
 	"github.com/dockmove/dockmove/netrewire"
+	"github.com/dockmove/dockmove/predump"
 	"github.com/dockmove/dockmove/transfer"
 )
 
@@ -30,14 +33,25 @@ import (
 type SourceConfig struct {
 	// To is the destination agent, host:port. Required.
 	To string
-	// Container is the name or ID of the container to move. Required.
+	// Container is the name or ID of the container to move. Required
+	// unless Pid is set.
 	Container string
+	// Pid, instead of a container, moves the plain process tree rooted at
+	// this process (best the init of its own PID namespace, so the
+	// destination can give it the same PIDs).
+	Pid int
 	// Docker is the local dockerd's address. Default "" (DOCKER_HOST or the
 	// default socket).
 	Docker string
-	// Strategy is stop-and-copy, lazy (post-copy) or auto (lazy where both
-	// hosts have userfaultfd). Default auto.
+	// Strategy is stop-and-copy, lazy (post-copy), precopy (pre-dump
+	// rounds), hybrid (pre-dump rounds, then post-copy) or auto (the best
+	// the hosts' kernels allow). Default auto.
 	Strategy string
+	// PrecopyPolicy decides when pre-dump rounds stop (predump.Policies).
+	// Default adaptive.
+	PrecopyPolicy string
+	// PrecopyLimits bound the rounds.
+	PrecopyLimits predump.Limits
 	// KeepSource leaves the stopped original container on this host instead
 	// of removing it after a successful migration. Default false.
 	KeepSource bool
@@ -59,7 +73,8 @@ type SourceConfig struct {
 
 // DefaultSourceConfig returns the documented defaults.
 func DefaultSourceConfig() SourceConfig {
-	return SourceConfig{Strategy: transfer.StrategyAuto, WorkDir: "/var/lib/dockmove/source", Transfer: transfer.DefaultConfig()}
+	return SourceConfig{Strategy: transfer.StrategyAuto, PrecopyPolicy: predump.Adaptive, PrecopyLimits: predump.DefaultLimits(),
+		WorkDir: "/var/lib/dockmove/source", Transfer: transfer.DefaultConfig()}
 }
 
 // Validate reports a configuration that cannot work.
@@ -67,14 +82,20 @@ func (c SourceConfig) Validate() error {
 	switch {
 	case c.To == "":
 		return errors.New("migrate: no destination")
-	case c.Container == "":
-		return errors.New("migrate: no container")
-	case c.Strategy != transfer.StrategyStopAndCopy && c.Strategy != transfer.StrategyLazy && c.Strategy != transfer.StrategyAuto:
-		return fmt.Errorf("migrate: unknown strategy %q (stop-and-copy, lazy, auto)", c.Strategy)
+	case c.Container == "" && c.Pid == 0:
+		return errors.New("migrate: no container or process")
+	case c.Container != "" && c.Pid != 0:
+		return errors.New("migrate: a container or a process, not both")
+	case c.Pid < 0 || c.Pid == 1:
+		return fmt.Errorf("migrate: cannot move process %d", c.Pid)
+	case !slices.Contains([]string{transfer.StrategyStopAndCopy, transfer.StrategyLazy, transfer.StrategyPrecopy, transfer.StrategyHybrid, transfer.StrategyAuto}, c.Strategy):
+		return fmt.Errorf("migrate: unknown strategy %q (stop-and-copy, lazy, precopy, hybrid, auto)", c.Strategy)
+	case !slices.Contains(predump.Policies, c.PrecopyPolicy):
+		return fmt.Errorf("migrate: unknown pre-copy policy %q (%s)", c.PrecopyPolicy, strings.Join(predump.Policies, ", "))
 	case c.WorkDir == "":
 		return errors.New("migrate: no work directory")
 	}
-	return nil
+	return c.PrecopyLimits.Validate()
 }
 
 // Report is what a migration did and how long the container was frozen.
@@ -95,8 +116,11 @@ type Report struct {
 	ImageSent         bool                         `json:"image_sent"`
 	ImageBytesSkipped int64                        `json:"image_bytes_skipped"` // what the destination's own layers saved
 	StrategyReason    string                       `json:"strategy_reason"`
-	MemoryTime        time.Duration                `json:"memory_complete_ns"` // lazy: from the restart on the destination to the last page
-	PageBytes         int64                        `json:"page_bytes"`         // lazy: page data sent through the tunnel
+	MemoryTime        time.Duration                `json:"memory_complete_ns"`        // lazy: from the restart on the destination to the last page
+	PageBytes         int64                        `json:"page_bytes"`                // lazy: page data sent through the tunnel
+	Pid               int                          `json:"destination_pid,omitempty"` // a process's PID on the destination
+	PrecopyPolicy     string                       `json:"precopy_policy,omitempty"`
+	PreCopy           *predump.Result              `json:"precopy,omitempty"` // the rounds and the policy's decisions
 	Stages            map[string]time.Duration     `json:"stage_ns"`
 
 	mu        sync.Mutex
@@ -120,13 +144,14 @@ type source struct {
 	sess *transfer.Session
 	ctr  string // container ID
 	spec transfer.ContainerSpec
+	proc *transfer.ProcessSpec // set when moving a plain process tree
 	// The original restart policy, restored on rollback.
 	restartName    string
 	restartMax     int
 	restartChanged bool
-	dir            string
+	dir            string // the dump's work directory: rounds and the final images
 	report         *Report
-	strategy       string // resolved: stop-and-copy or lazy
+	strategy       string // resolved: never auto
 	committing     atomic.Bool
 }
 
@@ -137,8 +162,12 @@ func Migrate(ctx context.Context, cfg SourceConfig) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	what := cfg.Container
+	if cfg.Pid != 0 {
+		what = fmt.Sprintf("process %d", cfg.Pid)
+	}
 	s := &source{cfg: cfg, log: logger(cfg.Logger), report: &Report{
-		Container: cfg.Container, Destination: cfg.To, Strategy: cfg.Strategy,
+		Container: what, Destination: cfg.To, Strategy: cfg.Strategy,
 		Streams: map[string]transfer.DirStats{}, Stages: map[string]time.Duration{}, start: time.Now(),
 	}}
 	defer s.close()
@@ -178,7 +207,11 @@ func (s *source) close() {
 }
 
 func (s *source) run(ctx context.Context) error {
-	if err := s.inspect(ctx); err != nil {
+	inspect := s.inspect
+	if s.cfg.Pid != 0 {
+		inspect = s.inspectProcess
+	}
+	if err := inspect(ctx); err != nil {
 		return err
 	}
 	if err := s.connect(ctx); err != nil {
@@ -227,9 +260,11 @@ func (s *source) connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	api, err := s.dk.APIVersion(ctx)
-	if err != nil {
-		return err
+	var api string
+	if s.dk != nil {
+		if api, err = s.dk.APIVersion(ctx); err != nil {
+			return err
+		}
 	}
 	tc := s.cfg.Transfer
 	tc.Hello = transfer.Hello{
@@ -254,6 +289,10 @@ func (s *source) connect(ctx context.Context) error {
 // sizes estimates what the destination will store.
 func (s *source) sizes(ctx context.Context) transfer.Sizes {
 	var z transfer.Sizes
+	if s.dk == nil {
+		z.Memory = treeRSS(s.cfg.Pid)
+		return z
+	}
 	if r, err := s.dk.Inspect(ctx, s.ctr); err == nil {
 		z.Memory = memoryUse(r.State.Pid)
 		z.Rootfs = treeSize(r.GraphDriver.Data["UpperDir"])
@@ -273,12 +312,15 @@ func (s *source) preflight(ctx context.Context) error {
 	s.stage("preflight")
 	id := make([]byte, 16)
 	rand.Read(id)
-	layers, err := s.dk.ImageLayers(ctx, s.spec.ImageID)
-	if err != nil {
-		return err
-	}
 	pre := &transfer.Preflight{MigrationID: hex.EncodeToString(id), Strategy: s.strategy, Container: s.spec,
-		AllowNewAddress: s.cfg.AllowNewAddress, Sizes: s.sizes(ctx), ImageLayers: layers}
+		AllowNewAddress: s.cfg.AllowNewAddress, Sizes: s.sizes(ctx), Process: s.proc}
+	if s.proc == nil {
+		layers, err := s.dk.ImageLayers(ctx, s.spec.ImageID)
+		if err != nil {
+			return err
+		}
+		pre.ImageLayers = layers
+	}
 	if err := s.sess.Send(ctx, pre); err != nil {
 		return err
 	}
@@ -345,11 +387,7 @@ func (s *source) sendImage(ctx context.Context, have int) error {
 // the destination restore it. The destination's confirmation is the commit
 // point: before it, any failure resumes the container here.
 func (s *source) checkpoint(ctx context.Context) error {
-	r, err := s.dk.Inspect(ctx, s.ctr)
-	if err != nil {
-		return err
-	}
-	spec, err := dumpSpec(r)
+	spec, upper, err := s.dumpSpec(ctx)
 	if err != nil {
 		return err
 	}
@@ -358,6 +396,15 @@ func (s *source) checkpoint(ctx context.Context) error {
 	}
 	if s.dir, err = os.MkdirTemp(s.cfg.WorkDir, "dump-"); err != nil {
 		return err
+	}
+	images := filepath.Join(s.dir, imagesDir)
+	if err := os.Mkdir(images, 0o700); err != nil {
+		return err
+	}
+	if transfer.PreCopy(s.strategy) {
+		if err := s.precopy(ctx, &spec); err != nil {
+			return err
+		}
 	}
 	stopPages, err := s.servePages(ctx, &spec)
 	if err != nil {
@@ -368,12 +415,12 @@ func (s *source) checkpoint(ctx context.Context) error {
 	var frozenAt, runningAt time.Time
 	var hookErr error
 	restored := make(chan error, 1)
-	s.report.Dump, err = criu.Dump(s.cfg.CRIU, s.dir, spec, criu.DumpHooks{
+	s.report.Dump, err = criu.Dump(s.cfg.CRIU, images, spec, criu.DumpHooks{
 		// CRIU announces pre-dump just before it freezes the tree: the
 		// freeze time measured from here is an upper bound.
 		PreDump: func() { frozenAt = time.Now() },
 		PostDump: func() error {
-			hookErr = s.postDump(ctx, r.GraphDriver.Data["UpperDir"], spec.LazyPages, func(err error) {
+			hookErr = s.postDump(ctx, images, upper, spec.LazyPages, func(err error) {
 				if err == nil {
 					runningAt = time.Now()
 					s.report.FreezeTime = runningAt.Sub(frozenAt)
@@ -414,8 +461,8 @@ func (s *source) checkpoint(ctx context.Context) error {
 // first: CRIU serves pages only afterwards, and the restore may already
 // need some; the original stays frozen until every page is served, so
 // the report is awaited in the background (onRestored).
-func (s *source) postDump(ctx context.Context, upper string, lazy bool, onRestored func(error)) error {
-	if err := s.ship(ctx, upper); err != nil {
+func (s *source) postDump(ctx context.Context, images, upper string, lazy bool, onRestored func(error)) error {
+	if err := s.ship(ctx, images, upper); err != nil {
 		return err
 	}
 	if lazy {
@@ -466,7 +513,7 @@ func (s *source) dumpFailed(err, hookErr error, duringPostCopy bool) error {
 // port, reached by the destination through the session's page tunnel. The
 // returned function stops serving.
 func (s *source) servePages(ctx context.Context, spec *criu.DumpSpec) (func(), error) {
-	if s.strategy != transfer.StrategyLazy {
+	if !transfer.PostCopy(s.strategy) {
 		return func() {}, nil
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -505,7 +552,7 @@ func (s *source) servePages(ctx context.Context, spec *criu.DumpSpec) (func(), e
 
 // ship runs inside CRIU's post-dump notification: it sends the images, the
 // writable layer and the volumes, then asks the destination to restore.
-func (s *source) ship(ctx context.Context, upper string) error {
+func (s *source) ship(ctx context.Context, images, upper string) error {
 	s.stage("transfer")
 	g, gctx := errgroup.WithContext(ctx)
 	send := func(name, dir string) {
@@ -518,7 +565,22 @@ func (s *source) ship(ctx context.Context, upper string) error {
 			return nil
 		})
 	}
-	send(transfer.StreamImages, s.dir)
+	g.Go(func() error {
+		// The parent link is local: the destination makes its own.
+		st, err := s.sess.SendDirSkipping(gctx, transfer.StreamImages, images, []string{"parent"})
+		if err != nil {
+			return fmt.Errorf("send %s: %w", transfer.StreamImages, err)
+		}
+		s.report.stream(transfer.StreamImages, st)
+		return nil
+	})
+	if s.proc != nil {
+		if err := g.Wait(); err != nil {
+			return err
+		}
+		s.stage("restore")
+		return s.sess.Send(ctx, &transfer.Restore{})
+	}
 	send(transfer.StreamRootfs, upper)
 	for i, v := range s.spec.Volumes {
 		mp, err := s.dk.Volume(ctx, v.Name, false)
@@ -540,7 +602,7 @@ func (s *source) awaitRestored(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("restore on destination: %w", err)
 	}
-	s.report.ContainerID = done.ContainerID
+	s.report.ContainerID, s.report.Pid = done.ContainerID, done.Pid
 	s.report.RestoreTime = time.Duration(done.RestoreMillis) * time.Millisecond
 	s.report.Restore = criu.RestoreStats{PagesRestored: done.PagesRestored, ForkingMicros: done.ForkingMicros, RestoreMicros: done.RestoreMicros}
 	if s.spec.Network != nil && done.IPv4 != s.spec.Network.IPv4 {
@@ -560,7 +622,7 @@ func (s *source) commit(ctx context.Context) error {
 	if _, err := transfer.Expect[*transfer.Done](ctx, s.sess); err != nil {
 		return fmt.Errorf("committed here, but the destination did not acknowledge: %w", err)
 	}
-	if s.cfg.KeepSource {
+	if s.cfg.KeepSource || s.proc != nil {
 		return nil
 	}
 	return s.dk.Remove(ctx, s.ctr)
@@ -581,6 +643,14 @@ func (s *source) disableRestart(ctx context.Context) error {
 // happened, or switches would keep sending the container's traffic there.
 func (s *source) rollback(ctx context.Context, postCopy bool) {
 	ctx = context.WithoutCancel(ctx)
+	if s.proc != nil {
+		if postCopy {
+			if err := criu.UnlockNetwork(s.cfg.Pid); err != nil {
+				s.log.Error("rollback: the resumed process's network is still locked", "err", err)
+			}
+		}
+		return
+	}
 	if s.restartChanged {
 		if err := s.dk.SetRestartPolicy(ctx, s.ctr, s.restartName, s.restartMax); err != nil {
 			s.log.Error("rollback: restore restart policy", "err", err)

@@ -44,6 +44,10 @@ func (s *Server) dropState(st *migrationState) {
 // left for the operator (never two running copies, never none saved).
 func (s *Server) abandon(ctx context.Context, st *migrationState, cause error) {
 	log := s.log.With("container", st.Name, "migration", st.MigrationID)
+	if st.ProcessDir != "" {
+		s.abandonProcess(st, cause, log)
+		return
+	}
 	switch {
 	case st.Phase == phaseComplete:
 		// Every page arrived and the source's CRIU has killed the original:
@@ -114,7 +118,9 @@ func (s *Server) recover(ctx context.Context) {
 	for _, e := range stale {
 		os.RemoveAll(filepath.Join(s.stagingDir(), e.Name()))
 	}
-	s.removeOrphanPlans(ctx)
+	if s.dk != nil {
+		s.removeOrphanPlans(ctx)
+	}
 }
 
 // removeOrphanPlans deletes restore runtime state of containers that no

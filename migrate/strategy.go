@@ -13,32 +13,63 @@ import (
 // anything is frozen.
 var ErrStrategyUnavailable = errors.New("strategy not available")
 
+// Why a kernel feature a strategy needs is missing, in the user's terms.
+const (
+	noSoftDirty = "the source's kernel cannot track dirty memory (no soft-dirty bits: CONFIG_MEM_SOFT_DIRTY is off, " +
+		"as on arm64 and this project's VMs; criu check --feature mem_dirty_track fails), so pre-dump rounds are impossible"
+	uffdCheck = "(criu check --feature uffd-noncoop)"
+)
+
 // chooseStrategy resolves the requested strategy against what both hosts'
-// kernels and CRIU allow, and says why.
+// kernels and CRIU allow, and says why. Pre-copy needs dirty-memory
+// tracking on the source only; post-copy needs userfaultfd on both hosts.
 func chooseStrategy(requested string, local, peer transfer.CRIUInfo) (strategy, reason string, err error) {
 	lazyOK := local.LazyPages && peer.LazyPages
-	var missing string
+	var noLazy string
 	switch {
 	case !local.LazyPages && !peer.LazyPages:
-		missing = "neither host has userfaultfd (criu check --feature uffd-noncoop)"
+		noLazy = "neither host has userfaultfd " + uffdCheck
 	case !local.LazyPages:
-		missing = "the source has no userfaultfd (criu check --feature uffd-noncoop)"
+		noLazy = "the source has no userfaultfd " + uffdCheck
 	case !peer.LazyPages:
-		missing = "the destination has no userfaultfd (criu check --feature uffd-noncoop)"
+		noLazy = "the destination has no userfaultfd " + uffdCheck
+	}
+	unavailable := func(why string) (string, string, error) {
+		return "", "", fmt.Errorf("%w: %s: %s", ErrStrategyUnavailable, requested, why)
 	}
 	switch requested {
 	case transfer.StrategyStopAndCopy:
 		return requested, "requested", nil
 	case transfer.StrategyLazy:
 		if !lazyOK {
-			return "", "", fmt.Errorf("%w: lazy: %s", ErrStrategyUnavailable, missing)
+			return unavailable(noLazy)
+		}
+		return requested, "requested", nil
+	case transfer.StrategyPrecopy:
+		if !local.MemTrack {
+			return unavailable(noSoftDirty)
+		}
+		return requested, "requested", nil
+	case transfer.StrategyHybrid:
+		if !local.MemTrack {
+			return unavailable(noSoftDirty)
+		}
+		if !lazyOK {
+			return unavailable(noLazy)
 		}
 		return requested, "requested", nil
 	case transfer.StrategyAuto:
-		if lazyOK {
-			return transfer.StrategyLazy, "auto: userfaultfd on both hosts, so memory follows after the restart; pre-copy is not implemented yet", nil
+		switch {
+		case local.MemTrack && lazyOK:
+			return transfer.StrategyHybrid, "auto: dirty-memory tracking on the source and userfaultfd on both hosts: " +
+				"pre-copy rounds while the container runs, then memory the last round missed follows after the restart", nil
+		case lazyOK:
+			return transfer.StrategyLazy, "auto: pre-copy skipped because " + noSoftDirty +
+				"; userfaultfd on both hosts, so memory follows after the restart", nil
+		case local.MemTrack:
+			return transfer.StrategyPrecopy, "auto: dirty-memory tracking on the source, so pre-copy rounds while the container runs; no post-copy because " + noLazy, nil
 		}
-		return transfer.StrategyStopAndCopy, "auto: " + missing, nil
+		return transfer.StrategyStopAndCopy, "auto: pre-copy skipped because " + noSoftDirty + "; no post-copy because " + noLazy, nil
 	}
 	return "", "", fmt.Errorf("%w: unknown strategy %q", ErrStrategyUnavailable, requested)
 }

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -57,7 +58,8 @@ type fileID struct{ dev, ino uint64 }
 
 // sendDir streams the tree under root to rw and waits for the receiver's
 // acknowledgement. enc nil sends contents uncompressed.
-func sendDir(ctx context.Context, rw io.ReadWriter, root string, enc *zstd.Encoder, chunkSize int, progress func(int64)) (DirStats, error) {
+// Top-level names in skip are left out.
+func sendDir(ctx context.Context, rw io.ReadWriter, root string, skip []string, enc *zstd.Encoder, chunkSize int, progress func(int64)) (DirStats, error) {
 	start := time.Now()
 	wire := &countingWriter{w: rw}
 	s := &sender{
@@ -77,6 +79,12 @@ func sendDir(ctx context.Context, rw io.ReadWriter, root string, enc *zstd.Encod
 			return err
 		}
 		if full == root {
+			return nil
+		}
+		if filepath.Dir(full) == filepath.Clean(root) && slices.Contains(skip, d.Name()) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
 			return nil
 		}
 		return s.sendEntry(full, root)
@@ -205,6 +213,12 @@ func (s *sender) awaitAck(r io.Reader) error {
 // ReceiveDir(name, ...), and returns once the peer has stored and verified
 // all of it. A failure ends the session.
 func (s *Session) SendDir(ctx context.Context, name, dir string) (DirStats, error) {
+	return s.SendDirSkipping(ctx, name, dir, nil)
+}
+
+// SendDirSkipping is SendDir leaving out the top-level entries named in
+// skip (a CRIU image directory's local "parent" link, for one).
+func (s *Session) SendDirSkipping(ctx context.Context, name, dir string, skip []string) (DirStats, error) {
 	st, err := s.Open(ctx, KindDir, name)
 	if err != nil {
 		return DirStats{}, err
@@ -216,7 +230,7 @@ func (s *Session) SendDir(ctx context.Context, name, dir string) (DirStats, erro
 	if s.cfg.Progress != nil {
 		progress = func(n int64) { s.cfg.Progress(name, n) }
 	}
-	stats, err := sendDir(ctx, st, dir, s.enc, s.cfg.ChunkSize, progress)
+	stats, err := sendDir(ctx, st, dir, skip, s.enc, s.cfg.ChunkSize, progress)
 	if err != nil {
 		return stats, s.streamFailed(ctx, fmt.Errorf("dir stream %q: %w", name, err))
 	}

@@ -49,6 +49,8 @@ func newMessage(t MsgType) Message {
 		return new(Commit)
 	case MsgDone:
 		return new(Done)
+	case MsgPreRound:
+		return new(PreRound)
 	}
 	return nil
 }
@@ -57,7 +59,7 @@ func (t MsgType) String() string {
 	names := map[MsgType]string{
 		MsgStreamOpen: "stream-open", MsgHello: "hello", MsgReject: "reject", MsgError: "error",
 		MsgPreflight: "preflight", MsgPreflightOK: "preflight-ok", MsgRestore: "restore",
-		MsgRestored: "restored", MsgCommit: "commit", MsgDone: "done",
+		MsgRestored: "restored", MsgCommit: "commit", MsgDone: "done", MsgPreRound: "pre-round",
 	}
 	if n, ok := names[t]; ok {
 		return n

@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"path"
@@ -18,6 +19,7 @@ const (
 	MsgRestored    MsgType = 13 // destination -> source: the copy runs
 	MsgCommit      MsgType = 14 // source -> destination: the original is gone
 	MsgDone        MsgType = 15 // destination -> source: committed
+	MsgPreRound    MsgType = 16 // source -> destination: a pre-copy round follows, or the rounds are over
 )
 
 // Stream names used by a migration.
@@ -30,11 +32,19 @@ const (
 // VolumeStream names the stream carrying volume i.
 func VolumeStream(i int) string { return "volume-" + strconv.Itoa(i) }
 
+// RoundStream names the stream carrying pre-copy round i (from 1).
+func RoundStream(i int) string { return "round-" + strconv.Itoa(i) }
+
+// MaxPreRounds bounds the pre-copy rounds a destination accepts.
+const MaxPreRounds = 64
+
 // Strategies a migration can use. Auto is resolved by the source before
 // the preflight and never goes on the wire.
 const (
 	StrategyStopAndCopy = "stop-and-copy" // one dump, all memory while frozen
 	StrategyLazy        = "lazy"          // post-copy: memory follows through userfaultfd
+	StrategyPrecopy     = "precopy"       // pre-dump rounds while running, then a dump of what changed
+	StrategyHybrid      = "hybrid"        // pre-dump rounds, then a lazy final dump
 	StrategyAuto        = "auto"
 )
 
@@ -53,6 +63,24 @@ type Preflight struct {
 	// ImageLayers are the image's layer diff IDs, base first, so the
 	// destination can say which it already has.
 	ImageLayers []string `json:"image_layers"`
+	// Process, when set, moves a plain process tree instead of a
+	// container: Container, ImageLayers and the image are then unused.
+	Process *ProcessSpec `json:"process,omitempty"`
+}
+
+// ProcessSpec describes a plain process tree (migrate-src --pid).
+type ProcessSpec struct {
+	// Name labels the migration in logs and state: the command name.
+	Name string `json:"name"`
+}
+
+var processNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$`)
+
+func (p *ProcessSpec) Validate() error {
+	if !processNamePattern.MatchString(p.Name) {
+		return fmt.Errorf("invalid process name %q", p.Name)
+	}
+	return nil
 }
 
 // Sizes are the source's estimates, in bytes, of what a migration ships.
@@ -71,11 +99,19 @@ func (m *Preflight) Validate() error {
 	if !migrationIDPattern.MatchString(m.MigrationID) {
 		return fmt.Errorf("invalid migration id %q", m.MigrationID)
 	}
-	if m.Strategy != StrategyStopAndCopy && m.Strategy != StrategyLazy {
+	switch m.Strategy {
+	case StrategyStopAndCopy, StrategyLazy, StrategyPrecopy, StrategyHybrid:
+	default:
 		return fmt.Errorf("unknown strategy %q", m.Strategy)
 	}
 	if m.Sizes.Memory < 0 || m.Sizes.Rootfs < 0 || m.Sizes.Volumes < 0 || m.Sizes.Image < 0 {
 		return fmt.Errorf("negative size estimate %+v", m.Sizes)
+	}
+	if m.Process != nil {
+		if len(m.ImageLayers) != 0 || m.Sizes.Image != 0 || m.Sizes.Rootfs != 0 || m.Sizes.Volumes != 0 {
+			return errors.New("a process migration carries no image, file system or volumes")
+		}
+		return m.Process.Validate()
 	}
 	if err := checkList("image layer", m.ImageLayers, imageIDPattern); err != nil {
 		return err
@@ -99,6 +135,29 @@ func (m *PreflightOK) Validate() error {
 	return nil
 }
 
+// PreCopy reports whether a strategy ships pre-dump rounds.
+func PreCopy(strategy string) bool { return strategy == StrategyPrecopy || strategy == StrategyHybrid }
+
+// PostCopy reports whether a strategy's memory follows after the restore.
+func PostCopy(strategy string) bool { return strategy == StrategyLazy || strategy == StrategyHybrid }
+
+// PreRound announces pre-copy round Index on stream RoundStream(Index);
+// with Done set, it says the rounds are over and Index of them were sent.
+// Rounds are numbered from 1 without gaps.
+type PreRound struct {
+	Index int  `json:"index"`
+	Done  bool `json:"done"`
+}
+
+func (*PreRound) Type() MsgType { return MsgPreRound }
+
+func (m *PreRound) Validate() error {
+	if m.Index < 0 || m.Index > MaxPreRounds || (m.Index == 0 && !m.Done) {
+		return fmt.Errorf("pre-copy round %d (1 to %d)", m.Index, MaxPreRounds)
+	}
+	return nil
+}
+
 // Restore tells the destination that every stream has been stored.
 type Restore struct{}
 
@@ -107,9 +166,10 @@ func (*Restore) Validate() error { return nil }
 
 // Restored reports that the container runs on the destination.
 type Restored struct {
-	ContainerID   string `json:"container_id"`
-	RestoreMillis int64  `json:"restore_ms"` // docker start, including runc restore
-	IPv4          string `json:"ipv4"`       // its address there ("" without a network)
+	ContainerID   string `json:"container_id"`  // "" for a process
+	Pid           int    `json:"pid,omitempty"` // a process's new PID on the destination
+	RestoreMillis int64  `json:"restore_ms"`    // docker start, including runc restore
+	IPv4          string `json:"ipv4"`          // its address there ("" without a network)
 	// CRIU's restore statistics.
 	PagesRestored uint64 `json:"pages_restored"`
 	ForkingMicros uint32 `json:"forking_us"`
@@ -121,7 +181,8 @@ func (*Restored) Type() MsgType { return MsgRestored }
 var containerIDPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 func (m *Restored) Validate() error {
-	if !containerIDPattern.MatchString(m.ContainerID) || m.RestoreMillis < 0 {
+	process := m.ContainerID == "" && m.Pid > 0
+	if (!process && !containerIDPattern.MatchString(m.ContainerID)) || m.Pid < 0 || m.RestoreMillis < 0 {
 		return fmt.Errorf("invalid restored report %q", m.ContainerID)
 	}
 	if m.IPv4 != "" && net.ParseIP(m.IPv4).To4() == nil {

@@ -2,10 +2,11 @@
 
 //go:build linux
 
-// Command migrate-src moves a running Docker container to another host
-// running migrate-dst:
+// Command migrate-src moves a running Docker container, or a plain process
+// tree, to another host running migrate-dst:
 //
 //	migrate-src --to HOST[:PORT] [flags] CONTAINER
+//	migrate-src --to HOST[:PORT] [flags] --pid PID
 package main
 
 import (
@@ -23,6 +24,7 @@ import (
 
 	"github.com/dockmove/dockmove/internal/cli"
 	"github.com/dockmove/dockmove/migrate"
+	"github.com/dockmove/dockmove/transfer"
 )
 
 func main() {
@@ -35,11 +37,17 @@ func run() int {
 	var asJSON, verbose bool
 	fs := pflag.NewFlagSet("migrate-src", pflag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: migrate-src --to HOST[:PORT] [flags] CONTAINER\n\n%s", fs.FlagUsages())
+		fmt.Fprintf(os.Stderr, "usage: migrate-src --to HOST[:PORT] [flags] CONTAINER\n       migrate-src --to HOST[:PORT] [flags] --pid PID\n\n%s", fs.FlagUsages())
 	}
 	fs.StringVar(&cfg.To, "to", "", "destination migrate-dst, HOST[:PORT] (default port 7070)")
 	fs.StringVar(&cfg.Docker, "docker-host", "", "local dockerd (default: DOCKER_HOST or the default socket)")
-	fs.StringVar(&cfg.Strategy, "strategy", cfg.Strategy, "migration strategy: stop-and-copy, lazy (post-copy) or auto (lazy where both hosts have userfaultfd)")
+	fs.StringVar(&cfg.Strategy, "strategy", cfg.Strategy, "migration strategy: stop-and-copy, lazy (post-copy), precopy (pre-dump rounds while running), "+
+		"hybrid (pre-dump rounds, then post-copy) or auto (hybrid, lazy, precopy or stop-and-copy: the first the kernels allow)")
+	fs.StringVar(&cfg.PrecopyPolicy, "precopy-policy", cfg.PrecopyPolicy, "when pre-dump rounds stop: adaptive (predicted freeze fits --max-freeze, or no progress), phaul or lxd (those tools' rules)")
+	fs.IntVar(&cfg.PrecopyLimits.MaxRounds, "max-rounds", cfg.PrecopyLimits.MaxRounds, "at most this many pre-dump rounds")
+	fs.DurationVar(&cfg.PrecopyLimits.MaxFreeze, "max-freeze", cfg.PrecopyLimits.MaxFreeze, "adaptive policy: stop the rounds once the predicted freeze fits this")
+	fs.DurationVar(&cfg.PrecopyLimits.RestoreFloor, "restore-floor", cfg.PrecopyLimits.RestoreFloor, "adaptive policy: the destination's fixed restore time, added to the predicted freeze")
+	fs.IntVar(&cfg.Pid, "pid", 0, "move the plain process tree rooted at PID instead of a container (best the init of its own PID namespace; the destination needs --allow-processes)")
 	fs.BoolVar(&cfg.KeepSource, "keep-source", false, "keep the stopped original container instead of removing it")
 	fs.BoolVar(&cfg.AllowNewAddress, "allow-new-address", false, "if the destination cannot keep the container's IP/MAC, accept a new address (its TCP connections are closed)")
 	fs.StringVar(&cfg.WorkDir, "work-dir", cfg.WorkDir, "where the dump is written while it is shipped")
@@ -50,7 +58,7 @@ func run() int {
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
 	}
-	if fs.NArg() != 1 || cfg.To == "" {
+	if (fs.NArg() != 1 && cfg.Pid == 0) || (fs.NArg() != 0 && cfg.Pid != 0) || cfg.To == "" {
 		fs.Usage()
 		return 2
 	}
@@ -85,7 +93,11 @@ func run() int {
 		enc.Encode(report)
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "migrate-src: %s was not migrated: %v\n", cfg.Container, err)
+		what := cfg.Container
+		if cfg.Pid != 0 {
+			what = fmt.Sprintf("process %d", cfg.Pid)
+		}
+		fmt.Fprintf(os.Stderr, "migrate-src: %s was not migrated: %v\n", what, err)
 		return 1
 	}
 	printSummary(report)
@@ -97,7 +109,7 @@ func printSummary(r *migrate.Report) {
 		rate := float64(s.Bytes) / s.Duration.Seconds()
 		fmt.Fprintf(os.Stderr, "  %-8s %10s -> %10s on the wire in %6.2fs (%s/s)\n", name, cli.Size(s.Bytes), cli.Size(s.WireBytes), s.Duration.Seconds(), cli.Size(int64(rate)))
 	}
-	if r.Strategy == "lazy" {
+	if transfer.PostCopy(r.Strategy) {
 		fmt.Fprintf(os.Stderr, "  post-copy: %s of memory followed in %.2fs after the restart\n", cli.Size(r.PageBytes), r.MemoryTime.Seconds())
 	}
 	fmt.Fprintf(os.Stderr, "migrated %s to %s (%s): freeze time %d ms, total %.2fs, %s sent (%s on the wire)\n",

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
 
 	"github.com/dockmove/dockmove/internal/workload"
 )
@@ -35,20 +36,22 @@ func main() {
 	fs.DurationVar(&cfg.Tick, "tick", cfg.Tick, "heartbeat and counter period")
 	fs.DurationVar(&cfg.VerifyEvery, "verify-every", cfg.VerifyEvery, "full memory verification period (0: on request only)")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the start marker file")
+	thp := fs.Bool("thp", false, "let the kernel back the region with transparent huge pages (its dirty tracking then works in 2 MiB units)")
+	fs.StringVar(&cfg.StatusFile, "status-file", "", "on SIGUSR1, verify memory and write the status line here (with --listen \"\": no heartbeat server)")
 	fs.Parse(os.Args[1:])
 
 	log := slog.New(slog.NewTextHandler(os.Stdout, nil))
-	if err := run(cfg, log); err != nil {
+	if err := run(cfg, *thp, log); err != nil {
 		log.Error("workload failed", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(cfg workload.Config, log *slog.Logger) error {
+func run(cfg workload.Config, thp bool, log *slog.Logger) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	region, err := allocate(cfg.MemMiB << 20)
+	region, err := allocate(cfg.MemMiB<<20, thp)
 	if err != nil {
 		return err
 	}
@@ -62,14 +65,21 @@ func run(cfg workload.Config, log *slog.Logger) error {
 }
 
 // allocate maps the region outside the Go heap so its size and layout do not
-// depend on the garbage collector.
-func allocate(size int) ([]byte, error) {
+// depend on the garbage collector. Without thp the region is kept in 4 KiB
+// pages, so that writing one page dirties one page: with transparent huge
+// pages, soft-dirty tracking (pre-copy) sees a whole 2 MiB dirty.
+func allocate(size int, thp bool) ([]byte, error) {
 	if size == 0 {
 		return nil, nil
 	}
 	b, err := syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS)
 	if err != nil {
 		return nil, fmt.Errorf("mmap %d bytes: %w", size, err)
+	}
+	if !thp {
+		if err := syscall.Madvise(b, unix.MADV_NOHUGEPAGE); err != nil {
+			return nil, fmt.Errorf("madvise: %w", err)
+		}
 	}
 	return b, nil
 }

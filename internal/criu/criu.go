@@ -67,7 +67,7 @@ func NewError(op, logPath string, err error) *Error {
 
 // errorLines returns each "Error" line of a CRIU log with up to before lines
 // of context, at most max lines in all (the last ones: CRIU's final errors
-// name the cause).
+// name the cause); the log's last lines when it has no error line.
 func errorLines(path string, before, max int) []string {
 	f, err := os.Open(path)
 	if err != nil {
@@ -90,6 +90,10 @@ func errorLines(path string, before, max int) []string {
 		if len(window) > before {
 			window = window[1:]
 		}
+	}
+	if len(out) == 0 {
+		// No error line: CRIU's last words are the best clue.
+		out = window
 	}
 	if len(out) > max {
 		out = out[len(out)-max:]

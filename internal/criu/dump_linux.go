@@ -2,10 +2,13 @@ package criu
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -31,6 +34,16 @@ type DumpSpec struct {
 	// (host:port) until the destination has it all.
 	LazyPages  bool
 	PageServer string
+	// Parent is the previous pre-dump's image directory, relative to this
+	// one ("../round-2"): pages unchanged since then are not written.
+	// Requires dirty-memory tracking (soft-dirty).
+	Parent string
+	// TrackMem has the kernel track the pages dirtied after this dump, so
+	// a later dump with this one as Parent writes only those.
+	TrackMem bool
+	// Process dumps a plain process tree rather than a container: no root
+	// filesystem, namespaces, cgroups or external mounts of its own.
+	Process bool
 }
 
 // DumpOpts builds CRIU options for dumping a Docker container so that runc
@@ -40,18 +53,26 @@ type DumpSpec struct {
 // dumped, cgroups are managed softly.
 func DumpOpts(s DumpSpec, imagesFd int) *rpc.CriuOpts {
 	opts := &rpc.CriuOpts{
-		ImagesDirFd:       proto.Int32(int32(imagesFd)),
-		Pid:               proto.Int32(int32(s.Pid)),
-		Root:              proto.String(s.Root),
-		LogFile:           proto.String(DumpLog),
-		LogLevel:          proto.Int32(4),
-		ManageCgroups:     proto.Bool(true),
-		ManageCgroupsMode: rpc.CriuCgMode_SOFT.Enum(),
-		EmptyNs:           proto.Uint32(unix.CLONE_NEWNET),
-		TcpEstablished:    proto.Bool(true),
-		ExtUnixSk:         proto.Bool(true),
-		FileLocks:         proto.Bool(true),
-		OrphanPtsMaster:   proto.Bool(s.TTY),
+		ImagesDirFd:     proto.Int32(int32(imagesFd)),
+		Pid:             proto.Int32(int32(s.Pid)),
+		LogFile:         proto.String(DumpLog),
+		LogLevel:        proto.Int32(4),
+		TcpEstablished:  proto.Bool(true),
+		ExtUnixSk:       proto.Bool(true),
+		FileLocks:       proto.Bool(true),
+		OrphanPtsMaster: proto.Bool(s.TTY),
+	}
+	if !s.Process {
+		opts.Root = proto.String(s.Root)
+		opts.ManageCgroups = proto.Bool(true)
+		opts.ManageCgroupsMode = rpc.CriuCgMode_SOFT.Enum()
+		opts.EmptyNs = proto.Uint32(unix.CLONE_NEWNET)
+	}
+	if s.TrackMem {
+		opts.TrackMem = proto.Bool(true)
+	}
+	if s.Parent != "" {
+		opts.ParentImg = proto.String(s.Parent)
 	}
 	if s.FreezeCgroup != "" {
 		opts.FreezeCgroup = proto.String(s.FreezeCgroup)
@@ -85,6 +106,8 @@ type DumpStats struct {
 	PagesScanned uint64
 	PagesWritten uint64
 	PagesLazy    uint64
+	// PagesSkipped were unchanged since the parent dump.
+	PagesSkipped uint64
 }
 
 // DumpHooks are called at CRIU's notifications during a dump.
@@ -133,6 +156,41 @@ func Dump(path, dir string, s DumpSpec, hooks DumpHooks) (DumpStats, error) {
 	return readDumpStats(d), nil
 }
 
+// PreDump takes a pre-dump of the tree described by s into dir: its memory
+// while it keeps running (frozen only while the pages are collected), with
+// the kernel tracking what is dirtied afterwards. s.Parent names the
+// previous round.
+func PreDump(path, dir string, s DumpSpec) (DumpStats, error) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return DumpStats{}, err
+	}
+	defer d.Close()
+	c := gocriu.MakeCriu()
+	if path != "" {
+		c.SetCriuPath(path)
+	}
+	s.TrackMem, s.LazyPages = true, false
+	if err := c.PreDump(DumpOpts(s, int(d.Fd())), nil); err != nil && !preDumpDone(dir, err) {
+		return DumpStats{}, NewError("pre-dump", filepath.Join(dir, DumpLog), err)
+	}
+	return readDumpStats(d), nil
+}
+
+// preDumpDone tells a successful pre-dump from err. In swrk mode CRIU
+// answers a pre-dump, then waits for the next pre-dump or the final dump
+// of the same series; go-criu closes the connection instead, and CRIU
+// exits with status 255 although the pre-dump succeeded. A failed
+// pre-dump answers "operation failed" and never logs its success line.
+func preDumpDone(dir string, err error) bool {
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || strings.Contains(err.Error(), "operation failed") {
+		return false
+	}
+	log, rerr := os.ReadFile(filepath.Join(dir, DumpLog))
+	return rerr == nil && bytes.Contains(log, []byte("Pre-dumping finished successfully"))
+}
+
 func readDumpStats(d *os.File) DumpStats {
 	st, err := stats.CriuGetDumpStats(d)
 	if err != nil {
@@ -143,6 +201,7 @@ func readDumpStats(d *os.File) DumpStats {
 		FreezingTime: us(st.GetFreezingTime()), FrozenTime: us(st.GetFrozenTime()),
 		MemdumpTime: us(st.GetMemdumpTime()), MemwriteTime: us(st.GetMemwriteTime()),
 		PagesScanned: st.GetPagesScanned(), PagesWritten: st.GetPagesWritten(), PagesLazy: st.GetPagesLazy(),
+		PagesSkipped: st.GetPagesSkippedParent(),
 	}
 }
 

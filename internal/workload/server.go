@@ -9,9 +9,11 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -24,8 +26,13 @@ type Config struct {
 	// DirtyPagesPerSec is how many pattern pages are rewritten per second.
 	// Default 256 (1 MiB/s); zero leaves memory unchanged after start.
 	DirtyPagesPerSec int
-	// Listen is the TCP address of the heartbeat server. Default ":7000".
+	// Listen is the TCP address of the heartbeat server. Default ":7000";
+	// "" runs without one (then StatusFile is the way to query it).
 	Listen string
+	// StatusFile, when set, receives a status line (a verification's result,
+	// as the verify command answers) each time the process gets SIGUSR1.
+	// Default "".
+	StatusFile string
 	// Tick is the heartbeat and counter period. Default 10ms.
 	Tick time.Duration
 	// VerifyEvery is the period of full memory verification. Default 2s;
@@ -52,8 +59,8 @@ func (c Config) Validate() error {
 		return errors.New("workload: tick must be positive")
 	case c.VerifyEvery < 0:
 		return errors.New("workload: verify period must not be negative")
-	case c.Listen == "":
-		return errors.New("workload: listen address is empty")
+	case c.Listen == "" && c.StatusFile == "":
+		return errors.New("workload: neither a listen address nor a status file")
 	}
 	return nil
 }
@@ -80,8 +87,11 @@ func New(cfg Config, log *slog.Logger, region []byte) (*Workload, error) {
 	return &Workload{cfg: cfg, log: log, mem: NewMemory(region)}, nil
 }
 
-// Run listens on Config.Listen and serves until ctx ends.
+// Run listens on Config.Listen, if set, and serves until ctx ends.
 func (w *Workload) Run(ctx context.Context) error {
+	if w.cfg.Listen == "" {
+		return w.Serve(ctx, nil)
+	}
 	ln, err := net.Listen("tcp", w.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("workload: listen: %w", err)
@@ -89,19 +99,28 @@ func (w *Workload) Run(ctx context.Context) error {
 	return w.Serve(ctx, ln)
 }
 
-// Serve runs the workload with heartbeat clients accepted from ln until ctx
-// ends; it closes ln.
+// Serve runs the workload with heartbeat clients accepted from ln (nil for
+// none) until ctx ends; it closes ln.
 func (w *Workload) Serve(ctx context.Context, ln net.Listener) error {
 	if err := w.writeStarted(); err != nil {
-		ln.Close()
+		if ln != nil {
+			ln.Close()
+		}
 		return err
 	}
-	w.log.Info("workload running", "pages", w.mem.Pages(), "listen", ln.Addr().String())
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return w.tick(ctx) })
 	g.Go(func() error { return w.dirty(ctx) })
 	g.Go(func() error { return w.verifyLoop(ctx) })
-	g.Go(func() error { return w.serve(ctx, ln) })
+	if ln != nil {
+		w.log.Info("workload running", "pages", w.mem.Pages(), "listen", ln.Addr().String())
+		g.Go(func() error { return w.serve(ctx, ln) })
+	} else {
+		w.log.Info("workload running", "pages", w.mem.Pages(), "status_file", w.cfg.StatusFile)
+	}
+	if w.cfg.StatusFile != "" {
+		g.Go(func() error { return w.statusOnSignal(ctx) })
+	}
 	err := g.Wait()
 	if errors.Is(err, context.Canceled) {
 		return nil
@@ -240,6 +259,29 @@ func (w *Workload) stream(ctx context.Context, c net.Conn) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// statusOnSignal verifies memory and writes the status line to the status
+// file (atomically) on each SIGUSR1.
+func (w *Workload) statusOnSignal(ctx context.Context) error {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGUSR1)
+	defer signal.Stop(sig)
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-sig:
+		}
+		w.verify()
+		tmp := w.cfg.StatusFile + ".tmp"
+		if err := os.WriteFile(tmp, []byte(w.status().String()+"\n"), 0o644); err != nil {
+			return fmt.Errorf("workload: status file: %w", err)
+		}
+		if err := os.Rename(tmp, w.cfg.StatusFile); err != nil {
+			return fmt.Errorf("workload: status file: %w", err)
 		}
 	}
 }

@@ -1,0 +1,168 @@
+//go:build linux
+
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/dockmove/dockmove/internal/criu"
+	"github.com/dockmove/dockmove/lazypages"
+	"github.com/dockmove/dockmove/transfer"
+)
+
+// runProcess receives a plain process tree (migrate-src --pid) and
+// restores it with CRIU on this host, outside any container. Only a
+// destination started with --allow-processes accepts one.
+func (in *incoming) runProcess(ctx context.Context) (err error) {
+	pre := in.pre
+	if !in.srv.cfg.AllowProcesses {
+		return in.refuse(ctx, errors.New("this destination does not restore plain processes (start migrate-dst with --allow-processes)"))
+	}
+	if err := in.checkStrategy(); err != nil {
+		return in.refuse(ctx, err)
+	}
+	dir := filepath.Join(in.srv.processDir(), pre.MigrationID)
+	if err := checkDisk([]diskNeed{{in.srv.processDir(), pre.Sizes.Memory}}, statfsInfo); err != nil {
+		return in.refuse(ctx, err)
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return in.refuse(ctx, fmt.Errorf("migration %s: %w", pre.MigrationID, err))
+	}
+	in.state = migrationState{MigrationID: pre.MigrationID, Name: "process " + pre.Process.Name, Phase: phasePrepared, ProcessDir: dir}
+	if err := in.srv.saveState(&in.state); err != nil {
+		os.RemoveAll(dir)
+		return err
+	}
+	defer func() {
+		if in.pages != nil && err != nil {
+			in.pages.Stop()
+		}
+		if err != nil {
+			in.srv.abandon(context.WithoutCancel(ctx), &in.state, err)
+		}
+	}()
+	if err := in.sess.Send(ctx, &transfer.PreflightOK{}); err != nil {
+		return err
+	}
+	if transfer.PreCopy(pre.Strategy) {
+		if err := in.receiveRounds(ctx, dir); err != nil {
+			return err
+		}
+	}
+	images := filepath.Join(dir, imagesDir)
+	if _, err := in.sess.ReceiveDir(ctx, transfer.StreamImages, images, transfer.ImagePolicy()); err != nil {
+		return err
+	}
+	if err := in.linkParent(images); err != nil {
+		return err
+	}
+	if _, err := transfer.Expect[*transfer.Restore](ctx, in.sess); err != nil {
+		return err
+	}
+	if err := in.restoreProcess(ctx, images, filepath.Join(dir, "work")); err != nil {
+		return err
+	}
+	return in.commitProcess(ctx)
+}
+
+func (in *incoming) restoreProcess(ctx context.Context, images, work string) error {
+	r := criu.ProcessRestore{ImagesDir: images, WorkDir: work, Lazy: transfer.PostCopy(in.pre.Strategy)}
+	if r.Lazy {
+		if err := os.MkdirAll(work, 0o700); err != nil {
+			return err
+		}
+		d, err := lazypages.Start(ctx, in.sess, in.srv.cfg.CRIU, images, work)
+		if err != nil {
+			return err
+		}
+		in.pages = d
+		in.state.Lazy = true
+	}
+	start := time.Now()
+	pid, err := r.Restore(in.srv.cfg.CRIU)
+	took := time.Since(start)
+	if err != nil {
+		return err
+	}
+	in.state.Pid, in.state.PidStart = pid, startTime(pid)
+	in.state.Phase = phaseRestored
+	if err := in.srv.saveState(&in.state); err != nil {
+		return err
+	}
+	in.log.Info("process restored", "name", in.pre.Process.Name, "pid", pid, "took", took)
+	msg := &transfer.Restored{Pid: pid, RestoreMillis: took.Milliseconds()}
+	if st, ok := criu.RestoreStatsOf(images); ok {
+		msg.PagesRestored, msg.ForkingMicros, msg.RestoreMicros = st.PagesRestored, st.ForkingMicros, st.RestoreMicros
+	}
+	return in.sess.Send(ctx, msg)
+}
+
+// commitProcess is commit for a process: the images go once the source
+// confirmed (or every page arrived).
+func (in *incoming) commitProcess(ctx context.Context) error {
+	if in.pages != nil {
+		if err := in.awaitPages(ctx); err != nil {
+			return err
+		}
+	} else if _, err := transfer.Expect[*transfer.Commit](ctx, in.sess); err != nil {
+		return err
+	}
+	os.RemoveAll(in.state.ProcessDir)
+	in.srv.dropState(&in.state)
+	return in.sess.Send(ctx, &transfer.Done{})
+}
+
+// abandonProcess undoes a failed process migration, with the container
+// rules of abandon: removed before it was reported restored, or when its
+// memory is still on the source; stopped (SIGSTOP) and left to the
+// operator when the source may have committed.
+func (s *Server) abandonProcess(st *migrationState, cause error, log *slog.Logger) {
+	alive := st.Pid > 0 && startTime(st.Pid) == st.PidStart
+	switch {
+	case st.Phase == phaseComplete:
+		log.Warn("post-copy completed but the commit message was lost; keeping the process", "pid", st.Pid, "cause", cause)
+	case st.Phase == phaseRestored && !st.Lazy:
+		if alive {
+			syscall.Kill(st.Pid, syscall.SIGSTOP)
+		}
+		log.Error("in doubt: the source may have committed; the restored process is stopped. "+
+			"If the original is gone from the source, send it SIGCONT; otherwise kill it", "pid", st.Pid, "cause", cause)
+		s.dropState(st)
+		os.RemoveAll(st.ProcessDir)
+		return
+	default:
+		if alive {
+			// A PID namespace's init takes the whole namespace with it.
+			syscall.Kill(st.Pid, syscall.SIGKILL)
+		}
+		log.Info("cleaned up after failed process migration", "cause", cause)
+	}
+	os.RemoveAll(st.ProcessDir)
+	s.dropState(st)
+}
+
+// startTime is pid's start time in clock ticks since boot (0 if it is
+// gone): with the PID, it identifies a process across PID reuse.
+func startTime(pid int) uint64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	// After the comm: state is field 3 of stat, starttime field 22.
+	if len(f) < 20 {
+		return 0
+	}
+	v, _ := strconv.ParseUint(f[19], 10, 64)
+	return v
+}

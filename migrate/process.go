@@ -1,0 +1,143 @@
+//go:build linux
+
+package migrate
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/dockmove/dockmove/internal/criu"
+	"github.com/dockmove/dockmove/transfer"
+)
+
+// imagesDir is where the final dump goes in the source's work directory,
+// next to the pre-copy rounds.
+const imagesDir = "images"
+
+// inspectProcess checks that the process to move exists and names it.
+func (s *source) inspectProcess(ctx context.Context) error {
+	s.stage("inspect")
+	pid := s.cfg.Pid
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	if err != nil {
+		return fmt.Errorf("%w: process %d: %v", ErrCannotMove, pid, err)
+	}
+	if pid == os.Getpid() {
+		return fmt.Errorf("%w: process %d is migrate-src itself", ErrCannotMove, pid)
+	}
+	s.proc = &transfer.ProcessSpec{Name: processName(string(comm))}
+	if !initOfPIDNamespace(pid) {
+		s.log.Warn("the process is not the init of its own PID namespace: the destination must have its PIDs free",
+			"pid", pid, "hint", "start it with unshare --pid --fork")
+	}
+	return nil
+}
+
+// processName makes a command name fit the wire's name pattern.
+func processName(comm string) string {
+	b := []byte(strings.TrimSpace(comm))
+	for i, c := range b {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || (i > 0 && strings.IndexByte("_.+-", c) >= 0)
+		if !ok {
+			b[i] = '_'
+		}
+	}
+	if len(b) == 0 || b[0] == '_' {
+		b = append([]byte("p"), b...)
+	}
+	if len(b) > 64 {
+		b = b[:64]
+	}
+	return string(b)
+}
+
+// initOfPIDNamespace reports whether pid is PID 1 in its innermost PID
+// namespace.
+func initOfPIDNamespace(pid int) bool {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "NSpid:"); ok {
+			f := strings.Fields(rest)
+			return len(f) > 1 && f[len(f)-1] == "1"
+		}
+	}
+	return false
+}
+
+// treeRSS sums the resident memory of pid and its descendants: what a
+// process migration's images will hold.
+func treeRSS(pid int) int64 {
+	children := map[int][]int{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if pp := parentPID(p); pp > 0 {
+			children[pp] = append(children[pp], p)
+		}
+	}
+	var total int64
+	for todo := []int{pid}; len(todo) > 0; {
+		p := todo[len(todo)-1]
+		todo = append(todo[:len(todo)-1], children[p]...)
+		total += rss(p)
+	}
+	return total
+}
+
+func parentPID(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// pid (comm) state ppid ...: comm may hold spaces and parentheses.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 2 {
+		return 0
+	}
+	pp, _ := strconv.Atoi(f[1])
+	return pp
+}
+
+func rss(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/statm", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, _ := strconv.ParseInt(f[1], 10, 64)
+	return pages * int64(os.Getpagesize())
+}
+
+// dumpSpec describes the tree to dump and the container's writable layer
+// ("" for a process).
+func (s *source) dumpSpec(ctx context.Context) (criu.DumpSpec, string, error) {
+	if s.proc != nil {
+		return criu.DumpSpec{Pid: s.cfg.Pid, Process: true}, "", nil
+	}
+	r, err := s.dk.Inspect(ctx, s.ctr)
+	if err != nil {
+		return criu.DumpSpec{}, "", err
+	}
+	spec, err := dumpSpec(r)
+	return spec, r.GraphDriver.Data["UpperDir"], err
+}
+
+// imagesPath is the final dump's directory.
+func (s *source) imagesPath() string { return filepath.Join(s.dir, imagesDir) }

@@ -1,0 +1,123 @@
+#!/bin/bash
+# The VM test tier (make test-vm): pre-copy needs the kernel's soft-dirty
+# page tracking, which this project's hosts lack. This boots Debian
+# bookworm's cloud kernel (which has it) in QEMU with an initramfs built
+# from this host's binaries (busybox, criu and its libraries, kmod, our
+# agents) and runs the tests tagged vmtest inside (predump/vm_linux_test.go).
+#
+#   scripts/vm.sh            build what is missing, boot, run, exit with the tests' status
+#   VM_RUN='-test.run X'     pass arguments to the test binary
+#   VM_ACCEL=tcg             force TCG (default: KVM when /dev/kvm works, else TCG)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CACHE=/var/cache/dockmove/vm
+OUT=${VM_OUT:-/tmp/dockmove-vm}
+LOG=$OUT/console.log
+mkdir -p "$CACHE" "$OUT"
+log() { echo "vm: $*" >&2; }
+
+# QEMU and cpio, from Debian's packages.
+if ! command -v qemu-system-x86_64 >/dev/null || ! command -v cpio >/dev/null; then
+	log "installing qemu-system-x86 cpio"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends qemu-system-x86 cpio >/dev/null
+fi
+
+# The kernel: the package linux-image-cloud-amd64 currently depends on.
+pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+if [ -z "$pkg" ]; then
+	apt-get update -q >/dev/null
+	pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+fi
+kver=${pkg#linux-image-}
+kdir=$CACHE/$kver
+if [ ! -f "$kdir/root/boot/vmlinuz-$kver" ]; then
+	log "downloading $pkg"
+	rm -rf "$kdir" && mkdir -p "$kdir"
+	# (apt warns that it downloads as root, not _apt: harmless here)
+	(cd "$kdir" && apt-get download -q "$pkg" 2>&1 >/dev/null | grep -v 'unsandboxed as root' >&2 || true)
+	dpkg-deb -x "$kdir"/*.deb "$kdir/root"
+	rm -f "$kdir"/*.deb
+	depmod -b "$kdir/root" "$kver"
+fi
+
+# The initramfs root, rebuilt every run (our binaries change).
+root=$OUT/root
+rm -rf "$root"
+mkdir -p "$root"/{bin,sbin,etc,proc,sys,dev,tmp,run,lib/modules}
+cp /bin/busybox "$root/bin/busybox"
+file -L /bin/busybox | grep -q 'statically linked' || { log "busybox must be busybox-static"; exit 1; }
+
+# Dynamically linked host binaries with the libraries ldd names.
+copy_bin() {
+	local src=$1 dst=$root$1
+	mkdir -p "$(dirname "$dst")"
+	cp -L "$src" "$dst"
+	ldd "$src" 2>/dev/null | awk '/=> \//{print $3} /^\t\/[^ ]+ \(/{print $1}' | while read -r lib; do
+		mkdir -p "$root$(dirname "$lib")"
+		[ -e "$root$lib" ] || cp -L "$lib" "$root$lib"
+	done
+}
+copy_bin "$(command -v criu)"
+copy_bin "$(command -v kmod)"
+ln -s "$(command -v kmod)" "$root/sbin/modprobe"
+
+# Kernel modules CRIU needs (socket diagnostics, netlink, nftables), with
+# their dependencies as modprobe resolves them.
+mods="unix_diag inet_diag tcp_diag udp_diag netlink_diag af_packet_diag nfnetlink nf_tables veth tun"
+for m in $mods; do
+	modprobe -d "$kdir/root" -S "$kver" --show-depends "$m" 2>/dev/null | awk '$1=="insmod"{print $2}'
+done | sort -u | while read -r ko; do
+	rel=${ko#"$kdir/root"}
+	mkdir -p "$root$(dirname "$rel")"
+	cp "$ko" "$root$rel"
+done
+cp "$kdir/root/lib/modules/$kver"/modules.{order,builtin,builtin.modinfo} "$root/lib/modules/$kver/" 2>/dev/null || true
+depmod -b "$root" "$kver"
+echo "$mods" > "$root/etc/modules.list"
+
+# Our agents, the workload and the test binary, all static.
+CGO_ENABLED=0 go build -trimpath -o "$root/bin/" ./cmd/migrate-src ./cmd/migrate-dst ./cmd/workload
+CGO_ENABLED=0 go test -c -tags vmtest -o "$root/bin/vmtest" ./predump
+
+cat > "$root/init" <<'EOF'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin:/usr/local/sbin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
+mount -t tmpfs tmp /tmp
+mount -t tmpfs run /run
+for m in $(cat /etc/modules.list); do modprobe "$m" || echo "VMTEST modprobe $m failed"; done
+ip link set lo up
+echo 16777216 > /proc/sys/fs/pipe-max-size
+echo "VMTEST kernel $(uname -r), $(nproc) CPUs"
+criu check --feature mem_dirty_track && echo "VMTEST soft-dirty: yes"
+cd /tmp
+/bin/vmtest -test.v -test.timeout 15m $(cat /etc/vmtest.args)
+echo "VMTEST-EXIT $?"
+poweroff -f
+EOF
+chmod +x "$root/init"
+echo "${VM_RUN:-}" > "$root/etc/vmtest.args"
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$OUT/initrd.gz"
+log "kernel $kver, initramfs $(du -h "$OUT/initrd.gz" | cut -f1)"
+
+accel=${VM_ACCEL:-}
+if [ -z "$accel" ]; then
+	accel=tcg
+	if [ -w /dev/kvm ] && qemu-system-x86_64 -accel kvm -machine none -display none -S -daemonize -pidfile "$OUT/probe.pid" 2>/dev/null; then
+		kill "$(cat "$OUT/probe.pid")" 2>/dev/null || true
+		accel=kvm
+	fi
+fi
+cpu=max
+log "booting with $accel"
+start=$(date +%s)
+timeout 1200 qemu-system-x86_64 -accel "$accel" -cpu "$cpu" -m 3072 -smp 2 -nographic -no-reboot \
+	-kernel "$kdir/root/boot/vmlinuz-$kver" -initrd "$OUT/initrd.gz" \
+	-append "console=ttyS0 panic=-1 quiet" </dev/null | tee "$LOG" | grep --line-buffered -E '^(VMTEST|=== RUN|--- |    |PASS|FAIL|ok )' || true
+log "VM ran $(( $(date +%s) - start )) s ($accel); console log in $LOG"
+grep -q '^VMTEST-EXIT 0' "$LOG"
