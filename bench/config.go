@@ -12,21 +12,45 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
-// Strategy names in a benchmark. The first two are migrate-src's; the
-// last is the baseline a user would otherwise pick.
+// Strategy names in a benchmark: migrate-src's, where "precopy:POLICY"
+// is pre-copy with that convergence policy, and the baseline a user
+// would otherwise pick.
 const (
 	StopAndCopy      = "stop-and-copy"
 	Lazy             = "lazy"
+	Precopy          = "precopy" // adaptive policy
+	PrecopyPHaul     = "precopy:phaul"
+	PrecopyLXD       = "precopy:lxd"
+	Hybrid           = "hybrid"
 	DockerCheckpoint = "docker-checkpoint"
 )
 
+// PrecopyStrategies need dirty-memory tracking on the source host; Run
+// adds them to the default set where the kernel has it.
+var PrecopyStrategies = []string{Precopy, PrecopyPHaul, PrecopyLXD, Hybrid}
+
+// agentArgs are migrate-src's flags for a benchmark strategy.
+func agentArgs(strategy string) []string {
+	s, policy, ok := strings.Cut(strategy, ":")
+	if !ok {
+		return []string{"--strategy", s}
+	}
+	return []string{"--strategy", s, "--precopy-policy", policy}
+}
+
 // Config is one benchmark run.
 type Config struct {
-	// Strategies to measure. Default all three.
+	// Strategies to measure. Default stop-and-copy, lazy and the Docker
+	// baseline, plus PrecopyStrategies where the kernel tracks dirty
+	// memory (AddPrecopy).
 	Strategies []string
+	// AddPrecopy adds PrecopyStrategies to Strategies when this host's
+	// kernel can pre-dump; the report says when it cannot. Default true.
+	AddPrecopy bool
 	// SizesMiB are the workload's memory sizes. Default 64, 256, 1024, 2048.
 	SizesMiB []int
 	// DirtyRates are the workload's dirtied pages per second. Default 0 and
@@ -77,7 +101,7 @@ func (c Config) Validate() error {
 		return errors.New("bench: redis dataset size must be positive")
 	}
 	for _, s := range c.Strategies {
-		if !slices.Contains([]string{StopAndCopy, Lazy, DockerCheckpoint}, s) {
+		if !slices.Contains(append([]string{StopAndCopy, Lazy, DockerCheckpoint}, PrecopyStrategies...), s) {
 			return fmt.Errorf("bench: unknown strategy %q", s)
 		}
 	}

@@ -208,7 +208,7 @@ func (l *redisLoad) stop() (time.Duration, error) {
 // redis measures one migration of redis-server under load.
 func (r *runner) redis(ctx context.Context, strategy string, rep int) Result {
 	res := Result{Workload: "redis", Strategy: strategy, MemMiB: r.cfg.RedisMiB, Rep: rep}
-	name := fmt.Sprintf("bench-redis-%s-%d", strategy, rep)
+	name := fmt.Sprintf("bench-redis-%s-%d", containerSafe(strategy), rep)
 	defer r.remove(name)
 	keys := r.cfg.RedisMiB << 20 / redisValueSize
 	addr, err := r.startRedis(ctx, name, keys)
@@ -248,7 +248,7 @@ func (r *runner) redis(ctx context.Context, strategy string, rep int) Result {
 		load.mu.Unlock()
 	} else {
 		cpu := r.dst.CPUTime()
-		run := lab.RunSource(ctx, r.h1, r.h2, r.cfg.Bin, name, nil, "--strategy", strategy)
+		run := lab.RunSource(ctx, r.h1, r.h2, r.cfg.Bin, name, nil, agentArgs(strategy)...)
 		res.CPUDestMs, res.CPUSourceMs = ms(r.dst.CPUTime()-cpu), ms(run.CPU)
 		err = run.Err
 		var rp migrate.Report

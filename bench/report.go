@@ -5,6 +5,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dockmove/dockmove/internal/criu"
 	"github.com/dockmove/dockmove/internal/lab"
 )
 
@@ -22,6 +24,7 @@ type Report struct {
 	Date    string    `json:"date"`
 	Machine string    `json:"machine"`
 	Config  Config    `json:"config"`
+	Notes   []string  `json:"notes,omitempty"`
 	Results []Result  `json:"results"`
 	Summary []Summary `json:"summary"`
 }
@@ -70,11 +73,16 @@ func Run(ctx context.Context, cfg Config, progress func(string)) (*Report, error
 			return nil, err
 		}
 	}
+	notes, err := precopyStrategies(ctx, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	r.cfg = cfg
 	if r.dst, err = lab.StartDestination(r.h2, cfg.Bin); err != nil {
 		return nil, err
 	}
 	defer r.dst.Stop()
-	rep := &Report{Date: time.Now().UTC().Format(time.RFC3339), Machine: machine(), Config: cfg}
+	rep := &Report{Date: time.Now().UTC().Format(time.RFC3339), Machine: machine(), Config: cfg, Notes: notes}
 	add := func(res Result) {
 		rep.Results = append(rep.Results, res)
 		// Written after every case, so an interrupted run keeps its figures.
@@ -115,6 +123,31 @@ func Run(ctx context.Context, cfg Config, progress func(string)) (*Report, error
 	}
 	rep.Summary = summarize(rep.Results)
 	return rep, rep.Write(cfg.Out)
+}
+
+// precopyStrategies adds the pre-copy strategies where this host's kernel
+// tracks dirty memory, refuses them where it cannot, and says what it did.
+func precopyStrategies(ctx context.Context, cfg *Config) ([]string, error) {
+	caps, err := criu.Probe(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	asked := slices.ContainsFunc(cfg.Strategies, func(s string) bool { return slices.Contains(PrecopyStrategies, s) })
+	switch {
+	case caps.MemTrack && cfg.AddPrecopy:
+		for _, s := range PrecopyStrategies {
+			if !slices.Contains(cfg.Strategies, s) {
+				cfg.Strategies = append(cfg.Strategies, s)
+			}
+		}
+		return nil, nil
+	case caps.MemTrack:
+		return nil, nil
+	case asked:
+		return nil, errors.New("bench: pre-copy strategies need a kernel that tracks dirty memory (soft-dirty); this one does not (criu check --feature mem_dirty_track)")
+	}
+	return []string{"No pre-copy or hybrid rows: this host's kernel cannot track dirty memory (no soft-dirty: criu check --feature mem_dirty_track fails). " +
+		"make test-vm measures them in a VM with a kernel that can."}, nil
 }
 
 // Load reads a report.json written by Run, recomputing its summary, so a
@@ -244,6 +277,9 @@ func (r *Report) Markdown() string {
 	fmt.Fprintf(&b, "Freeze (agents): frozen on host1 → running on host2 (Docker: `checkpoint create` → `start --checkpoint` returned, one host).\n")
 	fmt.Fprintf(&b, "Freeze (app): longest heartbeat gap seen by a client outside the container (redis: slowest request).\n")
 	fmt.Fprintf(&b, "× Docker: Docker's median freeze divided by this one. Min / median over %d repetitions.\n\n", r.Config.Reps)
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, "%s\n\n", n)
+	}
 	b.WriteString("| workload | strategy | memory | dirty pages/s | freeze agents min / median (ms) | freeze app min / median (ms) | total median (ms) | wire (MiB) | agents CPU (ms) | × Docker | failed |\n")
 	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range r.Summary {

@@ -53,7 +53,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // synthetic measures one migration of the workload container.
 func (r *runner) synthetic(ctx context.Context, strategy string, mib, dirty, rep int) Result {
 	res := Result{Workload: "synthetic", Strategy: strategy, MemMiB: mib, DirtyRate: dirty, Rep: rep}
-	name := fmt.Sprintf("bench-%s-%d-%d-%d", strategy, mib, dirty, rep)
+	name := fmt.Sprintf("bench-%s-%d-%d-%d", containerSafe(strategy), mib, dirty, rep)
 	defer r.remove(name)
 	addr, err := r.startWorkload(ctx, name, mib, dirty)
 	if err != nil {
@@ -127,7 +127,7 @@ func (r *runner) migrate(ctx context.Context, name, addr, strategy string, res *
 	}
 	cpuDst := r.dst.CPUTime()
 	mctx, cancel := context.WithTimeout(ctx, r.cfg.CaseTimeout)
-	run := lab.RunSource(mctx, r.h1, r.h2, r.cfg.Bin, name, nil, "--strategy", strategy)
+	run := lab.RunSource(mctx, r.h1, r.h2, r.cfg.Bin, name, nil, agentArgs(strategy)...)
 	timedOut := mctx.Err() != nil && ctx.Err() == nil
 	cancel()
 	res.CPUDestMs = ms(r.dst.CPUTime() - cpuDst)
@@ -214,3 +214,6 @@ func whyFailed(stderr string) string {
 	}
 	return lines[len(lines)-1]
 }
+
+// containerSafe makes a strategy name usable in a container name.
+func containerSafe(strategy string) string { return strings.ReplaceAll(strategy, ":", "-") }

@@ -62,7 +62,7 @@ func setup(t *testing.T) env {
 			buildErr = err
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", buildDir+"/", "./cmd/migrate-src", "./cmd/migrate-dst")
+		cmd := exec.Command("go", "build", "-o", buildDir+"/", "./cmd/migrate-src", "./cmd/migrate-dst", "./cmd/workload")
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {

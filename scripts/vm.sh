@@ -7,7 +7,7 @@
 #
 #   scripts/vm.sh            build what is missing, boot, run, exit with the tests' status
 #   VM_RUN='-test.run X'     pass arguments to the test binary
-#   VM_ACCEL=tcg             force TCG (default: KVM when /dev/kvm works, else TCG)
+#   VM_ACCEL=kvm             use KVM instead of TCG
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -105,14 +105,9 @@ echo "${VM_RUN:-}" > "$root/etc/vmtest.args"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$OUT/initrd.gz"
 log "kernel $kver, initramfs $(du -h "$OUT/initrd.gz" | cut -f1)"
 
-accel=${VM_ACCEL:-}
-if [ -z "$accel" ]; then
-	accel=tcg
-	if [ -w /dev/kvm ] && qemu-system-x86_64 -accel kvm -machine none -display none -S -daemonize -pidfile "$OUT/probe.pid" 2>/dev/null; then
-		kill "$(cat "$OUT/probe.pid")" 2>/dev/null || true
-		accel=kvm
-	fi
-fi
+# TCG by default: this project's machines expose /dev/kvm, but a nested
+# guest hung in its firmware there. VM_ACCEL=kvm where KVM works.
+accel=${VM_ACCEL:-tcg}
 cpu=max
 log "booting with $accel"
 start=$(date +%s)

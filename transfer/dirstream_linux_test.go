@@ -484,3 +484,49 @@ func TestTruncatedSessionStream(t *testing.T) {
 		})
 	}
 }
+
+// TestSendDirSkipping leaves out the named top-level entries only: a CRIU
+// image directory's local "parent" link, not a nested entry of that name.
+func TestSendDirSkipping(t *testing.T) {
+	src := t.TempDir()
+	for _, f := range []string{"pages-1.img", "sub/parent"} {
+		os.MkdirAll(filepath.Join(src, filepath.Dir(f)), 0o700)
+		if err := os.WriteFile(filepath.Join(src, f), []byte(f), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("../round-1", filepath.Join(src, "parent")); err != nil {
+		t.Fatal(err)
+	}
+	tr := transports[0]
+	a, b, ccfg, scfg := tr.connect(t, testConfig(RoleSource), testConfig(RoleDestination))
+	c, s := establishPair(testContext(t), a, b, ccfg, scfg)
+	if c.err != nil || s.err != nil {
+		t.Fatal(c.err, s.err)
+	}
+	defer c.s.Close()
+	defer s.s.Close()
+	ctx := testContext(t)
+	dst := filepath.Join(t.TempDir(), "images")
+	got := make(chan error, 1)
+	go func() {
+		// The image policy refuses a link out of the tree: had "parent"
+		// been sent, this would fail.
+		_, err := s.s.ReceiveDir(ctx, "images", dst, ImagePolicy())
+		got <- err
+	}()
+	if _, err := c.s.SendDirSkipping(ctx, "images", src, []string{"parent"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(dst, "parent")); !os.IsNotExist(err) {
+		t.Fatalf("parent was sent: %v", err)
+	}
+	for _, f := range []string{"pages-1.img", "sub/parent"} {
+		if b, err := os.ReadFile(filepath.Join(dst, f)); err != nil || string(b) != f {
+			t.Fatalf("%s: %q %v", f, b, err)
+		}
+	}
+}

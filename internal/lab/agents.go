@@ -159,7 +159,10 @@ func RunSource(ctx context.Context, h1, h2 Host, bin, name string, onLine func(l
 		"--work-dir", h1.WorkDir(),
 		"--tls-dir", filepath.Join(TLSDir, h1.Name),
 		"--json"}, extra...)
-	cmd := h1.Command(ctx, filepath.Join(bin, "migrate-src"), append(args, name)...)
+	if name != "" { // "" when extra names the target (--pid)
+		args = append(args, name)
+	}
+	cmd := h1.Command(ctx, filepath.Join(bin, "migrate-src"), args...)
 	var stdout bytes.Buffer
 	cmd.Stdout = &stdout
 	pr, pw := io.Pipe()

@@ -1,0 +1,52 @@
+package transfer
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestMigrationMessageValidation checks what the destination refuses from
+// the wire for the pre-copy and process messages.
+func TestMigrationMessageValidation(t *testing.T) {
+	id := strings.Repeat("ab", 16)
+	proc := func(name string) *Preflight {
+		return &Preflight{MigrationID: id, Strategy: StrategyPrecopy, Process: &ProcessSpec{Name: name}}
+	}
+	withImage := proc("workload")
+	withImage.ImageLayers = []string{"sha256:" + strings.Repeat("0", 64)}
+	withRootfs := proc("workload")
+	withRootfs.Sizes.Rootfs = 1
+	badStrategy := proc("workload")
+	badStrategy.Strategy = "auto"
+	cases := []struct {
+		name string
+		msg  Message
+		ok   bool
+	}{
+		{"first round", &PreRound{Index: 1}, true},
+		{"last allowed round", &PreRound{Index: MaxPreRounds}, true},
+		{"round zero", &PreRound{Index: 0}, false},
+		{"too many rounds", &PreRound{Index: MaxPreRounds + 1}, false},
+		{"negative round", &PreRound{Index: -1, Done: true}, false},
+		{"done after none", &PreRound{Index: 0, Done: true}, true},
+		{"done after three", &PreRound{Index: 3, Done: true}, true},
+		{"process preflight", proc("workload"), true},
+		{"hybrid process preflight", &Preflight{MigrationID: id, Strategy: StrategyHybrid, Process: &ProcessSpec{Name: "redis-server"}}, true},
+		{"process name with a slash", proc("../etc"), false},
+		{"process name with a space", proc("a b"), false},
+		{"empty process name", proc(""), false},
+		{"process with an image", withImage, false},
+		{"process with a file system", withRootfs, false},
+		{"auto never travels", badStrategy, false},
+		{"process restored", &Restored{Pid: 42, RestoreMillis: 5}, true},
+		{"restored without container or pid", &Restored{RestoreMillis: 5}, false},
+		{"negative pid", &Restored{ContainerID: strings.Repeat("a", 64), Pid: -1}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if err := c.msg.Validate(); (err == nil) != c.ok {
+				t.Fatalf("Validate() = %v, want ok=%v", err, c.ok)
+			}
+		})
+	}
+}
