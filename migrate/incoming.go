@@ -74,14 +74,7 @@ func (in *incoming) run(ctx context.Context) (err error) {
 	if err := in.srv.saveState(&in.state); err != nil {
 		return err
 	}
-	defer func() {
-		if in.pages != nil && err != nil {
-			in.pages.Stop()
-		}
-		if err != nil {
-			in.srv.abandon(context.WithoutCancel(ctx), &in.state, err)
-		}
-	}()
+	defer in.undoOnFailure(ctx, &err)
 	if err := in.sess.Send(ctx, ok); err != nil {
 		return err
 	}
@@ -109,6 +102,18 @@ func (in *incoming) run(ctx context.Context) (err error) {
 		return err
 	}
 	return in.commit(ctx)
+}
+
+// undoOnFailure undoes what this host made for the migration when *err
+// is set as the run ends (see abandon for what stays).
+func (in *incoming) undoOnFailure(ctx context.Context, err *error) {
+	if *err == nil {
+		return
+	}
+	if in.pages != nil {
+		in.pages.Stop()
+	}
+	in.srv.abandon(context.WithoutCancel(ctx), &in.state, *err)
 }
 
 // refuse answers the preflight with the reason.
@@ -436,6 +441,11 @@ func (in *incoming) awaitPages(ctx context.Context) error {
 
 // finish removes what the committed migration no longer needs.
 func (in *incoming) finish() {
+	if in.state.ProcessDir != "" {
+		os.RemoveAll(in.state.ProcessDir)
+		in.srv.dropState(&in.state)
+		return
+	}
 	dir, _ := shim.ContainerDir(in.srv.cfg.RuntimeState, in.state.ContainerID)
 	shim.RemoveState(dir)
 	if in.state.Staging != "" {

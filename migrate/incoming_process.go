@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -42,14 +41,7 @@ func (in *incoming) runProcess(ctx context.Context) (err error) {
 		os.RemoveAll(dir)
 		return err
 	}
-	defer func() {
-		if in.pages != nil && err != nil {
-			in.pages.Stop()
-		}
-		if err != nil {
-			in.srv.abandon(context.WithoutCancel(ctx), &in.state, err)
-		}
-	}()
+	defer in.undoOnFailure(ctx, &err)
 	if err := in.sess.Send(ctx, &transfer.PreflightOK{}); err != nil {
 		return err
 	}
@@ -71,7 +63,7 @@ func (in *incoming) runProcess(ctx context.Context) (err error) {
 	if err := in.restoreProcess(ctx, images, filepath.Join(dir, "work")); err != nil {
 		return err
 	}
-	return in.commitProcess(ctx)
+	return in.commit(ctx)
 }
 
 func (in *incoming) restoreProcess(ctx context.Context, images, work string) error {
@@ -106,21 +98,6 @@ func (in *incoming) restoreProcess(ctx context.Context, images, work string) err
 	return in.sess.Send(ctx, msg)
 }
 
-// commitProcess is commit for a process: the images go once the source
-// confirmed (or every page arrived).
-func (in *incoming) commitProcess(ctx context.Context) error {
-	if in.pages != nil {
-		if err := in.awaitPages(ctx); err != nil {
-			return err
-		}
-	} else if _, err := transfer.Expect[*transfer.Commit](ctx, in.sess); err != nil {
-		return err
-	}
-	os.RemoveAll(in.state.ProcessDir)
-	in.srv.dropState(&in.state)
-	return in.sess.Send(ctx, &transfer.Done{})
-}
-
 // abandonProcess undoes a failed process migration, with the container
 // rules of abandon: removed before it was reported restored, or when its
 // memory is still on the source; stopped (SIGSTOP) and left to the
@@ -153,13 +130,8 @@ func (s *Server) abandonProcess(st *migrationState, cause error, log *slog.Logge
 // startTime is pid's start time in clock ticks since boot (0 if it is
 // gone): with the PID, it identifies a process across PID reuse.
 func startTime(pid int) uint64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	// After the comm: state is field 3 of stat, starttime field 22.
+	f := statFields(pid)
+	// Field 22 of stat; statFields starts at field 3.
 	if len(f) < 20 {
 		return 0
 	}

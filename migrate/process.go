@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -98,18 +97,23 @@ func treeRSS(pid int) int64 {
 }
 
 func parentPID(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// pid (comm) state ppid ...: comm may hold spaces and parentheses.
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	f := statFields(pid)
 	if len(f) < 2 {
 		return 0
 	}
 	pp, _ := strconv.Atoi(f[1])
 	return pp
+}
+
+// statFields returns /proc/PID/stat's fields after the command name (the
+// state first), or nil: the name may hold spaces and parentheses.
+func statFields(pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	s := string(b)
+	return strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 }
 
 func rss(pid int) int64 {
@@ -138,6 +142,3 @@ func (s *source) dumpSpec(ctx context.Context) (criu.DumpSpec, string, error) {
 	spec, err := dumpSpec(r)
 	return spec, r.GraphDriver.Data["UpperDir"], err
 }
-
-// imagesPath is the final dump's directory.
-func (s *source) imagesPath() string { return filepath.Join(s.dir, imagesDir) }
