@@ -5,7 +5,7 @@ export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 BIN := bin
 
-.PHONY: bench bench-transfer all build deps lab-up lab-down lab-purge lab-status images test test-unit test-vm vet fuzz demo clean
+.PHONY: bench bench-transfer all build deps lab-up lab-down lab-purge lab-status images test test-unit test-vm bench-vm vet fuzz demo clean
 
 all: build
 
@@ -51,7 +51,13 @@ test: deps lab-up vet
 # cloud kernel) in QEMU and runs the pre-copy and hybrid tests inside
 # (scripts/vm.sh; about a minute under TCG).
 test-vm:
-	bash scripts/vm.sh
+	VM_RUN='-test.skip PolicyComparison' bash scripts/vm.sh
+
+# bench-vm compares the pre-copy policies in that VM (one migration per
+# policy and dirty rate) and writes the table to bench/results/vm-precopy.md.
+bench-vm:
+	VM_RUN='-test.run PolicyComparison' bash scripts/vm.sh
+	bash scripts/vm.sh table > bench/results/vm-precopy.md
 
 # test-unit runs what needs neither root nor the lab.
 test-unit:

@@ -39,8 +39,11 @@ type incoming struct {
 }
 
 func (in *incoming) name() string {
-	if in.pre == nil {
+	switch {
+	case in.pre == nil:
 		return ""
+	case in.pre.Process != nil:
+		return "process " + in.pre.Process.Name
 	}
 	return in.pre.Container.Name
 }
@@ -407,7 +410,14 @@ func (in *incoming) commit(ctx context.Context) error {
 		return err
 	}
 	in.finish()
-	return in.sess.Send(ctx, &transfer.Done{})
+	// Committed: whatever happens to the acknowledgement, the copy here is
+	// the container now. The source closes the connection as soon as it
+	// reads it, which can fail this send although it was delivered; it
+	// must never make this host undo (pause or stop) a committed copy.
+	if err := in.sess.Send(ctx, &transfer.Done{}); err != nil {
+		in.log.Warn("committed; the acknowledgement may not have reached the source", "container", in.name(), "err", err)
+	}
+	return nil
 }
 
 // awaitPages waits for both the daemon and the source's commit.

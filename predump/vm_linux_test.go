@@ -248,3 +248,36 @@ func TestVMAutoPicksHybrid(t *testing.T) {
 		t.Errorf("hybrid reported no post-copy completion time")
 	}
 }
+
+// TestVMPolicyComparison is the VM tier's benchmark (make bench-vm, not
+// part of make test-vm): each convergence policy on the same workload at
+// a low and a high dirty rate, one table row per migration. It checks
+// only that every migration moved the memory intact.
+func TestVMPolicyComparison(t *testing.T) {
+	var rows []string
+	for _, dirty := range []int{16, 1024} {
+		for _, policy := range predump.Policies {
+			name := fmt.Sprintf("cmp-%s-%d", policy, dirty)
+			p := startWorkload(t, name, dirty)
+			time.Sleep(time.Second)
+			before := query(t, p.cmd.Process.Pid, p.status)
+			rep := migrateSrc(t, p.cmd.Process.Pid, "--strategy", "precopy", "--precopy-policy", policy)
+			<-p.exited
+			after := query(t, rep.Pid, p.status)
+			syscall.Kill(rep.Pid, syscall.SIGKILL)
+			if after.Bad != 0 || after.Counter <= before.Counter {
+				t.Fatalf("%s: restored memory %+v", name, after)
+			}
+			var written []string
+			for _, r := range rep.PreCopy.Rounds {
+				written = append(written, fmt.Sprint(r.PagesWritten))
+			}
+			last := rep.PreCopy.Decisions[len(rep.PreCopy.Decisions)-1]
+			rows = append(rows, fmt.Sprintf("| %s | %d | %d | %s | %d | %.1f | %d | %d | %s |", policy, dirty, len(rep.PreCopy.Rounds),
+				strings.Join(written, ", "), rep.Dump.PagesWritten, float64(rep.BytesWire)/(1<<20), rep.FreezeTime.Milliseconds(),
+				last.PredictedFreeze.Milliseconds(), last.Reason))
+		}
+	}
+	t.Logf("VMBENCH\n| policy | dirty pages/s | rounds | pages written per round | final dump pages | wire (MiB) | freeze (ms) | predicted (ms) | why it stopped |\n|---|---:|---:|---|---:|---:|---:|---:|---|\n%s",
+		strings.Join(rows, "\n"))
+}

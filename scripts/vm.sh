@@ -8,12 +8,21 @@
 #   scripts/vm.sh            build what is missing, boot, run, exit with the tests' status
 #   VM_RUN='-test.run X'     pass arguments to the test binary
 #   VM_ACCEL=kvm             use KVM instead of TCG
+#   scripts/vm.sh table      print the last run's policy comparison (make bench-vm) as Markdown
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CACHE=/var/cache/dockmove/vm
 OUT=${VM_OUT:-/tmp/dockmove-vm}
 LOG=$OUT/console.log
+
+if [ "${1:-}" = table ]; then
+	printf '# Pre-copy policies in the VM tier (make bench-vm)\n\n%s, Debian %s under QEMU TCG, where everything is far slower than on the host (transfers ran at about 7-20 MiB/s).\n' \
+		"$(date -u -r "$LOG" +%F)" "$(grep -a -o 'kernel [^,]*' "$LOG" | head -1)"
+	printf 'One migration of a 32 MiB workload process (--pid) per policy and dirty rate; default limits (8 rounds, 500 ms target, 300 ms restore floor).\n\n'
+	awk '{sub(/\r$/, "")} /VMBENCH/{on=1; next} on && /^ *\|/{sub(/^ +/, ""); print; next} on{exit}' "$LOG"
+	exit 0
+fi
 mkdir -p "$CACHE" "$OUT"
 log() { echo "vm: $*" >&2; }
 
