@@ -55,7 +55,7 @@ root=$OUT/root
 rm -rf "$root"
 mkdir -p "$root"/{bin,sbin,etc,proc,sys,dev,tmp,run,lib/modules}
 cp /bin/busybox "$root/bin/busybox"
-file -L /bin/busybox | grep -q 'statically linked' || { log "busybox must be busybox-static"; exit 1; }
+if ldd /bin/busybox >/dev/null 2>&1; then log "/bin/busybox must be busybox-static (make deps installs it)"; exit 1; fi
 
 # Dynamically linked host binaries with the libraries ldd names.
 copy_bin() {
