@@ -50,13 +50,13 @@ test: deps lab-up vet
 # test-vm boots a kernel with soft-dirty page tracking (Debian bookworm's
 # cloud kernel) in QEMU and runs the pre-copy and hybrid tests inside
 # (scripts/vm.sh; about a minute under TCG).
-test-vm:
+test-vm: lab-up
 	VM_RUN='-test.skip PolicyComparison' bash scripts/vm.sh
 
 # bench-vm compares the pre-copy policies in that VM (one migration per
 # policy and dirty rate) and writes the table to bench/results/vm-precopy.md.
 bench-vm:
-	VM_RUN='-test.run PolicyComparison' bash scripts/vm.sh
+	VM_DOCKER=0 VM_RUN='-test.run PolicyComparison' bash scripts/vm.sh
 	bash scripts/vm.sh table > bench/results/vm-precopy.md
 
 # test-unit runs what needs neither root nor the lab.

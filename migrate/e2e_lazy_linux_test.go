@@ -18,7 +18,7 @@ func TestLazyMigration256MiB(t *testing.T) {
 	ctx := ctxFor(t, 3*time.Minute)
 	startDst(t, e)
 	name := unique("lazy")
-	addr := runWorkloadMiB(t, ctx, e, name, lab.WorkloadImage, 256)
+	addr := runWorkloadMiB(t, ctx, e, name, lab.WorkloadImage, 256, 500)
 	before := waitBeat(t, ctx, addr, 0)
 	report, stderr, err := runSrc(ctx, e, name, nil, "--strategy", "lazy")
 	if err != nil {
@@ -51,7 +51,7 @@ func TestLazyLinkCutDuringPostCopy(t *testing.T) {
 	ctx := ctxFor(t, 4*time.Minute)
 	startDst(t, e)
 	name := unique("cut")
-	addr := runWorkloadMiB(t, ctx, e, name, lab.WorkloadImage, 1024)
+	addr := runWorkloadMiB(t, ctx, e, name, lab.WorkloadImage, 1024, 500)
 	before := waitBeat(t, ctx, addr, 0)
 	rules := [][]string{
 		{"OUTPUT", "-d", e.h2.Addr, "-p", "tcp", "--dport", dstPort, "-j", "DROP"},

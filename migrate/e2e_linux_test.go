@@ -53,6 +53,11 @@ func setup(t *testing.T) env {
 	_, err := os.Stat(filepath.Join(labTLS, "host2", "key.pem"))
 	lab.SkipUnless(t, err == nil, "lab TLS credentials in "+labTLS+" (run: make lab-up)")
 	buildOnce.Do(func() {
+		if dir := os.Getenv("DOCKMOVE_BIN"); dir != "" {
+			// Prebuilt (the VM tier has no Go toolchain).
+			buildDir = dir
+			return
+		}
 		buildDir, buildErr = os.MkdirTemp("", "dockmove-e2e-")
 		if buildErr != nil {
 			return
@@ -141,14 +146,15 @@ func waitGoneFromHost2(t *testing.T, ctx context.Context, e env, name string, wi
 // heartbeat address.
 func runWorkload(t *testing.T, ctx context.Context, e env, name string, image string, args ...string) string {
 	t.Helper()
-	return runWorkloadMiB(t, ctx, e, name, image, 64, args...)
+	return runWorkloadMiB(t, ctx, e, name, image, 64, 500, args...)
 }
 
-// runWorkloadMiB is runWorkload holding mib MiB.
-func runWorkloadMiB(t *testing.T, ctx context.Context, e env, name string, image string, mib int, args ...string) string {
+// runWorkloadMiB is runWorkload holding mib MiB and dirtying dirty pages
+// per second.
+func runWorkloadMiB(t *testing.T, ctx context.Context, e env, name string, image string, mib, dirty int, args ...string) string {
 	t.Helper()
 	argv := append([]string{"run", "-d", "--pull", "never", "--name", name, "--network", e.h1.Network}, args...)
-	argv = append(argv, image, "/usr/local/bin/workload", "--data-dir", "/data", "--mem-mib", fmt.Sprint(mib), "--dirty-pages-per-sec", "500", "--verify-every", "1s")
+	argv = append(argv, image, "/usr/local/bin/workload", "--data-dir", "/data", "--mem-mib", fmt.Sprint(mib), "--dirty-pages-per-sec", fmt.Sprint(dirty), "--verify-every", "1s")
 	if _, err := e.h1.Docker(ctx, argv...); err != nil {
 		t.Fatal(err)
 	}

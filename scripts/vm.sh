@@ -8,6 +8,7 @@
 #   scripts/vm.sh            build what is missing, boot, run, exit with the tests' status
 #   VM_RUN='-test.run X'     pass arguments to the test binary
 #   VM_ACCEL=kvm             use KVM instead of TCG
+#   VM_DOCKER=0              leave out the two-dockerd lab (default: included; needs make lab-up for its images)
 #   scripts/vm.sh table      print the last run's policy comparison (make bench-vm) as Markdown
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -71,11 +72,48 @@ copy_bin "$(command -v criu)"
 copy_bin "$(command -v kmod)"
 ln -s "$(command -v kmod)" "$root/sbin/modprobe"
 
+# Our agents, the workload and the test binary, all static.
+CGO_ENABLED=0 go build -trimpath -o "$root/bin/" ./cmd/migrate-src ./cmd/migrate-dst ./cmd/workload
+CGO_ENABLED=0 go test -c -tags vmtest -o "$root/bin/vmtest" ./predump
+
+# The lab of two Docker hosts, as scripts/lab.sh makes it on this machine:
+# Debian's dockerd, containerd, runc and docker CLI with their libraries,
+# bash, iproute2, nsenter, iptables (nft) with its extensions, the lab's
+# images saved from this machine's lab, and the migrate package's tests.
+mods=""
+if [ "${VM_DOCKER:-1}" = 1 ]; then
+	# GNU tar and gzip: CRIU archives the container's tmpfs mounts with them.
+	for b in bash ip nsenter tar gzip dockerd containerd containerd-shim-runc-v2 runc xtables-nft-multi; do
+		copy_bin "$(command -v "$b")"
+	done
+	copy_bin /usr/bin/docker
+	for t in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
+		ln -sf xtables-nft-multi "$root/usr/sbin/$t"
+	done
+	xt=/usr/lib/x86_64-linux-gnu/xtables
+	mkdir -p "$root$xt"
+	for so in "$xt"/*.so; do copy_bin "$so"; done
+	mkdir -p "$root/repo/scripts" "$root/repo/bin" "$root/repo/images"
+	cp scripts/lab.sh scripts/lab-runtime.sh "$root/repo/scripts/"
+	CGO_ENABLED=0 go build -trimpath -o "$root/repo/bin/" ./cmd/migrate-src ./cmd/migrate-dst ./cmd/dockmove-runtime ./cmd/workload
+	CGO_ENABLED=0 go test -c -tags vmtest -o "$root/bin/migratetest" ./migrate
+	sock=$(bash scripts/lab.sh env host1 | sed -n 's/^LAB_DOCKER_HOST=//p')
+	for img in dockmove/workload:lab dockmove/busybox:lab; do
+		docker -H "$sock" save "$img" > "$root/repo/images/${img//[\/:]/_}.tar" ||
+			{ log "the lab's image $img is missing: run make lab-up first"; exit 1; }
+	done
+	printf 'root:x:0:0:root:/root:/bin/sh\n' > "$root/etc/passwd"
+	printf 'root:x:0:\n' > "$root/etc/group"
+	mods="$mods overlay bridge veth macvlan br_netfilter nft_compat nft_chain_nat nf_nat nf_conntrack xt_conntrack xt_addrtype xt_MASQUERADE xt_comment nft_counter nf_conntrack_netlink"
+	docker_lab=1
+fi
+
 # Kernel modules CRIU needs (socket diagnostics, netlink, nftables), with
 # their dependencies as modprobe resolves them.
-mods="unix_diag inet_diag tcp_diag udp_diag netlink_diag af_packet_diag nfnetlink nf_tables veth tun"
+mods="unix_diag inet_diag tcp_diag udp_diag netlink_diag af_packet_diag nfnetlink nf_tables veth tun $mods"
 for m in $mods; do
-	modprobe -d "$kdir/root" -S "$kver" --show-depends "$m" 2>/dev/null | awk '$1=="insmod"{print $2}'
+	# (built-in or absent modules print nothing)
+	modprobe -d "$kdir/root" -S "$kver" --show-depends "$m" 2>/dev/null | awk '$1=="insmod"{print $2}' || true
 done | sort -u | while read -r ko; do
 	rel=${ko#"$kdir/root"}
 	mkdir -p "$root$(dirname "$rel")"
@@ -85,14 +123,18 @@ cp "$kdir/root/lib/modules/$kver"/modules.{order,builtin,builtin.modinfo} "$root
 depmod -b "$root" "$kver"
 echo "$mods" > "$root/etc/modules.list"
 
-# Our agents, the workload and the test binary, all static.
-CGO_ENABLED=0 go build -trimpath -o "$root/bin/" ./cmd/migrate-src ./cmd/migrate-dst ./cmd/workload
-CGO_ENABLED=0 go test -c -tags vmtest -o "$root/bin/vmtest" ./predump
-
 cat > "$root/init" <<'EOF'
 #!/bin/busybox sh
+# runc cannot pivot_root out of an initramfs: move to a tmpfs root first.
+if [ ! -e /.tmpfs-root ]; then
+	/bin/busybox mkdir -p /newroot
+	/bin/busybox mount -t tmpfs -o size=90% newroot /newroot
+	for d in /*; do [ "$d" = /newroot ] || /bin/busybox cp -a "$d" /newroot/; done
+	/bin/busybox touch /newroot/.tmpfs-root
+	exec /bin/busybox switch_root /newroot /init
+fi
 /bin/busybox --install -s /bin
-export PATH=/bin:/sbin:/usr/bin:/usr/sbin:/usr/local/sbin
+export PATH=/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
@@ -106,11 +148,34 @@ echo "VMTEST kernel $(uname -r), $(nproc) CPUs"
 criu check --feature mem_dirty_track && echo "VMTEST soft-dirty: yes"
 cd /tmp
 /bin/vmtest -test.v -test.timeout 15m $(cat /etc/vmtest.args)
-echo "VMTEST-EXIT $?"
+rc=$?
+if [ -x /bin/migratetest ] && [ $rc = 0 ]; then
+	# cgroup v1 hierarchies as on the lab's hosts, then the lab itself.
+	mount -t tmpfs cgroup /sys/fs/cgroup
+	for c in $(awk 'NR>1 && $4==1 {print $1}' /proc/cgroups); do
+		mkdir -p /sys/fs/cgroup/$c && mount -t cgroup -o $c cgroup /sys/fs/cgroup/$c
+	done
+	mkdir -p /var/lib /var/log /run/netns /usr/local/bin
+	mount -t tmpfs varlib /var/lib
+	echo 1 > /proc/sys/net/ipv4/ip_forward
+	cd /repo
+	if bash scripts/lab.sh up; then
+		for h in host1 host2; do
+			for t in images/*.tar; do DOCKER_HOST=unix:///run/dockmove-lab/$h.sock docker load -q -i $t; done
+		done
+		bash scripts/lab-runtime.sh
+		DOCKMOVE_BIN=/repo/bin DOCKMOVE_STRICT=1 /bin/migratetest -test.v -test.timeout 15m -test.run "${VM_DOCKER_RUN:-TestVMDocker}"
+		rc=$?
+	else
+		echo "VMTEST lab did not come up"; tail -20 /var/log/dockmove-lab/*.log; rc=1
+	fi
+fi
+echo "VMTEST-EXIT $rc"
 poweroff -f
 EOF
 chmod +x "$root/init"
 echo "${VM_RUN:-}" > "$root/etc/vmtest.args"
+[ -n "${docker_lab:-}" ] || rm -f "$root/bin/migratetest"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$OUT/initrd.gz"
 log "kernel $kver, initramfs $(du -h "$OUT/initrd.gz" | cut -f1)"
 
@@ -120,7 +185,7 @@ accel=${VM_ACCEL:-tcg}
 cpu=max
 log "booting with $accel"
 start=$(date +%s)
-timeout 1200 qemu-system-x86_64 -accel "$accel" -cpu "$cpu" -m 3072 -smp 2 -nographic -no-reboot \
+timeout 1800 qemu-system-x86_64 -accel "$accel" -cpu "$cpu" -m 4096 -smp 2 -nographic -no-reboot \
 	-kernel "$kdir/root/boot/vmlinuz-$kver" -initrd "$OUT/initrd.gz" \
 	-append "console=ttyS0 panic=-1 quiet" </dev/null | tee "$LOG" | grep --line-buffered -E '^(VMTEST|=== RUN|--- |    |PASS|FAIL|ok )' || true
 log "VM ran $(( $(date +%s) - start )) s ($accel); console log in $LOG"
