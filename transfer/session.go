@@ -227,10 +227,17 @@ func (s *Session) helloAsClient(ctx context.Context) error {
 	if err := s.writeMsg(ctrl, &StreamOpen{Kind: KindControl, Name: KindControl}); err != nil {
 		return err
 	}
-	if err := s.writeMsg(ctrl, &s.cfg.Hello); err != nil {
-		return err
-	}
+	werr := s.writeMsg(ctrl, &s.cfg.Hello)
+	// Read even if the write failed: a server that refused our hello may
+	// have answered and closed before the write call returned, and its
+	// reason is the better error.
 	m, err := s.readMsg(ctrl)
+	if werr != nil {
+		if r, ok := m.(*Reject); ok && err == nil {
+			return fmt.Errorf("%w: %s", ErrRejected, r.Reason)
+		}
+		return werr
+	}
 	if err != nil {
 		return fmt.Errorf("transfer: handshake: %w", err)
 	}
