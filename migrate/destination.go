@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -77,6 +78,8 @@ type Server struct {
 	mu    sync.Mutex
 	names map[string]bool
 	wg    sync.WaitGroup
+	// lastRestore is how long the last restore here took, in milliseconds.
+	lastRestore atomic.Int64
 }
 
 // NewServer checks this host (CRIU, Docker, the restore runtime) and cleans

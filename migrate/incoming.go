@@ -69,7 +69,7 @@ func (in *incoming) run(ctx context.Context) (err error) {
 	if err != nil {
 		return in.refuse(ctx, err)
 	}
-	ok := &transfer.PreflightOK{NeedImage: needImage, NewAddress: in.newAddress}
+	ok := &transfer.PreflightOK{NeedImage: needImage, NewAddress: in.newAddress, RestoreMillis: in.srv.lastRestore.Load()}
 	if needImage {
 		ok.HaveLayers = in.haveLayers(ctx)
 	}
@@ -371,6 +371,7 @@ func (in *incoming) restore(ctx context.Context) error {
 	if err != nil {
 		return criu.NewError("restore", filepath.Join(dir, shim.WorkDir, criu.RestoreLog), err)
 	}
+	in.srv.lastRestore.Store(took.Milliseconds())
 	if res, rerr := shim.ReadResult(dir); rerr != nil || !res.OK {
 		return fmt.Errorf("restore runtime did not report success (%+v, %v)", res, rerr)
 	}

@@ -42,7 +42,7 @@ func (in *incoming) runProcess(ctx context.Context) (err error) {
 		return err
 	}
 	defer in.undoOnFailure(ctx, &err)
-	if err := in.sess.Send(ctx, &transfer.PreflightOK{}); err != nil {
+	if err := in.sess.Send(ctx, &transfer.PreflightOK{RestoreMillis: in.srv.lastRestore.Load()}); err != nil {
 		return err
 	}
 	if transfer.PreCopy(pre.Strategy) {
@@ -85,6 +85,7 @@ func (in *incoming) restoreProcess(ctx context.Context, images, work string) err
 	if err != nil {
 		return err
 	}
+	in.srv.lastRestore.Store(took.Milliseconds())
 	in.state.Pid, in.state.PidStart = pid, startTime(pid)
 	in.state.Phase = phaseRestored
 	if err := in.srv.saveState(&in.state); err != nil {

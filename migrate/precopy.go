@@ -19,6 +19,8 @@ import (
 func (s *source) precopy(ctx context.Context, spec *criu.DumpSpec) error {
 	s.stage("pre-copy (policy " + s.cfg.PrecopyPolicy + ")")
 	s.report.PrecopyPolicy = s.cfg.PrecopyPolicy
+	limits := s.cfg.PrecopyLimits
+	s.report.PrecopyLimits = &limits
 	res, err := predump.Run(ctx, predump.Config{
 		CRIU: s.cfg.CRIU, Dir: s.dir, Spec: *spec, Policy: s.cfg.PrecopyPolicy, Limits: s.cfg.PrecopyLimits,
 		Ship: func(ctx context.Context, i int, dir string) (int64, int64, error) {

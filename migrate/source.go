@@ -120,7 +120,8 @@ type Report struct {
 	PageBytes         int64                        `json:"page_bytes"`                // lazy: page data sent through the tunnel
 	Pid               int                          `json:"destination_pid,omitempty"` // a process's PID on the destination
 	PrecopyPolicy     string                       `json:"precopy_policy,omitempty"`
-	PreCopy           *predump.Result              `json:"precopy,omitempty"` // the rounds and the policy's decisions
+	PrecopyLimits     *predump.Limits              `json:"precopy_limits,omitempty"` // as used: the restore floor may be the destination's measurement
+	PreCopy           *predump.Result              `json:"precopy,omitempty"`        // the rounds and the policy's decisions
 	Stages            map[string]time.Duration     `json:"stage_ns"`
 
 	mu        sync.Mutex
@@ -327,6 +328,10 @@ func (s *source) preflight(ctx context.Context) error {
 	ok, err := transfer.Expect[*transfer.PreflightOK](ctx, s.sess)
 	if err != nil {
 		return fmt.Errorf("preflight: %w", err)
+	}
+	if d := time.Duration(ok.RestoreMillis) * time.Millisecond; d > 0 {
+		// Measured beats assumed: the destination's last restore.
+		s.cfg.PrecopyLimits.RestoreFloor = d
 	}
 	if ok.NewAddress {
 		s.log.Warn("the container cannot keep its address on the destination: it gets a new one and its TCP connections will be closed")

@@ -67,14 +67,14 @@ type Round struct {
 // Limits bound the rounds.
 type Limits struct {
 	// MaxRounds caps the number of rounds under every policy.
-	MaxRounds int
+	MaxRounds int `json:"max_rounds"`
 	// MaxFreeze is the adaptive policy's target for the final freeze.
-	MaxFreeze time.Duration
+	MaxFreeze time.Duration `json:"max_freeze_ns"`
 	// RestoreFloor is the fixed part of a restore on the destination,
 	// added to the predicted freeze.
-	RestoreFloor time.Duration
+	RestoreFloor time.Duration `json:"restore_floor_ns"`
 	// PageSize is the size of a memory page in bytes.
-	PageSize int
+	PageSize int `json:"page_size"`
 }
 
 // DefaultLimits are migrate-src's defaults.

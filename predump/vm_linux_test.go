@@ -185,8 +185,12 @@ func migrated(t *testing.T, p *proc, before workload.Beat, rep *migrate.Report, 
 		t.Errorf("final dump wrote %d and left %d lazy pages; the last round wrote %d, memory is %d pages",
 			rep.Dump.PagesWritten, rep.Dump.PagesLazy, last.PagesWritten, pages)
 	}
-	// The policy stops exactly where Decide says, on the measured rounds.
-	lim := predump.DefaultLimits()
+	// The policy stops exactly where Decide says, on the measured rounds
+	// and the limits the source used.
+	if rep.PrecopyLimits == nil {
+		t.Fatal("the report lacks the pre-copy limits")
+	}
+	lim := *rep.PrecopyLimits
 	for k := 1; k <= len(pc.Rounds); k++ {
 		d, err := predump.Decide(policy, lim, pc.Rounds[:k])
 		if err != nil {

@@ -124,6 +124,9 @@ type PreflightOK struct {
 	NeedImage  bool `json:"need_image"`  // send the image: the destination lacks it
 	NewAddress bool `json:"new_address"` // the container gets a new address; connections close
 	HaveLayers int  `json:"have_layers"` // leading image layers the destination has: not sent
+	// RestoreMillis is how long the destination's last restore took (0:
+	// none yet): the floor of the next freeze, for pre-copy's policy.
+	RestoreMillis int64 `json:"restore_ms,omitempty"`
 }
 
 func (*PreflightOK) Type() MsgType { return MsgPreflightOK }
@@ -131,6 +134,9 @@ func (*PreflightOK) Type() MsgType { return MsgPreflightOK }
 func (m *PreflightOK) Validate() error {
 	if m.HaveLayers < 0 || m.HaveLayers > maxSpecItems {
 		return fmt.Errorf("have_layers %d", m.HaveLayers)
+	}
+	if m.RestoreMillis < 0 || m.RestoreMillis > 3600_000 {
+		return fmt.Errorf("restore_ms %d", m.RestoreMillis)
 	}
 	return nil
 }

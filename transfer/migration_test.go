@@ -39,6 +39,9 @@ func TestMigrationMessageValidation(t *testing.T) {
 		{"process with a file system", withRootfs, false},
 		{"auto never travels", badStrategy, false},
 		{"process restored", &Restored{Pid: 42, RestoreMillis: 5}, true},
+		{"measured restore time", &PreflightOK{RestoreMillis: 1200}, true},
+		{"negative restore time", &PreflightOK{RestoreMillis: -1}, false},
+		{"absurd restore time", &PreflightOK{RestoreMillis: 3600_001}, false},
 		{"restored without container or pid", &Restored{RestoreMillis: 5}, false},
 		{"negative pid", &Restored{ContainerID: strings.Repeat("a", 64), Pid: -1}, false},
 	}

@@ -46,7 +46,7 @@ func run() int {
 	fs.StringVar(&cfg.PrecopyPolicy, "precopy-policy", cfg.PrecopyPolicy, "when pre-dump rounds stop: adaptive (predicted freeze fits --max-freeze, or no progress), phaul or lxd (those tools' rules)")
 	fs.IntVar(&cfg.PrecopyLimits.MaxRounds, "max-rounds", cfg.PrecopyLimits.MaxRounds, "at most this many pre-dump rounds")
 	fs.DurationVar(&cfg.PrecopyLimits.MaxFreeze, "max-freeze", cfg.PrecopyLimits.MaxFreeze, "adaptive policy: stop the rounds once the predicted freeze fits this")
-	fs.DurationVar(&cfg.PrecopyLimits.RestoreFloor, "restore-floor", cfg.PrecopyLimits.RestoreFloor, "adaptive policy: the destination's fixed restore time, added to the predicted freeze")
+	fs.DurationVar(&cfg.PrecopyLimits.RestoreFloor, "restore-floor", cfg.PrecopyLimits.RestoreFloor, "adaptive policy: the destination's fixed restore time, added to the predicted freeze, until the destination reports its own last restore time")
 	fs.IntVar(&cfg.Pid, "pid", 0, "move the plain process tree rooted at PID instead of a container (best the init of its own PID namespace; the destination needs --allow-processes)")
 	fs.BoolVar(&cfg.KeepSource, "keep-source", false, "keep the stopped original container instead of removing it")
 	fs.BoolVar(&cfg.AllowNewAddress, "allow-new-address", false, "if the destination cannot keep the container's IP/MAC, accept a new address (its TCP connections are closed)")
