@@ -69,3 +69,54 @@ func vmDocker(t *testing.T, strategy, want string) {
 		t.Fatalf("after: %+v %v (before %+v)", after, err, before)
 	}
 }
+
+// Exactly once with pre-copy: a failure during the rounds (the container
+// was never frozen for longer than a page collection) leaves it running
+// on host1 with its state, and host2 with nothing.
+
+func TestVMDockerPrecopyDestinationKilledDuringRounds(t *testing.T) {
+	e := setup(t)
+	ctx := ctxFor(t, 8*time.Minute)
+	d := startDst(t, e)
+	name := unique("vm-dstkill")
+	addr := runWorkloadMiB(t, ctx, e, name, lab.WorkloadImage, 32, 16)
+	before := waitBeat(t, ctx, addr, 0)
+	killed := false
+	_, stderr, err := runSrc(ctx, e, name, func(line string, _ func()) {
+		if strings.Contains(line, "] round 1:") && !killed {
+			d.Kill()
+			killed = true
+		}
+	}, "--strategy", "precopy", "--precopy-policy", "phaul")
+	if !killed {
+		t.Fatalf("migrate-src never finished a round:\n%s", stderr)
+	}
+	failedMigration(t, ctx, e, name, addr, before, err, stderr, "was not migrated")
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	assertHost2Clean(t, ctx, e, name, true)
+}
+
+func TestVMDockerPrecopySourceKilledDuringRounds(t *testing.T) {
+	e := setup(t)
+	ctx := ctxFor(t, 8*time.Minute)
+	startDst(t, e)
+	name := unique("vm-srckill")
+	addr := runWorkloadMiB(t, ctx, e, name, lab.WorkloadImage, 32, 16)
+	before := waitBeat(t, ctx, addr, 0)
+	_, stderr, err := runSrc(ctx, e, name, func(line string, kill func()) {
+		if strings.Contains(line, "] round 1:") {
+			kill()
+		}
+	}, "--strategy", "precopy", "--precopy-policy", "phaul")
+	if !strings.Contains(stderr, "] round 1:") || err == nil {
+		t.Fatalf("migrate-src was not killed after round 1 (%v):\n%s", err, stderr)
+	}
+	after := waitBeat(t, ctx, addr, before.Counter+10)
+	if v, err := workload.Query(ctx, addr, workload.CmdVerify); err != nil || v.Bad != 0 {
+		t.Fatalf("host1's container after the kill: %+v, %v (before %+v, after %+v)", v, err, before, after)
+	}
+	waitGoneFromHost2(t, ctx, e, name, 30*time.Second)
+	assertHost2Clean(t, ctx, e, name, true)
+}
