@@ -301,6 +301,16 @@ func TestFailureSourceKilledDuringTransfer(t *testing.T) {
 	// migrate-dst saw the session end and cleaned up without a restart.
 	waitGoneFromHost2(t, ctx, e, name, 20*time.Second)
 	assertHost2Clean(t, ctx, e, name, true)
+	// The killed run left its dump on host1; the next run removes it.
+	if left, _ := filepath.Glob(filepath.Join(e.h1.WorkDir(), "dump-*")); len(left) == 0 {
+		t.Fatal("the killed migrate-src left no dump directory: the test no longer covers the sweep")
+	}
+	if _, stderr, err := runSrc(ctx, e, name, nil); err != nil {
+		t.Fatalf("migration after the kill: %v\n%s", err, stderr)
+	}
+	if left, _ := filepath.Glob(filepath.Join(e.h1.WorkDir(), "dump-*")); len(left) != 0 {
+		t.Fatalf("host1 still holds %v", left)
+	}
 }
 
 // TestMigrateTTYContainer moves an interactive container (docker run -dit):

@@ -151,6 +151,7 @@ type source struct {
 	restartMax     int
 	restartChanged bool
 	dir            string // the dump's work directory: rounds and the final images
+	releaseDir     func() // removes dir and unlocks it
 	report         *Report
 	strategy       string // resolved: never auto
 	committing     atomic.Bool
@@ -172,6 +173,7 @@ func Migrate(ctx context.Context, cfg SourceConfig) (*Report, error) {
 		Streams: map[string]transfer.DirStats{}, Stages: map[string]time.Duration{}, start: time.Now(),
 	}}
 	defer s.close()
+	sweepStale(cfg.WorkDir, s.log)
 	err := s.run(ctx)
 	s.report.TotalTime = time.Since(s.report.start)
 	if err != nil {
@@ -202,8 +204,8 @@ func (s *source) close() {
 	if s.dk != nil {
 		s.dk.Close()
 	}
-	if s.dir != "" {
-		os.RemoveAll(s.dir)
+	if s.releaseDir != nil {
+		s.releaseDir()
 	}
 }
 
@@ -348,16 +350,11 @@ func (s *source) preflight(ctx context.Context) error {
 // sendImage ships `docker save` of the image without the first have layers,
 // which the destination already has.
 func (s *source) sendImage(ctx context.Context, have int) error {
-	dir, err := os.MkdirTemp(s.cfg.WorkDir, "image-")
+	dir, release, err := claimDir(s.cfg.WorkDir, "image-")
 	if err != nil {
-		if err := os.MkdirAll(s.cfg.WorkDir, 0o700); err != nil {
-			return err
-		}
-		if dir, err = os.MkdirTemp(s.cfg.WorkDir, "image-"); err != nil {
-			return err
-		}
+		return err
 	}
-	defer os.RemoveAll(dir)
+	defer release()
 	full := filepath.Join(dir, "full.tar")
 	f, err := os.Create(full)
 	if err != nil {
@@ -396,10 +393,7 @@ func (s *source) checkpoint(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(s.cfg.WorkDir, 0o700); err != nil {
-		return err
-	}
-	if s.dir, err = os.MkdirTemp(s.cfg.WorkDir, "dump-"); err != nil {
+	if s.dir, s.releaseDir, err = claimDir(s.cfg.WorkDir, "dump-"); err != nil {
 		return err
 	}
 	images := filepath.Join(s.dir, imagesDir)
