@@ -97,13 +97,22 @@ func Run(ctx context.Context, cfg Config, progress func(string)) (*Report, error
 		progress(fmt.Sprintf("%-9s %-17s %5d MiB dirty %5d rep %d: freeze %8.1f ms (app %8.1f ms) total %8.1f ms  %s",
 			res.Workload, res.Strategy, res.MemMiB, res.DirtyRate, res.Rep, res.FreezeAgentMs, res.FreezeAppMs, res.TotalMs, status))
 	}
-	// The real application first: the long synthetic cases at the end are
-	// the likeliest to be cut short.
+	if err := r.measureAll(ctx, add); err != nil {
+		return rep, err
+	}
+	rep.Summary = summarize(rep.Results)
+	return rep, rep.Write(cfg.Out)
+}
+
+// measureAll runs every case, the real application first: the long
+// synthetic cases at the end are the likeliest to be cut short.
+func (r *runner) measureAll(ctx context.Context, add func(Result)) error {
+	cfg := r.cfg
 	if cfg.Redis {
 		for rp := 1; rp <= cfg.Reps; rp++ {
 			for _, s := range cfg.Strategies {
 				if ctx.Err() != nil {
-					return rep, ctx.Err()
+					return ctx.Err()
 				}
 				add(r.redis(ctx, s, rp))
 			}
@@ -114,15 +123,14 @@ func Run(ctx context.Context, cfg Config, progress func(string)) (*Report, error
 			for rp := 1; rp <= cfg.Reps; rp++ {
 				for _, s := range cfg.Strategies {
 					if ctx.Err() != nil {
-						return rep, ctx.Err()
+						return ctx.Err()
 					}
 					add(r.synthetic(ctx, s, mib, dirty, rp))
 				}
 			}
 		}
 	}
-	rep.Summary = summarize(rep.Results)
-	return rep, rep.Write(cfg.Out)
+	return nil
 }
 
 // precopyStrategies adds the pre-copy strategies where this host's kernel

@@ -389,21 +389,9 @@ func (s *source) sendImage(ctx context.Context, have int) error {
 // the destination restore it. The destination's confirmation is the commit
 // point: before it, any failure resumes the container here.
 func (s *source) checkpoint(ctx context.Context) error {
-	spec, upper, err := s.dumpSpec(ctx)
+	spec, upper, images, err := s.prepareDump(ctx)
 	if err != nil {
 		return err
-	}
-	if s.dir, s.releaseDir, err = claimDir(s.cfg.WorkDir, "dump-"); err != nil {
-		return err
-	}
-	images := filepath.Join(s.dir, imagesDir)
-	if err := os.Mkdir(images, 0o700); err != nil {
-		return err
-	}
-	if transfer.PreCopy(s.strategy) {
-		if err := s.precopy(ctx, &spec); err != nil {
-			return err
-		}
 	}
 	stopPages, err := s.servePages(ctx, &spec)
 	if err != nil {
@@ -452,6 +440,27 @@ func (s *source) checkpoint(ctx context.Context) error {
 		s.report.MemoryTime = time.Since(runningAt)
 	}
 	return s.commit(context.WithoutCancel(ctx))
+}
+
+// prepareDump describes the tree, claims the dump's work directory and,
+// for pre-copy, runs the rounds while the container keeps running. It
+// returns the final dump's spec, the writable layer to ship ("" for a
+// process) and the final images' directory.
+func (s *source) prepareDump(ctx context.Context) (spec criu.DumpSpec, upper, images string, err error) {
+	if spec, upper, err = s.dumpSpec(ctx); err != nil {
+		return spec, "", "", err
+	}
+	if s.dir, s.releaseDir, err = claimDir(s.cfg.WorkDir, "dump-"); err != nil {
+		return spec, "", "", err
+	}
+	images = filepath.Join(s.dir, imagesDir)
+	if err := os.Mkdir(images, 0o700); err != nil {
+		return spec, "", "", err
+	}
+	if transfer.PreCopy(s.strategy) {
+		err = s.precopy(ctx, &spec)
+	}
+	return spec, upper, images, err
 }
 
 // postDump ships the container while it is frozen and decides the commit.
