@@ -3,6 +3,8 @@
 package migrate_test
 
 import (
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +27,7 @@ func vmDocker(t *testing.T, strategy, want string) {
 	ctx := ctxFor(t, 8*time.Minute)
 	startDst(t, e)
 	name := unique("vm-" + want)
-	addr := runWorkloadMiB(t, ctx, e, name, lab.WorkloadImage, 32, 16)
+	addr := runWorkloadMiB(t, ctx, e, name, lab.WorkloadImage, vmMiB(), 16)
 	watch, err := workload.Watch(ctx, addr)
 	if err != nil {
 		t.Fatal(err)
@@ -119,4 +121,12 @@ func TestVMDockerPrecopySourceKilledDuringRounds(t *testing.T) {
 	}
 	waitGoneFromHost2(t, ctx, e, name, 30*time.Second)
 	assertHost2Clean(t, ctx, e, name, true)
+}
+
+// vmMiB is the workload's size: 32 MiB, or DOCKMOVE_VM_MIB.
+func vmMiB() int {
+	if n, err := strconv.Atoi(os.Getenv("DOCKMOVE_VM_MIB")); err == nil && n > 0 {
+		return n
+	}
+	return 32
 }

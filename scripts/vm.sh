@@ -9,6 +9,8 @@
 #   VM_RUN='-test.run X'     pass arguments to the test binary
 #   VM_ACCEL=kvm             use KVM instead of TCG
 #   VM_DOCKER=0              leave out the two-dockerd lab (default: included; needs make lab-up for its images)
+#   VM_DOCKER_RUN=REGEXP     which of the lab's tests to run (default TestVMDocker)
+#   VM_MIB=N                 the lab tests' container memory (default 32)
 #   scripts/vm.sh table      print the last run's policy comparison (make bench-vm) as Markdown
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -164,7 +166,7 @@ if [ -x /bin/migratetest ] && [ $rc = 0 ]; then
 			for t in images/*.tar; do DOCKER_HOST=unix:///run/dockmove-lab/$h.sock docker load -q -i $t; done
 		done
 		bash scripts/lab-runtime.sh
-		DOCKMOVE_BIN=/repo/bin DOCKMOVE_STRICT=1 /bin/migratetest -test.v -test.timeout 15m -test.run "${VM_DOCKER_RUN:-TestVMDocker}"
+		DOCKMOVE_VM_MIB=$(cat /etc/vm-mib) DOCKMOVE_BIN=/repo/bin DOCKMOVE_STRICT=1 /bin/migratetest -test.v -test.timeout 15m -test.run "$(cat /etc/vm-docker-run)"
 		rc=$?
 	else
 		echo "VMTEST lab did not come up"; tail -20 /var/log/dockmove-lab/*.log; rc=1
@@ -175,6 +177,8 @@ poweroff -f
 EOF
 chmod +x "$root/init"
 echo "${VM_RUN:-}" > "$root/etc/vmtest.args"
+echo "${VM_DOCKER_RUN:-TestVMDocker}" > "$root/etc/vm-docker-run"
+echo "${VM_MIB:-32}" > "$root/etc/vm-mib"
 [ -n "${docker_lab:-}" ] || rm -f "$root/bin/migratetest"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$OUT/initrd.gz"
 log "kernel $kver, initramfs $(du -h "$OUT/initrd.gz" | cut -f1)"
