@@ -17,7 +17,7 @@ import (
 // A failure here has frozen nothing for longer than a round's page
 // collection: the tree runs on, and the destination drops the rounds.
 func (s *source) precopy(ctx context.Context, spec *criu.DumpSpec) error {
-	s.stage("pre-copy (policy " + s.cfg.PrecopyPolicy + ")")
+	s.stageDetail("pre-copy", " (policy "+s.cfg.PrecopyPolicy+")")
 	s.report.PrecopyPolicy = s.cfg.PrecopyPolicy
 	limits := s.cfg.PrecopyLimits
 	s.report.PrecopyLimits = &limits
@@ -42,8 +42,8 @@ func (s *source) precopy(ctx context.Context, spec *criu.DumpSpec) error {
 			if d.Stop {
 				next = "final dump"
 			}
-			s.stage(fmt.Sprintf("round %d: %d pages written, %d unchanged, %s shipped in %.2fs, frozen %d ms; %s: %s",
-				i, r.PagesWritten, r.PagesSkipped, cli.Size(r.Bytes), r.Ship.Seconds(), r.Frozen.Milliseconds(), next, d.Reason))
+			s.stageDetail(fmt.Sprintf("round %d", i), fmt.Sprintf(": %d pages written, %d unchanged, %s shipped in %.2fs, frozen %d ms; %s: %s",
+				r.PagesWritten, r.PagesSkipped, cli.Size(r.Bytes), r.Ship.Seconds(), r.Frozen.Milliseconds(), next, d.Reason))
 		},
 	})
 	s.report.PreCopy = &res

@@ -189,11 +189,15 @@ func logger(l *slog.Logger) *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-func (s *source) stage(name string) {
+func (s *source) stage(name string) { s.stageDetail(name, "") }
+
+// stageDetail records stage name in the report and shows it followed by
+// detail (the strategy's reason, a round's figures) to the user.
+func (s *source) stageDetail(name, detail string) {
 	s.report.Stages[name] = time.Since(s.report.start)
-	s.log.Info("stage", "stage", name)
+	s.log.Info("stage", "stage", name, "detail", detail)
 	if s.cfg.OnStage != nil {
-		s.cfg.OnStage(name)
+		s.cfg.OnStage(name + detail)
 	}
 }
 
@@ -284,7 +288,7 @@ func (s *source) connect(ctx context.Context) error {
 	s.report.Strategy = s.strategy
 	if err == nil {
 		s.log.Info("strategy", "strategy", s.strategy, "reason", s.report.StrategyReason)
-		s.stage("strategy " + s.strategy + " (" + s.report.StrategyReason + ")")
+		s.stageDetail("strategy "+s.strategy, " ("+s.report.StrategyReason+")")
 	}
 	return err
 }
@@ -677,7 +681,7 @@ func (s *source) rollback(ctx context.Context, postCopy bool) {
 		}
 		gap = 500 * time.Millisecond
 		count = int((s.cfg.Transfer.KeepAlive+s.cfg.Transfer.DeadPeerTimeout)/gap) + 4
-		s.stage("reclaiming the address while the destination's copy winds down")
+		s.stageDetail("reclaiming the address", " while the destination's copy winds down")
 	}
 	if _, err := netrewire.Announce(r.State.Pid, count, gap); err != nil {
 		s.log.Warn("rollback: announce address", "err", err)
