@@ -39,13 +39,7 @@ func migrateWorkload(t *testing.T, strategy string) {
 		t.Fatal(err)
 	}
 	before := identity(t, ctx, e.h1, name)
-	watch, err := workload.Watch(ctx, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := watch.WaitBeats(ctx, 50); err != nil {
-		t.Fatal(err)
-	}
+	watch := watchBeats(t, ctx, addr, 50)
 	atStart := waitBeat(t, ctx, addr, 0)
 
 	report, stderr, err := runSrc(ctx, e, name, nil, "--strategy", strategy)

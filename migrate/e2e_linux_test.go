@@ -177,6 +177,20 @@ func runWorkloadMiB(t *testing.T, ctx context.Context, e env, name string, image
 	return addr
 }
 
+// watchBeats holds a heartbeat stream to the workload at addr once n beats
+// have arrived; the caller stops it.
+func watchBeats(t *testing.T, ctx context.Context, addr string, n int) *workload.Watcher {
+	t.Helper()
+	watch, err := workload.Watch(ctx, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := watch.WaitBeats(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	return watch
+}
+
 // waitBeat waits until the workload answers with a counter of at least min.
 func waitBeat(t *testing.T, ctx context.Context, addr string, min uint64) workload.Beat {
 	t.Helper()

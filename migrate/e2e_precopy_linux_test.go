@@ -37,13 +37,7 @@ func TestPrecopyRefusedBeforeFreezing(t *testing.T) {
 		t.Run(strategy, func(t *testing.T) {
 			name := unique(strategy)
 			addr := runWorkload(t, ctx, e, name, lab.WorkloadImage)
-			watch, err := workload.Watch(ctx, addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := watch.WaitBeats(ctx, 20); err != nil {
-				t.Fatal(err)
-			}
+			watch := watchBeats(t, ctx, addr, 20)
 			before := waitBeat(t, ctx, addr, 0)
 			_, stderr, err := runSrc(ctx, e, name, nil, "--strategy", strategy)
 			watch.WaitBeats(ctx, watch.Stats().Beats+20)

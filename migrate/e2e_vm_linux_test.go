@@ -28,13 +28,7 @@ func vmDocker(t *testing.T, strategy, want string) {
 	startDst(t, e)
 	name := unique("vm-" + want)
 	addr := runWorkloadMiB(t, ctx, e, name, lab.WorkloadImage, vmMiB(), 16)
-	watch, err := workload.Watch(ctx, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := watch.WaitBeats(ctx, 20); err != nil {
-		t.Fatal(err)
-	}
+	watch := watchBeats(t, ctx, addr, 20)
 	before := waitBeat(t, ctx, addr, 0)
 	rep, stderr, err := runSrc(ctx, e, name, nil, "--strategy", strategy)
 	t.Logf("migrate-src:\n%s", stderr)
