@@ -280,7 +280,7 @@ func (in *incoming) receive(ctx context.Context) error {
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	if err := in.linkParent(filepath.Join(dir, shim.ImagesDir)); err != nil {
+	if err := linkParent(filepath.Join(dir, shim.ImagesDir), in.rounds); err != nil {
 		return err
 	}
 	_, err = transfer.Expect[*transfer.Restore](ctx, in.sess)
@@ -319,20 +319,16 @@ func (in *incoming) receiveRounds(ctx context.Context, dir string) error {
 			return err
 		}
 		in.rounds = m.Index
-		if err := in.linkParent(target); err != nil {
+		if err := linkParent(target, m.Index-1); err != nil {
 			return err
 		}
 		in.log.Info("pre-copy round stored", "round", m.Index)
 	}
 }
 
-// linkParent points the image directory dir at the last round stored
-// before it (nothing when there is none).
-func (in *incoming) linkParent(dir string) error {
-	prev := in.rounds
-	if filepath.Base(dir) == predump.RoundName(in.rounds) {
-		prev--
-	}
+// linkParent points the image directory dir, a sibling of the rounds, at
+// round prev (nothing when prev is 0: no round before it).
+func linkParent(dir string, prev int) error {
 	if prev < 1 {
 		return nil
 	}

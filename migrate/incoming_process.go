@@ -54,7 +54,7 @@ func (in *incoming) runProcess(ctx context.Context) (err error) {
 	if _, err := in.sess.ReceiveDir(ctx, transfer.StreamImages, images, transfer.ImagePolicy()); err != nil {
 		return err
 	}
-	if err := in.linkParent(images); err != nil {
+	if err := linkParent(images, in.rounds); err != nil {
 		return err
 	}
 	if _, err := transfer.Expect[*transfer.Restore](ctx, in.sess); err != nil {
@@ -114,9 +114,6 @@ func (s *Server) abandonProcess(st *migrationState, cause error, log *slog.Logge
 		}
 		log.Error("in doubt: the source may have committed; the restored process is stopped. "+
 			"If the original is gone from the source, send it SIGCONT; otherwise kill it", "pid", st.Pid, "cause", cause)
-		s.dropState(st)
-		os.RemoveAll(st.ProcessDir)
-		return
 	default:
 		if alive {
 			// A PID namespace's init takes the whole namespace with it.

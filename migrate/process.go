@@ -66,8 +66,8 @@ func initOfPIDNamespace(pid int) bool {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		if rest, ok := strings.CutPrefix(sc.Text(), "NSpid:"); ok {
-			f := strings.Fields(rest)
-			return len(f) > 1 && f[len(f)-1] == "1"
+			ids := strings.Fields(rest)
+			return len(ids) > 1 && ids[len(ids)-1] == "1"
 		}
 	}
 	return false

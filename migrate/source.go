@@ -296,7 +296,7 @@ func (s *source) connect(ctx context.Context) error {
 // sizes estimates what the destination will store.
 func (s *source) sizes(ctx context.Context) transfer.Sizes {
 	var z transfer.Sizes
-	if s.dk == nil {
+	if s.proc != nil {
 		z.Memory = treeRSS(s.cfg.Pid)
 		return z
 	}

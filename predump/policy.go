@@ -7,6 +7,7 @@ package predump
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -108,6 +109,9 @@ type Decision struct {
 
 // Decide applies the named policy to the rounds taken so far.
 func Decide(policy string, l Limits, rounds []Round) (Decision, error) {
+	if !slices.Contains(Policies, policy) {
+		return Decision{}, fmt.Errorf("predump: unknown policy %q (adaptive, phaul, lxd)", policy)
+	}
 	if len(rounds) == 0 {
 		return Decision{Reason: "no round yet"}, nil
 	}
@@ -119,8 +123,6 @@ func Decide(policy string, l Limits, rounds []Round) (Decision, error) {
 		d = phaul(rounds)
 	case LXD:
 		d = lxd(rounds)
-	default:
-		return Decision{}, fmt.Errorf("predump: unknown policy %q (adaptive, phaul, lxd)", policy)
 	}
 	if !d.Stop && len(rounds) >= l.MaxRounds {
 		d.Stop, d.Reason = true, fmt.Sprintf("reached the limit of %d rounds", l.MaxRounds)

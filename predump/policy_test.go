@@ -98,8 +98,11 @@ func TestAdaptivePrediction(t *testing.T) {
 }
 
 func TestDecideRefusesUnknownPolicy(t *testing.T) {
-	if _, err := Decide("greedy", DefaultLimits(), rounds(first)); err == nil || !strings.Contains(err.Error(), "unknown policy") {
-		t.Fatalf("err = %v", err)
+	// Refused before any round too: Run checks the policy that way.
+	for _, rs := range [][]Round{nil, rounds(first)} {
+		if _, err := Decide("greedy", DefaultLimits(), rs); err == nil || !strings.Contains(err.Error(), "unknown policy") {
+			t.Fatalf("%d rounds: err = %v", len(rs), err)
+		}
 	}
 }
 

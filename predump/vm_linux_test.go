@@ -220,6 +220,9 @@ func migrated(t *testing.T, p *proc, before workload.Beat, rep *migrate.Report, 
 }
 
 func TestVMPrecopyPolicies(t *testing.T) {
+	// One migrate-dst serves these in turn: from the second on, the
+	// adaptive policy's restore floor is what the previous restore took.
+	var lastRestore time.Duration
 	for _, policy := range predump.Policies {
 		t.Run(policy, func(t *testing.T) {
 			p := startWorkload(t, "precopy-"+policy, 16)
@@ -229,6 +232,10 @@ func TestVMPrecopyPolicies(t *testing.T) {
 			if rep.Strategy != "precopy" {
 				t.Fatalf("strategy %q", rep.Strategy)
 			}
+			if lastRestore > 0 && (rep.PrecopyLimits == nil || rep.PrecopyLimits.RestoreFloor != lastRestore) {
+				t.Errorf("restore floor %+v, want the previous restore's %s", rep.PrecopyLimits, lastRestore)
+			}
+			lastRestore = rep.RestoreTime
 			migrated(t, p, before, rep, policy)
 		})
 	}
