@@ -26,12 +26,12 @@ die() { printf 'deps: error: %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "must run as root"
 
 # version_ge A B succeeds when version A >= version B.
-version_ge() { [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n1)" = "$2" ]; }
+version_ge() { [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | sed -n 1p)" = "$2" ]; }
 
 missing_packages() {
 	local p
 	for p in "${PKGS[@]}"; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || echo "$p"
+		[[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" == *"ok installed" ]] || echo "$p"
 	done
 }
 
@@ -79,7 +79,7 @@ newest_criu_source() {
 # against the value apt read from the signed index.
 fetch_orig() {
 	local version=$1 dir=$2 line uri name sum
-	line=$(apt-get source --print-uris -qq "criu=$version" | grep "\.orig\.tar\." | head -n1)
+	line=$(apt-get source --print-uris -qq "criu=$version" | awk '/\.orig\.tar\./ && !found {print; found=1}')
 	[ -n "$line" ] || die "apt offers no orig tarball for criu=$version"
 	uri=$(echo "$line" | awk '{print $1}' | tr -d "'")
 	name=$(echo "$line" | awk '{print $2}')

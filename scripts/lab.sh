@@ -55,12 +55,24 @@ pidfile_of() { echo "$LAB_RUN/$1.pid"; }
 in_netns() { local h=$1; shift; nsenter --net="/run/netns/$(netns_of "$h")" "$@"; }
 dk() { local h=$1; shift; "$DOCKER_CLI" -H "unix://$(sock_of "$h")" "$@"; }
 
+# has_addr ADDR/PREFIX CMD... succeeds when CMD's output (an `ip addr show`)
+# lists ADDR/PREFIX. The output is captured whole first: `CMD | grep -q`
+# under pipefail fails at random (grep exits at its first match and CMD
+# dies of SIGPIPE), and the address was then added twice ("Address
+# already assigned").
+has_addr() {
+	local want=$1 out
+	shift
+	out=$("$@") || return 1
+	grep -qF " $want " <<<"$out"
+}
+
 switch_up() {
 	if ! ip link show "$SWITCH" >/dev/null 2>&1; then
 		ip link add "$SWITCH" type bridge
 		log "created switch $SWITCH"
 	fi
-	ip addr show dev "$SWITCH" | grep -q " $GATEWAY/$PREFIX " ||
+	has_addr "$GATEWAY/$PREFIX" ip addr show dev "$SWITCH" ||
 		ip addr add "$GATEWAY/$PREFIX" dev "$SWITCH"
 	ip link set "$SWITCH" up
 }
@@ -79,7 +91,7 @@ host_net_up() {
 	fi
 	ip link set "$veth" master "$SWITCH" up
 	in_netns "$h" ip link set lo up
-	in_netns "$h" ip addr show dev eth0 | grep -q " $(addr_of "$h")/$PREFIX " ||
+	has_addr "$(addr_of "$h")/$PREFIX" in_netns "$h" ip addr show dev eth0 ||
 		in_netns "$h" ip addr add "$(addr_of "$h")/$PREFIX" dev eth0
 	in_netns "$h" ip link set eth0 up
 	in_netns "$h" ip route replace default via "$GATEWAY" dev eth0

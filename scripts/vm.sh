@@ -21,7 +21,7 @@ LOG=$OUT/console.log
 
 if [ "${1:-}" = table ]; then
 	printf '# Pre-copy policies in the VM tier (make bench-vm)\n\n%s, Debian %s under QEMU TCG, where everything is far slower than on the host (transfers ran at about 7-20 MiB/s).\n' \
-		"$(date -u -r "$LOG" +%F)" "$(grep -a -o 'kernel [^,]*' "$LOG" | head -1)"
+		"$(date -u -r "$LOG" +%F)" "$(grep -a -o -m1 'kernel [^,]*' "$LOG")"
 	printf 'One migration of a 32 MiB workload process (--pid) per policy and dirty rate; default limits (8 rounds, 500 ms target, 300 ms restore floor).\n\n'
 	awk '{sub(/\r$/, "")} /VMBENCH/{on=1; next} on && /^ *\|/{sub(/^ +/, ""); print; next} on{exit}' "$LOG"
 	exit 0
@@ -36,10 +36,10 @@ if ! command -v qemu-system-x86_64 >/dev/null || ! command -v cpio >/dev/null; t
 fi
 
 # The kernel: the package linux-image-cloud-amd64 currently depends on.
-pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ && !found {print $2; found=1}')
 if [ -z "$pkg" ]; then
 	apt-get update -q >/dev/null
-	pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+	pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-[0-9]/ && !found {print $2; found=1}')
 fi
 kver=${pkg#linux-image-}
 kdir=$CACHE/$kver

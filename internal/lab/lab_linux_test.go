@@ -244,3 +244,25 @@ func setupState(t *testing.T, ctx context.Context, hosts ...Host) string {
 	}
 	return b.String()
 }
+
+// TestLabUpRepeated brings the lab up many times over: every run must
+// succeed and change nothing. A check that fails at random (a racy
+// pipeline) shows here as a run that adds an address twice.
+func TestLabUpRepeated(t *testing.T) {
+	h1, h2 := Require(t)
+	ctx := testCtx(t)
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := setupState(t, ctx, h1, h2)
+	for i := range 25 {
+		out, err := exec.CommandContext(ctx, "bash", root+"/scripts/lab.sh", "up").CombinedOutput()
+		if err != nil || len(out) != 0 {
+			t.Fatalf("lab.sh up, run %d: %v\n%s", i+1, err, out)
+		}
+	}
+	if after := setupState(t, ctx, h1, h2); after != before {
+		t.Fatalf("state changed:\nbefore %s\nafter  %s", before, after)
+	}
+}
