@@ -236,8 +236,8 @@ func TestFailureDestinationKilledDuringTransfer(t *testing.T) {
 	addr := runWorkload(t, ctx, e, name, lab.WorkloadImage)
 	before := waitBeat(t, ctx, addr, 0)
 	killed := make(chan struct{})
-	_, stderr, err := runSrc(ctx, e, name, func(line string, _ func()) {
-		if strings.HasSuffix(line, "] transfer") {
+	_, stderr, err := runSrc(ctx, e, name, func(stage string, _ func()) {
+		if stage == "transfer" {
 			d.Kill()
 			close(killed)
 		}
@@ -273,8 +273,8 @@ func TestFailureSourceKilledDuringTransfer(t *testing.T) {
 	name := unique("srckilled")
 	addr := runWorkload(t, ctx, e, name, lab.WorkloadImage, "--restart", "always")
 	before := waitBeat(t, ctx, addr, 0)
-	_, stderr, err := runSrc(ctx, e, name, func(line string, kill func()) {
-		if strings.HasSuffix(line, "] transfer") {
+	_, stderr, err := runSrc(ctx, e, name, func(stage string, kill func()) {
+		if stage == "transfer" {
 			kill()
 		}
 	})

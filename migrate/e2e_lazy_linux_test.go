@@ -2,12 +2,20 @@ package migrate_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/dockmove/dockmove/internal/events"
 	"github.com/dockmove/dockmove/internal/lab"
 	"github.com/dockmove/dockmove/internal/workload"
+	"github.com/dockmove/dockmove/migrate"
 )
 
 // TestLazyMigration256MiB moves 256 MiB by post-copy: the container restarts
@@ -70,8 +78,8 @@ func TestLazyLinkCutDuringPostCopy(t *testing.T) {
 		}
 	})
 	var cutDone bool
-	_, stderr, err := runSrc(ctx, e, name, func(line string, _ func()) {
-		if strings.HasSuffix(line, "] post-copy") && !cutDone {
+	_, stderr, err := runSrc(ctx, e, name, func(stage string, _ func()) {
+		if stage == "post-copy" && !cutDone {
 			cutDone = true
 			cut()
 		}
@@ -92,4 +100,128 @@ func TestLazyLinkCutDuringPostCopy(t *testing.T) {
 	// host2 notices the dead link (keepalive) and removes its copy.
 	waitGoneFromHost2(t, ctx, e, name, 90*time.Second)
 	assertHost2Clean(t, ctx, e, name, true)
+}
+
+// TestLazySourceKilledDuringPostCopy kills migrate-src (SIGKILL) just after
+// the container restarted on host2, while its memory is still on host1.
+// host1 is alive, so the container must survive there: CRIU resumes the
+// original (a dying agent resets the page server's connection instead of
+// closing it, which CRIU would take for "every page delivered"), and the
+// guard that migrate-src left behind removes CRIU's network lock,
+// restores the restart policy and reclaims the address; host2 removes its
+// copy; and both hosts serve the next migration.
+func TestLazySourceKilledDuringPostCopy(t *testing.T) {
+	e := setup(t)
+	ctx := ctxFor(t, 5*time.Minute)
+	startDst(t, e)
+	name := unique("srcgone")
+	addr := runWorkloadMiB(t, ctx, e, name, lab.WorkloadImage, 1024, 500, "--restart", "unless-stopped")
+	before := waitBeat(t, ctx, addr, 0)
+	var killed bool
+	run := lab.RunSource(ctx, e.h1, e.h2, e.bin, name, func(stage string, kill func()) {
+		if stage == "post-copy" && !killed {
+			killed = true
+			kill()
+		}
+	}, "--strategy", "lazy")
+	killedRun, stderr, err := run.Events, run.Stderr, run.Err
+	if !killed {
+		t.Fatalf("migration never reached post-copy (err %v):\n%s", err, stderr)
+	}
+	if err == nil {
+		t.Fatal("killed migrate-src exited successfully")
+	}
+	// Within a bounded time the original answers on its address again,
+	// its memory intact and its counter continued.
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	after := waitBeat(t, wctx, addr, before.Counter+1)
+	if v, err := workload.Query(ctx, addr, workload.CmdVerify); err != nil || v.Bad != 0 || v.Pages != 1<<30/workload.PageSize {
+		t.Fatalf("host1's container after the kill: %+v, %v (counter %d -> %d)", v, err, before.Counter, after.Counter)
+	}
+	if st, _ := e.h1.Docker(ctx, "inspect", "-f", "{{.State.Status}} {{.HostConfig.RestartPolicy.Name}}", name); st != "running unless-stopped" {
+		t.Fatalf("host1's container is %q, want running with its restart policy", st)
+	}
+	waitGoneFromHost2(t, ctx, e, name, 90*time.Second)
+	assertHost2Clean(t, ctx, e, name, true)
+	assertNoNetworkLock(t, ctx, e, name)
+	// The next migration waits for the guard to finish, then goes.
+	if _, stderr, err := runSrc(ctx, e, name, nil, "--strategy", "lazy"); err != nil {
+		t.Fatalf("migration after the kill: %v\n%s", err, stderr)
+	}
+	if v, err := workload.Query(ctx, addr, workload.CmdVerify); err != nil || v.Bad != 0 {
+		t.Fatalf("after the next migration: %+v, %v", v, err)
+	}
+	r := guardResult(t, e, killedRun)
+	if r.Outcome != migrate.GuardRolledBack || len(r.Errors) != 0 {
+		t.Fatalf("guard: %+v", r)
+	}
+	t.Logf("guard: %v in %v", r.Actions, r.Finished.Sub(r.Started))
+}
+
+// guardResult reads what the guard of migrate-src run pid did on host1.
+func guardResult(t *testing.T, e env, events []events.Event) migrate.GuardResult {
+	t.Helper()
+	var id string
+	for _, ev := range events {
+		if ev.MigrationID != "" {
+			id = ev.MigrationID
+		}
+	}
+	var r migrate.GuardResult
+	data, err := os.ReadFile(filepath.Join(e.h1.WorkDir(), "guards", id+".json"))
+	if err == nil {
+		err = json.Unmarshal(data, &r)
+	}
+	if err != nil {
+		t.Fatalf("guard of migration %q: %v", id, err)
+	}
+	return r
+}
+
+// TestSecondMigrationRefusedWhileInFlight starts a second migrate-src of a
+// container whose post-copy is under way: host1 refuses it, naming the
+// first, and the first completes.
+func TestSecondMigrationRefusedWhileInFlight(t *testing.T) {
+	e := setup(t)
+	ctx := ctxFor(t, 4*time.Minute)
+	startDst(t, e)
+	name := unique("twice")
+	addr := runWorkloadMiB(t, ctx, e, name, lab.WorkloadImage, 1024, 500)
+	var second lab.SourceRun
+	first := lab.RunSource(ctx, e.h1, e.h2, e.bin, name, func(stage string, _ func()) {
+		if stage == "post-copy" && second.Stderr == "" {
+			second = lab.RunSource(ctx, e.h1, e.h2, e.bin, name, nil, "--strategy", "stop-and-copy")
+		}
+	}, "--strategy", "lazy")
+	if first.Err != nil {
+		t.Fatalf("first migration: %v\n%s", first.Err, first.Stderr)
+	}
+	want := fmt.Sprintf("already being migrated by migrate-src (pid %d) to %s", first.Events[0].Pid, net.JoinHostPort(e.h2.Addr, lab.AgentPort))
+	if second.Err == nil || !strings.Contains(second.Stderr, want) {
+		t.Fatalf("second migration: %v, want %q in:\n%s", second.Err, want, second.Stderr)
+	}
+	if v, err := workload.Query(ctx, addr, workload.CmdVerify); err != nil || v.Bad != 0 {
+		t.Fatalf("after the migration: %+v, %v", v, err)
+	}
+	if st, _ := e.h2.Docker(ctx, "inspect", "-f", "{{.State.Status}}", name); st != "running" {
+		t.Fatalf("on host2: %q", st)
+	}
+}
+
+// assertNoNetworkLock checks that CRIU's network lock (its iptables chain)
+// is gone from the container's network namespace on host1.
+func assertNoNetworkLock(t *testing.T, ctx context.Context, e env, name string) {
+	t.Helper()
+	pid, err := e.h1.Docker(ctx, "inspect", "-f", "{{.State.Pid}}", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.CommandContext(ctx, "nsenter", "--net=/proc/"+pid+"/ns/net", "iptables", "-w", "-S").CombinedOutput()
+	if err != nil {
+		t.Fatalf("iptables in the container: %v: %s", err, out)
+	}
+	if strings.Contains(string(out), "CRIU") {
+		t.Fatalf("CRIU's network lock is still in the container:\n%s", out)
+	}
 }

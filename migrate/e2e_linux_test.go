@@ -112,11 +112,12 @@ func startDst(t *testing.T, e env, extra ...string) *lab.Destination {
 
 // runSrc runs migrate-src on host1 for container name (stop-and-copy unless
 // extra names a strategy) and returns its report, its stderr and its error.
-func runSrc(ctx context.Context, e env, name string, onLine func(line string, kill func()), extra ...string) (*migrate.Report, string, error) {
+// onStage, if set, sees each stage of migrate-src's event stream.
+func runSrc(ctx context.Context, e env, name string, onStage func(stage string, kill func()), extra ...string) (*migrate.Report, string, error) {
 	if !strings.Contains(strings.Join(extra, " "), "--strategy") {
 		extra = append(extra, "--strategy", "stop-and-copy")
 	}
-	run := lab.RunSource(ctx, e.h1, e.h2, e.bin, name, onLine, extra...)
+	run := lab.RunSource(ctx, e.h1, e.h2, e.bin, name, onStage, extra...)
 	var r migrate.Report
 	err := run.Err
 	if jerr := json.Unmarshal(run.Report, &r); jerr != nil && err == nil {

@@ -78,8 +78,8 @@ func TestVMDockerPrecopyDestinationKilledDuringRounds(t *testing.T) {
 	addr := runWorkloadMiB(t, ctx, e, name, lab.WorkloadImage, 32, 16)
 	before := waitBeat(t, ctx, addr, 0)
 	killed := false
-	_, stderr, err := runSrc(ctx, e, name, func(line string, _ func()) {
-		if strings.Contains(line, "] round 1:") && !killed {
+	_, stderr, err := runSrc(ctx, e, name, func(stage string, _ func()) {
+		if stage == "round 1" && !killed {
 			d.Kill()
 			killed = true
 		}
@@ -101,12 +101,14 @@ func TestVMDockerPrecopySourceKilledDuringRounds(t *testing.T) {
 	name := unique("vm-srckill")
 	addr := runWorkloadMiB(t, ctx, e, name, lab.WorkloadImage, 32, 16)
 	before := waitBeat(t, ctx, addr, 0)
-	_, stderr, err := runSrc(ctx, e, name, func(line string, kill func()) {
-		if strings.Contains(line, "] round 1:") {
+	killed := false
+	_, stderr, err := runSrc(ctx, e, name, func(stage string, kill func()) {
+		if stage == "round 1" && !killed {
 			kill()
+			killed = true
 		}
 	}, "--strategy", "precopy", "--precopy-policy", "phaul")
-	if !strings.Contains(stderr, "] round 1:") || err == nil {
+	if !killed || err == nil {
 		t.Fatalf("migrate-src was not killed after round 1 (%v):\n%s", err, stderr)
 	}
 	after := waitBeat(t, ctx, addr, before.Counter+10)

@@ -63,12 +63,19 @@ type SourceConfig struct {
 	WorkDir string
 	// CRIU is the criu binary. Default "" (criu in PATH).
 	CRIU string
+	// GuardBinary is migrate-src's own binary, started with --guard as the
+	// migration's guard: if this process dies mid-migration, the guard
+	// waits for CRIU to resume (or end) the container and undoes what
+	// was half done here (guard.go). Default "": no guard, and a killed
+	// caller leaves CRIU's network lock and the changed restart policy to
+	// a person.
+	GuardBinary string
 	// Transfer configures the session (TLS, compression).
 	Transfer transfer.Config
 	// Logger receives progress events. Nil discards them.
 	Logger *slog.Logger
 	// OnStage, when set, is called as the migration enters each stage.
-	OnStage func(stage string)
+	OnStage func(Stage)
 }
 
 // DefaultSourceConfig returns the documented defaults.
@@ -98,8 +105,19 @@ func (c SourceConfig) Validate() error {
 	return c.PrecopyLimits.Validate()
 }
 
+// Stage is a step the migration entered.
+type Stage struct {
+	// Name is a short key: inspect, connect, preflight, dump, transfer,
+	// restore, post-copy, commit, "round N", ...
+	Name string
+	// Detail is a sentence for people: "" or starting with a space.
+	Detail      string
+	MigrationID string
+}
+
 // Report is what a migration did and how long the container was frozen.
 type Report struct {
+	MigrationID       string                       `json:"migration_id"`
 	Container         string                       `json:"container"`
 	Destination       string                       `json:"destination"`
 	Strategy          string                       `json:"strategy"`
@@ -155,6 +173,9 @@ type source struct {
 	report         *Report
 	strategy       string // resolved: never auto
 	committing     atomic.Bool
+	id             string // the migration's ID
+	guard          *guard // nil without a guard binary
+	lock           *os.File
 }
 
 // Migrate moves the container to the destination. On any failure before the
@@ -173,6 +194,10 @@ func Migrate(ctx context.Context, cfg SourceConfig) (*Report, error) {
 		Streams: map[string]transfer.DirStats{}, Stages: map[string]time.Duration{}, start: time.Now(),
 	}}
 	defer s.close()
+	id := make([]byte, 16)
+	rand.Read(id)
+	s.id = hex.EncodeToString(id)
+	s.report.MigrationID = s.id
 	sweepStale(cfg.WorkDir, s.log)
 	err := s.run(ctx)
 	s.report.TotalTime = time.Since(s.report.start)
@@ -197,11 +222,15 @@ func (s *source) stageDetail(name, detail string) {
 	s.report.Stages[name] = time.Since(s.report.start)
 	s.log.Info("stage", "stage", name, "detail", detail)
 	if s.cfg.OnStage != nil {
-		s.cfg.OnStage(name + detail)
+		s.cfg.OnStage(Stage{Name: name, Detail: detail, MigrationID: s.id})
 	}
 }
 
 func (s *source) close() {
+	s.guard.done()
+	if s.lock != nil {
+		s.lock.Close()
+	}
 	if s.sess != nil {
 		s.sess.Close()
 	}
@@ -219,6 +248,9 @@ func (s *source) run(ctx context.Context) error {
 		inspect = s.inspectProcess
 	}
 	if err := inspect(ctx); err != nil {
+		return err
+	}
+	if err := s.lockTree(ctx); err != nil {
 		return err
 	}
 	if err := s.connect(ctx); err != nil {
@@ -317,9 +349,7 @@ func (s *source) sizes(ctx context.Context) transfer.Sizes {
 // frozen, and ships the image if the destination lacks it.
 func (s *source) preflight(ctx context.Context) error {
 	s.stage("preflight")
-	id := make([]byte, 16)
-	rand.Read(id)
-	pre := &transfer.Preflight{MigrationID: hex.EncodeToString(id), Strategy: s.strategy, Container: s.spec,
+	pre := &transfer.Preflight{MigrationID: s.id, Strategy: s.strategy, Container: s.spec,
 		AllowNewAddress: s.cfg.AllowNewAddress, Sizes: s.sizes(ctx), Process: s.proc}
 	if s.proc == nil {
 		layers, err := s.dk.ImageLayers(ctx, s.spec.ImageID)
@@ -409,7 +439,10 @@ func (s *source) checkpoint(ctx context.Context) error {
 	s.report.Dump, err = criu.Dump(s.cfg.CRIU, images, spec, criu.DumpHooks{
 		// CRIU announces pre-dump just before it freezes the tree: the
 		// freeze time measured from here is an upper bound.
-		PreDump: func() { frozenAt = time.Now() },
+		PreDump: func() {
+			s.guardUpdate(func(p *guardPlan) { p.CRIU = criuChild() })
+			frozenAt = time.Now()
+		},
 		PostDump: func() error {
 			hookErr = s.postDump(ctx, images, upper, spec.LazyPages, func(err error) {
 				if err == nil {
@@ -454,6 +487,9 @@ func (s *source) prepareDump(ctx context.Context) (spec criu.DumpSpec, upper, im
 	if spec, upper, err = s.dumpSpec(ctx); err != nil {
 		return spec, "", "", err
 	}
+	if err := s.startGuard(spec); err != nil {
+		return spec, "", "", err
+	}
 	if s.dir, s.releaseDir, err = claimDir(s.cfg.WorkDir, "dump-"); err != nil {
 		return spec, "", "", err
 	}
@@ -486,6 +522,11 @@ func (s *source) postDump(ctx context.Context, images, upper string, lazy bool, 
 		go func() {
 			err := s.awaitRestored(ctx)
 			if err == nil {
+				s.guardUpdate(func(p *guardPlan) {
+					// The destination announced the address: reclaim it
+					// until it must have noticed a dead link.
+					p.PostCopy, p.AnnounceFor = true, s.cfg.Transfer.KeepAlive+s.cfg.Transfer.DeadPeerTimeout+2*time.Second
+				})
 				s.stage("post-copy")
 			}
 			onRestored(err)
@@ -535,6 +576,7 @@ func (s *source) servePages(ctx context.Context, spec *criu.DumpSpec) (func(), e
 	addr := ln.Addr().String()
 	ln.Close() // CRIU listens here once the dump is done
 	spec.LazyPages, spec.PageServer = true, addr
+	s.guardUpdate(func(p *guardPlan) { p.PageServer = addr })
 	pctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -645,6 +687,8 @@ func (s *source) disableRestart(ctx context.Context) error {
 		return nil
 	}
 	s.restartChanged = true
+	// The guard learns the policy first: a kill between the two restores it.
+	s.guardUpdate(func(p *guardPlan) { p.Restart = &restartPolicy{Name: s.restartName, Max: s.restartMax} })
 	return s.dk.SetRestartPolicy(ctx, s.ctr, "no", 0)
 }
 
@@ -685,5 +729,50 @@ func (s *source) rollback(ctx context.Context, postCopy bool) {
 	}
 	if _, err := netrewire.Announce(r.State.Pid, count, gap); err != nil {
 		s.log.Warn("rollback: announce address", "err", err)
+	}
+}
+
+// lockTree claims the container (or process tree): one migration at a time.
+func (s *source) lockTree(ctx context.Context) error {
+	key := s.ctr
+	if s.proc != nil {
+		key = fmt.Sprintf("pid-%d", s.cfg.Pid)
+	}
+	me := lockHolder{Pid: os.Getpid(), Role: roleSource, Destination: s.cfg.To, Since: time.Now()}
+	var err error
+	s.lock, err = lockMigration(ctx, s.cfg.WorkDir, key, me, func(h lockHolder) {
+		s.stageDetail("waiting", fmt.Sprintf(" for the %s (pid %d) of an interrupted migration of it to finish", h.Role, h.Pid))
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", s.report.Container, err)
+	}
+	return nil
+}
+
+// startGuard starts the migration's guard before anything is frozen.
+func (s *source) startGuard(spec criu.DumpSpec) error {
+	if s.cfg.GuardBinary == "" {
+		return nil
+	}
+	plan := guardPlan{
+		MigrationID: s.id, Container: s.ctr, Docker: s.cfg.Docker, Pid: spec.Pid, Freezer: spec.FreezeCgroup,
+		// Before post-copy the destination has not announced the address:
+		// one short announcement undoes any early one.
+		Announce: s.proc == nil && s.spec.Network != nil, AnnounceFor: 150 * time.Millisecond,
+		KeepSource: s.cfg.KeepSource,
+	}
+	g, err := startGuard(s.cfg.GuardBinary, s.cfg.WorkDir, s.lock, plan, s.log)
+	if err != nil {
+		return err
+	}
+	s.guard = g
+	return nil
+}
+
+// guardUpdate tells the guard what changed. A guard that cannot be told
+// is logged, not fatal: it still acts on what it knew.
+func (s *source) guardUpdate(change func(*guardPlan)) {
+	if err := s.guard.update(change); err != nil {
+		s.log.Warn("guard", "err", err)
 	}
 }

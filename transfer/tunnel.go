@@ -44,6 +44,11 @@ func (s *Session) Forward(ctx context.Context, ln net.Listener, name string) err
 // may start listening a little after the peer connects (CRIU's page server
 // does): a refused dial is retried for up to HandshakeTimeout. If counted is
 // set, it receives the bytes read from the service so far.
+//
+// Each connection to the service is armed to end with a TCP reset: if this
+// process dies, the kernel closes it with a reset rather than a FIN, which
+// CRIU's page server would take for "every page delivered" (and then kill
+// the original). splice disarms it when the exchange ends cleanly.
 func (s *Session) ServeTunnel(ctx context.Context, name, addr string, counted func(int64)) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -58,6 +63,7 @@ func (s *Session) ServeTunnel(ctx context.Context, name, addr string, counted fu
 			st.Close()
 			return fmt.Errorf("transfer: tunnel %q: dial %s: %w", name, addr, err)
 		}
+		c.(*net.TCPConn).SetLinger(0)
 		var from io.Reader = c
 		if counted != nil {
 			from = &countingReader{r: c, total: &total, report: counted}
@@ -146,6 +152,8 @@ func splice(a, b net.Conn, aIn io.Reader, failed func() bool) {
 	wg.Wait()
 	if failed() {
 		abort(a)
+	} else if tc, ok := a.(*net.TCPConn); ok {
+		tc.SetLinger(-1) // a clean end: FIN, whatever ServeTunnel armed
 	}
 	a.Close()
 	b.Close()

@@ -23,6 +23,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/dockmove/dockmove/internal/cli"
+	"github.com/dockmove/dockmove/internal/events"
 	"github.com/dockmove/dockmove/migrate"
 	"github.com/dockmove/dockmove/transfer"
 )
@@ -34,7 +35,8 @@ func main() {
 func run() int {
 	cfg := migrate.DefaultSourceConfig()
 	var tf cli.TransferFlags
-	var asJSON, verbose bool
+	var asJSON, verbose, guard bool
+	var eventsPath string
 	fs := pflag.NewFlagSet("migrate-src", pflag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: migrate-src --to HOST[:PORT] [flags] CONTAINER\n       migrate-src --to HOST[:PORT] [flags] --pid PID\n\n%s", fs.FlagUsages())
@@ -53,10 +55,16 @@ func run() int {
 	fs.StringVar(&cfg.WorkDir, "work-dir", cfg.WorkDir, "where the dump is written while it is shipped")
 	fs.StringVar(&cfg.CRIU, "criu", "", "criu binary (default: criu in PATH)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON on stdout")
+	fs.StringVar(&eventsPath, "events", "", "write the migration's events (stages, the outcome) as JSON lines to this file (e.g. /dev/fd/3)")
 	fs.BoolVarP(&verbose, "verbose", "v", false, "log details to stderr")
+	fs.BoolVar(&guard, migrate.GuardFlag, false, "run as a migration's guard (started by migrate-src itself)")
+	fs.MarkHidden(migrate.GuardFlag)
 	tf.Register(fs)
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
+	}
+	if guard {
+		return runGuard(cfg.WorkDir)
 	}
 	if (fs.NArg() != 1 && cfg.Pid == 0) || (fs.NArg() != 0 && cfg.Pid != 0) || cfg.To == "" {
 		fs.Usage()
@@ -73,6 +81,10 @@ func run() int {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Logger = log
 	var err error
+	if cfg.GuardBinary, err = os.Executable(); err != nil {
+		fmt.Fprintln(os.Stderr, "migrate-src:", err)
+		return 1
+	}
 	if cfg.Transfer, err = tf.Config(false, log); err != nil {
 		fmt.Fprintln(os.Stderr, "migrate-src:", err)
 		return 1
@@ -80,13 +92,21 @@ func run() int {
 	if p := cli.NewProgress(os.Stderr); p != nil {
 		cfg.Transfer.Progress = p.Update
 	}
+	ev, err := events.Open(eventsPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "migrate-src:", err)
+		return 1
+	}
+	defer ev.Close()
 	start := time.Now()
-	cfg.OnStage = func(stage string) {
-		fmt.Fprintf(os.Stderr, "[%6.2fs] %s\n", time.Since(start).Seconds(), stage)
+	cfg.OnStage = func(st migrate.Stage) {
+		fmt.Fprintf(os.Stderr, "[%6.2fs] %s%s\n", time.Since(start).Seconds(), st.Name, st.Detail)
+		ev.Stage(st.Name, st.Detail, st.MigrationID)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	report, err := migrate.Migrate(ctx, cfg)
+	ev.End(err)
 	if asJSON && report != nil {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
@@ -101,6 +121,24 @@ func run() int {
 		return 1
 	}
 	printSummary(report)
+	return 0
+}
+
+// runGuard is the guard that migrate-src starts before it dumps: it reads
+// the migration's plan on file descriptor 3 and, if migrate-src dies
+// mid-migration, puts this host right.
+func runGuard(workDir string) int {
+	// The terminal's and the process group's signals are migrate-src's.
+	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	r, err := migrate.RunGuard(context.Background(), os.NewFile(3, "plan"), os.NewFile(4, "lock"), workDir, log)
+	if err != nil {
+		log.Error("guard", "err", err)
+		return 1
+	}
+	if r != nil && len(r.Errors) > 0 {
+		return 1
+	}
 	return 0
 }
 

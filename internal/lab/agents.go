@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/dockmove/dockmove/internal/events"
 )
 
 // The lab's agents: migrate-dst on host2 and migrate-src runs on host1,
@@ -145,44 +148,54 @@ func (d *Destination) CPUTime() time.Duration {
 type SourceRun struct {
 	Report []byte // its --json output
 	Stderr string
-	CPU    time.Duration // user+system of migrate-src and CRIU
+	Events []events.Event // its --events stream
+	CPU    time.Duration  // user+system of migrate-src and CRIU
 	Err    error
 }
 
 // RunSource runs bin/migrate-src on h1 for container name towards h2's
-// migrate-dst. onLine, if set, sees each stderr line as it comes, with a
-// function that kills migrate-src.
-func RunSource(ctx context.Context, h1, h2 Host, bin, name string, onLine func(line string, kill func()), extra ...string) SourceRun {
+// migrate-dst. onStage, if set, sees each stage as migrate-src's event
+// stream announces it, with a function that kills migrate-src (SIGKILL).
+func RunSource(ctx context.Context, h1, h2 Host, bin, name string, onStage func(stage string, kill func()), extra ...string) SourceRun {
 	args := append([]string{
 		"--to", net.JoinHostPort(h2.Addr, AgentPort),
 		"--docker-host", h1.DockerHost,
 		"--work-dir", h1.WorkDir(),
 		"--tls-dir", filepath.Join(TLSDir, h1.Name),
+		"--events", "/dev/fd/3",
 		"--json"}, extra...)
 	if name != "" { // "" when extra names the target (--pid)
 		args = append(args, name)
 	}
 	cmd := h1.Command(ctx, filepath.Join(bin, "migrate-src"), args...)
-	var stdout bytes.Buffer
-	cmd.Stdout = &stdout
-	pr, pw := io.Pipe()
-	cmd.Stderr = pw
-	var stderr strings.Builder
-	lines := make(chan struct{})
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			stderr.WriteString(sc.Text() + "\n")
-			if onLine != nil {
-				onLine(sc.Text(), func() { cmd.Process.Kill() })
-			}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	er, ew, err := os.Pipe()
+	if err != nil {
+		return SourceRun{Err: err}
+	}
+	cmd.ExtraFiles = []*os.File{ew}
+	if err := cmd.Start(); err != nil {
+		er.Close()
+		ew.Close()
+		return SourceRun{Err: err}
+	}
+	ew.Close()
+	var seen []events.Event
+	dec := json.NewDecoder(er)
+	for {
+		var ev events.Event
+		if dec.Decode(&ev) != nil {
+			break
 		}
-	}()
-	err := cmd.Run()
-	pw.Close()
-	<-lines
-	run := SourceRun{Report: stdout.Bytes(), Stderr: stderr.String(), Err: err}
+		seen = append(seen, ev)
+		if onStage != nil && ev.Event == "stage" {
+			onStage(ev.Stage, func() { cmd.Process.Kill() })
+		}
+	}
+	er.Close()
+	err = cmd.Wait()
+	run := SourceRun{Report: stdout.Bytes(), Stderr: stderr.String(), Events: seen, Err: err}
 	if cmd.ProcessState != nil {
 		run.CPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	}

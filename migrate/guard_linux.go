@@ -1,0 +1,263 @@
+//go:build linux
+
+package migrate
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/dockmove/dockmove/internal/criu"
+	"github.com/dockmove/dockmove/internal/docker"
+	"github.com/dockmove/dockmove/lazypages"
+	"github.com/dockmove/dockmove/netrewire"
+)
+
+// GuardFlag is the hidden flag that makes migrate-src run as a guard,
+// reading its plans from file descriptor 3.
+const GuardFlag = "guard"
+
+// guardDirName is the directory, under the source's work directory, that
+// holds the guards' logs and the results of their interventions.
+const guardDirName = "guards"
+
+// RunGuard is the guard process: it reads plans from in until migrate-src
+// closes it, and if migrate-src did not say it was done, puts the host
+// right and records what it did in workDir/guards/ID.json. lock, if not
+// nil, is migrate-src's lock on the container, held until the guard ends.
+func RunGuard(ctx context.Context, in io.Reader, lock *os.File, workDir string, log *slog.Logger) (*GuardResult, error) {
+	p, ok := readPlans(in, log)
+	if !ok {
+		return nil, errGuardNoPlan
+	}
+	if p.Done {
+		return nil, nil
+	}
+	if lock != nil {
+		if err := writeHolder(lock, lockHolder{Pid: os.Getpid(), Role: roleGuard, Since: time.Now()}); err != nil {
+			log.Warn("guard: lock", "err", err)
+		}
+	}
+	log.Warn("migrate-src ended in the middle of a migration: putting this host right", "migration", p.MigrationID, "container", p.Container, "pid", p.Pid)
+	r := resolve(ctx, realGuardHost{log: log}, p, defaultGuardTimes())
+	log.Warn("guard done", "outcome", r.Outcome, "actions", strings.Join(r.Actions, "; "), "errors", strings.Join(r.Errors, "; "))
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err == nil {
+		err = writeFileAtomic(filepath.Join(workDir, guardDirName, p.MigrationID+".json"), data)
+	}
+	sweepStale(workDir, log)
+	return &r, err
+}
+
+// guard is the source's handle on its guard process.
+type guard struct {
+	mu      sync.Mutex
+	w       *os.File
+	plan    guardPlan
+	logPath string
+	log     *slog.Logger
+}
+
+// startGuard runs bin (migrate-src's own binary) as this migration's
+// guard, in a session of its own so that neither a terminal's signals nor
+// a kill of migrate-src's process group reach it.
+func startGuard(bin, workDir string, lock *os.File, plan guardPlan, log *slog.Logger) (*guard, error) {
+	dir := filepath.Join(workDir, guardDirName)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(dir, plan.MigrationID+".log")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	r, w, err := os.Pipe() // close-on-exec: CRIU and others never hold it
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	cmd := exec.Command(bin, "--"+GuardFlag, "--work-dir", workDir)
+	cmd.ExtraFiles = []*os.File{r, lock} // fds 3 and 4
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("migrate: start the guard: %w", err)
+	}
+	go cmd.Wait()
+	g := &guard{w: w, logPath: logPath, log: log}
+	return g, g.update(func(p *guardPlan) { *p = plan })
+}
+
+// update changes the plan and sends it to the guard.
+func (g *guard) update(change func(*guardPlan)) error {
+	if g == nil {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	change(&g.plan)
+	data, err := json.Marshal(g.plan)
+	if err != nil {
+		return err
+	}
+	if _, err := g.w.Write(append(data, '\n')); err != nil {
+		return fmt.Errorf("migrate: guard: %w", err)
+	}
+	return nil
+}
+
+// done tells the guard that migrate-src finished by itself, and lets it go.
+func (g *guard) done() {
+	if g == nil {
+		return
+	}
+	if err := g.update(func(p *guardPlan) { p.Done = true }); err != nil {
+		g.log.Warn("guard", "err", err)
+	}
+	g.w.Close()
+	os.Remove(g.logPath)
+}
+
+// criuChild finds the CRIU process this process started (go-criu's swrk
+// child): the guard waits for it.
+func criuChild() int {
+	self := os.Getpid()
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || parentPID(pid) != self {
+			continue
+		}
+		if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(comm)) == "criu" {
+			return pid
+		}
+	}
+	return 0
+}
+
+// realGuardHost acts on this host.
+type realGuardHost struct{ log *slog.Logger }
+
+func (h realGuardHost) waitExit(ctx context.Context, pid int, d time.Duration) bool {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return true // ESRCH: already gone
+	}
+	defer unix.Close(fd)
+	ms := int(d.Milliseconds())
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, ms)
+		if err == unix.EINTR {
+			continue
+		}
+		return err == nil && n > 0
+	}
+}
+
+func (h realGuardHost) kill(pid int) { unix.Kill(pid, unix.SIGKILL) }
+
+// alive: the root exists, is not a zombie, and is the same process (its
+// start time matches) or, for a container, Docker still runs it.
+func (h realGuardHost) alive(p guardPlan) bool {
+	f := statFields(p.Pid)
+	if len(f) == 0 || f[0] == "Z" || f[0] == "X" {
+		return false
+	}
+	if p.Container == "" {
+		return true
+	}
+	dk, err := docker.New(p.Docker)
+	if err != nil {
+		return true // the process runs; Docker's view is unknown
+	}
+	defer dk.Close()
+	r, err := dk.Inspect(context.Background(), p.Container)
+	return err != nil || (r.State != nil && r.State.Running && r.State.Pid == p.Pid)
+}
+
+func (h realGuardHost) thaw(dir string) error {
+	state := filepath.Join(dir, "freezer.state")
+	b, err := os.ReadFile(state)
+	if err != nil || strings.TrimSpace(string(b)) == "THAWED" {
+		return nil
+	}
+	h.log.Warn("thawing a frozen container", "cgroup", dir)
+	return os.WriteFile(state, []byte("THAWED"), 0)
+}
+
+func (h realGuardHost) abortPageServer(addr string) { lazypages.Abort(addr) }
+
+func (h realGuardHost) unlockNetwork(pid int) error { return criu.UnlockNetwork(pid) }
+
+func (h realGuardHost) setRestart(ctx context.Context, p guardPlan) error {
+	dk, err := docker.New(p.Docker)
+	if err != nil {
+		return err
+	}
+	defer dk.Close()
+	return dk.SetRestartPolicy(ctx, p.Container, p.Restart.Name, p.Restart.Max)
+}
+
+func (h realGuardHost) announce(pid int, d time.Duration) error {
+	gap := 500 * time.Millisecond
+	_, err := netrewire.Announce(pid, int(d/gap)+1, gap)
+	return err
+}
+
+func (h realGuardHost) remove(ctx context.Context, p guardPlan) error {
+	dk, err := docker.New(p.Docker)
+	if err != nil {
+		return err
+	}
+	defer dk.Close()
+	return dk.Remove(ctx, p.Container)
+}
+
+// writeFileAtomic replaces path with data so that a crash leaves either
+// the old or the new content: written to a temporary file, synced,
+// renamed, and the directory synced.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path))
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
