@@ -77,7 +77,9 @@ type Server struct {
 	hello transfer.Hello
 	mu    sync.Mutex
 	names map[string]bool
-	wg    sync.WaitGroup
+	// active holds the IDs of the migrations whose sessions run here.
+	active map[string]bool
+	wg     sync.WaitGroup
 	// lastRestore is how long the last restore here took, in milliseconds.
 	lastRestore atomic.Int64
 }
@@ -92,7 +94,7 @@ func NewServer(ctx context.Context, cfg DestConfig) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: logger(cfg.Logger), names: map[string]bool{}}
+	s := &Server{cfg: cfg, log: logger(cfg.Logger), names: map[string]bool{}, active: map[string]bool{}}
 	api, installed, err := s.connectDocker(ctx)
 	if err != nil {
 		return nil, err
@@ -178,7 +180,30 @@ func (s *Server) handle(ctx context.Context, conn net.Conn) {
 	if err != nil {
 		return // transfer.Server logged the refusal with the peer's address
 	}
-	in := &incoming{srv: s, sess: sess, log: s.log.With("peer", sess.RemoteAddr().String())}
+	log := s.log.With("peer", sess.RemoteAddr().String())
+	first, err := sess.Recv(ctx)
+	if err != nil {
+		log.Warn("session ended before its first message", "err", err)
+		return
+	}
+	switch m := first.(type) {
+	case *transfer.Resolve:
+		s.serveResolve(ctx, sess, m, log)
+	case *transfer.Preflight:
+		s.serveMigration(ctx, &incoming{srv: s, sess: sess, pre: m, log: log})
+	default:
+		sess.Fail(fmt.Errorf("%w: %s to begin with", transfer.ErrUnexpectedMessage, first.Type()))
+	}
+}
+
+// serveMigration runs one incoming migration to its end.
+func (s *Server) serveMigration(ctx context.Context, in *incoming) {
+	sess, id := in.sess, in.pre.MigrationID
+	if !s.setActive(id, true) {
+		sess.Fail(fmt.Errorf("migration %s is already under way here", id))
+		return
+	}
+	defer s.setActive(id, false)
 	if err := in.run(ctx); err != nil {
 		in.log.Error("migration failed", "container", in.name(), "err", err)
 		sess.Fail(err)
@@ -186,6 +211,22 @@ func (s *Server) handle(ctx context.Context, conn net.Conn) {
 	}
 	in.log.Info("migration committed", "container", in.name(), "id", in.state.ContainerID)
 	sess.Close()
+}
+
+// setActive marks migration id as having a live session here (on) or
+// not; it refuses to mark one twice.
+func (s *Server) setActive(id string, on bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if on && s.active[id] {
+		return false
+	}
+	if on {
+		s.active[id] = true
+	} else {
+		delete(s.active, id)
+	}
+	return true
 }
 
 // reserve claims a container name for one migration.
@@ -210,6 +251,7 @@ func (s *Server) release(name string) {
 const (
 	phasePrepared = "prepared" // shell may exist; source not committed: remove on failure
 	phaseRestored = "restored" // copy runs, commit not yet received: in doubt on failure
+	phaseInDoubt  = "in-doubt" // the session broke while restored: copy paused until the source resolves it
 	phaseComplete = "complete" // post-copy: every page arrived, the source has committed
 )
 

@@ -273,15 +273,17 @@ func TestFailureSourceKilledDuringTransfer(t *testing.T) {
 	name := unique("srckilled")
 	addr := runWorkload(t, ctx, e, name, lab.WorkloadImage, "--restart", "always")
 	before := waitBeat(t, ctx, addr, 0)
-	_, stderr, err := runSrc(ctx, e, name, func(stage string, kill func()) {
-		if stage == "transfer" {
+	killed := false
+	run := lab.RunSource(ctx, e.h1, e.h2, e.bin, name, func(stage string, kill func()) {
+		if stage == "transfer" && !killed {
 			kill()
+			killed = true
 		}
-	})
-	if !strings.Contains(stderr, "] transfer") {
-		t.Fatalf("migrate-src never reached the transfer stage:\n%s", stderr)
+	}, "--strategy", "stop-and-copy")
+	if !killed {
+		t.Fatalf("migrate-src never reached the transfer stage:\n%s", run.Stderr)
 	}
-	if err == nil {
+	if run.Err == nil {
 		t.Fatal("killed migrate-src exited successfully")
 	}
 	// CRIU notices its client is gone and resumes the tree.
@@ -295,9 +297,12 @@ func TestFailureSourceKilledDuringTransfer(t *testing.T) {
 	// migrate-dst saw the session end and cleaned up without a restart.
 	waitGoneFromHost2(t, ctx, e, name, 20*time.Second)
 	assertHost2Clean(t, ctx, e, name, true)
-	// The killed run left its dump on host1; the next run removes it.
-	if left, _ := filepath.Glob(filepath.Join(e.h1.WorkDir(), "dump-*")); len(left) == 0 {
-		t.Fatal("the killed migrate-src left no dump directory: the test no longer covers the sweep")
+	// The killed run's guard removed its dump from host1.
+	if r := waitGuardResult(t, ctx, e, run.Events); r.Outcome != migrate.GuardRolledBack || len(r.Errors) != 0 {
+		t.Fatalf("guard: %+v", r)
+	}
+	if left, _ := filepath.Glob(filepath.Join(e.h1.WorkDir(), "dump-*")); len(left) != 0 {
+		t.Fatalf("host1 still holds %v after the guard", left)
 	}
 	if _, stderr, err := runSrc(ctx, e, name, nil); err != nil {
 		t.Fatalf("migration after the kill: %v\n%s", err, stderr)

@@ -61,22 +61,7 @@ func TestLazyLinkCutDuringPostCopy(t *testing.T) {
 	name := unique("cut")
 	addr := runWorkloadMiB(t, ctx, e, name, lab.WorkloadImage, 1024, 500)
 	before := waitBeat(t, ctx, addr, 0)
-	rules := [][]string{
-		{"OUTPUT", "-d", e.h2.Addr, "-p", "tcp", "--dport", dstPort, "-j", "DROP"},
-		{"INPUT", "-s", e.h2.Addr, "-p", "tcp", "--sport", dstPort, "-j", "DROP"},
-	}
-	cut := func() {
-		for _, r := range rules {
-			if out, err := e.h1.Command(ctx, "iptables", append([]string{"-I"}, r...)...).CombinedOutput(); err != nil {
-				t.Errorf("cut link: %v: %s", err, out)
-			}
-		}
-	}
-	t.Cleanup(func() {
-		for _, r := range rules {
-			e.h1.Command(context.Background(), "iptables", append([]string{"-D"}, r...)...).Run()
-		}
-	})
+	cut, _ := linkCutter(t, ctx, e)
 	var cutDone bool
 	_, stderr, err := runSrc(ctx, e, name, func(stage string, _ func()) {
 		if stage == "post-copy" && !cutDone {
@@ -152,31 +137,44 @@ func TestLazySourceKilledDuringPostCopy(t *testing.T) {
 	if v, err := workload.Query(ctx, addr, workload.CmdVerify); err != nil || v.Bad != 0 {
 		t.Fatalf("after the next migration: %+v, %v", v, err)
 	}
-	r := guardResult(t, e, killedRun)
+	r := waitGuardResult(t, ctx, e, killedRun)
 	if r.Outcome != migrate.GuardRolledBack || len(r.Errors) != 0 {
 		t.Fatalf("guard: %+v", r)
 	}
 	t.Logf("guard: %v in %v", r.Actions, r.Finished.Sub(r.Started))
 }
 
-// guardResult reads what the guard of migrate-src run pid did on host1.
-func guardResult(t *testing.T, e env, events []events.Event) migrate.GuardResult {
-	t.Helper()
-	var id string
+// migrationID is the migration's ID as a migrate-src run's events name it.
+func migrationID(events []events.Event) string {
 	for _, ev := range events {
 		if ev.MigrationID != "" {
-			id = ev.MigrationID
+			return ev.MigrationID
 		}
 	}
-	var r migrate.GuardResult
-	data, err := os.ReadFile(filepath.Join(e.h1.WorkDir(), "guards", id+".json"))
-	if err == nil {
-		err = json.Unmarshal(data, &r)
+	return ""
+}
+
+// waitGuardResult waits for what the guard of a killed migrate-src run
+// (its events) did on host1.
+func waitGuardResult(t *testing.T, ctx context.Context, e env, events []events.Event) migrate.GuardResult {
+	t.Helper()
+	id := migrationID(events)
+	path := filepath.Join(e.h1.WorkDir(), "guards", id+".json")
+	for {
+		var r migrate.GuardResult
+		data, err := os.ReadFile(path)
+		if err == nil {
+			if err := json.Unmarshal(data, &r); err != nil {
+				t.Fatalf("guard of migration %q: %v", id, err)
+			}
+			return r
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no result from the guard of migration %q: %v", id, err)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	if err != nil {
-		t.Fatalf("guard of migration %q: %v", id, err)
-	}
-	return r
 }
 
 // TestSecondMigrationRefusedWhileInFlight starts a second migrate-src of a

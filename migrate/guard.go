@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"time"
+
+	"github.com/dockmove/dockmove/transfer"
 )
 
 // The guard is what keeps the source's promise when migrate-src itself
@@ -39,6 +41,14 @@ type guardPlan struct {
 	Freezer string `json:"freezer,omitempty"`
 	// PageServer is the lazy dump's page server (host:port).
 	PageServer string `json:"page_server,omitempty"`
+	// Restored is set once the destination reported its copy running
+	// (before post-copy, or in a migration without one): from then on the
+	// destination holds that copy in doubt if the session breaks, until it
+	// hears the outcome from Destination.
+	Restored    bool   `json:"restored,omitempty"`
+	Destination string `json:"destination,omitempty"`
+	// CRIUVersion is this host's CRIU, announced when resolving.
+	CRIUVersion int `json:"criu_version,omitempty"`
 	// PostCopy is set once the destination reported its copy running while
 	// memory still follows: from then on the destination holds the
 	// address, and a dead original means every page was delivered.
@@ -67,18 +77,22 @@ const (
 	GuardCommitted  = "committed"   // CRIU ended the original after a complete transfer
 	GuardInDoubt    = "in-doubt"    // the original is gone, the destination may not know it committed
 	GuardGone       = "gone"        // the original ended before CRIU was known to dump it
+	GuardLost       = "lost"        // committed, but the destination no longer has its copy: the ended original is kept
 )
 
 // GuardResult is what a guard did after migrate-src died.
 type GuardResult struct {
-	MigrationID string    `json:"migration_id"`
-	Container   string    `json:"container,omitempty"`
-	Pid         int       `json:"pid"`
-	Outcome     string    `json:"outcome"`
-	Actions     []string  `json:"actions"`
-	Errors      []string  `json:"errors,omitempty"`
-	Started     time.Time `json:"started"`
-	Finished    time.Time `json:"finished"`
+	MigrationID string `json:"migration_id"`
+	Container   string `json:"container,omitempty"`
+	Pid         int    `json:"pid"`
+	Outcome     string `json:"outcome"`
+	// Delivered is what the destination answered when the guard told it
+	// the outcome ("" if it did not need telling, or could not be told).
+	Delivered string    `json:"delivered,omitempty"`
+	Actions   []string  `json:"actions"`
+	Errors    []string  `json:"errors,omitempty"`
+	Started   time.Time `json:"started"`
+	Finished  time.Time `json:"finished"`
 }
 
 // guardHost is what the guard does to this host: real in guard_linux.go,
@@ -99,6 +113,11 @@ type guardHost interface {
 	setRestart(ctx context.Context, p guardPlan) error
 	announce(pid int, d time.Duration) error
 	remove(ctx context.Context, p guardPlan) error
+	// deliver tells the destination the outcome (commit: the original is
+	// gone) and returns its answer (transfer.Outcome*).
+	deliver(ctx context.Context, p guardPlan, commit bool) (string, error)
+	// dropOutcome removes the source's record of a delivered commit.
+	dropOutcome(p guardPlan)
 }
 
 // guardTimes bound the guard's waiting.
@@ -154,11 +173,22 @@ func resolve(ctx context.Context, h guardHost, p guardPlan, t guardTimes) GuardR
 		// A CRIU that died while the tree was frozen leaves it frozen.
 		failed("thaw", h.thaw(p.Freezer))
 	}
-	if h.alive(p) {
+	alive := h.alive(p)
+	if alive {
 		r.Outcome = GuardRolledBack
 		rollbackHost(ctx, h, p, did, failed)
-	} else {
-		r.Outcome = commitHost(ctx, h, p, did, failed)
+	}
+	if p.Restored && !p.PostCopy {
+		// The destination holds its copy in doubt: tell it what happened.
+		state, err := h.deliver(ctx, p, !alive)
+		failed("tell the destination", err)
+		r.Delivered = state
+		if err == nil {
+			did("destination told (%s)", state)
+		}
+	}
+	if !alive {
+		r.Outcome = commitHost(ctx, h, p, r.Delivered, did, failed)
 	}
 	r.Finished = time.Now().UTC()
 	return r
@@ -205,14 +235,19 @@ func rollbackHost(ctx context.Context, h guardHost, p guardPlan, did func(string
 	}
 }
 
-// commitHost finishes a migration whose original CRIU ended. Only after
-// post-copy is that proof of a complete transfer: the page server ends the
+// commitHost finishes a migration whose original CRIU ended. After
+// post-copy that is proof of a complete transfer: the page server ends the
 // original once the destination has every page. Otherwise the original was
-// ended at the commit point and the destination may still wait for the
-// commit; the stopped original stays for reconciliation.
-func commitHost(ctx context.Context, h guardHost, p guardPlan, did func(string, ...any), failed func(string, error)) string {
+// ended at the commit point, and the migration is committed once the
+// destination confirms (delivered); until then the stopped original stays,
+// and the source's record of the commit with it.
+func commitHost(ctx context.Context, h guardHost, p guardPlan, delivered string, did func(string, ...any), failed func(string, error)) string {
+	confirmed := delivered == transfer.OutcomeCommitted || delivered == transfer.OutcomeUnknown
 	switch {
-	case p.PostCopy:
+	case p.PostCopy || (p.Restored && confirmed):
+		if !p.PostCopy {
+			h.dropOutcome(p)
+		}
 		if p.Container != "" && !p.KeepSource {
 			if err := h.remove(ctx, p); err != nil {
 				failed("remove the committed original", err)
@@ -221,8 +256,12 @@ func commitHost(ctx context.Context, h guardHost, p guardPlan, did func(string, 
 			}
 		}
 		return GuardCommitted
+	case p.Restored && delivered == transfer.OutcomeRemoved:
+		h.dropOutcome(p)
+		did("the destination no longer has its copy: the ended original is kept here to be started again")
+		return GuardLost
 	case p.CRIU != 0:
-		did("original ended at the commit point; kept for reconciliation")
+		did("original ended at the commit point; kept until the destination confirms")
 		return GuardInDoubt
 	}
 	return GuardGone

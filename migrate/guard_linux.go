@@ -23,6 +23,7 @@ import (
 	"github.com/dockmove/dockmove/internal/docker"
 	"github.com/dockmove/dockmove/lazypages"
 	"github.com/dockmove/dockmove/netrewire"
+	"github.com/dockmove/dockmove/transfer"
 )
 
 // GuardFlag is the hidden flag that makes migrate-src run as a guard,
@@ -36,8 +37,9 @@ const guardDirName = "guards"
 // RunGuard is the guard process: it reads plans from in until migrate-src
 // closes it, and if migrate-src did not say it was done, puts the host
 // right and records what it did in workDir/guards/ID.json. lock, if not
-// nil, is migrate-src's lock on the container, held until the guard ends.
-func RunGuard(ctx context.Context, in io.Reader, lock *os.File, workDir string, log *slog.Logger) (*GuardResult, error) {
+// nil, is migrate-src's lock on the container, held until the guard ends;
+// tc reaches the destination when it must be told the outcome.
+func RunGuard(ctx context.Context, in io.Reader, lock *os.File, workDir string, tc transfer.Config, log *slog.Logger) (*GuardResult, error) {
 	p, ok := readPlans(in, log)
 	if !ok {
 		return nil, errGuardNoPlan
@@ -51,7 +53,7 @@ func RunGuard(ctx context.Context, in io.Reader, lock *os.File, workDir string, 
 		}
 	}
 	log.Warn("migrate-src ended in the middle of a migration: putting this host right", "migration", p.MigrationID, "container", p.Container, "pid", p.Pid)
-	r := resolve(ctx, realGuardHost{log: log}, p, defaultGuardTimes())
+	r := resolve(ctx, realGuardHost{log: log, tc: tc, workDir: workDir}, p, defaultGuardTimes())
 	log.Warn("guard done", "outcome", r.Outcome, "actions", strings.Join(r.Actions, "; "), "errors", strings.Join(r.Errors, "; "))
 	data, err := json.MarshalIndent(r, "", "  ")
 	if err == nil {
@@ -73,7 +75,7 @@ type guard struct {
 // startGuard runs bin (migrate-src's own binary) as this migration's
 // guard, in a session of its own so that neither a terminal's signals nor
 // a kill of migrate-src's process group reach it.
-func startGuard(bin, workDir string, lock *os.File, plan guardPlan, log *slog.Logger) (*guard, error) {
+func startGuard(bin string, args []string, workDir string, lock *os.File, plan guardPlan, log *slog.Logger) (*guard, error) {
 	dir := filepath.Join(workDir, guardDirName)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -89,7 +91,7 @@ func startGuard(bin, workDir string, lock *os.File, plan guardPlan, log *slog.Lo
 		return nil, err
 	}
 	defer r.Close()
-	cmd := exec.Command(bin, "--"+GuardFlag, "--work-dir", workDir)
+	cmd := exec.Command(bin, append([]string{"--" + GuardFlag, "--work-dir", workDir}, args...)...)
 	cmd.ExtraFiles = []*os.File{r, lock} // fds 3 and 4
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -149,8 +151,26 @@ func criuChild() int {
 	return 0
 }
 
+// guardDeliverFor bounds how long a guard tries to tell the destination
+// the outcome; after that `migrate-src status --resolve` does.
+const guardDeliverFor = 10 * time.Minute
+
 // realGuardHost acts on this host.
-type realGuardHost struct{ log *slog.Logger }
+type realGuardHost struct {
+	log     *slog.Logger
+	tc      transfer.Config
+	workDir string
+}
+
+func (h realGuardHost) deliver(ctx context.Context, p guardPlan, commit bool) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, guardDeliverFor)
+	defer cancel()
+	tc := h.tc
+	tc.Hello = transfer.Hello{Role: transfer.RoleSource, Agent: Version, CRIU: transfer.CRIUInfo{Version: p.CRIUVersion}}
+	return deliverOutcome(ctx, p.Destination, tc, p.MigrationID, commit, h.log)
+}
+
+func (h realGuardHost) dropOutcome(p guardPlan) { dropOutcome(h.workDir, p.MigrationID) }
 
 func (h realGuardHost) waitExit(ctx context.Context, pid int, d time.Duration) bool {
 	fd, err := unix.PidfdOpen(pid, 0)
@@ -260,4 +280,17 @@ func writeFileAtomic(path string, data []byte) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// GuardResults lists what guards did on this host (WORK/guards/*.json).
+func GuardResults(workDir string) []GuardResult {
+	paths, _ := filepath.Glob(filepath.Join(workDir, guardDirName, "*.json"))
+	var out []GuardResult
+	for _, p := range paths {
+		var r GuardResult
+		if data, err := os.ReadFile(p); err == nil && json.Unmarshal(data, &r) == nil {
+			out = append(out, r)
+		}
+	}
+	return out
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dockmove/dockmove/transfer"
 )
 
 // fakeGuardHost records what the guard did; the tree's and CRIU's fates are
@@ -17,9 +19,19 @@ type fakeGuardHost struct {
 	criuExitsAfter int  // waitExit calls before CRIU has ended; -1 never
 	treeAlive      bool // the original runs once CRIU is done
 	failUnlock     bool
+	answer         string // the destination's answer to deliver; "" fails
 	calls          []string
 	waits          int
 }
+
+func (f *fakeGuardHost) deliver(_ context.Context, _ guardPlan, commit bool) (string, error) {
+	f.calls = append(f.calls, map[bool]string{true: "deliver-commit", false: "deliver-abort"}[commit])
+	if f.answer == "" {
+		return "", errors.New("destination unreachable")
+	}
+	return f.answer, nil
+}
+func (f *fakeGuardHost) dropOutcome(guardPlan) { f.calls = append(f.calls, "drop-record") }
 
 func (f *fakeGuardHost) waitExit(_ context.Context, pid int, _ time.Duration) bool {
 	f.waits++
@@ -91,9 +103,34 @@ func TestGuardResolveFakeHost(t *testing.T) {
 			outcome: GuardRolledBack, calls: []string{"kill", "wait", "thaw", "unlock", "restart"},
 		},
 		{
-			name: "stop-and-copy ended at the commit point: in doubt, kept",
-			plan: guardPlan{MigrationID: "m", Container: "c", Pid: 10, CRIU: 20}, host: fakeGuardHost{},
-			outcome: GuardInDoubt, never: []string{"remove", "unlock", "abort"},
+			name: "killed before the destination reported its copy: nothing to tell it",
+			plan: guardPlan{MigrationID: "m", Container: "c", Pid: 10, CRIU: 20}, host: fakeGuardHost{treeAlive: true},
+			outcome: GuardRolledBack, calls: []string{"unlock"}, never: []string{"deliver-commit", "deliver-abort", "remove"},
+		},
+		{
+			name: "ended at the commit point, the destination told: committed, original removed",
+			plan: restoredPlan, host: fakeGuardHost{answer: transfer.OutcomeCommitted},
+			outcome: GuardCommitted, calls: []string{"wait", "deliver-commit", "drop-record", "remove"}, never: []string{"unlock", "deliver-abort"},
+		},
+		{
+			name: "ended at the commit point, destination unreachable: in doubt, original and record kept",
+			plan: restoredPlan, host: fakeGuardHost{},
+			outcome: GuardInDoubt, calls: []string{"deliver-commit"}, never: []string{"remove", "drop-record", "unlock"},
+		},
+		{
+			name: "ended at the commit point, but the copy was removed on the destination: lost, original kept",
+			plan: restoredPlan, host: fakeGuardHost{answer: transfer.OutcomeRemoved},
+			outcome: GuardLost, calls: []string{"deliver-commit", "drop-record"}, never: []string{"remove"},
+		},
+		{
+			name: "resumed after the destination reported its copy: rolled back, destination told to remove it",
+			plan: restoredPlan, host: fakeGuardHost{treeAlive: true, answer: transfer.OutcomeRemoved},
+			outcome: GuardRolledBack, calls: []string{"unlock", "deliver-abort"}, never: []string{"deliver-commit", "remove"},
+		},
+		{
+			name: "post-copy needs no telling: the destination decides by the pages",
+			plan: func() guardPlan { p := withPostCopy(lazy); p.Restored = true; return p }(), host: fakeGuardHost{treeAlive: true},
+			outcome: GuardRolledBack, never: []string{"deliver-commit", "deliver-abort"},
 		},
 		{
 			name: "killed before the dump: the restart policy was not changed yet",
@@ -132,6 +169,8 @@ func TestGuardReportsFailedStepsFakeHost(t *testing.T) {
 		t.Fatalf("errors %v, calls %v: a failed step must be reported and not stop the others", r.Errors, h.calls)
 	}
 }
+
+var restoredPlan = guardPlan{MigrationID: "m", Container: "c", Pid: 10, CRIU: 20, Restored: true, Destination: "host2:7070"}
 
 func withPostCopy(p guardPlan) guardPlan { p.PostCopy = true; return p }
 

@@ -48,12 +48,9 @@ func (in *incoming) name() string {
 	return in.pre.Container.Name
 }
 
+// run carries the migration whose preflight (in.pre) arrived.
 func (in *incoming) run(ctx context.Context) (err error) {
-	pre, err := transfer.Expect[*transfer.Preflight](ctx, in.sess)
-	if err != nil {
-		return err
-	}
-	in.pre = pre
+	pre := in.pre
 	if pre.Process != nil {
 		return in.runProcess(ctx)
 	}

@@ -108,12 +108,17 @@ func (s *Server) abandonProcess(st *migrationState, cause error, log *slog.Logge
 	switch {
 	case st.Phase == phaseComplete:
 		log.Warn("post-copy completed but the commit message was lost; keeping the process", "pid", st.Pid, "cause", cause)
-	case st.Phase == phaseRestored && !st.Lazy:
+	case (st.Phase == phaseRestored || st.Phase == phaseInDoubt) && !st.Lazy:
 		if alive {
 			syscall.Kill(st.Pid, syscall.SIGSTOP)
 		}
-		log.Error("in doubt: the source may have committed; the restored process is stopped. "+
-			"If the original is gone from the source, send it SIGCONT; otherwise kill it", "pid", st.Pid, "cause", cause)
+		st.Phase = phaseInDoubt
+		if err := s.saveState(st); err != nil {
+			log.Error("in doubt: record", "err", err)
+		}
+		log.Error("in doubt: the source may have committed; the restored process is stopped until the source "+
+			"resolves the migration (`migrate-dst status` lists it)", "pid", st.Pid, "cause", cause)
+		return // the state stays for the source's resolve
 	default:
 		if alive {
 			// A PID namespace's init takes the whole namespace with it.

@@ -70,18 +70,31 @@ type SourceConfig struct {
 	// caller leaves CRIU's network lock and the changed restart policy to
 	// a person.
 	GuardBinary string
+	// GuardArgs are more arguments for the guard: the TLS flags it needs
+	// to tell the destination a migration's outcome.
+	GuardArgs []string
+	// ResolveFor bounds how long migrate-src itself tries to deliver a
+	// commit whose acknowledgement was lost with the link, in new
+	// sessions, before it leaves that to its guard. Default 2m.
+	ResolveFor time.Duration
 	// Transfer configures the session (TLS, compression).
 	Transfer transfer.Config
 	// Logger receives progress events. Nil discards them.
 	Logger *slog.Logger
 	// OnStage, when set, is called as the migration enters each stage.
 	OnStage func(Stage)
+	// PauseAt and PauseFor inject a delay for fault-injection tests: on
+	// entering stage PauseAt (after OnStage), the migration waits PauseFor,
+	// so a test can act (kill an agent, cut the link) exactly there.
+	// Default "": never.
+	PauseAt  string
+	PauseFor time.Duration
 }
 
 // DefaultSourceConfig returns the documented defaults.
 func DefaultSourceConfig() SourceConfig {
 	return SourceConfig{Strategy: transfer.StrategyAuto, PrecopyPolicy: predump.Adaptive, PrecopyLimits: predump.DefaultLimits(),
-		WorkDir: "/var/lib/dockmove/source", Transfer: transfer.DefaultConfig()}
+		WorkDir: "/var/lib/dockmove/source", ResolveFor: 2 * time.Minute, Transfer: transfer.DefaultConfig()}
 }
 
 // Validate reports a configuration that cannot work.
@@ -175,7 +188,14 @@ type source struct {
 	committing     atomic.Bool
 	id             string // the migration's ID
 	guard          *guard // nil without a guard binary
-	lock           *os.File
+	// handOver leaves the guard to finish: migrate-src ends without
+	// telling it done.
+	handOver bool
+	// restored: the destination reported its copy running (stop-and-copy
+	// and pre-copy), so it holds that copy in doubt if the session breaks.
+	restored bool
+	lock     *os.File
+	tc       transfer.Config // the session's configuration, for resolving
 }
 
 // Migrate moves the container to the destination. On any failure before the
@@ -224,10 +244,16 @@ func (s *source) stageDetail(name, detail string) {
 	if s.cfg.OnStage != nil {
 		s.cfg.OnStage(Stage{Name: name, Detail: detail, MigrationID: s.id})
 	}
+	if name == s.cfg.PauseAt {
+		s.log.Warn("pausing for a fault-injection test", "stage", name, "for", s.cfg.PauseFor)
+		time.Sleep(s.cfg.PauseFor)
+	}
 }
 
 func (s *source) close() {
-	s.guard.done()
+	if !s.handOver {
+		s.guard.done()
+	}
 	if s.lock != nil {
 		s.lock.Close()
 	}
@@ -313,6 +339,7 @@ func (s *source) connect(ctx context.Context) error {
 	if tc.Logger == nil {
 		tc.Logger = s.log
 	}
+	s.tc = tc
 	if s.sess, err = transfer.Dial(ctx, s.cfg.To, tc); err != nil {
 		return err
 	}
@@ -471,6 +498,9 @@ func (s *source) checkpoint(ctx context.Context) error {
 		}
 		err = s.dumpFailed(err, hookErr, postCopy)
 		s.rollback(ctx, postCopy)
+		if s.restored {
+			s.resolveAbort(ctx)
+		}
 		return err
 	}
 	if spec.LazyPages {
@@ -538,11 +568,21 @@ func (s *source) postDump(ctx context.Context, images, upper string, lazy bool, 
 	if err != nil {
 		return err
 	}
+	// From here the destination holds its copy in doubt if the session
+	// breaks: the guard must tell it what became of the original.
+	s.guardUpdate(func(p *guardPlan) { p.Restored = true })
+	s.restored = true
 	// Committing: Docker must not restart the original once CRIU kills
 	// it. Changed only now, so an agent killed earlier leaves the
 	// container as it was.
 	if err := s.disableRestart(ctx); err != nil {
 		return err
+	}
+	// The decision is recorded before CRIU acts on it.
+	rec := OutcomeRecord{MigrationID: s.id, Container: s.report.Container, Destination: s.cfg.To, Commit: true, Decided: time.Now().UTC(),
+		ContainerID: s.ctr, Docker: s.cfg.Docker, KeepSource: s.cfg.KeepSource}
+	if err := saveOutcome(s.cfg.WorkDir, rec); err != nil {
+		return fmt.Errorf("record the commit: %w", err)
 	}
 	s.committing.Store(true)
 	return nil
@@ -670,16 +710,62 @@ func (s *source) awaitRestored(ctx context.Context) error {
 func (s *source) commit(ctx context.Context) error {
 	s.committing.Store(true)
 	s.stage("commit")
-	if err := s.sess.Send(ctx, &transfer.Commit{}); err != nil {
-		return fmt.Errorf("committed here, but the commit message did not reach the destination: %w", err)
+	if err := s.sendCommit(ctx); err != nil {
+		if transfer.PostCopy(s.strategy) {
+			// Every page arrived: that, not this message, commits there.
+			return fmt.Errorf("committed here, but the destination did not acknowledge: %w", err)
+		}
+		if err := s.resolveCommit(ctx, err); err != nil {
+			return err
+		}
 	}
-	if _, err := transfer.Expect[*transfer.Done](ctx, s.sess); err != nil {
-		return fmt.Errorf("committed here, but the destination did not acknowledge: %w", err)
-	}
+	dropOutcome(s.cfg.WorkDir, s.id)
 	if s.cfg.KeepSource || s.proc != nil {
 		return nil
 	}
 	return s.dk.Remove(ctx, s.ctr)
+}
+
+func (s *source) sendCommit(ctx context.Context) error {
+	if err := s.sess.Send(ctx, &transfer.Commit{}); err != nil {
+		return err
+	}
+	_, err := transfer.Expect[*transfer.Done](ctx, s.sess)
+	return err
+}
+
+// resolveAbort tells a destination that holds its copy in doubt that the
+// original runs here again, so that it removes the copy; failing that in
+// time, the guard goes on trying.
+func (s *source) resolveAbort(ctx context.Context) {
+	dropOutcome(s.cfg.WorkDir, s.id)
+	s.sess.Fail(errors.New("the source rolled back"))
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ResolveFor)
+	defer cancel()
+	if _, err := deliverOutcome(dctx, s.cfg.To, s.tc, s.id, false, s.log); err != nil {
+		s.handOver = s.guard != nil
+		s.log.Error("the destination holds a paused copy: the guard goes on telling it to remove it", "err", err)
+	}
+}
+
+// resolveCommit delivers the commit in new sessions after the migration's
+// own session broke (lost): the destination holds its copy paused until
+// it hears it. Failing that, the guard goes on trying.
+func (s *source) resolveCommit(ctx context.Context, lost error) error {
+	s.stageDetail("resolve", fmt.Sprintf(": the link broke before the destination confirmed the commit (%v); delivering it in a new session", lost))
+	dctx, cancel := context.WithTimeout(ctx, s.cfg.ResolveFor)
+	defer cancel()
+	state, err := deliverOutcome(dctx, s.cfg.To, s.tc, s.id, true, s.log)
+	switch {
+	case err != nil:
+		s.handOver = s.guard != nil
+		return fmt.Errorf("committed here (the original is gone), but the destination has not confirmed, so its copy stays paused: %w; "+
+			"the migration's guard goes on delivering the commit (`migrate-src status` shows it)", err)
+	case state == transfer.OutcomeRemoved:
+		return fmt.Errorf("committed here, but the destination had removed its copy: the container is lost")
+	}
+	s.log.Info("commit delivered in a new session", "destination_state", state)
+	return nil
 }
 
 func (s *source) disableRestart(ctx context.Context) error {
@@ -759,9 +845,9 @@ func (s *source) startGuard(spec criu.DumpSpec) error {
 		// Before post-copy the destination has not announced the address:
 		// one short announcement undoes any early one.
 		Announce: s.proc == nil && s.spec.Network != nil, AnnounceFor: 150 * time.Millisecond,
-		KeepSource: s.cfg.KeepSource,
+		KeepSource: s.cfg.KeepSource, Destination: s.cfg.To, CRIUVersion: s.tc.Hello.CRIU.Version,
 	}
-	g, err := startGuard(s.cfg.GuardBinary, s.cfg.WorkDir, s.lock, plan, s.log)
+	g, err := startGuard(s.cfg.GuardBinary, s.cfg.GuardArgs, s.cfg.WorkDir, s.lock, plan, s.log)
 	if err != nil {
 		return err
 	}

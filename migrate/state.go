@@ -26,11 +26,7 @@ func (s *Server) saveState(st *migrationState) error {
 	if err != nil {
 		return err
 	}
-	tmp := s.statePath(st.MigrationID) + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, s.statePath(st.MigrationID))
+	return writeFileAtomic(s.statePath(st.MigrationID), data)
 }
 
 func (s *Server) dropState(st *migrationState) {
@@ -61,13 +57,16 @@ func (s *Server) abandon(ctx context.Context, st *migrationState, cause error) {
 	case st.Phase == phaseRestored && st.Lazy:
 		// Part of its memory is still on the source: it cannot continue.
 		log.Error("post-copy failed: the restored container cannot continue without its memory; removing it", "cause", cause)
-	case st.Phase == phaseRestored:
-		if err := s.dk.Pause(ctx, st.ContainerID); err != nil {
+	case st.Phase == phaseRestored || st.Phase == phaseInDoubt:
+		if err := s.dk.Pause(ctx, st.ContainerID); err != nil && !isPaused(ctx, s.dk, st.ContainerID) {
 			log.Error("in doubt: could not pause the restored copy", "err", err)
 		}
-		log.Error("in doubt: the source may have committed; the restored copy is paused. "+
-			"If the original is gone from the source, run `docker unpause "+st.Name+"` here; "+
-			"otherwise `docker rm -f "+st.Name+"`", "cause", cause)
+		st.Phase = phaseInDoubt
+		if err := s.saveState(st); err != nil {
+			log.Error("in doubt: record", "err", err)
+		}
+		log.Error("in doubt: the source may have committed; the restored copy is paused until the source "+
+			"resolves the migration (`migrate-dst status` lists it)", "cause", cause)
 		return
 	}
 	if st.ContainerID != "" {
@@ -136,4 +135,42 @@ func (s *Server) removeOrphanPlans(ctx context.Context) {
 			s.log.Info("recover: removed restore state of a vanished container", "id", e.Name())
 		}
 	}
+}
+
+func isPaused(ctx context.Context, dk *docker.Client, id string) bool {
+	r, err := dk.Inspect(ctx, id)
+	return err == nil && r.State != nil && r.State.Paused
+}
+
+// InFlight is a migration this destination holds state for: one under way,
+// or one in doubt (its copy paused until the source resolves it).
+type InFlight struct {
+	MigrationID string    `json:"migration_id"`
+	Name        string    `json:"name"`
+	Phase       string    `json:"phase"`
+	InDoubt     bool      `json:"in_doubt"`
+	ContainerID string    `json:"container_id,omitempty"`
+	Pid         int       `json:"pid,omitempty"`
+	Updated     time.Time `json:"updated"`
+}
+
+// DestinationStatus lists the migrations a destination with work directory
+// workDir holds state for.
+func DestinationStatus(workDir string) ([]InFlight, error) {
+	dir := filepath.Join(workDir, "migrations")
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	var out []InFlight
+	for _, e := range ents {
+		var st migrationState
+		data, rerr := os.ReadFile(filepath.Join(dir, e.Name()))
+		if rerr != nil || json.Unmarshal(data, &st) != nil || st.MigrationID+".json" != e.Name() {
+			continue
+		}
+		out = append(out, InFlight{MigrationID: st.MigrationID, Name: st.Name, Phase: st.Phase, ContainerID: st.ContainerID, Pid: st.Pid,
+			InDoubt: st.Phase == phaseInDoubt, Updated: st.Updated})
+	}
+	return out, err
 }

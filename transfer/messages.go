@@ -51,6 +51,10 @@ func newMessage(t MsgType) Message {
 		return new(Done)
 	case MsgPreRound:
 		return new(PreRound)
+	case MsgResolve:
+		return new(Resolve)
+	case MsgOutcome:
+		return new(Outcome)
 	}
 	return nil
 }
@@ -60,6 +64,7 @@ func (t MsgType) String() string {
 		MsgStreamOpen: "stream-open", MsgHello: "hello", MsgReject: "reject", MsgError: "error",
 		MsgPreflight: "preflight", MsgPreflightOK: "preflight-ok", MsgRestore: "restore",
 		MsgRestored: "restored", MsgCommit: "commit", MsgDone: "done", MsgPreRound: "pre-round",
+		MsgResolve: "resolve", MsgOutcome: "outcome",
 	}
 	if n, ok := names[t]; ok {
 		return n

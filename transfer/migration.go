@@ -20,6 +20,8 @@ const (
 	MsgCommit      MsgType = 14 // source -> destination: the original is gone
 	MsgDone        MsgType = 15 // destination -> source: committed
 	MsgPreRound    MsgType = 16 // source -> destination: a pre-copy round follows, or the rounds are over
+	MsgResolve     MsgType = 17 // source -> destination, in a new session: a migration's outcome
+	MsgOutcome     MsgType = 18 // destination -> source: what it did with the outcome
 )
 
 // Stream names used by a migration.
@@ -208,6 +210,48 @@ type Done struct{}
 
 func (*Done) Type() MsgType   { return MsgDone }
 func (*Done) Validate() error { return nil }
+
+// Resolve, the first message of a session of its own, gives the outcome
+// of a migration whose session broke after the destination reported its
+// copy restored, before the commit arrived (the destination then holds the
+// copy paused, in doubt): Commit says the original is gone, so the copy
+// is final; otherwise the original runs on the source and the copy goes.
+type Resolve struct {
+	MigrationID string `json:"migration_id"`
+	Commit      bool   `json:"commit"`
+}
+
+func (*Resolve) Type() MsgType { return MsgResolve }
+
+func (m *Resolve) Validate() error {
+	if !migrationIDPattern.MatchString(m.MigrationID) {
+		return fmt.Errorf("invalid migration id %q", m.MigrationID)
+	}
+	return nil
+}
+
+// What a destination did with a Resolve.
+const (
+	OutcomeCommitted = "committed" // the copy runs and is final
+	OutcomeRemoved   = "removed"   // the copy is gone
+	OutcomePending   = "pending"   // the migration's session is still live here: ask again
+	OutcomeUnknown   = "unknown"   // no such migration here (resolved before, or never seen)
+)
+
+// Outcome answers Resolve.
+type Outcome struct {
+	State string `json:"state"`
+}
+
+func (*Outcome) Type() MsgType { return MsgOutcome }
+
+func (m *Outcome) Validate() error {
+	switch m.State {
+	case OutcomeCommitted, OutcomeRemoved, OutcomePending, OutcomeUnknown:
+		return nil
+	}
+	return fmt.Errorf("unknown outcome %q", m.State)
+}
 
 // ContainerSpec is the configuration of the container to recreate, reduced
 // to what dockmove knows how to move. Every field is validated on receipt.

@@ -6,7 +6,7 @@ import (
 )
 
 // TestMigrationMessageValidation checks what the destination refuses from
-// the wire for the pre-copy and process messages.
+// the wire for the pre-copy, process and resolve messages.
 func TestMigrationMessageValidation(t *testing.T) {
 	id := strings.Repeat("ab", 16)
 	proc := func(name string) *Preflight {
@@ -44,6 +44,13 @@ func TestMigrationMessageValidation(t *testing.T) {
 		{"absurd restore time", &PreflightOK{RestoreMillis: 3600_001}, false},
 		{"restored without container or pid", &Restored{RestoreMillis: 5}, false},
 		{"negative pid", &Restored{ContainerID: strings.Repeat("a", 64), Pid: -1}, false},
+		{"resolve a commit", &Resolve{MigrationID: id, Commit: true}, true},
+		{"resolve a rollback", &Resolve{MigrationID: id}, true},
+		{"resolve a path", &Resolve{MigrationID: "../" + id}, false},
+		{"resolve nothing", &Resolve{}, false},
+		{"outcome committed", &Outcome{State: OutcomeCommitted}, true},
+		{"outcome pending", &Outcome{State: OutcomePending}, true},
+		{"outcome made up", &Outcome{State: "maybe"}, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

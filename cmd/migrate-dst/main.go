@@ -9,10 +9,12 @@
 //	migrate-dst certs --out DIR --host NAME[=ADDR,...] ...
 //	migrate-dst install-runtime [flags]           register the restore runtime
 //	migrate-dst uninstall-runtime [flags]
+//	migrate-dst status [--json]                     migrations under way or in doubt
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -47,13 +49,47 @@ func main() {
 		err = installRuntime(args, true)
 	case "uninstall-runtime":
 		err = installRuntime(args, false)
+	case "status":
+		err = status(args)
 	default:
-		err = fmt.Errorf("unknown command %q (serve, certs, install-runtime, uninstall-runtime)", cmd)
+		err = fmt.Errorf("unknown command %q (serve, certs, install-runtime, uninstall-runtime, status)", cmd)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "migrate-dst:", err)
 		os.Exit(1)
 	}
+}
+
+// status lists the migrations this host holds state for; an in-doubt one
+// has its copy paused until its source resolves it.
+func status(args []string) error {
+	workDir, asJSON := migrate.DefaultDestConfig().WorkDir, false
+	fs := pflag.NewFlagSet("migrate-dst status", pflag.ContinueOnError)
+	fs.StringVar(&workDir, "work-dir", workDir, "the agent's work directory")
+	fs.BoolVar(&asJSON, "json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	list, err := migrate.DestinationStatus(workDir)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(list)
+	}
+	if len(list) == 0 {
+		fmt.Println("no migrations under way or in doubt")
+	}
+	for _, m := range list {
+		what := "under way"
+		if m.InDoubt {
+			what = "IN DOUBT: the copy is paused until the source resolves it (migrate-src status --resolve on the source)"
+		}
+		fmt.Printf("%s %s (%s since %s): %s\n", m.MigrationID, m.Name, m.Phase, m.Updated.Local().Format(time.DateTime), what)
+	}
+	return nil
 }
 
 func serve(args []string) error {

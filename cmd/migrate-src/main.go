@@ -17,12 +17,14 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/dockmove/dockmove/internal/cli"
+	"github.com/dockmove/dockmove/internal/criu"
 	"github.com/dockmove/dockmove/internal/events"
 	"github.com/dockmove/dockmove/migrate"
 	"github.com/dockmove/dockmove/transfer"
@@ -35,11 +37,12 @@ func main() {
 func run() int {
 	cfg := migrate.DefaultSourceConfig()
 	var tf cli.TransferFlags
-	var asJSON, verbose, guard bool
+	var asJSON, verbose, guard, resolve bool
 	var eventsPath string
 	fs := pflag.NewFlagSet("migrate-src", pflag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: migrate-src --to HOST[:PORT] [flags] CONTAINER\n       migrate-src --to HOST[:PORT] [flags] --pid PID\n\n%s", fs.FlagUsages())
+		fmt.Fprintf(os.Stderr, "usage: migrate-src --to HOST[:PORT] [flags] CONTAINER\n       migrate-src --to HOST[:PORT] [flags] --pid PID\n"+
+			"       migrate-src status [--resolve] [--json]   unresolved migrations and what guards did\n\n%s", fs.FlagUsages())
 	}
 	fs.StringVar(&cfg.To, "to", "", "destination migrate-dst, HOST[:PORT] (default port 7070)")
 	fs.StringVar(&cfg.Docker, "docker-host", "", "local dockerd (default: DOCKER_HOST or the default socket)")
@@ -56,15 +59,23 @@ func run() int {
 	fs.StringVar(&cfg.CRIU, "criu", "", "criu binary (default: criu in PATH)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON on stdout")
 	fs.StringVar(&eventsPath, "events", "", "write the migration's events (stages, the outcome) as JSON lines to this file (e.g. /dev/fd/3)")
+	fs.BoolVar(&resolve, "resolve", false, "with status: deliver every commit its destination has not confirmed")
 	fs.BoolVarP(&verbose, "verbose", "v", false, "log details to stderr")
 	fs.BoolVar(&guard, migrate.GuardFlag, false, "run as a migration's guard (started by migrate-src itself)")
 	fs.MarkHidden(migrate.GuardFlag)
+	fs.StringVar(&cfg.PauseAt, "pause-at", "", "fault-injection tests: pause on entering this stage")
+	fs.DurationVar(&cfg.PauseFor, "pause-for", time.Minute, "fault-injection tests: how long --pause-at pauses")
+	fs.MarkHidden("pause-at")
+	fs.MarkHidden("pause-for")
 	tf.Register(fs)
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
 	}
 	if guard {
-		return runGuard(cfg.WorkDir)
+		return runGuard(cfg.WorkDir, &tf)
+	}
+	if fs.NArg() == 1 && fs.Arg(0) == "status" && cfg.To == "" {
+		return status(cfg, resolve, asJSON, &tf)
 	}
 	if (fs.NArg() != 1 && cfg.Pid == 0) || (fs.NArg() != 0 && cfg.Pid != 0) || cfg.To == "" {
 		fs.Usage()
@@ -85,6 +96,7 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "migrate-src:", err)
 		return 1
 	}
+	cfg.GuardArgs = tf.Args()
 	if cfg.Transfer, err = tf.Config(false, log); err != nil {
 		fmt.Fprintln(os.Stderr, "migrate-src:", err)
 		return 1
@@ -124,14 +136,81 @@ func run() int {
 	return 0
 }
 
+// status shows the commits whose destination has not confirmed them and
+// what guards did after an interrupted migrate-src; with resolve, it
+// delivers those commits.
+func status(cfg migrate.SourceConfig, resolve, asJSON bool, tf *cli.TransferFlags) int {
+	workDir := cfg.WorkDir
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	pending, err := migrate.PendingOutcomes(workDir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "migrate-src:", err)
+		return 1
+	}
+	var said map[string]string
+	if resolve && len(pending) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		tc, err := tf.Config(false, log)
+		var caps criu.Capabilities
+		if err == nil {
+			caps, err = criu.Probe(ctx, cfg.CRIU)
+		}
+		if err == nil {
+			tc.Hello = transfer.Hello{Role: transfer.RoleSource, Agent: migrate.Version, CRIU: transfer.CRIUInfo{Version: caps.Version}}
+			said, err = migrate.ResolvePending(ctx, workDir, tc, log)
+		}
+		cancel()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "migrate-src: resolve:", err)
+		}
+		pending, _ = migrate.PendingOutcomes(workDir)
+	}
+	guards := migrate.GuardResults(workDir)
+	if asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(map[string]any{"unresolved": pending, "resolved": said, "guards": guards})
+	} else {
+		printStatus(pending, said, guards)
+	}
+	if len(pending) > 0 {
+		return 3
+	}
+	return 0
+}
+
+func printStatus(pending []migrate.OutcomeRecord, said map[string]string, guards []migrate.GuardResult) {
+	for id, state := range said {
+		fmt.Printf("resolved %s: the destination says %s\n", id, state)
+	}
+	if len(pending) == 0 {
+		fmt.Println("no unresolved migrations")
+	}
+	for _, r := range pending {
+		fmt.Printf("UNRESOLVED %s: %s committed here at %s, %s has not confirmed (its copy stays paused): run `migrate-src status --resolve`\n",
+			r.MigrationID, r.Container, r.Decided.Local().Format(time.DateTime), r.Destination)
+	}
+	for _, g := range guards {
+		fmt.Printf("guard %s (pid %d, %s): %s; %s", g.MigrationID, g.Pid, g.Finished.Local().Format(time.DateTime), g.Outcome, strings.Join(g.Actions, "; "))
+		if len(g.Errors) > 0 {
+			fmt.Printf("; FAILED: %s", strings.Join(g.Errors, "; "))
+		}
+		fmt.Println()
+	}
+}
+
 // runGuard is the guard that migrate-src starts before it dumps: it reads
 // the migration's plan on file descriptor 3 and, if migrate-src dies
 // mid-migration, puts this host right.
-func runGuard(workDir string) int {
+func runGuard(workDir string, tf *cli.TransferFlags) int {
 	// The terminal's and the process group's signals are migrate-src's.
 	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	r, err := migrate.RunGuard(context.Background(), os.NewFile(3, "plan"), os.NewFile(4, "lock"), workDir, log)
+	tc, err := tf.Config(false, log)
+	if err != nil {
+		log.Error("guard: the destination cannot be reached without credentials", "err", err)
+	}
+	r, err := migrate.RunGuard(context.Background(), os.NewFile(3, "plan"), os.NewFile(4, "lock"), workDir, tc, log)
 	if err != nil {
 		log.Error("guard", "err", err)
 		return 1

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/spf13/pflag"
 
@@ -32,6 +33,21 @@ func (f *TransferFlags) Register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.Key, "tls-key", "", "this host's key (overrides --tls-dir)")
 	fs.BoolVar(&f.Plaintext, "insecure-plaintext-no-auth", false, "DEBUGGING ONLY: no TLS, no authentication; anyone who can connect can restore processes as root")
 	fs.IntVar(&f.ZstdLevel, "zstd-level", 1, "zstd level for images and files (1 fastest .. 22 smallest; 0 off)")
+}
+
+// Args renders the flags as arguments, for a helper that must reach the
+// same peers (migrate-src's guard).
+func (f *TransferFlags) Args() []string {
+	args := []string{"--tls-dir", f.TLSDir, "--zstd-level", strconv.Itoa(f.ZstdLevel)}
+	for flag, v := range map[string]string{"--tls-ca": f.CA, "--tls-cert": f.Cert, "--tls-key": f.Key} {
+		if v != "" {
+			args = append(args, flag, v)
+		}
+	}
+	if f.Plaintext {
+		args = append(args, "--insecure-plaintext-no-auth")
+	}
+	return args
 }
 
 // Files resolves the TLS file names.

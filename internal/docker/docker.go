@@ -237,6 +237,18 @@ func (c *Client) Pause(ctx context.Context, id string) error {
 	return wrap("pause "+id, c.api.ContainerPause(ctx, id))
 }
 
+// Unpause thaws a container that Pause froze; a running one is left as it is.
+func (c *Client) Unpause(ctx context.Context, id string) error {
+	r, err := c.Inspect(ctx, id)
+	if err != nil {
+		return err
+	}
+	if r.State == nil || !r.State.Paused {
+		return nil
+	}
+	return wrap("unpause "+id, c.api.ContainerUnpause(ctx, id))
+}
+
 // SetRestartPolicy changes a container's restart policy.
 func (c *Client) SetRestartPolicy(ctx context.Context, id, name string, max int) error {
 	_, err := c.api.ContainerUpdate(ctx, id, container.UpdateConfig{RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyMode(name), MaximumRetryCount: max}})
