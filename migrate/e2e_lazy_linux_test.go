@@ -223,3 +223,47 @@ func assertNoNetworkLock(t *testing.T, ctx context.Context, e env, name string) 
 		t.Fatalf("CRIU's network lock is still in the container:\n%s", out)
 	}
 }
+
+// TestLazyDestinationKilledDuringPostCopy kills migrate-dst (SIGKILL) while
+// memory is still arriving: host2's copy cannot get its pages and must not
+// run on (it would read zero pages); the original resumes on host1, and
+// the restarted migrate-dst leaves host2 clean.
+func TestLazyDestinationKilledDuringPostCopy(t *testing.T) {
+	e := setup(t)
+	ctx := ctxFor(t, 4*time.Minute)
+	d := startDst(t, e)
+	name := unique("dstgone")
+	addr := runWorkloadMiB(t, ctx, e, name, lab.WorkloadImage, 1024, 500)
+	before := waitBeat(t, ctx, addr, 0)
+	killed := false
+	_, stderr, err := runSrc(ctx, e, name, func(stage string, _ func()) {
+		if stage == "post-copy" && !killed {
+			d.Kill()
+			killed = true
+		}
+	}, "--strategy", "lazy")
+	if !killed {
+		t.Fatalf("migration never reached post-copy (err %v):\n%s", err, stderr)
+	}
+	failedMigration(t, ctx, e, name, addr, before, err, stderr, "resumed on this host")
+	// Before any restart of migrate-dst, host2's copy must not be running.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, _ := e.h2.Docker(ctx, "inspect", "-f", "{{.State.Status}} exit={{.State.ExitCode}} oom={{.State.OOMKilled}} {{.State.Error}} finished={{.State.FinishedAt}}", name)
+		if !strings.HasPrefix(st, "running") {
+			logs, _ := e.h2.Docker(ctx, "logs", "--tail", "5", name)
+			t.Logf("host2's copy: %q, logs: %s", st, logs)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("host2's copy runs on without its memory after migrate-dst died")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitGoneFromHost2(t, ctx, e, name, 30*time.Second)
+	assertHost2Clean(t, ctx, e, name, true)
+	assertNoNetworkLock(t, ctx, e, name)
+}

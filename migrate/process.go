@@ -3,7 +3,6 @@
 package migrate
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -58,24 +57,38 @@ func processName(comm string) string {
 // initOfPIDNamespace reports whether pid is PID 1 in its innermost PID
 // namespace.
 func initOfPIDNamespace(pid int) bool {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "NSpid:"); ok {
-			ids := strings.Fields(rest)
-			return len(ids) > 1 && ids[len(ids)-1] == "1"
+	ids := nsPIDs(pid)
+	return len(ids) > 1 && ids[len(ids)-1] == 1
+}
+
+// nsPIDs is pid in each PID namespace it is in, outermost first.
+func nsPIDs(pid int) []int {
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "NSpid:"); ok {
+			var ids []int
+			for _, f := range strings.Fields(rest) {
+				n, _ := strconv.Atoi(f)
+				ids = append(ids, n)
+			}
+			return ids
 		}
 	}
-	return false
+	return nil
 }
 
 // treeRSS sums the resident memory of pid and its descendants: what a
 // process migration's images will hold.
 func treeRSS(pid int) int64 {
+	var total int64
+	for _, p := range tree(pid) {
+		total += rss(p)
+	}
+	return total
+}
+
+// tree lists pid and its descendants.
+func tree(pid int) []int {
 	children := map[int][]int{}
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
@@ -87,13 +100,59 @@ func treeRSS(pid int) int64 {
 			children[pp] = append(children[pp], p)
 		}
 	}
-	var total int64
+	var out []int
 	for todo := []int{pid}; len(todo) > 0; {
 		p := todo[len(todo)-1]
 		todo = append(todo[:len(todo)-1], children[p]...)
-		total += rss(p)
+		out = append(out, p)
 	}
-	return total
+	return out
+}
+
+// checkNotStopped refuses, before anything is frozen, a tree in which a
+// task is stopped (SIGSTOP, a job stopped in a shell) or traced by a
+// debugger: CRIU's dump then waits for it forever, with the container
+// frozen.
+func checkNotStopped(pid int) error {
+	var stopped []string
+	for _, p := range tree(pid) {
+		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", p))
+		for _, t := range tasks {
+			tid, err := strconv.Atoi(t.Name())
+			if err != nil {
+				continue
+			}
+			f := taskStat(p, tid)
+			if len(f) > 0 && (f[0] == "T" || f[0] == "t") {
+				comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p))
+				what := map[string]string{"T": "stopped", "t": "held by a debugger"}[f[0]]
+				stopped = append(stopped, fmt.Sprintf("%s (pid %d here, %d inside) is %s", strings.TrimSpace(string(comm)), p, nsPID(p), what))
+				break
+			}
+		}
+	}
+	if len(stopped) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s; CRIU cannot dump a stopped task and would hang with the container frozen: "+
+		"resume it (kill -CONT) or end it, then migrate again", ErrCannotMove, strings.Join(stopped, ", "))
+}
+
+func taskStat(pid, tid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/stat", pid, tid))
+	if err != nil {
+		return nil
+	}
+	s := string(b)
+	return strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+}
+
+// nsPID is pid as its own (innermost) PID namespace numbers it.
+func nsPID(pid int) int {
+	if ids := nsPIDs(pid); len(ids) > 0 {
+		return ids[len(ids)-1]
+	}
+	return pid
 }
 
 func parentPID(pid int) int {

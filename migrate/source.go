@@ -59,6 +59,10 @@ type SourceConfig struct {
 	// destination when it cannot keep its own; its TCP connections are then
 	// closed. Default false: such a migration is refused before freezing.
 	AllowNewAddress bool
+	// DumpTimeout bounds CRIU's dump from the freeze to the images being
+	// complete; past it CRIU is killed, the container thawed and resumed,
+	// and the migration fails. Default 5m.
+	DumpTimeout time.Duration
 	// WorkDir holds the dump while it is shipped. Default /var/lib/dockmove/source.
 	WorkDir string
 	// CRIU is the criu binary. Default "" (criu in PATH).
@@ -94,7 +98,7 @@ type SourceConfig struct {
 // DefaultSourceConfig returns the documented defaults.
 func DefaultSourceConfig() SourceConfig {
 	return SourceConfig{Strategy: transfer.StrategyAuto, PrecopyPolicy: predump.Adaptive, PrecopyLimits: predump.DefaultLimits(),
-		WorkDir: "/var/lib/dockmove/source", ResolveFor: 2 * time.Minute, Transfer: transfer.DefaultConfig()}
+		WorkDir: "/var/lib/dockmove/source", ResolveFor: 2 * time.Minute, DumpTimeout: 5 * time.Minute, Transfer: transfer.DefaultConfig()}
 }
 
 // Validate reports a configuration that cannot work.
@@ -114,6 +118,8 @@ func (c SourceConfig) Validate() error {
 		return fmt.Errorf("migrate: unknown pre-copy policy %q (%s)", c.PrecopyPolicy, strings.Join(predump.Policies, ", "))
 	case c.WorkDir == "":
 		return errors.New("migrate: no work directory")
+	case c.DumpTimeout <= 0:
+		return errors.New("migrate: the dump timeout must be positive")
 	}
 	return c.PrecopyLimits.Validate()
 }
@@ -462,15 +468,21 @@ func (s *source) checkpoint(ctx context.Context) error {
 	s.stage("dump")
 	var frozenAt, runningAt time.Time
 	var hookErr error
+	var watchdog *dumpWatchdog
 	restored := make(chan error, 1)
 	s.report.Dump, err = criu.Dump(s.cfg.CRIU, images, spec, criu.DumpHooks{
 		// CRIU announces pre-dump just before it freezes the tree: the
 		// freeze time measured from here is an upper bound.
 		PreDump: func() {
-			s.guardUpdate(func(p *guardPlan) { p.CRIU = criuChild() })
+			pid := criuChild()
+			s.guardUpdate(func(p *guardPlan) { p.CRIU = pid })
+			watchdog = watchDump(pid, spec, s.cfg.DumpTimeout, s.log)
 			frozenAt = time.Now()
 		},
 		PostDump: func() error {
+			if watchdog.stop() {
+				return errDumpTimeout
+			}
 			hookErr = s.postDump(ctx, images, upper, spec.LazyPages, func(err error) {
 				if err == nil {
 					runningAt = time.Now()
@@ -481,6 +493,10 @@ func (s *source) checkpoint(ctx context.Context) error {
 			return hookErr
 		},
 	})
+	if watchdog.stop() {
+		err = fmt.Errorf("%w (%v): CRIU was stopped and the container thawed", errDumpTimeout, s.cfg.DumpTimeout)
+		hookErr = err
+	}
 	if err == nil && spec.LazyPages {
 		// Every page was served, so the destination restored; its report
 		// may still be on its way.
@@ -515,6 +531,9 @@ func (s *source) checkpoint(ctx context.Context) error {
 // process) and the final images' directory.
 func (s *source) prepareDump(ctx context.Context) (spec criu.DumpSpec, upper, images string, err error) {
 	if spec, upper, err = s.dumpSpec(ctx); err != nil {
+		return spec, "", "", err
+	}
+	if err := checkNotStopped(spec.Pid); err != nil {
 		return spec, "", "", err
 	}
 	if err := s.startGuard(spec); err != nil {

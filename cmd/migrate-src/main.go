@@ -49,6 +49,7 @@ func run() int {
 	fs.StringVar(&cfg.Strategy, "strategy", cfg.Strategy, "migration strategy: stop-and-copy, lazy (post-copy), precopy (pre-dump rounds while running), "+
 		"hybrid (pre-dump rounds, then post-copy) or auto (hybrid, lazy, precopy or stop-and-copy: the first the kernels allow)")
 	fs.StringVar(&cfg.PrecopyPolicy, "precopy-policy", cfg.PrecopyPolicy, "when pre-dump rounds stop: adaptive (predicted freeze fits --max-freeze, or no progress), phaul or lxd (those tools' rules)")
+	fs.DurationVar(&cfg.DumpTimeout, "dump-timeout", cfg.DumpTimeout, "longest CRIU's dump may keep the container frozen before it is stopped and the container resumed")
 	fs.IntVar(&cfg.PrecopyLimits.MaxRounds, "max-rounds", cfg.PrecopyLimits.MaxRounds, "at most this many pre-dump rounds")
 	fs.DurationVar(&cfg.PrecopyLimits.MaxFreeze, "max-freeze", cfg.PrecopyLimits.MaxFreeze, "adaptive policy: stop the rounds once the predicted freeze fits this")
 	fs.DurationVar(&cfg.PrecopyLimits.RestoreFloor, "restore-floor", cfg.PrecopyLimits.RestoreFloor, "adaptive policy: the destination's fixed restore time, added to the predicted freeze, until the destination reports its own last restore time")

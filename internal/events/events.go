@@ -5,7 +5,10 @@ package events
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -39,9 +42,25 @@ func Open(path string) (*Stream, error) {
 	if path == "" {
 		return e, nil
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, err
+	var f *os.File
+	if n, ok := strings.CutPrefix(path, "/dev/fd/"); ok {
+		// An inherited descriptor, named the same where /dev/fd is not
+		// mounted (a minimal initramfs).
+		fd, err := strconv.Atoi(n)
+		if err != nil || fd < 0 {
+			return nil, fmt.Errorf("events: bad descriptor %q", path)
+		}
+		if f = os.NewFile(uintptr(fd), path); f == nil {
+			return nil, fmt.Errorf("events: no descriptor %d", fd)
+		}
+		if _, err := f.Stat(); err != nil {
+			return nil, fmt.Errorf("events: %s: %w", path, err)
+		}
+	} else {
+		var err error
+		if f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err != nil {
+			return nil, err
+		}
 	}
 	e.f, e.enc = f, json.NewEncoder(f)
 	return e, nil

@@ -1,0 +1,57 @@
+//go:build linux
+
+package migrate
+
+import (
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/dockmove/dockmove/internal/criu"
+)
+
+var errDumpTimeout = errors.New("migrate: CRIU's dump did not finish in time")
+
+// dumpWatchdog ends a dump that outlives its deadline: a task CRIU cannot
+// seize (one stopped after the check before freezing, one in an
+// uninterruptible sleep) makes it wait forever with the container frozen.
+type dumpWatchdog struct {
+	timer *time.Timer
+	fired atomic.Bool
+}
+
+// watchDump starts the deadline for the dump by CRIU process criuPid of
+// the tree in spec. Nil-safe: a zero pid is not watched.
+func watchDump(criuPid int, spec criu.DumpSpec, d time.Duration, log *slog.Logger) *dumpWatchdog {
+	if criuPid == 0 || d <= 0 {
+		return nil
+	}
+	w := &dumpWatchdog{}
+	w.timer = time.AfterFunc(d, func() {
+		w.fired.Store(true)
+		log.Error("CRIU's dump outlived its deadline: stopping it and thawing the container", "criu", criuPid, "after", d)
+		unix.Kill(criuPid, unix.SIGKILL)
+		if spec.FreezeCgroup != "" {
+			os.WriteFile(filepath.Join(spec.FreezeCgroup, "freezer.state"), []byte("THAWED"), 0)
+		}
+		// Killed, CRIU leaves its network lock behind.
+		if err := criu.UnlockNetwork(spec.Pid); err != nil {
+			log.Error("the container's network is still locked", "err", err)
+		}
+	})
+	return w
+}
+
+// stop ends the watch and reports whether the deadline had fired.
+func (w *dumpWatchdog) stop() bool {
+	if w == nil {
+		return false
+	}
+	w.timer.Stop()
+	return w.fired.Load()
+}
