@@ -5,7 +5,7 @@ export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 BIN := bin
 
-.PHONY: bench bench-transfer all build deps lab-up lab-down lab-purge lab-status images test test-unit test-vm bench-vm vet fuzz demo clean
+.PHONY: fault-matrix bench bench-transfer all build deps lab-up lab-down lab-purge lab-status images test test-unit test-vm bench-vm vet fuzz demo clean
 
 all: build
 
@@ -73,6 +73,12 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzControlFrame$$' -fuzztime $$((100000 * $(FUZZ_SCALE)))x ./transfer
 	$(GO) test -run '^$$' -fuzz '^FuzzDirStream$$' -fuzztime $$((1000 * $(FUZZ_SCALE)))x ./transfer
 	$(GO) test -run '^$$' -fuzz '^FuzzParseBeat$$' -fuzztime $$((200000 * $(FUZZ_SCALE)))x ./internal/workload
+
+# fault-matrix runs every cell of the fault-injection matrix (CI runs a
+# subset) and writes the table to bench/results/fault-matrix.md.
+fault-matrix: deps lab-up
+	DOCKMOVE_STRICT=1 DOCKMOVE_MATRIX=full DOCKMOVE_MATRIX_OUT=$(CURDIR)/bench/results/fault-matrix.md \
+		$(GO) test -count=1 -timeout 60m -run '^TestFaultMatrix$$' -v ./migrate | grep -E '^(---|    ---|ok|FAIL|PASS)'
 
 # bench runs the freeze-time benchmark in the lab and writes the example
 # report (JSON, Markdown, plots) to bench/results.

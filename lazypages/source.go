@@ -2,6 +2,9 @@ package lazypages
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
+	"io"
 	"net"
 	"time"
 
@@ -11,8 +14,55 @@ import (
 // Serve connects the destination's page requests, arriving on the session's
 // page tunnel, to the source's CRIU page server at addr, until ctx ends.
 // counted, if set, gets the bytes of page data sent so far.
+//
+// The requests pass through closeGuard: CRIU's page server takes the end
+// of its connection for "every page delivered" and ends the original, so
+// an end that does not follow the lazy-pages daemon's CLOSE request (the
+// daemon was killed, its agent died) reaches it as a reset instead, and
+// CRIU resumes the original.
 func Serve(ctx context.Context, sess *transfer.Session, addr string, counted func(int64)) error {
-	return sess.ServeTunnel(ctx, Stream, addr, counted)
+	return sess.ServeTunnel(ctx, Stream, addr, transfer.TunnelOptions{
+		Counted:  counted,
+		FromPeer: func(r io.Reader) io.Reader { return &closeGuard{r: r} },
+	})
+}
+
+// The lazy-pages daemon's requests to the page server are fixed frames,
+// struct page_server_iov {u32 cmd; u64 nr_pages; u64 vaddr; u64 dst_id}
+// in the host's byte order (little-endian on the architectures CRIU's lazy
+// pages run on), with no payload: GET, and CLOSE when every page arrived.
+const (
+	iovSize  = 32
+	cmdMask  = 0xffff // the high half carries pagemap flags
+	cmdClose = 0x1023
+)
+
+// ErrEndWithoutClose reports a page request stream that ended without the
+// daemon's CLOSE: the daemon did not finish.
+var ErrEndWithoutClose = errors.New("lazypages: the page requests ended without CLOSE")
+
+// closeGuard passes the request stream through, and turns its end into
+// ErrEndWithoutClose unless the last whole frame was CLOSE.
+type closeGuard struct {
+	r       io.Reader
+	frame   [iovSize]byte
+	have    int // bytes of the current frame seen
+	lastCmd uint32
+}
+
+func (g *closeGuard) Read(p []byte) (int, error) {
+	n, err := g.r.Read(p)
+	for _, b := range p[:n] {
+		g.frame[g.have] = b
+		if g.have++; g.have == iovSize {
+			g.lastCmd = binary.LittleEndian.Uint32(g.frame[:4]) & cmdMask
+			g.have = 0
+		}
+	}
+	if err == io.EOF && (g.have != 0 || g.lastCmd != cmdClose) {
+		err = ErrEndWithoutClose
+	}
+	return n, err
 }
 
 // Abort makes a lazy dump's page server at addr fail, so that CRIU resumes

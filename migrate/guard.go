@@ -41,10 +41,10 @@ type guardPlan struct {
 	Freezer string `json:"freezer,omitempty"`
 	// PageServer is the lazy dump's page server (host:port).
 	PageServer string `json:"page_server,omitempty"`
-	// Restored is set once the destination reported its copy running
-	// (before post-copy, or in a migration without one): from then on the
-	// destination holds that copy in doubt if the session breaks, until it
-	// hears the outcome from Destination.
+	// Restored is set once the destination is asked to restore, in a
+	// migration without post-copy: from then on it may hold a restored copy
+	// in doubt if the session breaks, until it hears the outcome from
+	// Destination.
 	Restored    bool   `json:"restored,omitempty"`
 	Destination string `json:"destination,omitempty"`
 	// CRIUVersion is this host's CRIU, announced when resolving.

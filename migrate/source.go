@@ -197,9 +197,9 @@ type source struct {
 	// handOver leaves the guard to finish: migrate-src ends without
 	// telling it done.
 	handOver bool
-	// restored: the destination reported its copy running (stop-and-copy
-	// and pre-copy), so it holds that copy in doubt if the session breaks.
-	restored bool
+	// restoreAsked: the destination was asked to restore (stop-and-copy
+	// and pre-copy), so it may hold a copy in doubt if the session breaks.
+	restoreAsked bool
 	lock     *os.File
 	tc       transfer.Config // the session's configuration, for resolving
 }
@@ -483,13 +483,20 @@ func (s *source) checkpoint(ctx context.Context) error {
 			if watchdog.stop() {
 				return errDumpTimeout
 			}
-			hookErr = s.postDump(ctx, images, upper, spec.LazyPages, func(err error) {
+			// A CRIU that dies meanwhile can neither commit nor roll back:
+			// stop shipping at once.
+			pctx, stop := contextUntilExit(ctx, watchdog.criu(), errCRIUDied)
+			defer stop()
+			hookErr = s.postDump(ctx, pctx, images, upper, spec.LazyPages, func(err error) {
 				if err == nil {
 					runningAt = time.Now()
 					s.report.FreezeTime = runningAt.Sub(frozenAt)
 				}
 				restored <- err
 			})
+			if cause := context.Cause(pctx); hookErr != nil && errors.Is(cause, errCRIUDied) {
+				hookErr = fmt.Errorf("%w (%v)", cause, hookErr)
+			}
 			return hookErr
 		},
 	})
@@ -514,7 +521,7 @@ func (s *source) checkpoint(ctx context.Context) error {
 		}
 		err = s.dumpFailed(err, hookErr, postCopy)
 		s.rollback(ctx, postCopy)
-		if s.restored {
+		if s.restoreAsked {
 			s.resolveAbort(ctx)
 		}
 		return err
@@ -558,8 +565,11 @@ func (s *source) prepareDump(ctx context.Context) (spec criu.DumpSpec, upper, im
 // first: CRIU serves pages only afterwards, and the restore may already
 // need some; the original stays frozen until every page is served, so
 // the report is awaited in the background (onRestored).
-func (s *source) postDump(ctx context.Context, images, upper string, lazy bool, onRestored func(error)) error {
-	if err := s.ship(ctx, images, upper); err != nil {
+//
+// shipCtx ends when CRIU dies; ctx, which lasts, serves what outlives the
+// notification (post-copy).
+func (s *source) postDump(ctx, shipCtx context.Context, images, upper string, lazy bool, onRestored func(error)) error {
+	if err := s.ship(shipCtx, images, upper); err != nil {
 		return err
 	}
 	if lazy {
@@ -582,15 +592,11 @@ func (s *source) postDump(ctx context.Context, images, upper string, lazy bool, 
 		}()
 		return nil
 	}
-	err := s.awaitRestored(ctx)
+	err := s.awaitRestored(shipCtx)
 	onRestored(err)
 	if err != nil {
 		return err
 	}
-	// From here the destination holds its copy in doubt if the session
-	// breaks: the guard must tell it what became of the original.
-	s.guardUpdate(func(p *guardPlan) { p.Restored = true })
-	s.restored = true
 	// Committing: Docker must not restart the original once CRIU kills
 	// it. Changed only now, so an agent killed earlier leaves the
 	// container as it was.
@@ -691,8 +697,7 @@ func (s *source) ship(ctx context.Context, images, upper string) error {
 		if err := g.Wait(); err != nil {
 			return err
 		}
-		s.stage("restore")
-		return s.sess.Send(ctx, &transfer.Restore{})
+		return s.askRestore(ctx)
 	}
 	send(transfer.StreamRootfs, upper)
 	for i, v := range s.spec.Volumes {
@@ -705,7 +710,19 @@ func (s *source) ship(ctx context.Context, images, upper string) error {
 	if err := g.Wait(); err != nil {
 		return err
 	}
+	return s.askRestore(ctx)
+}
+
+// askRestore has the destination restore what was shipped. Outside
+// post-copy, from here the destination may hold a restored copy in doubt
+// if the session breaks: the guard must then tell it what became of the
+// original.
+func (s *source) askRestore(ctx context.Context) error {
 	s.stage("restore")
+	if !transfer.PostCopy(s.strategy) {
+		s.guardUpdate(func(p *guardPlan) { p.Restored = true })
+		s.restoreAsked = true
+	}
 	return s.sess.Send(ctx, &transfer.Restore{})
 }
 
@@ -805,11 +822,7 @@ func (s *source) disableRestart(ctx context.Context) error {
 func (s *source) rollback(ctx context.Context, postCopy bool) {
 	ctx = context.WithoutCancel(ctx)
 	if s.proc != nil {
-		if postCopy {
-			if err := criu.UnlockNetwork(s.cfg.Pid); err != nil {
-				s.log.Error("rollback: the resumed process's network is still locked", "err", err)
-			}
-		}
+		s.unlockNetwork(s.cfg.Pid)
 		return
 	}
 	if s.restartChanged {
@@ -820,20 +833,30 @@ func (s *source) rollback(ctx context.Context, postCopy bool) {
 	// The destination may have announced the address already; claim it
 	// back so traffic returns to this host.
 	r, err := s.dk.Inspect(ctx, s.ctr)
-	if err != nil || r.State == nil || !r.State.Running || s.spec.Network == nil {
+	if err != nil || r.State == nil || !r.State.Running {
+		return
+	}
+	s.unlockNetwork(r.State.Pid)
+	if s.spec.Network == nil {
 		return
 	}
 	count, gap := 3, 50*time.Millisecond
 	if postCopy {
-		if err := criu.UnlockNetwork(r.State.Pid); err != nil {
-			s.log.Error("rollback: the resumed container's network is still locked", "err", err)
-		}
 		gap = 500 * time.Millisecond
 		count = int((s.cfg.Transfer.KeepAlive+s.cfg.Transfer.DeadPeerTimeout)/gap) + 4
 		s.stageDetail("reclaiming the address", " while the destination's copy winds down")
 	}
 	if _, err := netrewire.Announce(r.State.Pid, count, gap); err != nil {
 		s.log.Warn("rollback: announce address", "err", err)
+	}
+}
+
+// unlockNetwork removes CRIU's network lock from the resumed tree: CRIU
+// leaves it after a failed post-copy, and a CRIU that died (killed, or
+// stopped at its deadline) leaves it whatever the phase.
+func (s *source) unlockNetwork(pid int) {
+	if err := criu.UnlockNetwork(pid); err != nil {
+		s.log.Error("rollback: the resumed tree's network is still locked", "err", err)
 	}
 }
 

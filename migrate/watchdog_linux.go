@@ -3,6 +3,7 @@
 package migrate
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"os"
@@ -21,8 +22,52 @@ var errDumpTimeout = errors.New("migrate: CRIU's dump did not finish in time")
 // seize (one stopped after the check before freezing, one in an
 // uninterruptible sleep) makes it wait forever with the container frozen.
 type dumpWatchdog struct {
+	pid   int
 	timer *time.Timer
 	fired atomic.Bool
+}
+
+var errCRIUDied = errors.New("migrate: CRIU ended during the dump")
+
+// criu is the watched CRIU's PID (0 if none).
+func (w *dumpWatchdog) criu() int {
+	if w == nil {
+		return 0
+	}
+	return w.pid
+}
+
+// contextUntilExit returns a context cancelled with cause when process pid
+// ends (never for pid 0), and a function that stops watching.
+func contextUntilExit(ctx context.Context, pid int, cause error) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	if pid == 0 {
+		return ctx, func() { cancel(nil) }
+	}
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		cancel(cause) // already gone
+		return ctx, func() {}
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer unix.Close(fd)
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if n, _ := unix.Poll(fds, 100); n > 0 {
+				cancel(cause)
+				return
+			}
+		}
+	}()
+	return ctx, func() { close(stop); <-done; cancel(nil) }
 }
 
 // watchDump starts the deadline for the dump by CRIU process criuPid of
@@ -31,7 +76,7 @@ func watchDump(criuPid int, spec criu.DumpSpec, d time.Duration, log *slog.Logge
 	if criuPid == 0 || d <= 0 {
 		return nil
 	}
-	w := &dumpWatchdog{}
+	w := &dumpWatchdog{pid: criuPid}
 	w.timer = time.AfterFunc(d, func() {
 		w.fired.Store(true)
 		log.Error("CRIU's dump outlived its deadline: stopping it and thawing the container", "criu", criuPid, "after", d)

@@ -250,7 +250,7 @@ func TestTunnelCarriesTCPBothWays(t *testing.T) {
 				}
 			}()
 			var served atomic.Int64
-			go s.ServeTunnel(ctx, "page-server", svc.Addr().String(), func(n int64) { served.Store(n) })
+			go s.ServeTunnel(ctx, "page-server", svc.Addr().String(), TunnelOptions{Counted: func(n int64) { served.Store(n) }})
 			entry, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)
@@ -288,7 +288,7 @@ func TestTunnelWaitsForALateService(t *testing.T) {
 	}
 	addr := probe.Addr().String()
 	probe.Close() // nothing listens here yet
-	go s.ServeTunnel(ctx, "late", addr, nil)
+	go s.ServeTunnel(ctx, "late", addr, TunnelOptions{})
 	entry, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

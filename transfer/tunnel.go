@@ -35,21 +35,31 @@ func (s *Session) Forward(ctx context.Context, ln net.Listener, name string) err
 			return s.tunnelEnd(ctx, err)
 		}
 		wg.Add(1)
-		go func() { defer wg.Done(); splice(c, st, c, s.failed) }()
+		go func() { defer wg.Done(); splice(c, st, c, st, s.failed) }()
 	}
+}
+
+// TunnelOptions adjust ServeTunnel.
+type TunnelOptions struct {
+	// Counted, if set, receives the bytes read from the service so far.
+	Counted func(int64)
+	// FromPeer, if set, wraps what the peer sends before it reaches the
+	// service. An error from the wrapper (rather than io.EOF) aborts both
+	// connections with a reset: a service protocol can tell a peer that
+	// finished from one that vanished, where a plain end would look alike.
+	FromPeer func(io.Reader) io.Reader
 }
 
 // ServeTunnel connects every tunnel stream called name that the peer opens
 // to the TCP address addr, until ctx ends or the session fails. The service
 // may start listening a little after the peer connects (CRIU's page server
-// does): a refused dial is retried for up to HandshakeTimeout. If counted is
-// set, it receives the bytes read from the service so far.
+// does): a refused dial is retried for up to HandshakeTimeout.
 //
 // Each connection to the service is armed to end with a TCP reset: if this
 // process dies, the kernel closes it with a reset rather than a FIN, which
 // CRIU's page server would take for "every page delivered" (and then kill
 // the original). splice disarms it when the exchange ends cleanly.
-func (s *Session) ServeTunnel(ctx context.Context, name, addr string, counted func(int64)) error {
+func (s *Session) ServeTunnel(ctx context.Context, name, addr string, opts TunnelOptions) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	var total atomic.Int64
@@ -64,12 +74,15 @@ func (s *Session) ServeTunnel(ctx context.Context, name, addr string, counted fu
 			return fmt.Errorf("transfer: tunnel %q: dial %s: %w", name, addr, err)
 		}
 		c.(*net.TCPConn).SetLinger(0)
-		var from io.Reader = c
-		if counted != nil {
-			from = &countingReader{r: c, total: &total, report: counted}
+		var from, to io.Reader = c, st
+		if opts.Counted != nil {
+			from = &countingReader{r: c, total: &total, report: opts.Counted}
+		}
+		if opts.FromPeer != nil {
+			to = opts.FromPeer(st)
 		}
 		wg.Add(1)
-		go func() { defer wg.Done(); splice(c, st, from, s.failed) }()
+		go func() { defer wg.Done(); splice(c, st, from, to, s.failed) }()
 	}
 }
 
@@ -127,15 +140,15 @@ func closeWrite(c net.Conn) {
 }
 
 // splice copies both ways until both directions have ended, passing each
-// end-of-stream on as a half close, then closes both. aIn is where a's
-// bytes are read from (a itself, or a counting wrapper of it).
+// end-of-stream on as a half close, then closes both. aIn and bIn are where
+// a's and b's bytes are read from (a and b themselves, or wrappers).
 //
 // When the session fails, its streams end as if cleanly; failed tells the
 // two apart, and then both connections are aborted with a TCP reset. The
 // service must not mistake a dead link for a finished exchange: CRIU's page
 // server takes a clean close as "every page delivered" and kills the
 // original.
-func splice(a, b net.Conn, aIn io.Reader, failed func() bool) {
+func splice(a, b net.Conn, aIn, bIn io.Reader, failed func() bool) {
 	var wg sync.WaitGroup
 	wg.Add(2)
 	pass := func(dst, src net.Conn, in io.Reader) {
@@ -147,7 +160,7 @@ func splice(a, b net.Conn, aIn io.Reader, failed func() bool) {
 		}
 		closeWrite(dst)
 	}
-	go pass(a, b, b)
+	go pass(a, b, bIn)
 	go pass(b, a, aIn)
 	wg.Wait()
 	if failed() {

@@ -24,7 +24,7 @@ func TestTunnelHelperProcess(t *testing.T) {
 	}
 	c, s := sessionPair(t, transports[0])
 	ctx := testContext(t)
-	go s.ServeTunnel(ctx, "pages", addr, nil)
+	go s.ServeTunnel(ctx, "pages", addr, TunnelOptions{})
 	entry, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,296 @@
+package migrate_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dockmove/dockmove/internal/lab"
+	"github.com/dockmove/dockmove/internal/workload"
+)
+
+// The fault matrix: each cell migrates a workload container, injects one
+// fault when migrate-src enters one phase (it pauses there, so the fault
+// lands exactly in that phase), and checks the invariant within a bounded
+// time: the container runs on exactly one host, unpaused, its memory
+// verifies and its counter went on, nothing is left behind on either host,
+// and no guard is still at work. The table of outcomes goes to the test log
+// and, with DOCKMOVE_MATRIX_OUT set, to that file (make fault-matrix).
+// CI runs the cells marked ci; DOCKMOVE_MATRIX=full runs them all.
+
+// matrixFault is one fault the harness can inject.
+type matrixFault struct {
+	name   string
+	inject func(c *matrixCell)
+}
+
+// matrixCell is one fault in one phase.
+type matrixCell struct {
+	strategy string
+	phase    string // the stage migrate-src pauses at
+	fault    matrixFault
+	want     string // host1 or host2
+	ci       bool
+
+	t        *testing.T
+	ctx      context.Context
+	e        env
+	d        *lab.Destination
+	kill     func()
+	healOnce sync.Once
+	heal     func()
+	note     string
+}
+
+var matrixFaults = map[string]matrixFault{
+	"kill migrate-src": {"kill migrate-src", func(c *matrixCell) { c.kill() }},
+	"kill migrate-dst": {"kill migrate-dst", func(c *matrixCell) {
+		c.d.Kill()
+		// A supervisor restarts it.
+		time.AfterFunc(2*time.Second, func() {
+			if err := c.d.Start(); err != nil {
+				c.t.Errorf("restart migrate-dst: %v", err)
+			}
+		})
+	}},
+	"cut link 25s": {"cut link 25s", func(c *matrixCell) {
+		cut, heal := linkCutter(c.t, c.ctx, c.e)
+		cut()
+		c.heal = heal
+		time.AfterFunc(25*time.Second, heal)
+	}},
+	"kill source CRIU": {"kill source CRIU", func(c *matrixCell) {
+		if n := killChildren("migrate-src", "criu"); n == 0 {
+			c.note = "no CRIU was running"
+		}
+	}},
+	"kill lazy-pages daemon": {"kill lazy-pages daemon", func(c *matrixCell) {
+		if out, err := exec.Command("pkill", "-KILL", "-f", "criu lazy-pages").CombinedOutput(); err != nil {
+			c.note = fmt.Sprintf("pkill: %v %s", err, out)
+		}
+	}},
+}
+
+// matrixCells lists the cells: where the container must end up after
+// each fault in each phase.
+func matrixCells() []*matrixCell {
+	var cells []*matrixCell
+	add := func(strategy, phase, fault, want string, ci bool) {
+		cells = append(cells, &matrixCell{strategy: strategy, phase: phase, fault: matrixFaults[fault], want: want, ci: ci})
+	}
+	for _, phase := range []string{"preflight", "dump", "transfer", "restore"} {
+		ci := phase == "transfer"
+		add("stop-and-copy", phase, "kill migrate-src", "host1", ci)
+		add("stop-and-copy", phase, "kill migrate-dst", "host1", ci)
+		add("stop-and-copy", phase, "cut link 25s", "host1", false)
+	}
+	add("stop-and-copy", "transfer", "kill source CRIU", "host1", true)
+	// Between "restored" and the commit: the original is gone.
+	add("stop-and-copy", "commit", "kill migrate-src", "host2", true)
+	add("stop-and-copy", "commit", "kill migrate-dst", "host2", true)
+	add("stop-and-copy", "commit", "cut link 25s", "host2", false)
+	for _, fault := range []string{"kill migrate-src", "kill migrate-dst", "cut link 25s", "kill source CRIU", "kill lazy-pages daemon"} {
+		add("lazy", "post-copy", fault, "host1", fault != "cut link 25s")
+	}
+	add("lazy", "transfer", "kill migrate-src", "host1", false)
+	add("lazy", "transfer", "kill migrate-dst", "host1", false)
+	return cells
+}
+
+func TestFaultMatrix(t *testing.T) {
+	e := setup(t)
+	full := os.Getenv("DOCKMOVE_MATRIX") == "full"
+	var rows []string
+	for _, c := range matrixCells() {
+		if !c.ci && !full {
+			continue
+		}
+		name := fmt.Sprintf("%s/%s/%s", c.strategy, c.phase, c.fault.name)
+		t.Run(strings.ReplaceAll(name, " ", "_"), func(t *testing.T) {
+			row := runCell(t, e, c)
+			rows = append(rows, fmt.Sprintf("| %s | %s | %s | %s |", c.strategy, c.phase, c.fault.name, row))
+		})
+	}
+	table := "| strategy | phase | fault | outcome |\n|---|---|---|---|\n" + strings.Join(rows, "\n") + "\n"
+	t.Logf("fault matrix:\n%s", table)
+	if out := os.Getenv("DOCKMOVE_MATRIX_OUT"); out != "" {
+		head := fmt.Sprintf("# Fault matrix (make fault-matrix, %s)\n\nEach cell: a 256 MiB workload container migrated host1 -> host2, the fault injected when migrate-src enters the phase; outcome = where the one running copy ended up (memory verified, counter continued, nothing left behind, no guard at work) and how long after the fault the invariant held.\n\n", time.Now().UTC().Format(time.DateOnly))
+		if err := os.WriteFile(out, []byte(head+table), 0o644); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// runCell runs one cell and returns its outcome for the table.
+func runCell(t *testing.T, e env, c *matrixCell) string {
+	ctx := ctxFor(t, 4*time.Minute)
+	c.t, c.ctx, c.e = t, ctx, e
+	c.d = startDst(t, e)
+	name := unique("cell")
+	mib := 64
+	if c.strategy == "lazy" {
+		mib = 1024 // post-copy long enough to be caught in
+	}
+	addr := runWorkloadMiB(t, ctx, e, name, lab.WorkloadImage, mib, 500, "--restart", "unless-stopped")
+	before := waitBeat(t, ctx, addr, 0)
+	var injected time.Time
+	run := lab.RunSource(ctx, e.h1, e.h2, e.bin, name, func(stage string, kill func()) {
+		if stage == c.phase && injected.IsZero() {
+			c.kill = kill
+			injected = time.Now()
+			c.fault.inject(c)
+		}
+	}, "--strategy", c.strategy, "--pause-at", c.phase, "--pause-for", "1s")
+	if injected.IsZero() {
+		t.Fatalf("migrate-src never entered %s (%v):\n%s", c.phase, run.Err, run.Stderr)
+	}
+	where, took := waitInvariant(t, ctx, e, name, addr, before, migrationID(run.Events))
+	if c.heal != nil {
+		c.heal()
+	}
+	t.Logf("%s: migrate-src %v; the container runs on %s, %v after the fault", name, run.Err, where, took.Round(100*time.Millisecond))
+	if where != c.want {
+		t.Errorf("the container runs on %s, want %s\nmigrate-src:\n%s\nmigrate-dst:\n%s", where, c.want, run.Stderr, c.d.Log())
+	}
+	out := fmt.Sprintf("%s in %.1fs", where, time.Since(injected).Seconds())
+	if c.note != "" {
+		out += " (" + c.note + ")"
+	}
+	if t.Failed() {
+		out = "FAIL: " + out
+	}
+	return out
+}
+
+// waitInvariant waits (up to 90 s) until the container runs on exactly one
+// host, unpaused, its memory verified and counter continued, with nothing
+// left of the migration on either host, and returns that host.
+func waitInvariant(t *testing.T, ctx context.Context, e env, name, addr string, before workload.Beat, id string) (string, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	var last string
+	for time.Since(start) < 90*time.Second {
+		where, problem := invariant(ctx, e, name, addr, before, id)
+		if problem == "" {
+			return where, time.Since(start)
+		}
+		last = problem
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("invariant not reached in 90s: %s", last)
+	return "", 0
+}
+
+// invariant returns where the container runs, or what is still wrong.
+func invariant(ctx context.Context, e env, name, addr string, before workload.Beat, id string) (string, string) {
+	var running []string
+	for _, h := range []lab.Host{e.h1, e.h2} {
+		if st, _ := h.Docker(ctx, "inspect", "-f", "{{.State.Status}}", name); st == "running" {
+			running = append(running, h.Name)
+		} else if st == "paused" {
+			return "", h.Name + "'s copy is paused"
+		}
+	}
+	if len(running) != 1 {
+		return "", fmt.Sprintf("running on %v", running)
+	}
+	qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	v, err := workload.Query(qctx, addr, workload.CmdVerify)
+	if err != nil || v.Bad != 0 || v.Counter <= before.Counter {
+		return "", fmt.Sprintf("workload: %+v, %v", v, err)
+	}
+	if left := leftovers(e, id); left != "" {
+		return "", left
+	}
+	if running[0] == "host1" {
+		if other, _ := e.h2.Docker(ctx, "ps", "-aq", "--filter", "name=^/"+name+"$"); other != "" {
+			return "", "host2 still holds a copy"
+		}
+	} else if other, _ := e.h1.Docker(ctx, "ps", "-aq", "--filter", "name=^/"+name+"$"); other != "" {
+		return "", "host1 still holds the original"
+	}
+	return running[0], ""
+}
+
+// leftovers names what the migration left on either host: host2's state,
+// staging and runtime state, host1's dumps, outcome record, or a guard at
+// work.
+func leftovers(e env, id string) string {
+	for _, dir := range []string{e.h2.RuntimeState(), filepath.Join(e.h2.WorkDir(), "migrations"), filepath.Join(e.h2.WorkDir(), "staging")} {
+		ents, _ := os.ReadDir(dir)
+		for _, en := range ents {
+			if en.Name() != "runtime.log" {
+				return "host2 holds " + filepath.Join(dir, en.Name())
+			}
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(e.h1.WorkDir(), "dump-*")); len(left) > 0 {
+		return fmt.Sprintf("host1 holds %v", left)
+	}
+	if _, err := os.Stat(filepath.Join(e.h1.WorkDir(), "outcomes", id+".json")); err == nil {
+		return "host1 records the migration as unresolved"
+	}
+	if guardsAtWork() > 0 {
+		return "a guard is still at work"
+	}
+	return ""
+}
+
+// guardsAtWork counts migrate-src guard processes.
+func guardsAtWork() int {
+	n := 0
+	ents, _ := os.ReadDir("/proc")
+	for _, en := range ents {
+		cmd, err := os.ReadFile(filepath.Join("/proc", en.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(cmd), "--guard\x00") {
+			n++
+		}
+	}
+	return n
+}
+
+// killChildren kills (SIGKILL) the processes called comm whose parent is
+// called parent, and returns how many.
+func killChildren(parent, comm string) int {
+	n := 0
+	ents, _ := os.ReadDir("/proc")
+	for _, en := range ents {
+		p, err := strconv.Atoi(en.Name())
+		if err != nil {
+			continue
+		}
+		name, ppid := procName(p)
+		if name != comm {
+			continue
+		}
+		if pname, _ := procName(ppid); pname == parent && syscall.Kill(p, syscall.SIGKILL) == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// procName returns pid's command name and parent.
+func procName(pid int) (string, int) {
+	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return "", 0
+	}
+	s := string(stat)
+	open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	fields := strings.Fields(s[close+1:])
+	if open < 0 || len(fields) < 2 {
+		return "", 0
+	}
+	ppid, _ := strconv.Atoi(fields[1])
+	return s[open+1 : close], ppid
+}
