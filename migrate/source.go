@@ -200,8 +200,8 @@ type source struct {
 	// restoreAsked: the destination was asked to restore (stop-and-copy
 	// and pre-copy), so it may hold a copy in doubt if the session breaks.
 	restoreAsked bool
-	lock     *os.File
-	tc       transfer.Config // the session's configuration, for resolving
+	lock         *os.File
+	tc           transfer.Config // the session's configuration, for resolving
 }
 
 // Migrate moves the container to the destination. On any failure before the
