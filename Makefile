@@ -78,7 +78,8 @@ fuzz:
 # subset) and writes the table to bench/results/fault-matrix.md.
 fault-matrix: deps lab-up
 	DOCKMOVE_STRICT=1 DOCKMOVE_MATRIX=full DOCKMOVE_MATRIX_OUT=$(CURDIR)/bench/results/fault-matrix.md \
-		$(GO) test -count=1 -timeout 60m -run '^TestFaultMatrix$$' -v ./migrate | grep -E '^(---|    ---|ok|FAIL|PASS)'
+		$(GO) test -count=1 -timeout 60m -run '^TestFaultMatrix$$' -v ./migrate > /tmp/dockmove-fault-matrix.log 2>&1; \
+		rc=$$?; grep -E '^ *(---|\||ok|FAIL)' /tmp/dockmove-fault-matrix.log; echo "full log: /tmp/dockmove-fault-matrix.log"; exit $$rc
 
 # bench runs the freeze-time benchmark in the lab and writes the example
 # report (JSON, Markdown, plots) to bench/results.

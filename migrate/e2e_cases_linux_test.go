@@ -273,14 +273,11 @@ func TestFailureSourceKilledDuringTransfer(t *testing.T) {
 	name := unique("srckilled")
 	addr := runWorkload(t, ctx, e, name, lab.WorkloadImage, "--restart", "always")
 	before := waitBeat(t, ctx, addr, 0)
-	killed := false
-	run := lab.RunSource(ctx, e.h1, e.h2, e.bin, name, func(stage string, kill func()) {
-		if stage == "transfer" && !killed {
-			kill()
-			killed = true
-		}
-	}, "--strategy", "stop-and-copy")
-	if !killed {
+	onStage, killed := atStage("transfer", func(kill func()) {
+		kill()
+	})
+	run := lab.RunSource(ctx, e.h1, e.h2, e.bin, name, onStage, "--strategy", "stop-and-copy")
+	if !killed() {
 		t.Fatalf("migrate-src never reached the transfer stage:\n%s", run.Stderr)
 	}
 	if run.Err == nil {

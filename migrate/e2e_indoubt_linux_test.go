@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,14 +36,11 @@ func TestInDoubtResolvedByGuard(t *testing.T) {
 	name := unique("doubt")
 	addr := runWorkload(t, ctx, e, name, lab.WorkloadImage)
 	before := waitBeat(t, ctx, addr, 0)
-	killed := false
-	run := lab.RunSource(ctx, e.h1, e.h2, e.bin, name, func(stage string, kill func()) {
-		if stage == "commit" && !killed {
-			kill()
-			killed = true
-		}
-	}, "--strategy", "stop-and-copy", "--pause-at", "commit")
-	if !killed || run.Err == nil {
+	onStage, killed := atStage("commit", func(kill func()) {
+		kill()
+	})
+	run := lab.RunSource(ctx, e.h1, e.h2, e.bin, name, onStage, "--strategy", "stop-and-copy", "--pause-at", "commit")
+	if !killed() || run.Err == nil {
 		t.Fatalf("migrate-src was not killed at the commit (%v):\n%s", run.Err, run.Stderr)
 	}
 	r := waitGuardResult(t, ctx, e, run.Events)
@@ -132,18 +130,30 @@ func linkCutter(t *testing.T, ctx context.Context, e env) (cut, heal func()) {
 		{"OUTPUT", "-d", e.h2.Addr, "-p", "tcp", "--dport", dstPort, "-j", "DROP"},
 		{"INPUT", "-s", e.h2.Addr, "-p", "tcp", "--sport", dstPort, "-j", "DROP"},
 	}
-	iptables := func(op string) {
-		for _, r := range rules {
-			out, err := e.h1.Command(context.Background(), "iptables", append([]string{"-w", op}, r...)...).CombinedOutput()
-			if err != nil && op == "-I" {
-				t.Errorf("iptables %s: %v: %s", op, err, out)
-			}
+	iptables := func(op string, r []string) error {
+		out, err := e.h1.Command(context.Background(), "iptables", append([]string{"-w", op}, r...)...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("iptables %s: %v: %s", op, err, out)
 		}
+		return nil
 	}
 	var once sync.Once
-	heal = func() { once.Do(func() { iptables("-D") }) }
+	heal = func() {
+		once.Do(func() {
+			for _, r := range rules {
+				for iptables("-D", r) == nil { // every copy, whoever added it
+				}
+			}
+		})
+	}
 	t.Cleanup(heal)
-	return func() { iptables("-I") }, heal
+	return func() {
+		for _, r := range rules {
+			if err := iptables("-I", r); err != nil {
+				t.Error(err)
+			}
+		}
+	}, heal
 }
 
 // TestInDoubtShownAndResolvedByHand leaves a migration unresolved past its
@@ -160,15 +170,12 @@ func TestInDoubtShownAndResolvedByHand(t *testing.T) {
 	addr := runWorkload(t, ctx, e, name, lab.WorkloadImage)
 	before := waitBeat(t, ctx, addr, 0)
 	cut, heal := linkCutter(t, ctx, e)
-	killed := false
-	run := lab.RunSource(ctx, e.h1, e.h2, e.bin, name, func(stage string, kill func()) {
-		if stage == "commit" && !killed {
-			cut()
-			kill()
-			killed = true
-		}
-	}, "--strategy", "stop-and-copy", "--pause-at", "commit")
-	if !killed {
+	onStage, killed := atStage("commit", func(kill func()) {
+		cut()
+		kill()
+	})
+	run := lab.RunSource(ctx, e.h1, e.h2, e.bin, name, onStage, "--strategy", "stop-and-copy", "--pause-at", "commit")
+	if !killed() {
 		t.Fatalf("migrate-src never reached the commit:\n%s", run.Stderr)
 	}
 	// host2's session dies of its keepalive: the copy is paused, in doubt.

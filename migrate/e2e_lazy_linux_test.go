@@ -62,14 +62,11 @@ func TestLazyLinkCutDuringPostCopy(t *testing.T) {
 	addr := runWorkloadMiB(t, ctx, e, name, lab.WorkloadImage, 1024, 500)
 	before := waitBeat(t, ctx, addr, 0)
 	cut, _ := linkCutter(t, ctx, e)
-	var cutDone bool
-	_, stderr, err := runSrc(ctx, e, name, func(stage string, _ func()) {
-		if stage == "post-copy" && !cutDone {
-			cutDone = true
-			cut()
-		}
-	}, "--strategy", "lazy")
-	if !cutDone {
+	onStage, cutDone := atStage("post-copy", func(func()) {
+		cut()
+	})
+	_, stderr, err := runSrc(ctx, e, name, onStage, "--strategy", "lazy")
+	if !cutDone() {
 		t.Fatalf("migration never reached post-copy (err %v):\n%s", err, stderr)
 	}
 	if err == nil || !strings.Contains(stderr, "post-copy failed") || !strings.Contains(stderr, "resumed on this host") {
@@ -102,15 +99,12 @@ func TestLazySourceKilledDuringPostCopy(t *testing.T) {
 	name := unique("srcgone")
 	addr := runWorkloadMiB(t, ctx, e, name, lab.WorkloadImage, 1024, 500, "--restart", "unless-stopped")
 	before := waitBeat(t, ctx, addr, 0)
-	var killed bool
-	run := lab.RunSource(ctx, e.h1, e.h2, e.bin, name, func(stage string, kill func()) {
-		if stage == "post-copy" && !killed {
-			killed = true
-			kill()
-		}
-	}, "--strategy", "lazy")
+	onStage, killed := atStage("post-copy", func(kill func()) {
+		kill()
+	})
+	run := lab.RunSource(ctx, e.h1, e.h2, e.bin, name, onStage, "--strategy", "lazy")
 	killedRun, stderr, err := run.Events, run.Stderr, run.Err
-	if !killed {
+	if !killed() {
 		t.Fatalf("migration never reached post-copy (err %v):\n%s", err, stderr)
 	}
 	if err == nil {
@@ -235,14 +229,11 @@ func TestLazyDestinationKilledDuringPostCopy(t *testing.T) {
 	name := unique("dstgone")
 	addr := runWorkloadMiB(t, ctx, e, name, lab.WorkloadImage, 1024, 500)
 	before := waitBeat(t, ctx, addr, 0)
-	killed := false
-	_, stderr, err := runSrc(ctx, e, name, func(stage string, _ func()) {
-		if stage == "post-copy" && !killed {
-			d.Kill()
-			killed = true
-		}
-	}, "--strategy", "lazy")
-	if !killed {
+	onStage, killed := atStage("post-copy", func(func()) {
+		d.Kill()
+	})
+	_, stderr, err := runSrc(ctx, e, name, onStage, "--strategy", "lazy")
+	if !killed() {
 		t.Fatalf("migration never reached post-copy (err %v):\n%s", err, stderr)
 	}
 	failedMigration(t, ctx, e, name, addr, before, err, stderr, "resumed on this host")

@@ -126,6 +126,18 @@ func runSrc(ctx context.Context, e env, name string, onStage func(stage string, 
 	return &r, run.Stderr, err
 }
 
+// atStage returns an onStage callback that runs act once, when
+// migrate-src enters stage, and a function that reports whether it did.
+func atStage(stage string, act func(kill func())) (onStage func(string, func()), did func() bool) {
+	var done bool
+	return func(s string, kill func()) {
+		if s == stage && !done {
+			done = true
+			act(kill)
+		}
+	}, func() bool { return done }
+}
+
 // waitGoneFromHost2 waits until host2 no longer holds a container called
 // name, as after a failed migration it must remove it by itself.
 func waitGoneFromHost2(t *testing.T, ctx context.Context, e env, name string, within time.Duration) {

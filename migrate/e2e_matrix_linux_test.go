@@ -45,20 +45,21 @@ type matrixCell struct {
 	e        env
 	d        *lab.Destination
 	kill     func()
-	healOnce sync.Once
 	heal     func()
 	note     string
+	bg       sync.WaitGroup // a restart under way
+	bgErr    error
 }
 
 var matrixFaults = map[string]matrixFault{
 	"kill migrate-src": {"kill migrate-src", func(c *matrixCell) { c.kill() }},
 	"kill migrate-dst": {"kill migrate-dst", func(c *matrixCell) {
 		c.d.Kill()
-		// A supervisor restarts it.
+		// A supervisor restarts it; the cell waits for that (c.bg).
+		c.bg.Add(1)
 		time.AfterFunc(2*time.Second, func() {
-			if err := c.d.Start(); err != nil {
-				c.t.Errorf("restart migrate-dst: %v", err)
-			}
+			defer c.bg.Done()
+			c.bgErr = c.d.Start()
 		})
 	}},
 	"cut link 25s": {"cut link 25s", func(c *matrixCell) {
@@ -149,6 +150,10 @@ func runCell(t *testing.T, e env, c *matrixCell) string {
 			c.fault.inject(c)
 		}
 	}, "--strategy", c.strategy, "--pause-at", c.phase, "--pause-for", "1s")
+	c.bg.Wait()
+	if c.bgErr != nil {
+		t.Fatalf("restart migrate-dst: %v", c.bgErr)
+	}
 	if injected.IsZero() {
 		t.Fatalf("migrate-src never entered %s (%v):\n%s", c.phase, run.Err, run.Stderr)
 	}

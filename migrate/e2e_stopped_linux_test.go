@@ -55,14 +55,11 @@ func TestDumpDeadlineThawsTheContainer(t *testing.T) {
 	name := unique("hang")
 	addr := runWorkload(t, ctx, e, name, lab.WorkloadImage)
 	before := waitBeat(t, ctx, addr, 0)
-	stopped := false
-	_, stderr, err := runSrc(ctx, e, name, func(stage string, _ func()) {
-		if stage == "dump" && !stopped {
-			stopSleeper(t, ctx, e, name)
-			stopped = true
-		}
-	}, "--pause-at", "dump", "--pause-for", "2s", "--dump-timeout", "10s")
-	if !stopped {
+	onStage, stopped := atStage("dump", func(func()) {
+		stopSleeper(t, ctx, e, name)
+	})
+	_, stderr, err := runSrc(ctx, e, name, onStage, "--pause-at", "dump", "--pause-for", "2s", "--dump-timeout", "10s")
+	if !stopped() {
 		t.Fatalf("migrate-src never reached the dump:\n%s", stderr)
 	}
 	failedMigration(t, ctx, e, name, addr, before, err, stderr, "did not finish in time")

@@ -69,11 +69,11 @@ func (s *Server) abandon(ctx context.Context, st *migrationState, cause error) {
 			"resolves the migration (`migrate-dst status` lists it)", "cause", cause)
 		return
 	}
-	if st.ContainerID != "" {
-		if err := s.dk.Remove(ctx, st.ContainerID); err != nil {
+	for _, id := range s.shellsOf(ctx, st) {
+		if err := s.dk.Remove(ctx, id); err != nil {
 			log.Error("cleanup: remove container", "err", err)
 		}
-		if dir, err := shim.ContainerDir(s.cfg.RuntimeState, st.ContainerID); err == nil {
+		if dir, err := shim.ContainerDir(s.cfg.RuntimeState, id); err == nil {
 			shim.RemoveState(dir)
 		}
 	}
@@ -92,6 +92,26 @@ func (s *Server) abandon(ctx context.Context, st *migrationState, cause error) {
 	}
 	s.dropState(st)
 	log.Info("cleaned up after failed migration", "cause", cause)
+}
+
+// shellsOf lists the containers made for migration st: the one its state
+// names, and any labelled with its ID (an agent killed while dockerd was
+// creating the shell never learnt its ID, but dockerd went on).
+func (s *Server) shellsOf(ctx context.Context, st *migrationState) []string {
+	var ids []string
+	if st.ContainerID != "" {
+		ids = append(ids, st.ContainerID)
+	}
+	labelled, err := s.dk.ContainersWithLabel(ctx, LabelMigration)
+	if err != nil {
+		s.log.Warn("cleanup: list the migration's containers", "err", err)
+	}
+	for id, migration := range labelled {
+		if migration == st.MigrationID && id != st.ContainerID {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // recover finishes what a previous run of the agent left: migrations that
