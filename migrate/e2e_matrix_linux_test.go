@@ -40,15 +40,15 @@ type matrixCell struct {
 	want     string // host1 or host2
 	ci       bool
 
-	t        *testing.T
-	ctx      context.Context
-	e        env
-	d        *lab.Destination
-	kill     func()
-	heal     func()
-	note     string
-	bg       sync.WaitGroup // a restart under way
-	bgErr    error
+	t     *testing.T
+	ctx   context.Context
+	e     env
+	d     *lab.Destination
+	kill  func()
+	heal  func()
+	note  string
+	bg    sync.WaitGroup // a restart under way
+	bgErr error
 }
 
 var matrixFaults = map[string]matrixFault{
