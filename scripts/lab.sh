@@ -56,7 +56,7 @@ in_netns() { local h=$1; shift; nsenter --net="/run/netns/$(netns_of "$h")" "$@"
 dk() { local h=$1; shift; "$DOCKER_CLI" -H "unix://$(sock_of "$h")" "$@"; }
 
 # has_addr ADDR/PREFIX CMD... succeeds when CMD's output (an `ip addr show`)
-# lists ADDR/PREFIX. The output is captured whole first: `CMD | grep -q`
+# lists ADDR/PREFIX. The output is captured whole first: piping CMD into `grep -q`
 # under pipefail fails at random (grep exits at its first match and CMD
 # dies of SIGPIPE), and the address was then added twice ("Address
 # already assigned").
