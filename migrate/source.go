@@ -522,7 +522,7 @@ func (s *source) checkpoint(ctx context.Context) error {
 		err = s.dumpFailed(err, hookErr, postCopy)
 		s.rollback(ctx, postCopy)
 		if s.restoreAsked {
-			s.resolveAbort(ctx)
+			err = s.resolveFailed(ctx, err)
 		}
 		return err
 	}
@@ -770,18 +770,48 @@ func (s *source) sendCommit(ctx context.Context) error {
 	return err
 }
 
-// resolveAbort tells a destination that holds its copy in doubt that the
-// original runs here again, so that it removes the copy; failing that in
-// time, the guard goes on trying.
-func (s *source) resolveAbort(ctx context.Context) {
-	dropOutcome(s.cfg.WorkDir, s.id)
-	s.sess.Fail(errors.New("the source rolled back"))
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ResolveFor)
-	defer cancel()
-	if _, err := deliverOutcome(dctx, s.cfg.To, s.tc, s.id, false, s.log); err != nil {
-		s.handOver = s.guard != nil
-		s.log.Error("the destination holds a paused copy: the guard goes on telling it to remove it", "err", err)
+// resolveAbortFor bounds how long a failed migrate-src itself tells the
+// destination to drop its copy before leaving that to its guard: the
+// container already runs here again, so nobody should wait long for it.
+const resolveAbortFor = 10 * time.Second
+
+// resolveFailed settles, after a failed dump, a destination that was asked
+// to restore and may hold a copy in doubt. What happened decides, as for
+// the guard: an original that runs here again means the copy must go; one
+// that CRIU ended (the dump failed after the commit point) means the copy
+// is the container now. failure is the dump's error, returned explained.
+func (s *source) resolveFailed(ctx context.Context, failure error) error {
+	ctx = context.WithoutCancel(ctx)
+	commit := !s.originalRuns(ctx)
+	if !commit {
+		dropOutcome(s.cfg.WorkDir, s.id)
 	}
+	s.sess.Fail(errors.New("the source's dump failed"))
+	wait := resolveAbortFor
+	if commit {
+		wait = s.cfg.ResolveFor
+	}
+	dctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	state, err := deliverOutcome(dctx, s.cfg.To, s.tc, s.id, commit, s.log)
+	switch {
+	case err != nil:
+		s.handOver = s.guard != nil
+		s.log.Error("the destination may hold a paused copy: the guard goes on telling it the outcome", "commit", commit, "err", err)
+	case commit && state != transfer.OutcomeRemoved:
+		dropOutcome(s.cfg.WorkDir, s.id)
+		return fmt.Errorf("%w; but CRIU had ended the original, so the destination's copy was committed and runs there", failure)
+	}
+	return failure
+}
+
+// originalRuns reports whether the tree dumped here still runs.
+func (s *source) originalRuns(ctx context.Context) bool {
+	if s.proc != nil {
+		return processAlive(s.cfg.Pid)
+	}
+	r, err := s.dk.Inspect(ctx, s.ctr)
+	return err != nil || (r.State != nil && r.State.Running)
 }
 
 // resolveCommit delivers the commit in new sessions after the migration's
