@@ -136,7 +136,7 @@ func (s *Server) connectDocker(ctx context.Context) (api string, runtime bool, e
 	return api, runtime, nil
 }
 
-func (s *Server) stateDir() string   { return filepath.Join(s.cfg.WorkDir, "migrations") }
+func (s *Server) stateDir() string   { return stateDirOf(s.cfg.WorkDir) }
 func (s *Server) stagingDir() string { return filepath.Join(s.cfg.WorkDir, "staging") }
 func (s *Server) processDir() string { return filepath.Join(s.cfg.WorkDir, "processes") }
 

@@ -162,6 +162,10 @@ func isPaused(ctx context.Context, dk *docker.Client, id string) bool {
 	return err == nil && r.State != nil && r.State.Paused
 }
 
+// stateDirOf is where a destination with work directory workDir keeps the
+// state of its migrations.
+func stateDirOf(workDir string) string { return filepath.Join(workDir, "migrations") }
+
 // InFlight is a migration this destination holds state for: one under way,
 // or one in doubt (its copy paused until the source resolves it).
 type InFlight struct {
@@ -177,7 +181,7 @@ type InFlight struct {
 // DestinationStatus lists the migrations a destination with work directory
 // workDir holds state for.
 func DestinationStatus(workDir string) ([]InFlight, error) {
-	dir := filepath.Join(workDir, "migrations")
+	dir := stateDirOf(workDir)
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
