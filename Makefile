@@ -5,7 +5,7 @@ export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 BIN := bin
 
-.PHONY: fault-matrix bench bench-transfer all build deps lab-up lab-down lab-purge lab-status images test test-unit test-vm bench-vm vet fuzz demo clean
+.PHONY: fault-matrix bench bench-transfer all build deps lab-up lab-up-modern lab-down lab-purge lab-status images test test-unit test-vm bench-vm vet fuzz demo clean
 
 all: build
 
@@ -18,6 +18,15 @@ deps:
 
 lab-up: build
 	@bash scripts/lab.sh up
+	@bash scripts/images.sh
+	@bash scripts/lab-runtime.sh
+
+# lab-up-modern adds the lab's modern hosts (host3, host4): Docker 28,
+# containerd 2, runc 1.3 from a Debian testing root (scripts/modern-root.sh,
+# about 40 s the first time).
+lab-up-modern: lab-up
+	@bash scripts/modern-root.sh >/dev/null
+	@bash scripts/lab.sh up modern
 	@bash scripts/images.sh
 	@bash scripts/lab-runtime.sh
 
@@ -42,7 +51,7 @@ vet:
 # DOCKMOVE_STRICT=1 turns a skip for a missing prerequisite into a failure.
 # -p 1: packages share one lab (its agent port, its switch), so they take
 # turns.
-test: deps lab-up vet
+test: deps lab-up lab-up-modern vet
 	DOCKMOVE_STRICT=1 $(GO) test -p 1 -race -count=1 -timeout 25m ./...
 	@$(MAKE) -s fuzz
 	@$(MAKE) -s test-vm

@@ -102,6 +102,7 @@ func NewServer(ctx context.Context, cfg DestConfig) (*Server, error) {
 	s.hello = transfer.Hello{
 		Role: transfer.RoleDestination, Agent: Version, DockerAPI: api, RuntimeInstalled: installed,
 		CRIU: transfer.CRIUInfo{Version: caps.Version, MemTrack: caps.MemTrack, LazyPages: caps.LazyPages},
+		Host: hostInfo(ctx, s.dk),
 	}
 	for _, d := range []string{s.stateDir(), s.stagingDir(), s.processDir(), cfg.RuntimeState} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -153,7 +154,7 @@ func (s *Server) Close() error {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
-	s.log.Info("listening", "addr", ln.Addr().String(), "runtime_installed", s.hello.RuntimeInstalled, "criu", s.hello.CRIU.Version)
+	s.log.Info("listening", "addr", ln.Addr().String(), "runtime_installed", s.hello.RuntimeInstalled, "criu", s.hello.CRIU.Version, "host", s.hello.Host.String())
 	for {
 		conn, err := ln.Accept()
 		if err != nil {

@@ -19,12 +19,15 @@ import (
 // connection, address, and Docker's management on host2; with each strategy.
 func TestMigrateWorkload(t *testing.T) {
 	for _, strategy := range []string{"stop-and-copy", "lazy"} {
-		t.Run(strategy, func(t *testing.T) { migrateWorkload(t, strategy) })
+		t.Run(strategy, func(t *testing.T) { migrateWorkload(t, setup(t), strategy) })
 	}
 }
 
-func migrateWorkload(t *testing.T, strategy string) {
-	e := setup(t)
+// migrateWorkload moves a workload with a named volume and a file in its
+// writable layer from e.h1 to e.h2 and checks what a user would: the
+// client's TCP stream unbroken, memory verified, same address, files and
+// volume present, Docker on e.h2 managing the copy, nothing left on e.h1.
+func migrateWorkload(t *testing.T, e env, strategy string) {
 	ctx := ctxFor(t, 3*time.Minute)
 	startDst(t, e)
 	name, vol := unique("wl"), unique("vol")
@@ -34,7 +37,7 @@ func migrateWorkload(t *testing.T, strategy string) {
 			h.Docker(context.Background(), "volume", "rm", "-f", vol)
 		}
 	})
-	addr := runWorkload(t, ctx, e, name, lab.WorkloadImage, "-v", vol+":/vol")
+	addr := runWorkload(t, ctx, e, name, lab.WorkloadImage, "-v", vol+":/vol", "--restart", "unless-stopped")
 	if _, err := e.h1.Docker(ctx, "exec", name, "sh", "-c", "echo written-before > /data/note && echo in-volume > /vol/kept"); err != nil {
 		t.Fatal(err)
 	}
@@ -84,6 +87,9 @@ func migrateWorkload(t *testing.T, strategy string) {
 	if out, _ := e.h1.Docker(ctx, "ps", "-aq", "--filter", "name=^/"+name+"$"); out != "" {
 		t.Fatalf("host1 still has the container: %s", out)
 	}
+	if policy, _ := e.h2.Docker(ctx, "inspect", "-f", "{{.HostConfig.RestartPolicy.Name}}", name); policy != "unless-stopped" {
+		t.Fatalf("restart policy on host2: %q", policy)
+	}
 	if _, err := e.h2.Docker(ctx, "stop", "-t", "5", name); err != nil {
 		t.Fatal(err)
 	}
@@ -91,13 +97,25 @@ func migrateWorkload(t *testing.T, strategy string) {
 	if state != "exited" {
 		t.Fatalf("after docker stop the container is %q", state)
 	}
+	// Started again, it runs its image afresh (never the consumed images):
+	// the counter starts over, the writable layer and volume are kept.
+	if _, err := e.h2.Docker(ctx, "start", name); err != nil {
+		t.Fatalf("docker start on host2 after stop: %v", err)
+	}
+	if fresh := waitBeat(t, ctx, addr, 0); fresh.Counter >= verified.Counter {
+		t.Fatalf("after docker start the counter is %d, was %d: not a fresh start", fresh.Counter, verified.Counter)
+	}
+	if out, err := e.h2.Docker(ctx, "exec", name, "cat", "/data/note", "/vol/kept"); err != nil || out != "written-before\nin-volume" {
+		t.Fatalf("after docker start on host2: %q, %v", out, err)
+	}
 	assertHost2Clean(t, ctx, e, name, false)
 }
 
 // TestMigrateImageMissingOnHost2 moves a container whose image exists only
 // on host1; the image travels with it.
-func TestMigrateImageMissingOnHost2(t *testing.T) {
-	e := setup(t)
+func TestMigrateImageMissingOnHost2(t *testing.T) { migrateImageMissingOnHost2(t, setup(t)) }
+
+func migrateImageMissingOnHost2(t *testing.T, e env) {
 	ctx := ctxFor(t, 3*time.Minute)
 	startDst(t, e)
 	image := "dockmove/only-host1:" + unique("t")
@@ -214,8 +232,9 @@ func TestFailureNameTakenOnHost2(t *testing.T) {
 	assertHost2Clean(t, ctx, e, name, false)
 }
 
-func TestFailureRestoreFailsOnHost2(t *testing.T) {
-	e := setup(t)
+func TestFailureRestoreFailsOnHost2(t *testing.T) { failureRestoreFailsOnHost2(t, setup(t)) }
+
+func failureRestoreFailsOnHost2(t *testing.T, e env) {
 	ctx := ctxFor(t, 3*time.Minute)
 	// An option CRIU does not know makes the real restore fail on host2.
 	startDst(t, e, "--restore-criu-option", "no-such-criu-option")
@@ -229,7 +248,10 @@ func TestFailureRestoreFailsOnHost2(t *testing.T) {
 }
 
 func TestFailureDestinationKilledDuringTransfer(t *testing.T) {
-	e := setup(t)
+	failureDestinationKilledDuringTransfer(t, setup(t))
+}
+
+func failureDestinationKilledDuringTransfer(t *testing.T, e env) {
 	ctx := ctxFor(t, 3*time.Minute)
 	d := startDst(t, e)
 	name := unique("killed")
@@ -311,8 +333,9 @@ func TestFailureSourceKilledDuringTransfer(t *testing.T) {
 
 // TestMigrateTTYContainer moves an interactive container (docker run -dit):
 // CRIU keeps the orphaned pty master, runc gets containerd's console socket.
-func TestMigrateTTYContainer(t *testing.T) {
-	e := setup(t)
+func TestMigrateTTYContainer(t *testing.T) { migrateTTYContainer(t, setup(t)) }
+
+func migrateTTYContainer(t *testing.T, e env) {
 	ctx := ctxFor(t, 3*time.Minute)
 	startDst(t, e)
 	name := unique("tty")

@@ -92,8 +92,9 @@ func TestLazyLinkCutDuringPostCopy(t *testing.T) {
 // guard that migrate-src left behind removes CRIU's network lock,
 // restores the restart policy and reclaims the address; host2 removes its
 // copy; and both hosts serve the next migration.
-func TestLazySourceKilledDuringPostCopy(t *testing.T) {
-	e := setup(t)
+func TestLazySourceKilledDuringPostCopy(t *testing.T) { lazySourceKilledDuringPostCopy(t, setup(t)) }
+
+func lazySourceKilledDuringPostCopy(t *testing.T, e env) {
 	ctx := ctxFor(t, 5*time.Minute)
 	startDst(t, e)
 	name := unique("srcgone")

@@ -44,13 +44,20 @@ var (
 
 func setup(t *testing.T) env {
 	t.Helper()
-	h1, h2 := lab.Require(t)
+	return setupHosts(t, "host1", "host2")
+}
+
+// setupHosts is setup with migrations from lab host src to lab host dst.
+func setupHosts(t *testing.T, src, dst string) env {
+	t.Helper()
+	hosts := lab.RequireHosts(t, src, dst)
+	h1, h2 := hosts[0], hosts[1]
 	lab.RequireBinary(t, "criu")
 	for _, h := range []lab.Host{h1, h2} {
 		out, err := h.Docker(context.Background(), "info", "--format", "{{json .Runtimes}}")
 		lab.SkipUnless(t, err == nil && strings.Contains(out, `"dockmove"`), h.Name+" has the dockmove runtime (run: make lab-up)")
 	}
-	_, err := os.Stat(filepath.Join(labTLS, "host2", "key.pem"))
+	_, err := os.Stat(filepath.Join(labTLS, dst, "key.pem"))
 	lab.SkipUnless(t, err == nil, "lab TLS credentials in "+labTLS+" (run: make lab-up)")
 	buildOnce.Do(func() {
 		if dir := os.Getenv("DOCKMOVE_BIN"); dir != "" {

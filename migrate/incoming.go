@@ -136,6 +136,9 @@ func (in *incoming) check(ctx context.Context, spec transfer.ContainerSpec) (nee
 	if err := in.checkStrategy(); err != nil {
 		return false, err
 	}
+	if err := checkCgroups(in.sess.Peer().Host, in.srv.hello.Host); err != nil {
+		return false, err
+	}
 	if ok, err := dk.HasRuntime(ctx, shim.Name); err != nil || !ok {
 		return false, fmt.Errorf("the restore runtime %q is not installed on the destination (run: migrate-dst install-runtime): %v", shim.Name, err)
 	}
@@ -292,6 +295,17 @@ func (in *incoming) checkStrategy() error {
 	return nil
 }
 
+// checkCgroups refuses a move between cgroup versions: CRIU puts a
+// container's cgroup settings back in the hierarchy it dumped them from,
+// and a v1 <-> v2 restore has not been shown to keep them.
+func checkCgroups(src, dst transfer.HostInfo) error {
+	if src.Cgroup == 0 || dst.Cgroup == 0 || src.Cgroup == dst.Cgroup {
+		return nil
+	}
+	return fmt.Errorf("the source runs cgroup v%d (%s) and the destination cgroup v%d (%s): moving a container between cgroup versions is not supported; choose a destination with cgroup v%d",
+		src.Cgroup, src, dst.Cgroup, dst, src.Cgroup)
+}
+
 // receiveRounds stores the pre-copy rounds under dir, one directory each,
 // linking each to the one before as CRIU expects. The rounds' number and
 // order are checked; their "parent" links are made here, never taken
@@ -344,7 +358,10 @@ func (in *incoming) restore(ctx context.Context) error {
 		// so the application sees them fail instead of hanging.
 		opts = append(opts, "tcp-close")
 	}
-	plan := shim.Plan{TCPEstablished: true, ExtUnixSk: true, FileLocks: true, LazyPages: lazy, CRIUOptions: opts}
+	plan := shim.Plan{TCPEstablished: true, ExtUnixSk: true, FileLocks: true, LazyPages: lazy, CRIUOptions: opts, Netns: true}
+	if n := in.pre.Container.Network; n != nil && !in.newAddress && n.IPv4 != "" {
+		plan.Addresses = []string{n.IPv4}
+	}
 	if err := shim.WritePlan(dir, plan); err != nil {
 		return err
 	}
@@ -362,6 +379,9 @@ func (in *incoming) restore(ctx context.Context) error {
 	cancel()
 	took := time.Since(start)
 	if err != nil {
+		if res, rerr := shim.ReadResult(dir); rerr == nil && !res.OK && !res.Runc && res.Error != "" {
+			return fmt.Errorf("the restore runtime could not prepare the restore: %s", res.Error)
+		}
 		return criu.NewError("restore", filepath.Join(dir, shim.WorkDir, criu.RestoreLog), err)
 	}
 	in.srv.lastRestore.Store(took.Milliseconds())

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/docker/docker/api/types/container"
+	"golang.org/x/sys/unix"
 
 	"github.com/dockmove/dockmove/internal/criu"
 	"github.com/dockmove/dockmove/internal/docker"
@@ -121,5 +122,9 @@ func dumpSpec(r container.InspectResponse) (criu.DumpSpec, error) {
 	for _, m := range r.Mounts {
 		ext = append(ext, m.Destination)
 	}
-	return criu.DumpSpec{Pid: pid, Root: merged, ExternalMounts: ext, FreezeCgroup: criu.FreezerCgroup(pid), TTY: r.Config.Tty}, nil
+	var ns unix.Stat_t
+	if err := unix.Stat(fmt.Sprintf("/proc/%d/ns/net", pid), &ns); err != nil {
+		return criu.DumpSpec{}, fmt.Errorf("network namespace of %d: %w", pid, err)
+	}
+	return criu.DumpSpec{Pid: pid, Root: merged, ExternalMounts: ext, FreezeCgroup: criu.FreezerCgroup(pid), TTY: r.Config.Tty, Netns: ns.Ino}, nil
 }

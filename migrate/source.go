@@ -134,6 +134,12 @@ type Stage struct {
 	MigrationID string
 }
 
+// HostPair is what each side of a migration runs.
+type HostPair struct {
+	Source      transfer.HostInfo `json:"source"`
+	Destination transfer.HostInfo `json:"destination"`
+}
+
 // Report is what a migration did and how long the container was frozen.
 type Report struct {
 	MigrationID       string                       `json:"migration_id"`
@@ -156,6 +162,7 @@ type Report struct {
 	MemoryTime        time.Duration                `json:"memory_complete_ns"`        // lazy: from the restart on the destination to the last page
 	PageBytes         int64                        `json:"page_bytes"`                // lazy: page data sent through the tunnel
 	Pid               int                          `json:"destination_pid,omitempty"` // a process's PID on the destination
+	Hosts             HostPair                     `json:"hosts"`
 	PrecopyPolicy     string                       `json:"precopy_policy,omitempty"`
 	PrecopyLimits     *predump.Limits              `json:"precopy_limits,omitempty"` // as used: the restore floor may be the destination's measurement
 	PreCopy           *predump.Result              `json:"precopy,omitempty"`        // the rounds and the policy's decisions
@@ -341,6 +348,7 @@ func (s *source) connect(ctx context.Context) error {
 	tc.Hello = transfer.Hello{
 		Role: transfer.RoleSource, Agent: Version, DockerAPI: api,
 		CRIU: transfer.CRIUInfo{Version: caps.Version, MemTrack: caps.MemTrack, LazyPages: caps.LazyPages},
+		Host: hostInfo(ctx, s.dk),
 	}
 	if tc.Logger == nil {
 		tc.Logger = s.log
@@ -349,6 +357,9 @@ func (s *source) connect(ctx context.Context) error {
 	if s.sess, err = transfer.Dial(ctx, s.cfg.To, tc); err != nil {
 		return err
 	}
+	s.report.Hosts = HostPair{Source: tc.Hello.Host, Destination: s.sess.Peer().Host}
+	s.log.Info("hosts", "source", tc.Hello.Host.String(), "destination", s.sess.Peer().Host.String())
+	s.stageDetail("hosts", ": "+tc.Hello.Host.String()+" -> "+s.sess.Peer().Host.String())
 	s.strategy, s.report.StrategyReason, err = chooseStrategy(s.cfg.Strategy, tc.Hello.CRIU, s.sess.Peer().CRIU)
 	s.report.Strategy = s.strategy
 	if err == nil {

@@ -3,8 +3,8 @@
 # both lab daemons:
 #   dockmove/busybox:lab   busybox-static applets
 #   dockmove/workload:lab  the same plus /usr/local/bin/workload (cmd/workload)
-# Each image is imported on host1 and moved to host2 with save/load, as a user
-# without a registry would. An image whose inputs did not change is left alone
+# Each image is imported on host1 and moved to every other lab host that is
+# up with save/load, as a user without a registry would. An image whose inputs did not change is left alone
 # (the hash of its inputs is kept in a label).
 set -euo pipefail
 
@@ -37,7 +37,17 @@ tree_hash() {
 	(cd "$1" && find . -printf '%p %m %l\n' | LC_ALL=C sort && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-16
 }
 
-# import_image TAG ROOT CMD: import on host1 unless current, then copy to host2.
+# up_hosts prints the lab hosts besides host1 whose dockerd answers.
+up_hosts() {
+	local h
+	for h in host2 host3 host4; do
+		dk "$h" version --format '{{.Server.APIVersion}}' >/dev/null 2>&1 && echo "$h"
+	done
+	return 0
+}
+
+# import_image TAG ROOT CMD: import on host1 unless current, then copy to the
+# other hosts.
 import_image() {
 	local tag=$1 root=$2 cmd=$3 hash h have
 	hash=$(tree_hash "$root")
@@ -49,7 +59,7 @@ import_image() {
 	fi
 	local id
 	id=$(dk host1 image inspect --format '{{.Id}}' "$tag")
-	for h in host2; do
+	for h in $(up_hosts); do
 		if [ "$(dk "$h" image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)" != "$id" ]; then
 			dk host1 save "$tag" | dk "$h" load >/dev/null
 			log "loaded $tag into $h"

@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # lab-runtime.sh registers the restore runtime (bin/dockmove-runtime) with
-# both lab daemons, each with its own state directory. Idempotent: prints
-# nothing when it is already in place.
+# every lab daemon that is up, each with its own state directory. A modern
+# host's dockerd sees only its Debian testing root and the lab's own
+# directories, so its runtime binary lives in the host's lab directory.
+# Idempotent: prints nothing when it is already in place.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for h in host1 host2; do
+for h in host1 host2 host3 host4; do
 	eval "$(bash scripts/lab.sh env "$h")"
+	docker -H "$LAB_DOCKER_HOST" version >/dev/null 2>&1 || continue
+	binary=/usr/local/bin/dockmove-runtime
+	case $h in host3 | host4) binary=$(dirname "$LAB_CONFIG")/dockmove-runtime ;; esac
 	out=$(bin/migrate-dst install-runtime \
+		--binary "$binary" \
 		--from bin/dockmove-runtime \
 		--daemon-json "$LAB_CONFIG" \
 		--dockerd-pidfile "$LAB_PIDFILE" \
@@ -20,8 +26,9 @@ done
 
 # TLS credentials for the lab's agents: one CA, one certificate per host.
 tls=/var/lib/dockmove-lab/tls
-if [ ! -s "$tls/host2/key.pem" ]; then
+if [ ! -s "$tls/host4/key.pem" ]; then
 	rm -rf "$tls"
-	bin/migrate-dst certs --out "$tls" --host host1=10.77.0.11 --host host2=10.77.0.12 >/dev/null
+	bin/migrate-dst certs --out "$tls" --host host1=10.77.0.11 --host host2=10.77.0.12 \
+		--host host3=10.77.0.13 --host host4=10.77.0.14 >/dev/null
 	echo "lab: TLS credentials in $tls" >&2
 fi

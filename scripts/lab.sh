@@ -1,17 +1,28 @@
 #!/usr/bin/env bash
-# lab.sh runs two Docker "hosts" on this machine with one L2 network between
-# them (../shared/DESIGN.md section 2):
+# lab.sh runs Docker "hosts" on this machine with one L2 network between
+# them:
 #
 #   root netns: bridge dmsw0 (the switch, 10.77.0.1/24)
-#   host1: netns dm-host1, eth0 10.77.0.11/24 on the switch, dockerd on
-#          /run/dockmove-lab/host1.sock
-#   host2: netns dm-host2, eth0 10.77.0.12/24 on the switch, dockerd on
-#          /run/dockmove-lab/host2.sock
-#   on both hosts: macvlan network "dmlab" (10.77.0.0/24, parent eth0),
-#          containers get 10.77.0.64/27 on host1 and 10.77.0.96/27 on host2
+#   hostN: netns dm-hostN, eth0 10.77.0.1N/24 on the switch, dockerd on
+#          /run/dockmove-lab/hostN.sock
+#   on every host: macvlan network "dmlab" (10.77.0.0/24, parent eth0),
+#          containers get 10.77.0.64/27 on host1, .96/27 on host2,
+#          .128/27 on host3 and .160/27 on host4
+#
+# Two flavours of host:
+#   classic (host1, host2): this machine's own Docker (Debian bookworm:
+#          docker.io 20.10, containerd 1.6, runc 1.1)
+#   modern  (host3, host4): Docker from a Debian testing root
+#          (scripts/modern-root.sh: docker.io 28, containerd 2, runc 1.3,
+#          CRIU 4.2). Each dockerd runs in its own mount namespace with that
+#          root pivoted in (a plain chroot breaks CRIU's restore), and with
+#          /var/lib/dockmove-lab and /run/dockmove-lab bound in at the same
+#          paths, so agents outside see its data root, runtime state and
+#          work directories where it does.
 #
 # Usage:
-#   lab.sh up             bring everything up (idempotent)
+#   lab.sh up [classic|modern|all]
+#                         bring those hosts up (default classic; idempotent)
 #   lab.sh down           stop the daemons, remove namespaces and the switch
 #   lab.sh purge          down, then delete the daemons' data
 #   lab.sh status         print what is up
@@ -29,7 +40,10 @@ NETWORK=dmlab
 LAB_RUN=/run/dockmove-lab
 LAB_LIB=/var/lib/dockmove-lab
 LAB_LOG=/var/log/dockmove-lab
-HOSTS=(host1 host2)
+CLASSIC=(host1 host2)
+MODERN=(host3 host4)
+ALL=("${CLASSIC[@]}" "${MODERN[@]}")
+MODERN_ROOT=${MODERN_ROOT:-/var/lib/dockmove-root/testing}
 # The lab drives its daemons with the Docker CLI that ships with them.
 DOCKER_CLI=${DOCKER_CLI:-/usr/bin/docker}
 
@@ -40,13 +54,16 @@ host_index() {
 	case $1 in
 	host1) echo 1 ;;
 	host2) echo 2 ;;
-	*) die "unknown host '$1' (want host1 or host2)" ;;
+	host3) echo 3 ;;
+	host4) echo 4 ;;
+	*) die "unknown host '$1' (want host1, host2, host3 or host4)" ;;
 	esac
 }
+is_modern() { [ "$(host_index "$1")" -ge 3 ]; }
 netns_of() { echo "dm-$1"; }
 veth_of() { echo "dm$(host_index "$1")eth"; }
 addr_of() { echo "10.77.0.1$(host_index "$1")"; }
-range_of() { [ "$(host_index "$1")" = 1 ] && echo 10.77.0.64/27 || echo 10.77.0.96/27; }
+range_of() { echo "10.77.0.$((32 + 32 * $(host_index "$1")))/27"; }
 sock_of() { echo "$LAB_RUN/$1.sock"; }
 exec_root_of() { echo "$LAB_RUN/$1"; }
 data_root_of() { echo "$LAB_LIB/$1/docker"; }
@@ -113,7 +130,12 @@ daemon_up() {
 	[ -s "$(config_of "$h")" ] || echo '{}' >"$(config_of "$h")"
 	# A stale exec-root keeps the managed containerd from coming up.
 	rm -rf "$(exec_root_of "$h")"
-	in_netns "$h" setsid dockerd \
+	local enter=()
+	if is_modern "$h"; then
+		[ -s "$MODERN_ROOT/.dockmove-ready" ] || die "$h needs the modern root (run: bash scripts/modern-root.sh)"
+		enter=(unshare --mount --propagation private bash "$SELF" enter-root)
+	fi
+	in_netns "$h" setsid "${enter[@]}" dockerd \
 		--data-root "$(data_root_of "$h")" \
 		--exec-root "$(exec_root_of "$h")" \
 		--host "unix://$(sock_of "$h")" \
@@ -156,10 +178,41 @@ network_up() {
 	log "network $NETWORK on $h ($(range_of "$h"))"
 }
 
+# cmd_enter_root runs CMD with the modern root as its / (called by daemon_up
+# inside a fresh, private mount namespace).
+cmd_enter_root() {
+	local r=$MODERN_ROOT
+	mount --bind "$r" "$r"
+	mount -t proc proc "$r/proc"
+	mount --rbind /sys "$r/sys"
+	mount --rbind /dev "$r/dev"
+	mount -t tmpfs -o mode=0755 tmpfs "$r/run"
+	mount -t tmpfs -o mode=1777 tmpfs "$r/tmp"
+	mkdir -p "$r$LAB_RUN" "$r$LAB_LIB"
+	mount --bind "$LAB_RUN" "$r$LAB_RUN"
+	mount --bind "$LAB_LIB" "$r$LAB_LIB"
+	cd "$r"
+	pivot_root . .oldroot
+	umount -l /.oldroot
+	cd /
+	exec env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"
+}
+
+# hosts_of FLAVOUR prints the hosts of classic, modern or all.
+hosts_of() {
+	case ${1:-classic} in
+	classic) echo "${CLASSIC[@]}" ;;
+	modern) echo "${MODERN[@]}" ;;
+	all) echo "${ALL[@]}" ;;
+	*) die "unknown flavour '$1' (want classic, modern or all)" ;;
+	esac
+}
+
 cmd_up() {
+	local hosts h
+	hosts=$(hosts_of "${1:-classic}")
 	switch_up
-	local h
-	for h in "${HOSTS[@]}"; do
+	for h in $hosts; do
 		host_net_up "$h"
 		daemon_up "$h"
 		network_up "$h"
@@ -168,7 +221,7 @@ cmd_up() {
 
 cmd_down() {
 	local h
-	for h in "${HOSTS[@]}"; do
+	for h in "${ALL[@]}"; do
 		daemon_stop "$h"
 		rm -rf "$(exec_root_of "$h")"
 		ip netns del "$(netns_of "$h")" 2>/dev/null || true
@@ -186,7 +239,7 @@ cmd_purge() {
 
 cmd_status() {
 	local h state
-	for h in "${HOSTS[@]}"; do
+	for h in "${ALL[@]}"; do
 		if daemon_alive "$h"; then state="up, $(dk "$h" ps -q | wc -l) running"; else state=down; fi
 		printf '%s: netns %s eth0 %s docker %s (%s)\n' "$h" "$(netns_of "$h")" "$(addr_of "$h")" "$(sock_of "$h")" "$state"
 	done
@@ -195,8 +248,10 @@ cmd_status() {
 cmd_env() {
 	local h=$1
 	host_index "$h" >/dev/null
-	printf 'LAB_NETNS=/run/netns/%s\nLAB_ADDR=%s\nLAB_DOCKER_HOST=unix://%s\nLAB_IP_RANGE=%s\nLAB_CONFIG=%s\nLAB_PIDFILE=%s\nLAB_NETWORK=%s\nLAB_SUBNET=%s\nLAB_GATEWAY=%s\n' \
-		"$(netns_of "$h")" "$(addr_of "$h")" "$(sock_of "$h")" "$(range_of "$h")" "$(config_of "$h")" "$(pidfile_of "$h")" "$NETWORK" "$SUBNET" "$GATEWAY"
+	local flavour=classic
+	is_modern "$h" && flavour=modern
+	printf 'LAB_FLAVOUR=%s\nLAB_NETNS=/run/netns/%s\nLAB_ADDR=%s\nLAB_DOCKER_HOST=unix://%s\nLAB_IP_RANGE=%s\nLAB_CONFIG=%s\nLAB_PIDFILE=%s\nLAB_NETWORK=%s\nLAB_SUBNET=%s\nLAB_GATEWAY=%s\n' \
+		"$flavour" "$(netns_of "$h")" "$(addr_of "$h")" "$(sock_of "$h")" "$(range_of "$h")" "$(config_of "$h")" "$(pidfile_of "$h")" "$NETWORK" "$SUBNET" "$GATEWAY"
 }
 
 cmd_on() {
@@ -209,10 +264,13 @@ cmd_on() {
 	exec nsenter --net="/run/netns/$(netns_of "$h")" env DOCKER_HOST="unix://$(sock_of "$h")" "$@"
 }
 
+SELF=$(readlink -f "$0")
 [ "$(id -u)" = 0 ] || die "must run as root"
 case ${1:-} in
-up | down | purge | status) "cmd_$1" ;;
+up) shift; cmd_up "$@" ;;
+down | purge | status) "cmd_$1" ;;
+enter-root) shift; cmd_enter_root "$@" ;;
 on) shift; cmd_on "$@" ;;
 env) [ $# = 2 ] || die "usage: lab.sh env HOST"; cmd_env "$2" ;;
-*) die "usage: lab.sh up|down|purge|status|on HOST CMD...|env HOST" ;;
+*) die "usage: lab.sh up [classic|modern|all]|down|purge|status|on HOST CMD...|env HOST" ;;
 esac

@@ -23,6 +23,66 @@ type CRIUInfo struct {
 	LazyPages bool `json:"lazy_pages"` // userfaultfd (lazy restore)
 }
 
+// HostInfo is what a peer runs: the versions that decide whether a
+// migration between two hosts can work, shown to people and in reports.
+type HostInfo struct {
+	Docker     string `json:"docker,omitempty"`     // dockerd's version
+	Containerd string `json:"containerd,omitempty"` // as dockerd reports it
+	Runc       string `json:"runc,omitempty"`       // as dockerd reports it
+	Kernel     string `json:"kernel,omitempty"`
+	Cgroup     int    `json:"cgroup,omitempty"` // 1 or 2; 0 unknown
+}
+
+var versionPattern = regexp.MustCompile(`^[A-Za-z0-9._+~:-]{0,64}$`)
+
+// CleanVersion makes a version string fit HostInfo: characters outside
+// letters, digits and ._+~:- become '_', and it is cut to 64 bytes.
+func CleanVersion(v string) string {
+	b := []byte(v)
+	if len(b) > 64 {
+		b = b[:64]
+	}
+	for i, c := range b {
+		if !versionPattern.Match([]byte{c}) {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+func (h HostInfo) validate() error {
+	for what, v := range map[string]string{"docker": h.Docker, "containerd": h.Containerd, "runc": h.Runc, "kernel": h.Kernel} {
+		if !versionPattern.MatchString(v) {
+			return fmt.Errorf("%s version %q", what, v)
+		}
+	}
+	if h.Cgroup < 0 || h.Cgroup > 2 {
+		return fmt.Errorf("cgroup version %d", h.Cgroup)
+	}
+	return nil
+}
+
+// String names the host's stack in one line, for people.
+func (h HostInfo) String() string {
+	var parts []string
+	if h.Docker != "" {
+		parts = append(parts, "Docker "+h.Docker)
+	}
+	if h.Containerd != "" {
+		parts = append(parts, "containerd "+h.Containerd)
+	}
+	if h.Runc != "" {
+		parts = append(parts, "runc "+h.Runc)
+	}
+	if h.Kernel != "" {
+		parts = append(parts, "kernel "+h.Kernel)
+	}
+	if h.Cgroup != 0 {
+		parts = append(parts, fmt.Sprintf("cgroup v%d", h.Cgroup))
+	}
+	return strings.Join(parts, ", ")
+}
+
 // Hello is the handshake message each side sends first on the control stream.
 type Hello struct {
 	Protocol         int      `json:"protocol"`
@@ -31,6 +91,7 @@ type Hello struct {
 	CRIU             CRIUInfo `json:"criu"`       // the peer's CRIU
 	DockerAPI        string   `json:"docker_api"` // negotiated Docker API version; "" without Docker
 	RuntimeInstalled bool     `json:"runtime_installed"`
+	Host             HostInfo `json:"host"`
 }
 
 func (*Hello) Type() MsgType { return MsgHello }
@@ -47,6 +108,9 @@ func (m *Hello) Validate() error {
 		return fmt.Errorf("criu version %d", m.CRIU.Version)
 	case m.DockerAPI != "" && !apiVersionPattern.MatchString(m.DockerAPI):
 		return fmt.Errorf("docker api version %q", m.DockerAPI)
+	}
+	if err := m.Host.validate(); err != nil {
+		return err
 	}
 	return validName("agent version", m.Agent)
 }

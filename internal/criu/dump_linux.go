@@ -44,13 +44,23 @@ type DumpSpec struct {
 	// Process dumps a plain process tree rather than a container: no root
 	// filesystem, namespaces, cgroups or external mounts of its own.
 	Process bool
+	// Netns is the inode of the container's network namespace. The
+	// namespace is dumped as external (key shim.NetnsKey, "extRootNetNS",
+	// runc's convention): the destination provides the namespace and its
+	// Docker wires it. Zero leaves it empty instead (CRIU makes a new one
+	// on restore).
+	Netns uint64
 }
+
+// NetnsKey is the key an external network namespace is dumped under; runc
+// passes the namespace named in a bundle under the same key on restore.
+const NetnsKey = "extRootNetNS"
 
 // DumpOpts builds CRIU options for dumping a Docker container so that runc
 // can restore the images on another host (../shared/DESIGN.md, section 3):
-// the host's bind mounts are external, the network namespace is left empty
-// for the destination's Docker to wire, TCP connections and file locks are
-// dumped, cgroups are managed softly.
+// the host's bind mounts and the network namespace are external (the
+// destination provides a namespace for its Docker to wire), TCP connections
+// and file locks are dumped, cgroups are managed softly.
 func DumpOpts(s DumpSpec, imagesFd int) *rpc.CriuOpts {
 	opts := &rpc.CriuOpts{
 		ImagesDirFd:     proto.Int32(int32(imagesFd)),
@@ -66,7 +76,11 @@ func DumpOpts(s DumpSpec, imagesFd int) *rpc.CriuOpts {
 		opts.Root = proto.String(s.Root)
 		opts.ManageCgroups = proto.Bool(true)
 		opts.ManageCgroupsMode = rpc.CriuCgMode_SOFT.Enum()
-		opts.EmptyNs = proto.Uint32(unix.CLONE_NEWNET)
+		if s.Netns != 0 {
+			opts.External = append(opts.External, fmt.Sprintf("net[%d]:%s", s.Netns, NetnsKey))
+		} else {
+			opts.EmptyNs = proto.Uint32(unix.CLONE_NEWNET)
+		}
 	}
 	if s.TrackMem {
 		opts.TrackMem = proto.Bool(true)

@@ -27,6 +27,14 @@ func TestDumpOptsForDockerContainers(t *testing.T) {
 				t.Fatalf("external mounts (sorted, key=val): %v", o.ExtMnt)
 			}
 		}},
+		{"external-netns", DumpSpec{Pid: 7, Netns: 4026532481}, func(t *testing.T, s DumpSpec) {
+			// runc's convention: the destination's runtime hands CRIU the
+			// namespace under this key (Docker 26+ wires it after create).
+			o := DumpOpts(s, 3)
+			if o.GetEmptyNs() != 0 || len(o.External) != 1 || o.External[0] != "net[4026532481]:extRootNetNS" {
+				t.Fatalf("network namespace not external: empty_ns %#x, external %v", o.GetEmptyNs(), o.External)
+			}
+		}},
 		{"tty", DumpSpec{Pid: 7, TTY: true}, func(t *testing.T, s DumpSpec) {
 			if !DumpOpts(s, 3).GetOrphanPtsMaster() {
 				t.Fatal("TTY dump without orphan pts master")

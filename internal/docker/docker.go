@@ -14,6 +14,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/versions"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
 	"github.com/docker/go-connections/nat"
@@ -157,7 +158,11 @@ func (c *Client) RemoveVolume(ctx context.Context, name string) error {
 // Create makes a stopped container from spec with the given OCI runtime and
 // extra labels, and returns its ID.
 func (c *Client) Create(ctx context.Context, spec transfer.ContainerSpec, runtime string, labels map[string]string) (string, error) {
-	cfg, host, netcfg, err := createConfig(spec, runtime, labels)
+	api, err := c.APIVersion(ctx)
+	if err != nil {
+		return "", err
+	}
+	cfg, host, netcfg, err := createConfig(spec, runtime, labels, api)
 	if err != nil {
 		return "", err
 	}
@@ -172,7 +177,8 @@ func (c *Client) Create(ctx context.Context, spec transfer.ContainerSpec, runtim
 	return resp.ID, nil
 }
 
-func createConfig(spec transfer.ContainerSpec, runtime string, labels map[string]string) (*container.Config, *container.HostConfig, *network.NetworkingConfig, error) {
+// createConfig is Docker's create request for spec at API version api.
+func createConfig(spec transfer.ContainerSpec, runtime string, labels map[string]string, api string) (*container.Config, *container.HostConfig, *network.NetworkingConfig, error) {
 	all := map[string]string{}
 	for k, v := range spec.Labels {
 		all[k] = v
@@ -206,8 +212,14 @@ func createConfig(spec transfer.ContainerSpec, runtime string, labels map[string
 	var netcfg *network.NetworkingConfig
 	if n := spec.Network; n != nil {
 		host.NetworkMode = container.NetworkMode(n.Name)
-		cfg.MacAddress = n.MAC //nolint:staticcheck // API 1.41 has no per-endpoint MAC
 		ep := &network.EndpointSettings{Aliases: n.Aliases}
+		if versions.LessThan(api, perEndpointMAC) {
+			cfg.MacAddress = n.MAC //nolint:staticcheck // the only MAC setting before API 1.44
+		} else {
+			// From 1.44 the MAC is the endpoint's; Docker 28 ignores the
+			// container-level field and picks a random one.
+			ep.MacAddress = n.MAC
+		}
 		if n.IPv4 != "" {
 			ep.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: n.IPv4}
 		}
@@ -217,6 +229,10 @@ func createConfig(spec transfer.ContainerSpec, runtime string, labels map[string
 	}
 	return cfg, host, netcfg, nil
 }
+
+// perEndpointMAC is the first API version that takes a MAC address per
+// network endpoint.
+const perEndpointMAC = "1.44"
 
 // Start starts a created container.
 func (c *Client) Start(ctx context.Context, id string) error {
@@ -342,4 +358,28 @@ func (c *Client) AllImageLayers(ctx context.Context) ([][]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// HostInfo reports the daemon's stack: its version, containerd's and
+// runc's as it reports them, the kernel and the cgroup version it runs on.
+func (c *Client) HostInfo(ctx context.Context) (transfer.HostInfo, error) {
+	v, err := c.api.ServerVersion(ctx)
+	if err != nil {
+		return transfer.HostInfo{}, wrap("version", err)
+	}
+	info, err := c.api.Info(ctx)
+	if err != nil {
+		return transfer.HostInfo{}, wrap("info", err)
+	}
+	h := transfer.HostInfo{Docker: transfer.CleanVersion(v.Version), Kernel: transfer.CleanVersion(info.KernelVersion)}
+	for _, comp := range v.Components {
+		switch comp.Name {
+		case "containerd":
+			h.Containerd = transfer.CleanVersion(comp.Version)
+		case "runc":
+			h.Runc = transfer.CleanVersion(comp.Version)
+		}
+	}
+	h.Cgroup, _ = strconv.Atoi(info.CgroupVersion)
+	return h, nil
 }

@@ -30,7 +30,8 @@ var ErrNotUp = errors.New("lab: not up (run: make lab-up)")
 
 // Host is one of the lab's Docker hosts.
 type Host struct {
-	Name       string // "host1" or "host2"
+	Name       string // "host1" ... "host4"
+	Modern     bool   // Docker 28 from the Debian testing root (host3, host4)
 	Netns      string // path of its network namespace
 	Addr       string // its eth0 address on the lab switch
 	DockerHost string // DOCKER_HOST of its dockerd
@@ -76,6 +77,8 @@ func Load(ctx context.Context, name string) (Host, error) {
 		"LAB_IP_RANGE": &h.IPRange, "LAB_CONFIG": &h.Config, "LAB_PIDFILE": &h.PIDFile, "LAB_NETWORK": &h.Network,
 		"LAB_SUBNET": &h.Subnet, "LAB_GATEWAY": &h.Gateway,
 	}
+	var flavour string
+	fields["LAB_FLAVOUR"] = &flavour
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
 		if k, v, ok := strings.Cut(sc.Text(), "="); ok && fields[k] != nil {
@@ -87,6 +90,7 @@ func Load(ctx context.Context, name string) (Host, error) {
 			return Host{}, fmt.Errorf("lab env %s: %s missing", name, k)
 		}
 	}
+	h.Modern = flavour == "modern"
 	return h, nil
 }
 

@@ -38,25 +38,37 @@ func RequireBinary(t testing.TB, name string) {
 	SkipUnless(t, err == nil, name+" not in PATH (run: make deps)")
 }
 
-// Require returns both lab hosts, skipping unless the lab is up.
+// Require returns the lab's two classic hosts, skipping unless they are up.
 func Require(t testing.TB) (host1, host2 Host) {
+	t.Helper()
+	hosts := RequireHosts(t, "host1", "host2")
+	return hosts[0], hosts[1]
+}
+
+// RequireHosts returns the named lab hosts, skipping unless they are up
+// (host3 and host4, the modern ones, come up with `make lab-up-modern`).
+func RequireHosts(t testing.TB, names ...string) []Host {
 	t.Helper()
 	RequireRoot(t)
 	RequireBinary(t, "docker")
 	RequireBinary(t, "nsenter")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var hosts [2]Host
-	for i, name := range []string{"host1", "host2"} {
+	hosts := make([]Host, len(names))
+	for i, name := range names {
 		h, err := Load(ctx, name)
 		if err != nil {
 			t.Fatal(err)
 		}
+		target := "make lab-up"
+		if h.Modern {
+			target = "make lab-up-modern"
+		}
 		err = h.Up(ctx)
-		SkipUnless(t, err == nil, "lab host "+name+" (run: make lab-up): "+errString(err))
+		SkipUnless(t, err == nil, "lab host "+name+" (run: "+target+"): "+errString(err))
 		hosts[i] = h
 	}
-	return hosts[0], hosts[1]
+	return hosts
 }
 
 func errString(err error) string {

@@ -20,11 +20,17 @@ const criuConfigAnnotation = "org.criu.config"
 // outcome in the container's state directory.
 func restore(inv Invocation, c createArgs, dir string, p Plan, log *slog.Logger) int {
 	args, err := prepareRestore(inv, c, dir, p)
+	ranRunc := err == nil
 	if err == nil {
 		log.Info("restoring", "id", c.id, "args", strings.Join(args, " "))
 		err = runRunc(args)
 	}
-	res := Result{OK: err == nil}
+	// The restored processes hold their network namespace now.
+	releaseNetns(dir)
+	if err == nil && c.pidFile != "" {
+		err = recordPID(dir, c.pidFile)
+	}
+	res := Result{OK: err == nil, Runc: ranRunc}
 	if err != nil {
 		res.Error = err.Error()
 		res.ExitCode = 1
@@ -45,14 +51,30 @@ func restore(inv Invocation, c createArgs, dir string, p Plan, log *slog.Logger)
 }
 
 // prepareRestore writes the CRIU config file, points the bundle at it and
-// returns runc's arguments.
+// at the network namespace prepared for the restore, and returns runc's
+// arguments.
 func prepareRestore(inv Invocation, c createArgs, dir string, p Plan) ([]string, error) {
 	conf := filepath.Join(dir, CRIUConfig)
 	if err := os.WriteFile(conf, []byte(strings.Join(p.CRIUOptions, "\n")+"\n"), 0o600); err != nil {
 		return nil, err
 	}
-	if err := annotateBundle(filepath.Join(c.bundle, "config.json"), criuConfigAnnotation, conf); err != nil {
-		return nil, fmt.Errorf("annotate bundle: %w", err)
+	err := editBundle(filepath.Join(c.bundle, "config.json"), func(spec *bundleSpec) error {
+		spec.annotate(criuConfigAnnotation, conf)
+		if !p.Netns {
+			return nil
+		}
+		var addrs []string
+		if !spec.hasPrestartHooks() {
+			addrs = p.Addresses
+		}
+		path, err := prepareNetns(dir, addrs)
+		if err != nil {
+			return err
+		}
+		return spec.setNamespacePath("network", path)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("prepare bundle: %w", err)
 	}
 	args := append(append([]string(nil), inv.Global...), "restore", "--detach",
 		"--image-path", filepath.Join(dir, ImagesDir),
@@ -76,32 +98,89 @@ func prepareRestore(inv Invocation, c createArgs, dir string, p Plan) ([]string,
 	return append(args, c.id), nil
 }
 
-// annotateBundle sets one annotation in an OCI config.json, keeping every
-// other field byte for byte.
-func annotateBundle(path, key, value string) error {
+// bundleSpec is an OCI config.json as runc reads it, edited in the few
+// places the restore needs, every other field kept byte for byte.
+type bundleSpec struct {
+	top   map[string]json.RawMessage
+	linux map[string]json.RawMessage
+	ann   map[string]string
+}
+
+// editBundle applies edit to the config.json at path.
+func editBundle(path string, edit func(*bundleSpec) error) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return err
 	}
-	var spec map[string]json.RawMessage
-	if err := json.Unmarshal(data, &spec); err != nil {
+	s := bundleSpec{ann: map[string]string{}, linux: map[string]json.RawMessage{}}
+	if err := json.Unmarshal(data, &s.top); err != nil {
 		return err
 	}
-	ann := map[string]string{}
-	if raw, ok := spec["annotations"]; ok {
-		if err := json.Unmarshal(raw, &ann); err != nil {
+	if raw, ok := s.top["annotations"]; ok {
+		if err := json.Unmarshal(raw, &s.ann); err != nil {
 			return err
 		}
 	}
-	ann[key] = value
-	if spec["annotations"], err = json.Marshal(ann); err != nil {
+	if raw, ok := s.top["linux"]; ok {
+		if err := json.Unmarshal(raw, &s.linux); err != nil {
+			return err
+		}
+	}
+	if err := edit(&s); err != nil {
 		return err
 	}
-	out, err := json.Marshal(spec)
+	if s.top["annotations"], err = json.Marshal(s.ann); err != nil {
+		return err
+	}
+	if _, had := s.top["linux"]; had || len(s.linux) > 0 {
+		if s.top["linux"], err = json.Marshal(s.linux); err != nil {
+			return err
+		}
+	}
+	out, err := json.Marshal(s.top)
 	if err != nil {
 		return err
 	}
 	return os.WriteFile(path, out, 0o644)
+}
+
+func (s *bundleSpec) annotate(key, value string) { s.ann[key] = value }
+
+// hasPrestartHooks reports whether something (Docker up to 25's network
+// hook) runs before the processes start, inside runc's create or restore.
+func (s *bundleSpec) hasPrestartHooks() bool {
+	var hooks struct {
+		Prestart      []json.RawMessage `json:"prestart"`
+		CreateRuntime []json.RawMessage `json:"createRuntime"`
+	}
+	if raw, ok := s.top["hooks"]; ok && json.Unmarshal(raw, &hooks) == nil {
+		return len(hooks.Prestart)+len(hooks.CreateRuntime) > 0
+	}
+	return false
+}
+
+// setNamespacePath gives the container's namespace of type typ a path.
+func (s *bundleSpec) setNamespacePath(typ, path string) error {
+	var nss []map[string]json.RawMessage
+	if raw, ok := s.linux["namespaces"]; ok {
+		if err := json.Unmarshal(raw, &nss); err != nil {
+			return err
+		}
+	}
+	t, _ := json.Marshal(typ)
+	p, _ := json.Marshal(path)
+	found := false
+	for _, ns := range nss {
+		if string(ns["type"]) == string(t) {
+			ns["path"], found = p, true
+		}
+	}
+	if !found {
+		return fmt.Errorf("the bundle has no %s namespace", typ)
+	}
+	raw, err := json.Marshal(nss)
+	s.linux["namespaces"] = raw
+	return err
 }
 
 // runRunc runs runc as a child with this process's stdio, which containerd

@@ -111,7 +111,15 @@ func Main(argv []string) int {
 		}
 	case "start":
 		if len(inv.Args) > 0 && consumePendingStart(inv.State, inv.Args[len(inv.Args)-1]) {
-			log.Info("start after restore: nothing to do", "id", inv.Args[len(inv.Args)-1])
+			id := inv.Args[len(inv.Args)-1]
+			// Docker has wired the container's network by now.
+			dir, _ := ContainerDir(inv.State, id)
+			if err := dropRestoreIface(dir); err != nil {
+				log.Error("start after restore", "id", id, "err", err)
+				fmt.Fprintln(os.Stderr, "dockmove runtime: start after restore:", err)
+				return 1
+			}
+			log.Info("start after restore: the container already runs", "id", id)
 			return 0
 		}
 	}

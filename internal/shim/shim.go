@@ -50,13 +50,24 @@ type Plan struct {
 	// CRIUOptions are written to the per-restore CRIU config file, one per
 	// line (e.g. "mntns-compat-mode").
 	CRIUOptions []string `json:"criu_options"`
+	// Netns says the images name the container's network namespace as
+	// external (NetnsKey): the runtime provides one (see netns_linux.go).
+	Netns bool `json:"netns"`
+	// Addresses are the container's IP addresses on the destination; when
+	// Docker wires the network only after `create`, the restore's network
+	// namespace holds them on a temporary interface so that CRIU can put
+	// TCP connections back.
+	Addresses []string `json:"addresses,omitempty"`
 }
 
 // Result is what the runtime reports back after a restore attempt.
 type Result struct {
-	OK       bool   `json:"ok"`
-	Error    string `json:"error,omitempty"`
-	ExitCode int    `json:"exit_code"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+	// Runc says the failure came from runc restore (CRIU's log tells why),
+	// not from the runtime's own preparation.
+	Runc     bool `json:"runc,omitempty"`
+	ExitCode int  `json:"exit_code"`
 }
 
 // ErrBadPlan reports a plan that cannot be used.

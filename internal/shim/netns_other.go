@@ -1,0 +1,15 @@
+//go:build !linux
+
+package shim
+
+import "errors"
+
+// The restore runtime runs only where runc does; elsewhere the package
+// builds (its plan types are shared) and a restore fails plainly.
+
+var errNotLinux = errors.New("shim: restoring a container needs Linux")
+
+func prepareNetns(string, []string) (string, error) { return "", errNotLinux }
+func releaseNetns(string)                           {}
+func recordPID(string, string) error                { return errNotLinux }
+func dropRestoreIface(string) error                 { return nil }
