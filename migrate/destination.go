@@ -265,7 +265,10 @@ type migrationState struct {
 	Volumes     []string `json:"volumes,omitempty"`
 	ImageLoaded string   `json:"image_loaded,omitempty"`
 	Staging     string   `json:"staging,omitempty"`
-	Lazy        bool     `json:"lazy,omitempty"` // post-copy: memory still arriving while restored
+	// RootfsStaging holds the writable layer until the restore runtime
+	// moves it in (the containerd image store).
+	RootfsStaging string `json:"rootfs_staging,omitempty"`
+	Lazy          bool   `json:"lazy,omitempty"` // post-copy: memory still arriving while restored
 	// A process migration's directory and restored process (its PID and
 	// start time, so a restarted agent never signals a recycled PID).
 	ProcessDir string `json:"process_dir,omitempty"`

@@ -36,6 +36,13 @@ type incoming struct {
 	pages *lazypages.Daemon
 	// rounds is how many pre-copy rounds arrived.
 	rounds int
+	// image is the container's image here (its ID in this host's store).
+	image string
+	// containerdStore: Docker here keeps images in the containerd image
+	// store. The writable layer then waits in Docker's data root (where a
+	// rename can reach the container's layer: dockerd mounts its data root
+	// on itself) for the runtime to move it in, and an image is sent whole.
+	containerdStore bool
 }
 
 func (in *incoming) name() string {
@@ -160,7 +167,10 @@ func (in *incoming) check(ctx context.Context, spec transfer.ContainerSpec) (nee
 			return false, fmt.Errorf("volume %q already exists on the destination; refusing to mix its contents", v.Name)
 		}
 	}
-	_, err = dk.ImageID(ctx, spec.ImageID)
+	if err := in.checkStorage(ctx); err != nil {
+		return false, err
+	}
+	in.image, err = in.localImage(ctx)
 	if errors.Is(err, docker.ErrNotFound) {
 		needImage, err = true, nil
 	}
@@ -173,6 +183,11 @@ func (in *incoming) check(ctx context.Context, spec transfer.ContainerSpec) (nee
 // haveLayers counts the leading layers of the image that a local image
 // already has: the source leaves them out.
 func (in *incoming) haveLayers(ctx context.Context) int {
+	if in.containerdStore {
+		// Its `docker load` wants every layer in the archive ("failed to
+		// resolve layers"), even those it has.
+		return 0
+	}
 	local, err := in.srv.dk.AllImageLayers(ctx)
 	if err != nil {
 		in.log.Warn("listing local layers; the whole image will be sent", "err", err)
@@ -214,15 +229,53 @@ func (in *incoming) receiveImage(ctx context.Context) error {
 		return fmt.Errorf("image stream: %w", err)
 	}
 	defer f.Close()
-	if err := in.srv.dk.LoadImage(ctx, f); err != nil {
+	loaded, err := in.srv.dk.LoadImage(ctx, f)
+	if err != nil {
 		return err
 	}
-	id := in.pre.Container.ImageID
-	if _, err := in.srv.dk.ImageID(ctx, id); err != nil {
-		return fmt.Errorf("the image sent does not contain %s: %w", id, err)
+	id, err := in.localImage(ctx, loaded...)
+	if err != nil {
+		return fmt.Errorf("the image sent (loaded as %v) is not the container's image %s: %w", loaded, in.pre.Container.ImageID, err)
 	}
+	in.image = id
 	in.state.ImageLoaded = id
 	return in.srv.saveState(&in.state)
+}
+
+// checkStorage learns which image store Docker keeps here.
+func (in *incoming) checkStorage(ctx context.Context) error {
+	_, driver, err := in.srv.dk.Storage(ctx)
+	in.containerdStore = driver == driverSnapshotter
+	return err
+}
+
+// stageRootfs makes the directory the writable layer waits in: under
+// Docker's data root, recorded so that every cleanup removes it.
+func (in *incoming) stageRootfs(ctx context.Context) (string, error) {
+	root, err := in.srv.dk.RootDir(ctx)
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(root, rootfsStagingDir, in.pre.MigrationID)
+	in.state.RootfsStaging = dir
+	if err := in.srv.saveState(&in.state); err != nil {
+		return "", err
+	}
+	return dir, os.MkdirAll(dir, 0o700)
+}
+
+// rootfsStagingDir is dockmove's directory in Docker's data root.
+const rootfsStagingDir = "dockmove-staging"
+
+// localImage finds the container's image in this host's store: by the
+// source's image ID, by the user's reference, or by what a load named
+// (more), as long as it has the container's layers. Docker names the same
+// image differently in its two image stores, so the source's ID alone does
+// not find it on a host whose store differs.
+func (in *incoming) localImage(ctx context.Context, more ...string) (string, error) {
+	spec := in.pre.Container
+	refs := append([]string{spec.ImageID, spec.Image}, more...)
+	return in.srv.dk.FindImage(ctx, refs, in.pre.ImageLayers)
 }
 
 // createShell creates the container (not started) with the restore runtime.
@@ -236,6 +289,7 @@ func (in *incoming) createShell(ctx context.Context) error {
 		n.IPv4, n.MAC = "", ""
 		spec.Network = &n
 	}
+	spec.ImageID = in.image
 	id, err := in.srv.dk.Create(ctx, spec, shim.Name, map[string]string{LabelMigration: in.pre.MigrationID})
 	if id != "" {
 		in.state.ContainerID = id
@@ -253,13 +307,17 @@ func (in *incoming) receive(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	upper := r.GraphDriver.Data["UpperDir"]
-	if upper == "" {
-		return fmt.Errorf("the new container has no overlay upper directory (driver %s)", r.GraphDriver.Name)
-	}
 	dir, err := shim.ContainerDir(in.srv.cfg.RuntimeState, in.state.ContainerID)
 	if err != nil {
 		return err
+	}
+	upper := r.GraphDriver.Data["UpperDir"]
+	if in.containerdStore {
+		if upper, err = in.stageRootfs(ctx); err != nil {
+			return err
+		}
+	} else if upper == "" {
+		return fmt.Errorf("the new container has no overlay upper directory (driver %s)", r.GraphDriver.Name)
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	recv := func(name, target string, p transfer.Policy) {
@@ -358,7 +416,7 @@ func (in *incoming) restore(ctx context.Context) error {
 		// so the application sees them fail instead of hanging.
 		opts = append(opts, "tcp-close")
 	}
-	plan := shim.Plan{TCPEstablished: true, ExtUnixSk: true, FileLocks: true, LazyPages: lazy, CRIUOptions: opts, Netns: true}
+	plan := shim.Plan{TCPEstablished: true, ExtUnixSk: true, FileLocks: true, LazyPages: lazy, CRIUOptions: opts, Netns: true, RootfsDir: in.state.RootfsStaging}
 	if n := in.pre.Container.Network; n != nil && !in.newAddress && n.IPv4 != "" {
 		plan.Addresses = []string{n.IPv4}
 	}
@@ -472,9 +530,7 @@ func (in *incoming) finish() {
 	}
 	dir, _ := shim.ContainerDir(in.srv.cfg.RuntimeState, in.state.ContainerID)
 	shim.RemoveState(dir)
-	if in.state.Staging != "" {
-		os.RemoveAll(in.state.Staging)
-	}
+	in.state.removeStaging()
 	in.srv.dropState(&in.state)
 }
 

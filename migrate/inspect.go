@@ -96,7 +96,8 @@ func refusals(r container.InspectResponse) error {
 	add(host.Init != nil && *host.Init, "it runs docker-init (--init)")
 	add(len(host.PortBindings) > 0, "it publishes ports on the host (-p); host2's ports may differ")
 	add(len(r.NetworkSettings.Networks) > 1, "it is attached to more than one network")
-	add(r.GraphDriver.Name != "overlay2", "its storage driver is "+r.GraphDriver.Name+", not overlay2")
+	add(r.GraphDriver.Name != driverOverlay2 && r.GraphDriver.Name != driverSnapshotter,
+		"its storage driver is "+r.GraphDriver.Name+", not overlay2 or the containerd image store's overlayfs")
 	for _, m := range r.Mounts {
 		add(m.Type != "volume", fmt.Sprintf("%s is a %s mount of a host path (%s)", m.Destination, m.Type, m.Source))
 		add(m.Type == "volume" && m.Driver != "local", fmt.Sprintf("volume %s uses driver %s", m.Name, m.Driver))
@@ -110,9 +111,16 @@ func refusals(r container.InspectResponse) error {
 // dumpSpec describes the running container for CRIU.
 func dumpSpec(r container.InspectResponse) (criu.DumpSpec, error) {
 	pid := r.State.Pid
-	merged := r.GraphDriver.Data["MergedDir"]
-	if pid <= 0 || merged == "" {
-		return criu.DumpSpec{}, fmt.Errorf("%w: no init PID or root filesystem (%s)", ErrCannotMove, docker.ExitInfo(r))
+	if pid <= 0 {
+		return criu.DumpSpec{}, fmt.Errorf("%w: no init PID (%s)", ErrCannotMove, docker.ExitInfo(r))
+	}
+	_, merged, err := writableLayer(r)
+	if err != nil {
+		return criu.DumpSpec{}, err
+	}
+	if merged == "" {
+		// CRIU's dump does not use it for overlay roots; name it anyway.
+		merged = fmt.Sprintf("/proc/%d/root", pid)
 	}
 	cgroups, err := criu.CgroupMounts(pid)
 	if err != nil {

@@ -199,5 +199,9 @@ func (s *source) dumpSpec(ctx context.Context) (criu.DumpSpec, string, error) {
 		return criu.DumpSpec{}, "", err
 	}
 	spec, err := dumpSpec(r)
-	return spec, r.GraphDriver.Data["UpperDir"], err
+	if err != nil {
+		return spec, "", err
+	}
+	upper, _, err := writableLayer(r)
+	return spec, upper, err
 }

@@ -101,9 +101,7 @@ func (s *Server) commitInDoubt(ctx context.Context, st *migrationState, log *slo
 	if dir, err := shim.ContainerDir(s.cfg.RuntimeState, st.ContainerID); err == nil {
 		shim.RemoveState(dir)
 	}
-	if st.Staging != "" {
-		os.RemoveAll(st.Staging)
-	}
+	st.removeStaging()
 	s.dropState(st)
 	log.Info("in-doubt copy committed by the source: running", "container", st.Name)
 	return nil

@@ -378,7 +378,9 @@ func (s *source) sizes(ctx context.Context) transfer.Sizes {
 	}
 	if r, err := s.dk.Inspect(ctx, s.ctr); err == nil {
 		z.Memory = memoryUse(r.State.Pid)
-		z.Rootfs = treeSize(r.GraphDriver.Data["UpperDir"])
+		if upper, _, err := writableLayer(r); err == nil {
+			z.Rootfs = treeSize(upper)
+		}
 	}
 	for _, v := range s.spec.Volumes {
 		if mp, err := s.dk.Volume(ctx, v.Name, false); err == nil {

@@ -87,9 +87,7 @@ func (s *Server) abandon(ctx context.Context, st *migrationState, cause error) {
 			log.Warn("cleanup: remove loaded image", "image", st.ImageLoaded, "err", err)
 		}
 	}
-	if st.Staging != "" {
-		os.RemoveAll(st.Staging)
-	}
+	st.removeStaging()
 	s.dropState(st)
 	log.Info("cleaned up after failed migration", "cause", cause)
 }
@@ -197,4 +195,13 @@ func DestinationStatus(workDir string) ([]InFlight, error) {
 			InDoubt: st.Phase == phaseInDoubt, Updated: st.Updated})
 	}
 	return out, err
+}
+
+// removeStaging deletes the migration's staging directories.
+func (st *migrationState) removeStaging() {
+	for _, dir := range []string{st.Staging, st.RootfsStaging} {
+		if dir != "" {
+			os.RemoveAll(dir)
+		}
+	}
 }

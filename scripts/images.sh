@@ -57,10 +57,10 @@ import_image() {
 			dk host1 import --change "CMD $cmd" --change "LABEL $HASH_LABEL=$hash" - "$tag" >/dev/null
 		log "built $tag ($hash) on host1"
 	fi
-	local id
-	id=$(dk host1 image inspect --format '{{.Id}}' "$tag")
+	# Compared by the inputs' hash, not the image ID: the containerd image
+	# store (host4) names the same image by another ID.
 	for h in $(up_hosts); do
-		if [ "$(dk "$h" image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)" != "$id" ]; then
+		if [ "$(dk "$h" image inspect --format "{{index .Config.Labels \"$HASH_LABEL\"}}" "$tag" 2>/dev/null || true)" != "$hash" ]; then
 			dk host1 save "$tag" | dk "$h" load >/dev/null
 			log "loaded $tag into $h"
 		fi

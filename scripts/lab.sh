@@ -18,7 +18,9 @@
 #          root pivoted in (a plain chroot breaks CRIU's restore), and with
 #          /var/lib/dockmove-lab and /run/dockmove-lab bound in at the same
 #          paths, so agents outside see its data root, runtime state and
-#          work directories where it does.
+#          work directories where it does. host3 keeps images in the
+#          overlay2 graph driver, host4 in the containerd image store (the
+#          default for new installs from Docker 29).
 #
 # Usage:
 #   lab.sh up [classic|modern|all]
@@ -114,6 +116,25 @@ host_net_up() {
 	in_netns "$h" ip route replace default via "$GATEWAY" dev eth0
 }
 
+# base_config_of HOST prints the daemon.json HOST starts from (the restore
+# runtime is added to it later).
+base_config_of() {
+	case $1 in
+	host4) echo '{"features": {"containerd-snapshotter": true}}' ;;
+	*) echo '{}' ;;
+	esac
+}
+
+# config_ok HOST succeeds when HOST's daemon.json has its image store set.
+config_ok() {
+	local c
+	c=$(cat "$(config_of "$1")" 2>/dev/null) || return 1
+	case $1 in
+	host4) [[ $c == *'"containerd-snapshotter": true'* || $c == *'"containerd-snapshotter":true'* ]] ;;
+	*) [[ $c != *containerd-snapshotter* ]] ;;
+	esac
+}
+
 daemon_alive() {
 	local pid
 	pid=$(cat "$(pidfile_of "$1")" 2>/dev/null) || return 1
@@ -124,10 +145,15 @@ daemon_alive() {
 # `ip netns exec`: the latter remounts /sys and hides the cgroup mounts.
 daemon_up() {
 	local h=$1 i
-	daemon_alive "$h" && return
+	config_ok "$h" && daemon_alive "$h" && return
 	daemon_stop "$h"
 	mkdir -p "$LAB_LOG" "$LAB_RUN" "$(data_root_of "$h")"
-	[ -s "$(config_of "$h")" ] || echo '{}' >"$(config_of "$h")"
+	if ! config_ok "$h"; then
+		# A lab from before the host's image store was chosen: start over
+		# (scripts/lab-runtime.sh adds the runtime back).
+		base_config_of "$h" >"$(config_of "$h")"
+		log "$h: daemon.json reset to $(base_config_of "$h")"
+	fi
 	# A stale exec-root keeps the managed containerd from coming up.
 	rm -rf "$(exec_root_of "$h")"
 	local enter=()

@@ -3,10 +3,13 @@
 package docker
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -105,21 +108,66 @@ func (c *Client) SaveImage(ctx context.Context, ref string, w io.Writer) error {
 	return wrap("save "+ref, err)
 }
 
-// LoadImage runs `docker load` on r.
-func (c *Client) LoadImage(ctx context.Context, r io.Reader) error {
+// LoadImage runs `docker load` on r and returns what it loaded: the
+// references and image IDs dockerd names.
+func (c *Client) LoadImage(ctx context.Context, r io.Reader) ([]string, error) {
 	resp, err := c.api.ImageLoad(ctx, r, client.ImageLoadWithQuiet(true))
 	if err != nil {
-		return wrap("load", err)
+		return nil, wrap("load", err)
 	}
 	defer resp.Body.Close()
 	out, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return wrap("load", err)
+		return nil, wrap("load", err)
 	}
 	if strings.Contains(string(out), `"error"`) {
-		return fmt.Errorf("docker load: %s", strings.TrimSpace(string(out)))
+		return nil, fmt.Errorf("docker load: %s", strings.TrimSpace(string(out)))
 	}
-	return nil
+	return loadedImages(out), nil
+}
+
+// loadedImages reads `docker load`'s JSON messages for what was loaded.
+func loadedImages(out []byte) []string {
+	var loaded []string
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for {
+		var m struct {
+			Stream string `json:"stream"`
+		}
+		if dec.Decode(&m) != nil {
+			return loaded
+		}
+		line := strings.TrimSpace(m.Stream)
+		if ref, ok := strings.CutPrefix(line, "Loaded image ID: "); ok {
+			loaded = append(loaded, ref)
+		} else if ref, ok := strings.CutPrefix(line, "Loaded image: "); ok {
+			loaded = append(loaded, ref)
+		}
+	}
+}
+
+// FindImage returns the ID of the first of refs that names an image here
+// whose layers are layers (any layers when layers is nil), or ErrNotFound.
+// An image's ID depends on Docker's image store (its config's digest in the
+// graph driver store, its manifest's in the containerd store), so the same
+// image has different IDs on two hosts; its layers do not change.
+func (c *Client) FindImage(ctx context.Context, refs []string, layers []string) (string, error) {
+	for _, ref := range refs {
+		if ref == "" {
+			continue
+		}
+		r, err := c.api.ImageInspect(ctx, ref)
+		if err != nil {
+			if !client.IsErrNotFound(err) {
+				return "", wrap("image inspect "+ref, err)
+			}
+			continue
+		}
+		if layers == nil || slices.Equal(r.RootFS.Layers, layers) {
+			return r.ID, nil
+		}
+	}
+	return "", fmt.Errorf("%w: no image here among %v with the container's layers", ErrNotFound, refs)
 }
 
 // NetworkSubnet returns the first IPv4 subnet of a network.
@@ -320,11 +368,18 @@ func (c *Client) RemoveImage(ctx context.Context, id string) error {
 
 // RootDir is dockerd's data root, where layers and volumes live.
 func (c *Client) RootDir(ctx context.Context) (string, error) {
+	root, _, err := c.Storage(ctx)
+	return root, err
+}
+
+// Storage returns dockerd's data root and its storage driver ("overlay2",
+// or "overlayfs" for the containerd image store's snapshotter).
+func (c *Client) Storage(ctx context.Context) (root, driver string, err error) {
 	info, err := c.api.Info(ctx)
 	if err != nil {
-		return "", wrap("info", err)
+		return "", "", wrap("info", err)
 	}
-	return info.DockerRootDir, nil
+	return info.DockerRootDir, info.Driver, nil
 }
 
 // ImageSize is the size of an image's layers.

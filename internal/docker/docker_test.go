@@ -35,3 +35,14 @@ func TestCreateConfigPutsTheMACWhereTheAPIReadsIt(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadedImagesReadsWhatDockerNamed(t *testing.T) {
+	out := []byte(`{"stream":"Loaded image: dockmove/only-host1:t-1\n"}
+{"stream":"Loaded image ID: sha256:6d304ff64321c1f4ed8def51be34d856775181ccbd3aa4c7194ce461073269bc\n"}
+{"status":"Loading layer","progressDetail":{}}
+`)
+	got := loadedImages(out)
+	if len(got) != 2 || got[0] != "dockmove/only-host1:t-1" || got[1] != "sha256:6d304ff64321c1f4ed8def51be34d856775181ccbd3aa4c7194ce461073269bc" {
+		t.Fatalf("loaded: %q", got)
+	}
+}

@@ -82,7 +82,7 @@ func prepareNetns(dir string, addrs []string) (path string, err error) {
 			releaseNetns(dir)
 		}
 	}()
-	h, err := netlink.NewHandleAt(ns)
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		return "", err
 	}
@@ -217,7 +217,7 @@ func dropRestoreIface(dir string) error {
 		return err
 	}
 	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		return err
 	}

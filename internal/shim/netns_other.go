@@ -13,3 +13,4 @@ func prepareNetns(string, []string) (string, error) { return "", errNotLinux }
 func releaseNetns(string)                           {}
 func recordPID(string, string) error                { return errNotLinux }
 func dropRestoreIface(string) error                 { return nil }
+func placeRootfs(string, string) error              { return errNotLinux }

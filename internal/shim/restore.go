@@ -60,6 +60,15 @@ func prepareRestore(inv Invocation, c createArgs, dir string, p Plan) ([]string,
 	}
 	err := editBundle(filepath.Join(c.bundle, "config.json"), func(spec *bundleSpec) error {
 		spec.annotate(criuConfigAnnotation, conf)
+		if p.RootfsDir != "" {
+			root, err := spec.rootPath(c.bundle)
+			if err == nil {
+				err = placeRootfs(p.RootfsDir, root)
+			}
+			if err != nil {
+				return fmt.Errorf("writable layer: %w", err)
+			}
+		}
 		if !p.Netns {
 			return nil
 		}
@@ -145,6 +154,21 @@ func editBundle(path string, edit func(*bundleSpec) error) error {
 }
 
 func (s *bundleSpec) annotate(key, value string) { s.ann[key] = value }
+
+// rootPath is the container's root filesystem (relative paths are the
+// bundle's).
+func (s *bundleSpec) rootPath(bundle string) (string, error) {
+	var root struct {
+		Path string `json:"path"`
+	}
+	if err := json.Unmarshal(s.top["root"], &root); err != nil || root.Path == "" {
+		return "", fmt.Errorf("the bundle names no root filesystem (%v)", err)
+	}
+	if !filepath.IsAbs(root.Path) {
+		root.Path = filepath.Join(bundle, root.Path)
+	}
+	return root.Path, nil
+}
 
 // hasPrestartHooks reports whether something (Docker up to 25's network
 // hook) runs before the processes start, inside runc's create or restore.

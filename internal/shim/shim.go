@@ -58,6 +58,12 @@ type Plan struct {
 	// namespace holds them on a temporary interface so that CRIU can put
 	// TCP connections back.
 	Addresses []string `json:"addresses,omitempty"`
+	// RootfsDir, when set, holds the container's writable layer: with the
+	// containerd image store the layer's directory is known only once
+	// Docker has mounted the container's root filesystem for `create`, so
+	// the runtime moves it in then, by rename (RootfsDir lies in Docker's
+	// data root, on the same mount).
+	RootfsDir string `json:"rootfs_dir,omitempty"`
 }
 
 // Result is what the runtime reports back after a restore attempt.
