@@ -5,7 +5,7 @@ export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 BIN := bin
 
-.PHONY: fault-matrix bench bench-transfer all build deps lab-up lab-up-modern lab-down lab-purge lab-status images test test-unit test-vm bench-vm vet fuzz demo clean
+.PHONY: fault-matrix bench bench-transfer all build deps lab-up lab-up-modern lab-down lab-purge lab-status images test test-unit test-vm test-vm-cgroup2 bench-vm vet fuzz demo clean
 
 all: build
 
@@ -55,12 +55,21 @@ test: deps lab-up lab-up-modern vet
 	DOCKMOVE_STRICT=1 $(GO) test -p 1 -race -count=1 -timeout 25m ./...
 	@$(MAKE) -s fuzz
 	@$(MAKE) -s test-vm
+	@$(MAKE) -s test-vm-cgroup2
 
 # test-vm boots a kernel with soft-dirty page tracking (Debian bookworm's
 # cloud kernel) in QEMU and runs the pre-copy and hybrid tests inside
 # (scripts/vm.sh; about a minute under TCG).
 test-vm: lab-up
 	VM_RUN='-test.skip PolicyComparison' bash scripts/vm.sh
+
+# test-vm-cgroup2 boots the same VM with only the unified cgroup v2
+# hierarchy mounted (what current distributions run; this machine's own
+# kernel has cgroup v1 mounted) and moves containers between its two
+# dockerds by stop-and-copy, lazy, pre-copy and hybrid.
+test-vm-cgroup2: lab-up
+	VM_CGROUP=2 VM_RUN='-test.run ^$$' \
+		VM_DOCKER_RUN='^(TestVMDockerPrecopy|TestVMDockerHybrid|TestMigrateWorkload|TestMigrateTTYContainer)$$' bash scripts/vm.sh
 
 # bench-vm compares the pre-copy policies in that VM (one migration per
 # policy and dirty rate) and writes the table to bench/results/vm-precopy.md.

@@ -11,6 +11,7 @@
 #   VM_DOCKER=0              leave out the two-dockerd lab (default: included; needs make lab-up for its images)
 #   VM_DOCKER_RUN=REGEXP     which of the lab's tests to run (default TestVMDocker)
 #   VM_MIB=N                 the lab tests' container memory (default 32)
+#   VM_CGROUP=2              mount the unified cgroup v2 hierarchy (default: v1 controllers)
 #   scripts/vm.sh table      print the last run's policy comparison (make bench-vm) as Markdown
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -152,11 +153,17 @@ cd /tmp
 /bin/vmtest -test.v -test.timeout 15m $(cat /etc/vmtest.args)
 rc=$?
 if [ -x /bin/migratetest ] && [ $rc = 0 ]; then
-	# cgroup v1 hierarchies as on the lab's hosts, then the lab itself.
-	mount -t tmpfs cgroup /sys/fs/cgroup
-	for c in $(awk 'NR>1 && $4==1 {print $1}' /proc/cgroups); do
-		mkdir -p /sys/fs/cgroup/$c && mount -t cgroup -o $c cgroup /sys/fs/cgroup/$c
-	done
+	# cgroup v1 hierarchies as on the lab's hosts (or the unified cgroup v2
+	# hierarchy, VM_CGROUP=2, as on current distributions), then the lab.
+	if [ "$(cat /etc/vm-cgroup)" = 2 ]; then
+		mount -t cgroup2 cgroup2 /sys/fs/cgroup
+		echo "VMTEST cgroup v2: $(cat /sys/fs/cgroup/cgroup.controllers)"
+	else
+		mount -t tmpfs cgroup /sys/fs/cgroup
+		for c in $(awk 'NR>1 && $4==1 {print $1}' /proc/cgroups); do
+			mkdir -p /sys/fs/cgroup/$c && mount -t cgroup -o $c cgroup /sys/fs/cgroup/$c
+		done
+	fi
 	mkdir -p /var/lib /var/log /run/netns /usr/local/bin
 	mount -t tmpfs varlib /var/lib
 	echo 1 > /proc/sys/net/ipv4/ip_forward
@@ -179,6 +186,7 @@ chmod +x "$root/init"
 echo "${VM_RUN:-}" > "$root/etc/vmtest.args"
 echo "${VM_DOCKER_RUN:-TestVMDocker}" > "$root/etc/vm-docker-run"
 echo "${VM_MIB:-32}" > "$root/etc/vm-mib"
+echo "${VM_CGROUP:-1}" > "$root/etc/vm-cgroup"
 [ -n "${docker_lab:-}" ] || rm -f "$root/bin/migratetest"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$OUT/initrd.gz"
 log "kernel $kver, initramfs $(du -h "$OUT/initrd.gz" | cut -f1)"
