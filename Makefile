@@ -65,10 +65,12 @@ test-vm: lab-up
 
 # test-vm-cgroup2 boots the same VM with only the unified cgroup v2
 # hierarchy mounted (what current distributions run; this machine's own
-# kernel has cgroup v1 mounted) and moves containers between its two
-# dockerds by stop-and-copy, lazy, pre-copy and hybrid.
-test-vm-cgroup2: lab-up
-	VM_CGROUP=2 VM_RUN='-test.run ^$$' \
+# kernel has cgroup v1 mounted) and the lab's Docker 28 hosts too, and
+# moves containers between two of its dockerds (VM_PAIR, default the
+# Docker 28 ones) by stop-and-copy, lazy, pre-copy and hybrid.
+VM_PAIR ?= host3,host4
+test-vm-cgroup2: lab-up-modern
+	VM_CGROUP=2 VM_MODERN=1 VM_PAIR=$(VM_PAIR) VM_RUN='-test.run ^$$' \
 		VM_DOCKER_RUN='^(TestVMDockerPrecopy|TestVMDockerHybrid|TestMigrateWorkload|TestMigrateTTYContainer)$$' bash scripts/vm.sh
 
 # bench-vm compares the pre-copy policies in that VM (one migration per

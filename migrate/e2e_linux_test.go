@@ -44,8 +44,16 @@ var (
 
 func setup(t *testing.T) env {
 	t.Helper()
-	return setupHosts(t, "host1", "host2")
+	src, dst := "host1", "host2"
+	if pair := os.Getenv(labPairEnv); pair != "" {
+		src, dst, _ = strings.Cut(pair, ",")
+	}
+	return setupHosts(t, src, dst)
 }
+
+// labPairEnv names the lab hosts the tests migrate between ("host3,host4"
+// runs them on Docker 28; the VM tier uses it); default host1 -> host2.
+const labPairEnv = "DOCKMOVE_LAB_PAIR"
 
 // setupHosts is setup with migrations from lab host src to lab host dst.
 func setupHosts(t *testing.T, src, dst string) env {

@@ -12,6 +12,8 @@
 #   VM_DOCKER_RUN=REGEXP     which of the lab's tests to run (default TestVMDocker)
 #   VM_MIB=N                 the lab tests' container memory (default 32)
 #   VM_CGROUP=2              mount the unified cgroup v2 hierarchy (default: v1 controllers)
+#   VM_MODERN=1              also run the lab's Docker 28 hosts (host3, host4; needs make lab-up-modern)
+#   VM_PAIR=host3,host4      the lab hosts the container tests migrate between (default host1,host2)
 #   scripts/vm.sh table      print the last run's policy comparison (make bench-vm) as Markdown
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -86,7 +88,7 @@ CGO_ENABLED=0 go test -c -tags vmtest -o "$root/bin/vmtest" ./predump
 mods=""
 if [ "${VM_DOCKER:-1}" = 1 ]; then
 	# GNU tar and gzip: CRIU archives the container's tmpfs mounts with them.
-	for b in bash ip nsenter tar gzip dockerd containerd containerd-shim-runc-v2 runc xtables-nft-multi; do
+	for b in bash ip nsenter unshare mount umount pivot_root tar gzip dockerd containerd containerd-shim-runc-v2 runc xtables-nft-multi; do
 		copy_bin "$(command -v "$b")"
 	done
 	copy_bin /usr/bin/docker
@@ -105,6 +107,17 @@ if [ "${VM_DOCKER:-1}" = 1 ]; then
 		docker -H "$sock" save "$img" > "$root/repo/images/${img//[\/:]/_}.tar" ||
 			{ log "the lab's image $img is missing: run make lab-up first"; exit 1; }
 	done
+	if [ "${VM_MODERN:-0}" = 1 ]; then
+		# The lab's modern hosts (Docker 28) run from the Debian testing
+		# root, as on this machine; docs, caches and apt lists stay out.
+		modern=${MODERN_ROOT:-/var/lib/dockmove-root/testing}
+		[ -s "$modern/.dockmove-ready" ] || { log "VM_MODERN=1 needs the modern root: run make lab-up-modern first"; exit 1; }
+		mkdir -p "$root/opt/dockmove-root/testing"
+		tar -C "$modern" --exclude=./var/cache --exclude=./var/lib/apt --exclude=./usr/share/doc \
+			--exclude=./usr/share/man --exclude=./usr/share/locale --exclude=./usr/bin/ctr -cf - . |
+			tar -C "$root/opt/dockmove-root/testing" -xf -
+		cp scripts/modern-root.sh "$root/repo/scripts/"
+	fi
 	printf 'root:x:0:0:root:/root:/bin/sh\n' > "$root/etc/passwd"
 	printf 'root:x:0:\n' > "$root/etc/group"
 	mods="$mods overlay bridge veth macvlan br_netfilter nft_compat nft_chain_nat nf_nat nf_conntrack xt_conntrack xt_addrtype xt_MASQUERADE xt_comment nf_conntrack_netlink"
@@ -168,12 +181,18 @@ if [ -x /bin/migratetest ] && [ $rc = 0 ]; then
 	mount -t tmpfs varlib /var/lib
 	echo 1 > /proc/sys/net/ipv4/ip_forward
 	cd /repo
-	if bash scripts/lab.sh up; then
-		for h in host1 host2; do
+	flavour=classic hosts="host1 host2"
+	if [ -d /opt/dockmove-root/testing ]; then
+		export MODERN_ROOT=/opt/dockmove-root/testing
+		flavour=all hosts="host1 host2 host3 host4"
+	fi
+	if bash scripts/lab.sh up $flavour; then
+		for h in $hosts; do
 			for t in images/*.tar; do DOCKER_HOST=unix:///run/dockmove-lab/$h.sock docker load -q -i $t; done
 		done
 		bash scripts/lab-runtime.sh
-		DOCKMOVE_VM_MIB=$(cat /etc/vm-mib) DOCKMOVE_BIN=/repo/bin DOCKMOVE_STRICT=1 /bin/migratetest -test.v -test.timeout 15m -test.run "$(cat /etc/vm-docker-run)"
+		DOCKMOVE_LAB_PAIR=$(cat /etc/vm-pair) DOCKMOVE_VM_MIB=$(cat /etc/vm-mib) DOCKMOVE_BIN=/repo/bin DOCKMOVE_STRICT=1 \
+			/bin/migratetest -test.v -test.timeout 15m -test.run "$(cat /etc/vm-docker-run)"
 		rc=$?
 	else
 		echo "VMTEST lab did not come up"; tail -20 /var/log/dockmove-lab/*.log; rc=1
@@ -187,6 +206,7 @@ echo "${VM_RUN:-}" > "$root/etc/vmtest.args"
 echo "${VM_DOCKER_RUN:-TestVMDocker}" > "$root/etc/vm-docker-run"
 echo "${VM_MIB:-32}" > "$root/etc/vm-mib"
 echo "${VM_CGROUP:-1}" > "$root/etc/vm-cgroup"
+echo "${VM_PAIR:-host1,host2}" > "$root/etc/vm-pair"
 [ -n "${docker_lab:-}" ] || rm -f "$root/bin/migratetest"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$OUT/initrd.gz"
 log "kernel $kver, initramfs $(du -h "$OUT/initrd.gz" | cut -f1)"
@@ -199,7 +219,9 @@ log "booting with $accel"
 start=$(date +%s)
 # A guest that locks up panics (softlockup_panic) and, with panic=-1 and
 # -no-reboot, ends QEMU at once instead of at the timeout.
-timeout 1200 qemu-system-x86_64 -accel "$accel" -cpu "$cpu" -m 4096 -smp 2 -nographic -no-reboot \
+mem=4096
+[ "${VM_MODERN:-0}" = 1 ] && mem=6144 # the testing root lives in the guest's memory too
+timeout 1200 qemu-system-x86_64 -accel "$accel" -cpu "$cpu" -m "$mem" -smp 2 -nographic -no-reboot \
 	-kernel "$kdir/root/boot/vmlinuz-$kver" -initrd "$OUT/initrd.gz" \
 	-append "console=ttyS0 panic=-1 softlockup_panic=1 quiet" </dev/null | tee "$LOG" | grep --line-buffered -E '^(VMTEST|=== RUN|--- |    |PASS|FAIL|ok )' || true
 log "VM ran $(( $(date +%s) - start )) s ($accel); console log in $LOG"
