@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dockmove/dockmove/internal/lab"
+	"github.com/dockmove/dockmove/internal/lab/labtest"
 )
 
 func TestMedianAndSummary(t *testing.T) {
@@ -36,10 +37,10 @@ func TestMedianAndSummary(t *testing.T) {
 // and redis, with the report written. It checks that the figures exist and
 // that every application verified its state, not how fast anything was.
 func TestBenchSmoke(t *testing.T) {
-	h1, _ := lab.Require(t)
-	lab.RequireBinary(t, "criu")
+	h1, _ := labtest.Require(t)
+	labtest.RequireBinary(t, "criu")
 	out, err := h1.Docker(context.Background(), "image", "inspect", "-f", "{{.Id}}", RedisImage)
-	lab.SkipUnless(t, err == nil && out != "", RedisImage+" (run: make lab-up)")
+	labtest.SkipUnless(t, err == nil && out != "", RedisImage+" (run: make lab-up)")
 	root, err := lab.RepoRoot()
 	if err != nil {
 		t.Fatal(err)

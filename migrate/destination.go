@@ -46,6 +46,10 @@ type DestConfig struct {
 	// restored with CRIU directly on this host, outside any container.
 	// Without Docker here, only those are accepted. Default false.
 	AllowProcesses bool
+	// AllowCaps are the capabilities a container may add here beyond
+	// Docker's default set ("ALL": any). A container that adds another is
+	// refused before anything is frozen. Default none.
+	AllowCaps []string
 	// Transfer configures sessions (TLS, compression, limits).
 	Transfer transfer.Config
 	// Logger receives the agent's log. Nil discards it.
@@ -65,7 +69,10 @@ func (c DestConfig) Validate() error {
 	if c.RestoreTimeout <= 0 {
 		return errors.New("migrate: restore timeout must be positive")
 	}
-	return nil
+	if _, err := parseAllowedCaps(c.AllowCaps); err != nil {
+		return err
+	}
+	return c.Transfer.ValidateSettings()
 }
 
 // Server accepts migrations. Several may run at once; two never touch the

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/dockmove/dockmove/internal/lab"
+	"github.com/dockmove/dockmove/internal/lab/labtest"
 	"github.com/dockmove/dockmove/internal/workload"
 	"github.com/dockmove/dockmove/migrate"
 )
@@ -58,15 +59,15 @@ const labPairEnv = "DOCKMOVE_LAB_PAIR"
 // setupHosts is setup with migrations from lab host src to lab host dst.
 func setupHosts(t *testing.T, src, dst string) env {
 	t.Helper()
-	hosts := lab.RequireHosts(t, src, dst)
+	hosts := labtest.RequireHosts(t, src, dst)
 	h1, h2 := hosts[0], hosts[1]
-	lab.RequireBinary(t, "criu")
+	labtest.RequireBinary(t, "criu")
 	for _, h := range []lab.Host{h1, h2} {
 		out, err := h.Docker(context.Background(), "info", "--format", "{{json .Runtimes}}")
-		lab.SkipUnless(t, err == nil && strings.Contains(out, `"dockmove"`), h.Name+" has the dockmove runtime (run: make lab-up)")
+		labtest.SkipUnless(t, err == nil && strings.Contains(out, `"dockmove"`), h.Name+" has the dockmove runtime (run: make lab-up)")
 	}
 	_, err := os.Stat(filepath.Join(labTLS, dst, "key.pem"))
-	lab.SkipUnless(t, err == nil, "lab TLS credentials in "+labTLS+" (run: make lab-up)")
+	labtest.SkipUnless(t, err == nil, "lab TLS credentials in "+labTLS+" (run: make lab-up)")
 	buildOnce.Do(func() {
 		if dir := os.Getenv("DOCKMOVE_BIN"); dir != "" {
 			// Prebuilt (the VM tier has no Go toolchain).

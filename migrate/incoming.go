@@ -143,6 +143,10 @@ func (in *incoming) check(ctx context.Context, spec transfer.ContainerSpec) (nee
 	if err := in.checkStrategy(); err != nil {
 		return false, err
 	}
+	allowed, _ := parseAllowedCaps(in.srv.cfg.AllowCaps) // checked by Validate
+	if err := checkCapabilities(spec.CapAdd, allowed); err != nil {
+		return false, err
+	}
 	if err := checkCgroups(in.sess.Peer().Host, in.srv.hello.Host); err != nil {
 		return false, err
 	}

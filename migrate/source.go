@@ -121,6 +121,9 @@ func (c SourceConfig) Validate() error {
 	case c.DumpTimeout <= 0:
 		return errors.New("migrate: the dump timeout must be positive")
 	}
+	if err := c.Transfer.ValidateSettings(); err != nil {
+		return err
+	}
 	return c.PrecopyLimits.Validate()
 }
 

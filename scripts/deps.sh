@@ -20,6 +20,9 @@ PKGS=(
 	protobuf-compiler python3-protobuf uuid-dev
 )
 
+# shellcheck source=scripts/archive.sh
+. "$(dirname "$0")/archive.sh"
+
 log() { printf 'deps: %s\n' "$*" >&2; }
 die() { printf 'deps: error: %s\n' "$*" >&2; exit 1; }
 
@@ -57,11 +60,7 @@ installed_criu_version() {
 # archive URI this machine already uses, so no host name lives in this repo.
 write_source_list() {
 	local uri
-	uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-	if [ -z "$uri" ]; then
-		uri=$(awk '$1 == "deb" && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
-	fi
-	[ -n "$uri" ] || die "cannot find the Debian archive URI in /etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list"
+	uri=$(archive_uri) || die "no archive URI"
 	local want
 	want=$(printf 'Types: deb-src\nURIs: %s\nSuites: unstable testing\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' "$uri")
 	if [ "$(cat "$SRC_LIST" 2>/dev/null)" != "$want" ]; then

@@ -15,20 +15,13 @@ SUITE=testing
 PACKAGES=docker.io,containerd,runc,iptables,iproute2,criu,ca-certificates
 READY=$MODERN_ROOT/.dockmove-ready
 
+# shellcheck source=scripts/archive.sh
+. "$(dirname "$0")/archive.sh"
+
 log() { printf 'modern-root: %s\n' "$*" >&2; }
 die() { printf 'modern-root: error: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "must run as root"
-
-archive_uri() {
-	local uri
-	uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-	if [ -z "$uri" ]; then
-		uri=$(awk '$1 == "deb" && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
-	fi
-	[ -n "$uri" ] || die "cannot find the Debian archive URI in /etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list"
-	echo "$uri"
-}
 
 versions() {
 	local root=$1 p v
@@ -45,7 +38,7 @@ build() {
 		apt-get update -qq
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
 	fi
-	uri=$(archive_uri)
+	uri=$(archive_uri) || die "no archive URI"
 	rm -rf "$tmp"
 	mkdir -p "$(dirname "$MODERN_ROOT")"
 	log "debootstrap $SUITE into $MODERN_ROOT (about a minute, ~550 MB)"

@@ -116,7 +116,6 @@ if [ "${VM_DOCKER:-1}" = 1 ]; then
 		tar -C "$modern" --exclude=./var/cache --exclude=./var/lib/apt --exclude=./usr/share/doc \
 			--exclude=./usr/share/man --exclude=./usr/share/locale --exclude=./usr/bin/ctr -cf - . |
 			tar -C "$root/opt/dockmove-root/testing" -xf -
-		cp scripts/modern-root.sh "$root/repo/scripts/"
 	fi
 	printf 'root:x:0:0:root:/root:/bin/sh\n' > "$root/etc/passwd"
 	printf 'root:x:0:\n' > "$root/etc/group"

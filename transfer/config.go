@@ -72,6 +72,24 @@ func DefaultConfig() Config {
 
 // Validate reports a configuration that cannot work.
 func (c Config) Validate() error {
+	if err := c.ValidateSettings(); err != nil {
+		return err
+	}
+	hello := c.Hello
+	if hello.Protocol == 0 {
+		hello.Protocol = ProtocolVersion
+	}
+	if err := hello.Validate(); err != nil {
+		return fmt.Errorf("transfer: hello: %w", err)
+	}
+	return nil
+}
+
+// ValidateSettings checks everything but the Hello, which an agent fills in
+// only once it knows its host: agents call it when they are configured, so
+// a bad setting (a zstd level of 30) stops them at once instead of failing
+// every session later.
+func (c Config) ValidateSettings() error {
 	switch {
 	case c.TLS == nil && !c.InsecurePlaintext:
 		return errors.New("transfer: no TLS configuration (plaintext needs InsecurePlaintext)")
@@ -91,13 +109,6 @@ func (c Config) Validate() error {
 		return errors.New("transfer: negative keepalive")
 	case c.DeadPeerTimeout <= 0:
 		return errors.New("transfer: dead-peer timeout must be positive")
-	}
-	hello := c.Hello
-	if hello.Protocol == 0 {
-		hello.Protocol = ProtocolVersion
-	}
-	if err := hello.Validate(); err != nil {
-		return fmt.Errorf("transfer: hello: %w", err)
 	}
 	return nil
 }

@@ -20,7 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/dockmove/dockmove/internal/lab"
+	"github.com/dockmove/dockmove/internal/lab/labtest"
 )
 
 // makeTree fills dir with what directory streams must carry: nested
@@ -231,9 +231,9 @@ func TestParallelDirStreams(t *testing.T) {
 // a whiteout (char 0/0), an opaque directory (trusted.overlay.opaque) and an
 // absolute symlink. Needs root for mknod and trusted xattrs.
 func TestRootfsStreamKeepsWhiteouts(t *testing.T) {
-	lab.SkipUnless(t, os.Geteuid() == 0, "root (mknod of a whiteout, trusted.* xattrs)")
+	labtest.SkipUnless(t, os.Geteuid() == 0, "root (mknod of a whiteout, trusted.* xattrs)")
 	src := t.TempDir()
-	if err := unix.Mknod(filepath.Join(src, "deleted"), unix.S_IFCHR|0o000, 0); err != nil {
+	if err := unix.Mknod(filepath.Join(src, "deleted"), unix.S_IFCHR, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Mkdir(filepath.Join(src, "opaque"), 0o755); err != nil {

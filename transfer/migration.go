@@ -391,7 +391,8 @@ func (v *VolumeSpec) Validate() error {
 	if !dockerNamePattern.MatchString(v.Name) {
 		return fmt.Errorf("invalid volume name %q", v.Name)
 	}
-	if !path.IsAbs(v.Destination) || path.Clean(v.Destination) != v.Destination || v.Destination == "/" {
+	// ':' and ',' would turn the rest into a bind's mode ("/data:rw,z").
+	if !path.IsAbs(v.Destination) || path.Clean(v.Destination) != v.Destination || v.Destination == "/" || strings.ContainsAny(v.Destination, ":,") {
 		return fmt.Errorf("invalid volume destination %q", v.Destination)
 	}
 	return checkText("volume destination", v.Destination)

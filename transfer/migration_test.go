@@ -60,3 +60,15 @@ func TestMigrationMessageValidation(t *testing.T) {
 		})
 	}
 }
+
+func TestVolumeDestinationCannotCarryABindMode(t *testing.T) {
+	for dest, ok := range map[string]bool{
+		"/data": true, "/var/lib/app": true,
+		"/data:rw": false, "/data:ro,z": false, "/a,b": false, "data": false, "/": false, "/a/../etc": false,
+	} {
+		v := VolumeSpec{Name: "vol", Destination: dest}
+		if err := v.Validate(); (err == nil) != ok {
+			t.Errorf("volume destination %q: %v, want ok=%v", dest, err, ok)
+		}
+	}
+}

@@ -102,6 +102,7 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Session, error) {
 func establish(ctx context.Context, raw net.Conn, cfg Config, client bool) (*Session, error) {
 	if err := cfg.Validate(); err != nil {
 		raw.Close()
+		cfg.logger().Error("session refused: invalid settings", "peer", raw.RemoteAddr().String(), "err", err)
 		return nil, err
 	}
 	if cfg.Hello.Protocol == 0 {

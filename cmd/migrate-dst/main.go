@@ -103,6 +103,7 @@ func serve(args []string) error {
 	fs.StringVar(&cfg.RuntimeState, "runtime-state", cfg.RuntimeState, "the restore runtime's state directory (as given to install-runtime)")
 	fs.StringVar(&cfg.CRIU, "criu", "", "criu binary (default: criu in PATH)")
 	fs.StringArrayVar(&cfg.RestoreCRIUOptions, "restore-criu-option", nil, "extra CRIU option for every restore, as in a CRIU config file (repeat)")
+	fs.StringSliceVar(&cfg.AllowCaps, "allow-cap", nil, "capabilities a container may add beyond Docker's default set (comma-separated or repeated; ALL allows any): a source is trusted with them")
 	fs.BoolVar(&cfg.AllowProcesses, "allow-processes", false, "also accept plain process trees (migrate-src --pid), restored with CRIU on this host outside any container; without Docker, accept only those")
 	tf.Register(fs)
 	if err := fs.Parse(args); err != nil {

@@ -18,17 +18,18 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/dockmove/dockmove/internal/lab"
+	"github.com/dockmove/dockmove/internal/lab/labtest"
 	"github.com/dockmove/dockmove/internal/workload"
 )
 
 func requireCRIU(t *testing.T) Capabilities {
 	t.Helper()
-	lab.RequireRoot(t)
-	lab.RequireBinary(t, "criu")
+	labtest.RequireRoot(t)
+	labtest.RequireBinary(t, "criu")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	caps, err := Probe(ctx, "")
-	lab.SkipUnless(t, err == nil, fmt.Sprintf("usable criu (run: make deps): %v", err))
+	labtest.SkipUnless(t, err == nil, fmt.Sprintf("usable criu (run: make deps): %v", err))
 	return caps
 }
 

@@ -57,7 +57,7 @@ type DumpSpec struct {
 const NetnsKey = "extRootNetNS"
 
 // DumpOpts builds CRIU options for dumping a Docker container so that runc
-// can restore the images on another host (../shared/DESIGN.md, section 3):
+// can restore the images on another host:
 // the host's bind mounts and the network namespace are external (the
 // destination provides a namespace for its Docker to wire), TCP connections
 // and file locks are dumped, cgroups are managed softly.

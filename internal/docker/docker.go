@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
@@ -58,7 +59,7 @@ func wrap(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if client.IsErrNotFound(err) {
+	if cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("docker %s: %w: %v", op, ErrNotFound, err)
 	}
 	return fmt.Errorf("docker %s: %w", op, err)
@@ -158,7 +159,7 @@ func (c *Client) FindImage(ctx context.Context, refs []string, layers []string) 
 		}
 		r, err := c.api.ImageInspect(ctx, ref)
 		if err != nil {
-			if !client.IsErrNotFound(err) {
+			if !cerrdefs.IsNotFound(err) {
 				return "", wrap("image inspect "+ref, err)
 			}
 			continue
@@ -191,7 +192,7 @@ func (c *Client) Volume(ctx context.Context, name string, create bool) (string, 
 	if err == nil {
 		return v.Mountpoint, nil
 	}
-	if !client.IsErrNotFound(err) || !create {
+	if !cerrdefs.IsNotFound(err) || !create {
 		return "", wrap("volume inspect "+name, err)
 	}
 	v, err = c.api.VolumeCreate(ctx, volume.CreateOptions{Name: name})
@@ -262,7 +263,8 @@ func createConfig(spec transfer.ContainerSpec, runtime string, labels map[string
 		host.NetworkMode = container.NetworkMode(n.Name)
 		ep := &network.EndpointSettings{Aliases: n.Aliases}
 		if versions.LessThan(api, perEndpointMAC) {
-			cfg.MacAddress = n.MAC //nolint:staticcheck // the only MAC setting before API 1.44
+			//lint:ignore SA1019 the only MAC setting before API 1.44 (Docker 20.10 speaks 1.41)
+			cfg.MacAddress = n.MAC
 		} else {
 			// From 1.44 the MAC is the endpoint's; Docker 28 ignores the
 			// container-level field and picks a random one.
@@ -290,7 +292,7 @@ func (c *Client) Start(ctx context.Context, id string) error {
 // Remove force-removes a container (killing it if it runs).
 func (c *Client) Remove(ctx context.Context, id string) error {
 	err := c.api.ContainerRemove(ctx, id, container.RemoveOptions{Force: true})
-	if client.IsErrNotFound(err) {
+	if cerrdefs.IsNotFound(err) {
 		return nil
 	}
 	return wrap("rm "+id, err)

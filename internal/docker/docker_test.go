@@ -27,8 +27,10 @@ func TestCreateConfigPutsTheMACWhereTheAPIReadsIt(t *testing.T) {
 			t.Fatal(err)
 		}
 		ep := netcfg.EndpointsConfig["lan"]
-		if cfg.MacAddress != c.container || ep.MacAddress != c.ep { //nolint:staticcheck
-			t.Errorf("API %s: container MAC %q, endpoint MAC %q; want %q, %q", c.api, cfg.MacAddress, ep.MacAddress, c.container, c.ep) //nolint:staticcheck
+		//lint:ignore SA1019 the field under test: API < 1.44 reads only it
+		containerMAC := cfg.MacAddress
+		if containerMAC != c.container || ep.MacAddress != c.ep {
+			t.Errorf("API %s: container MAC %q, endpoint MAC %q; want %q, %q", c.api, containerMAC, ep.MacAddress, c.container, c.ep)
 		}
 		if ep.IPAMConfig == nil || ep.IPAMConfig.IPv4Address != "10.0.0.5" {
 			t.Errorf("API %s: address %+v", c.api, ep.IPAMConfig)

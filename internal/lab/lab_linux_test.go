@@ -1,4 +1,4 @@
-package lab
+package lab_test
 
 import (
 	"bufio"
@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dockmove/dockmove/internal/lab"
+	"github.com/dockmove/dockmove/internal/lab/labtest"
 	"github.com/dockmove/dockmove/internal/workload"
 )
 
@@ -34,7 +36,7 @@ func testCtx(t *testing.T) context.Context {
 }
 
 // runContainer starts a container on h and removes it when the test ends.
-func runContainer(t *testing.T, ctx context.Context, h Host, name string, args ...string) {
+func runContainer(t *testing.T, ctx context.Context, h lab.Host, name string, args ...string) {
 	t.Helper()
 	argv := append([]string{"run", "-d", "--pull", "never", "--name", name}, args...)
 	if _, err := h.Docker(ctx, argv...); err != nil {
@@ -44,10 +46,10 @@ func runContainer(t *testing.T, ctx context.Context, h Host, name string, args .
 }
 
 func TestContainerIsVisibleOnlyOnItsHost(t *testing.T) {
-	h1, h2 := Require(t)
+	h1, h2 := labtest.Require(t)
 	ctx := testCtx(t)
 	name := uniqueName(t, "only-h1")
-	runContainer(t, ctx, h1, name, BusyboxImage, "sleep", "300")
+	runContainer(t, ctx, h1, name, lab.BusyboxImage, "sleep", "300")
 	filter := "name=^/" + name + "$"
 	on1, err := h1.Docker(ctx, "ps", "-q", "--filter", filter)
 	if err != nil || on1 == "" {
@@ -60,19 +62,19 @@ func TestContainerIsVisibleOnlyOnItsHost(t *testing.T) {
 }
 
 func TestImageSavedOnHost1RunsOnHost2(t *testing.T) {
-	h1, h2 := Require(t)
+	h1, h2 := labtest.Require(t)
 	ctx := testCtx(t)
 	stamp := uniqueName(t, "stamp")
 	image := "dockmove/lab-test:" + stamp
 	src := uniqueName(t, "img-src")
-	if _, err := h1.Docker(ctx, "run", "--pull", "never", "--name", src, BusyboxImage, "sh", "-c", "echo "+stamp+" > /stamp"); err != nil {
+	if _, err := h1.Docker(ctx, "run", "--pull", "never", "--name", src, lab.BusyboxImage, "sh", "-c", "echo "+stamp+" > /stamp"); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h1.Docker(context.Background(), "rm", "-f", src) })
 	if _, err := h1.Docker(ctx, "commit", src, image); err != nil {
 		t.Fatal(err)
 	}
-	for _, h := range []Host{h1, h2} {
+	for _, h := range []lab.Host{h1, h2} {
 		t.Cleanup(func() { h.Docker(context.Background(), "rmi", "-f", image) })
 	}
 	if _, err := h2.Docker(ctx, "image", "inspect", image); err == nil {
@@ -86,7 +88,7 @@ func TestImageSavedOnHost1RunsOnHost2(t *testing.T) {
 }
 
 // copyImage pipes `docker save` on from into `docker load` on to.
-func copyImage(t *testing.T, ctx context.Context, from, to Host, image string) {
+func copyImage(t *testing.T, ctx context.Context, from, to lab.Host, image string) {
 	t.Helper()
 	save := exec.CommandContext(ctx, "docker", "-H", from.DockerHost, "save", image)
 	load := exec.CommandContext(ctx, "docker", "-H", to.DockerHost, "load")
@@ -106,12 +108,12 @@ func copyImage(t *testing.T, ctx context.Context, from, to Host, image string) {
 }
 
 func TestRootNamespaceReachesContainersOnBothHosts(t *testing.T) {
-	h1, h2 := Require(t)
-	for _, h := range []Host{h1, h2} {
+	h1, h2 := labtest.Require(t)
+	for _, h := range []lab.Host{h1, h2} {
 		t.Run(h.Name, func(t *testing.T) {
 			ctx := testCtx(t)
 			name := uniqueName(t, "reach")
-			runContainer(t, ctx, h, name, "--network", h.Network, WorkloadImage,
+			runContainer(t, ctx, h, name, "--network", h.Network, lab.WorkloadImage,
 				"/usr/local/bin/workload", "--mem-mib", "4")
 			ip, err := h.Docker(ctx, "inspect", "-f", "{{(index .NetworkSettings.Networks \""+h.Network+"\").IPAddress}}", name)
 			if err != nil {
@@ -121,7 +123,7 @@ func TestRootNamespaceReachesContainersOnBothHosts(t *testing.T) {
 			if err != nil || !netip.MustParsePrefix(h.IPRange).Contains(addr) {
 				t.Fatalf("container address %q is not in %s's range %s", ip, h.Name, h.IPRange)
 			}
-			b := queryUntilUp(t, ctx, net.JoinHostPort(ip, fmt.Sprint(WorkloadPort)))
+			b := queryUntilUp(t, ctx, net.JoinHostPort(ip, fmt.Sprint(lab.WorkloadPort)))
 			if b.Pages != 4<<20/workload.PageSize || b.Bad != 0 {
 				t.Fatalf("workload status %+v", b)
 			}
@@ -149,7 +151,7 @@ func queryUntilUp(t *testing.T, ctx context.Context, addr string) workload.Beat 
 }
 
 func TestHost1ReachesHost2OverEth0(t *testing.T) {
-	h1, h2 := Require(t)
+	h1, h2 := labtest.Require(t)
 	ctx := testCtx(t)
 	ln, err := h2.Listen("tcp", net.JoinHostPort(h2.Addr, "0"))
 	if err != nil {
@@ -183,17 +185,17 @@ func TestHost1ReachesHost2OverEth0(t *testing.T) {
 	}
 }
 
-// TestSetupIsIdempotent runs `make deps` and `make lab-up` again on a machine
+// TestSetupIsIdempotent runs `make deps`, `make lab-up` and `make lab-up-modern` again on a machine
 // where both already ran, and checks that nothing was rebuilt or restarted.
 func TestSetupIsIdempotent(t *testing.T) {
-	h1, h2 := Require(t)
+	hosts := labtest.RequireHosts(t, "host1", "host2", "host3", "host4")
 	ctx := testCtx(t)
-	root, err := RepoRoot()
+	root, err := lab.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := setupState(t, ctx, h1, h2)
-	for _, target := range []string{"deps", "lab-up"} {
+	before := setupState(t, ctx, hosts...)
+	for _, target := range []string{"deps", "lab-up", "lab-up-modern"} {
 		out, err := exec.CommandContext(ctx, "make", "-s", "-C", root, target).CombinedOutput()
 		if err != nil {
 			t.Fatalf("make %s: %v\n%s", target, err, out)
@@ -204,7 +206,7 @@ func TestSetupIsIdempotent(t *testing.T) {
 			}
 		}
 	}
-	if after := setupState(t, ctx, h1, h2); after != before {
+	if after := setupState(t, ctx, hosts...); after != before {
 		t.Fatalf("state changed:\nbefore %s\nafter  %s", before, after)
 	}
 }
@@ -212,7 +214,7 @@ func TestSetupIsIdempotent(t *testing.T) {
 // setupState summarises what a repeated setup must not change: the CRIU
 // binary, each dockerd's PID, each netns inode, each lab network's ID and
 // each test image's ID.
-func setupState(t *testing.T, ctx context.Context, hosts ...Host) string {
+func setupState(t *testing.T, ctx context.Context, hosts ...lab.Host) string {
 	t.Helper()
 	var b strings.Builder
 	st, err := os.Stat("/usr/local/sbin/criu")
@@ -220,6 +222,9 @@ func setupState(t *testing.T, ctx context.Context, hosts ...Host) string {
 		t.Fatal(err)
 	}
 	fmt.Fprintf(&b, "criu=%s ", st.ModTime())
+	if st, err := os.Stat("/var/lib/dockmove-root/testing/.dockmove-ready"); err == nil {
+		fmt.Fprintf(&b, "modern-root=%s ", st.ModTime())
+	}
 	for _, h := range hosts {
 		pid, err := os.ReadFile(h.PIDFile)
 		if err != nil {
@@ -232,8 +237,8 @@ func setupState(t *testing.T, ctx context.Context, hosts ...Host) string {
 		fmt.Fprintf(&b, "%s: pid=%s netns=%d ", h.Name, strings.TrimSpace(string(pid)), ns.Sys().(*syscall.Stat_t).Ino)
 		for _, q := range [][]string{
 			{"network", "inspect", "-f", "{{.Id}}", h.Network},
-			{"image", "inspect", "-f", "{{.Id}}", BusyboxImage},
-			{"image", "inspect", "-f", "{{.Id}}", WorkloadImage},
+			{"image", "inspect", "-f", "{{.Id}}", lab.BusyboxImage},
+			{"image", "inspect", "-f", "{{.Id}}", lab.WorkloadImage},
 		} {
 			id, err := h.Docker(ctx, q...)
 			if err != nil {
@@ -249,20 +254,20 @@ func setupState(t *testing.T, ctx context.Context, hosts ...Host) string {
 // succeed and change nothing. A check that fails at random (a racy
 // pipeline) shows here as a run that adds an address twice.
 func TestLabUpRepeated(t *testing.T) {
-	h1, h2 := Require(t)
+	hosts := labtest.RequireHosts(t, "host1", "host2", "host3", "host4")
 	ctx := testCtx(t)
-	root, err := RepoRoot()
+	root, err := lab.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := setupState(t, ctx, h1, h2)
+	before := setupState(t, ctx, hosts...)
 	for i := range 25 {
-		out, err := exec.CommandContext(ctx, "bash", root+"/scripts/lab.sh", "up").CombinedOutput()
+		out, err := exec.CommandContext(ctx, "bash", root+"/scripts/lab.sh", "up", "all").CombinedOutput()
 		if err != nil || len(out) != 0 {
 			t.Fatalf("lab.sh up, run %d: %v\n%s", i+1, err, out)
 		}
 	}
-	if after := setupState(t, ctx, h1, h2); after != before {
+	if after := setupState(t, ctx, hosts...); after != before {
 		t.Fatalf("state changed:\nbefore %s\nafter  %s", before, after)
 	}
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
-	"github.com/dockmove/dockmove/internal/lab"
+	"github.com/dockmove/dockmove/internal/lab/labtest"
 )
 
 // A restore on Docker 26+ gets a namespace holding the container's address
@@ -21,7 +21,7 @@ import (
 // up; `start` removes the interface from the restored process's namespace.
 // Real kernel objects, no fakes (needs root).
 func TestRestoreNetnsHoldsTheAddressUntilStart(t *testing.T) {
-	lab.RequireRoot(t)
+	labtest.RequireRoot(t)
 	dir := t.TempDir()
 	path, err := prepareNetns(dir, []string{"10.99.0.7"})
 	if err != nil {

@@ -8,7 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/dockmove/dockmove/internal/lab"
+	"github.com/dockmove/dockmove/internal/lab/labtest"
 )
 
 // The received writable layer lands in the container's upper directory:
@@ -16,7 +16,7 @@ import (
 // sides is merged and keeps the received layer's opaque mark (which hides
 // the image's own contents of that directory). Real files and xattrs.
 func TestMergeTreeMovesTheLayerIntoTheUpperDirectory(t *testing.T) {
-	lab.RequireRoot(t)
+	labtest.RequireRoot(t)
 	src, dst := t.TempDir(), t.TempDir()
 	mk := func(path, data string) {
 		os.MkdirAll(filepath.Dir(path), 0o755)
@@ -63,16 +63,16 @@ func TestMergeTreeMovesTheLayerIntoTheUpperDirectory(t *testing.T) {
 }
 
 func TestMergeTreeNamesACrossFileSystemMove(t *testing.T) {
-	lab.RequireRoot(t)
+	labtest.RequireRoot(t)
 	src := t.TempDir()
 	os.WriteFile(filepath.Join(src, "f"), nil, 0o644)
 	dst, err := os.MkdirTemp("/dev/shm", "merge-") // tmpfs: another file system than the temp dir's
-	lab.SkipUnless(t, err == nil, "a tmpfs at /dev/shm")
+	labtest.SkipUnless(t, err == nil, "a tmpfs at /dev/shm")
 	defer os.RemoveAll(dst)
 	var a, b unix.Stat_t
 	unix.Stat(src, &a)
 	unix.Stat(dst, &b)
-	lab.SkipUnless(t, a.Dev != b.Dev, "a temp dir on another file system than /dev/shm")
+	labtest.SkipUnless(t, a.Dev != b.Dev, "a temp dir on another file system than /dev/shm")
 	err = mergeTree(src, dst)
 	if !errors.Is(err, unix.EXDEV) {
 		t.Fatalf("want EXDEV named, got %v", err)

@@ -1,4 +1,7 @@
-package lab
+// Package labtest is the lab's side of the tests: skip or fail a test
+// whose prerequisites (root, binaries, lab hosts) are missing. It lives
+// apart from package lab so that no shipped binary links "testing".
+package labtest
 
 import (
 	"context"
@@ -6,6 +9,8 @@ import (
 	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/dockmove/dockmove/internal/lab"
 )
 
 // StrictEnv, when set to 1 (as CI and `make test` do), turns every skip for a
@@ -39,7 +44,7 @@ func RequireBinary(t testing.TB, name string) {
 }
 
 // Require returns the lab's two classic hosts, skipping unless they are up.
-func Require(t testing.TB) (host1, host2 Host) {
+func Require(t testing.TB) (host1, host2 lab.Host) {
 	t.Helper()
 	hosts := RequireHosts(t, "host1", "host2")
 	return hosts[0], hosts[1]
@@ -47,16 +52,16 @@ func Require(t testing.TB) (host1, host2 Host) {
 
 // RequireHosts returns the named lab hosts, skipping unless they are up
 // (host3 and host4, the modern ones, come up with `make lab-up-modern`).
-func RequireHosts(t testing.TB, names ...string) []Host {
+func RequireHosts(t testing.TB, names ...string) []lab.Host {
 	t.Helper()
 	RequireRoot(t)
 	RequireBinary(t, "docker")
 	RequireBinary(t, "nsenter")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	hosts := make([]Host, len(names))
+	hosts := make([]lab.Host, len(names))
 	for i, name := range names {
-		h, err := Load(ctx, name)
+		h, err := lab.Load(ctx, name)
 		if err != nil {
 			t.Fatal(err)
 		}
