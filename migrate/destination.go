@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -162,20 +163,41 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	s.log.Info("listening", "addr", ln.Addr().String(), "runtime_installed", s.hello.RuntimeInstalled, "criu", s.hello.CRIU.Version, "host", s.hello.Host.String())
+	var backoff time.Duration
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("migrate-dst: accept: %w", err)
+			if !acceptRetryable(err) {
+				return fmt.Errorf("migrate-dst: accept: %w", err)
+			}
+			// Out of descriptors or a connection aborted before it was
+			// accepted: keep serving (and keep the migrations in flight).
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept failed; retrying", "err", err, "in", backoff)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+			continue
 		}
+		backoff = 0
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			s.handle(ctx, conn)
 		}()
 	}
+}
+
+// acceptRetryable reports an Accept error that passes: the process or the
+// system is out of descriptors, or a connection died in the queue.
+func acceptRetryable(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)
 }
 
 func (s *Server) handle(ctx context.Context, conn net.Conn) {

@@ -1,6 +1,7 @@
 package migrate_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -22,13 +23,16 @@ func TestDestinationRefusesCapabilitiesOutsideItsPolicy(t *testing.T) {
 	before := waitBeat(t, ctx, addr, 0)
 
 	strict := startDst(t, e)
-	_, stderr, err := runSrc(ctx, e, name, nil)
+	report, stderr, err := runSrc(ctx, e, name, nil)
 	failedMigration(t, ctx, e, name, addr, before, err, stderr, "capabilities this destination does not allow")
 	if !strings.Contains(stderr, "SYS_ADMIN") || !strings.Contains(stderr, "NET_ADMIN") || strings.Contains(stderr, "CHOWN") {
 		t.Fatalf("the refusal should name SYS_ADMIN and NET_ADMIN, not CHOWN (a default):\n%s", stderr)
 	}
-	if strings.Contains(stderr, "] dump") {
-		t.Fatalf("the container was frozen before the refusal:\n%s", stderr)
+	if _, frozen := report.Stages["dump"]; frozen {
+		t.Fatalf("the container was frozen before the refusal: stages %v", report.Stages)
+	}
+	if _, asked := report.Stages["preflight"]; !asked {
+		t.Fatalf("no preflight in the report (stages %v): the check above proves nothing", report.Stages)
 	}
 	if after := waitBeat(t, ctx, addr, before.Counter+1); after.Bad != 0 {
 		t.Fatalf("after the refusal: %+v", after)
@@ -46,5 +50,50 @@ func TestDestinationRefusesCapabilitiesOutsideItsPolicy(t *testing.T) {
 	}
 	if v := waitBeat(t, ctx, addr, 0); v.Bad != 0 {
 		t.Fatalf("on host2: %+v", v)
+	}
+}
+
+// TestImageNameTakenOnHost2IsNotRepointed: the container's image is named
+// on host2 already, by another image (host2's own). The image travels
+// untagged, the container runs from it, and host2's name still points at
+// host2's image: a source cannot re-point a destination's tags.
+func TestImageNameTakenOnHost2IsNotRepointed(t *testing.T) {
+	e := setup(t)
+	ctx := ctxFor(t, 3*time.Minute)
+	startDst(t, e)
+	image := "dockmove/taken:" + unique("t")
+	base := unique("base")
+	if _, err := e.h1.Docker(ctx, "run", "--pull", "never", "--name", base, lab.WorkloadImage, "sh", "-c", "echo from-host1 > /layer"); err != nil {
+		t.Fatal(err)
+	}
+	defer e.h1.Docker(context.Background(), "rm", "-f", base)
+	if _, err := e.h1.Docker(ctx, "commit", base, image); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.h2.Docker(ctx, "tag", lab.BusyboxImage, image); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, h := range []lab.Host{e.h1, e.h2} {
+			h.Docker(context.Background(), "rmi", image)
+		}
+	})
+	host2Own, err := e.h2.Docker(ctx, "image", "inspect", "-f", "{{.Id}}", image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := unique("taken")
+	addr := runWorkload(t, ctx, e, name, image)
+	if _, stderr, err := runSrc(ctx, e, name, nil); err != nil {
+		t.Fatalf("migration failed: %v\n%s", err, stderr)
+	}
+	if now, _ := e.h2.Docker(ctx, "image", "inspect", "-f", "{{.Id}}", image); now != host2Own {
+		t.Fatalf("host2's %s was re-pointed: %s, was %s", image, now, host2Own)
+	}
+	if out, err := e.h2.Docker(ctx, "exec", name, "cat", "/layer"); err != nil || out != "from-host1" {
+		t.Fatalf("the container on host2 does not run host1's image: %q, %v", out, err)
+	}
+	if b := waitBeat(t, ctx, addr, 0); b.Bad != 0 {
+		t.Fatalf("on host2: %+v", b)
 	}
 }

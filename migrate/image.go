@@ -118,3 +118,123 @@ func commonLayers(want []string, local [][]string) int {
 	}
 	return best
 }
+
+// untagArchive copies the `docker save` archive src to dst without the
+// names it would give images: `docker load` applies an archive's tags
+// (manifest.json's RepoTags, the legacy repositories file, an OCI index's
+// name annotations) to whatever it loads, so a source could otherwise
+// re-point a tag this host already uses (its `debian:12`) at the source's
+// image. The destination tags the loaded image itself, only with the
+// container's reference and only where that name is free. The archive must
+// hold exactly one image.
+func untagArchive(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	err = copyUntagged(tar.NewReader(in), tar.NewWriter(out))
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// imageNameAnnotations are the OCI index annotations that name an image.
+var imageNameAnnotations = []string{"io.containerd.image.name", "org.opencontainers.image.ref.name"}
+
+func copyUntagged(tr *tar.Reader, tw *tar.Writer) error {
+	manifests := 0
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			if manifests != 1 {
+				return errors.New("image archive has no manifest.json")
+			}
+			return tw.Close()
+		}
+		if err != nil {
+			return err
+		}
+		var rewritten []byte
+		switch h.Name {
+		case "repositories":
+			continue
+		case "manifest.json":
+			manifests++
+			rewritten, err = untagManifest(tr)
+		case "index.json":
+			rewritten, err = untagIndex(tr)
+		}
+		if err != nil {
+			return fmt.Errorf("image archive %s: %w", h.Name, err)
+		}
+		if rewritten != nil {
+			h.Size = int64(len(rewritten))
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if rewritten != nil {
+			_, err = tw.Write(rewritten)
+		} else {
+			_, err = io.Copy(tw, tr)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// untagManifest drops RepoTags from a manifest.json of exactly one image.
+func untagManifest(r io.Reader) ([]byte, error) {
+	var m []map[string]json.RawMessage
+	if err := json.NewDecoder(io.LimitReader(r, 1<<20)).Decode(&m); err != nil {
+		return nil, err
+	}
+	if len(m) != 1 {
+		return nil, fmt.Errorf("%d images, want one", len(m))
+	}
+	delete(m[0], "RepoTags")
+	return json.Marshal(m)
+}
+
+// untagIndex drops the name annotations of an OCI index's manifests.
+func untagIndex(r io.Reader) ([]byte, error) {
+	var idx map[string]json.RawMessage
+	if err := json.NewDecoder(io.LimitReader(r, 1<<20)).Decode(&idx); err != nil {
+		return nil, err
+	}
+	var list []map[string]json.RawMessage
+	if raw, ok := idx["manifests"]; ok {
+		if err := json.Unmarshal(raw, &list); err != nil {
+			return nil, err
+		}
+	}
+	for _, d := range list {
+		var ann map[string]string
+		if raw, ok := d["annotations"]; ok {
+			if err := json.Unmarshal(raw, &ann); err != nil {
+				return nil, err
+			}
+		}
+		for _, k := range imageNameAnnotations {
+			delete(ann, k)
+		}
+		raw, err := json.Marshal(ann)
+		if err != nil {
+			return nil, err
+		}
+		d["annotations"] = raw
+	}
+	raw, err := json.Marshal(list)
+	if err != nil {
+		return nil, err
+	}
+	idx["manifests"] = raw
+	return json.Marshal(idx)
+}

@@ -76,3 +76,78 @@ func TestStripLayersDropsOnlyTheFirstLayersFiles(t *testing.T) {
 		t.Fatalf("archive holds %v", names)
 	}
 }
+
+// A received image archive loses every name it would give images: a source
+// must not re-point this host's own tags (its debian:12) at its image.
+func TestUntagArchiveDropsEveryName(t *testing.T) {
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "in.tar"), filepath.Join(dir, "out.tar")
+	writeTar(t, src, map[string]string{
+		"manifest.json":  `[{"Config":"blobs/sha256/c","RepoTags":["debian:12","evil:latest"],"Layers":["blobs/sha256/l"]}]`,
+		"repositories":   `{"debian":{"12":"c"}}`,
+		"index.json":     `{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:m","size":1,"annotations":{"io.containerd.image.name":"docker.io/library/debian:12","org.opencontainers.image.ref.name":"12","keep":"me"}}]}`,
+		"blobs/sha256/l": "layer bytes",
+	})
+	if err := untagArchive(src, dst); err != nil {
+		t.Fatal(err)
+	}
+	got := readTar(t, dst)
+	if _, ok := got["repositories"]; ok {
+		t.Error("the repositories file survived")
+	}
+	if strings.Contains(got["manifest.json"], "RepoTags") || !strings.Contains(got["manifest.json"], "blobs/sha256/l") {
+		t.Errorf("manifest.json: %s", got["manifest.json"])
+	}
+	if strings.Contains(got["index.json"], "debian") || strings.Contains(got["index.json"], "ref.name") || !strings.Contains(got["index.json"], `"keep":"me"`) {
+		t.Errorf("index.json: %s", got["index.json"])
+	}
+	if got["blobs/sha256/l"] != "layer bytes" {
+		t.Errorf("layer: %q", got["blobs/sha256/l"])
+	}
+
+	writeTar(t, src, map[string]string{"manifest.json": `[{"Config":"a"},{"Config":"b"}]`})
+	if err := untagArchive(src, dst); err == nil {
+		t.Error("an archive of two images was accepted")
+	}
+	writeTar(t, src, map[string]string{"blobs/sha256/l": "x"})
+	if err := untagArchive(src, dst); err == nil {
+		t.Error("an archive without a manifest was accepted")
+	}
+}
+
+func writeTar(t *testing.T, path string, files map[string]string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := tar.NewWriter(f)
+	for name, data := range files {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg})
+		tw.Write([]byte(data))
+	}
+	tw.Close()
+	f.Close()
+}
+
+func readTar(t *testing.T, path string) map[string]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[string]string{}
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(tr)
+		out[h.Name] = string(data)
+	}
+}

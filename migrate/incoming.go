@@ -228,9 +228,13 @@ func (in *incoming) receiveImage(ctx context.Context) error {
 	if _, err := in.sess.ReceiveDir(ctx, transfer.StreamImage, dir, transfer.ImagePolicy()); err != nil {
 		return err
 	}
-	f, err := os.Open(filepath.Join(dir, "image.tar"))
-	if err != nil {
+	untagged := filepath.Join(dir, "untagged.tar")
+	if err := untagArchive(filepath.Join(dir, "image.tar"), untagged); err != nil {
 		return fmt.Errorf("image stream: %w", err)
+	}
+	f, err := os.Open(untagged)
+	if err != nil {
+		return err
 	}
 	defer f.Close()
 	loaded, err := in.srv.dk.LoadImage(ctx, f)
@@ -243,7 +247,19 @@ func (in *incoming) receiveImage(ctx context.Context) error {
 	}
 	in.image = id
 	in.state.ImageLoaded = id
-	return in.srv.saveState(&in.state)
+	if err := in.srv.saveState(&in.state); err != nil {
+		return err
+	}
+	// The user's reference names the image here too, unless this host
+	// already uses that name for another image.
+	if ref := in.pre.Container.Image; ref != "" && ref != in.pre.Container.ImageID {
+		if tagged, err := in.srv.dk.TagIfFree(ctx, id, ref); err != nil {
+			in.log.Warn("tag the image", "ref", ref, "err", err)
+		} else if !tagged {
+			in.log.Info("image name in use here; the container refers to the image by ID", "ref", ref)
+		}
+	}
+	return nil
 }
 
 // checkStorage learns which image store Docker keeps here.

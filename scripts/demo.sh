@@ -18,13 +18,17 @@ cleanup() {
 }
 trap cleanup EXIT
 cleanup
+DST_EVENTS=/var/log/dockmove-lab/demo-dst.events
+rm -f "$DST_EVENTS"
 
 echo "== host2: migrate-dst listening on $H2_ADDR:7070"
 $L on host2 bin/migrate-dst --listen "$H2_ADDR:7070" --docker-host "$H2_DOCKER" \
 	--work-dir /var/lib/dockmove-lab/host2/work --runtime-state "$(dirname "$H2_CONF")/runtime" \
-	--tls-dir "$TLS/host2" >/var/log/dockmove-lab/demo-dst.log 2>&1 &
+	--tls-dir "$TLS/host2" --events "$DST_EVENTS" >/var/log/dockmove-lab/demo-dst.log 2>&1 &
 DST_PID=$!
-for _ in $(seq 50); do grep -q msg=listening /var/log/dockmove-lab/demo-dst.log && break; sleep 0.1; done
+# Its event stream says when it accepts migrations.
+for _ in $(seq 100); do grep -q '"event":"ready"' "$DST_EVENTS" && break; sleep 0.1; done
+grep -q '"event":"ready"' "$DST_EVENTS" || { cat /var/log/dockmove-lab/demo-dst.log >&2; echo "demo: migrate-dst did not start" >&2; exit 1; }
 
 echo "== host1: workload container $NAME holding $MEM MiB"
 $L on host1 docker run -d --pull never --name "$NAME" --network dmlab dockmove/workload:lab \

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 )
 
@@ -137,9 +138,19 @@ func WriteBundle(dir string, hosts []BundleHost) error {
 	return nil
 }
 
+// writeFiles creates each file with mode 0600, never through a symlink and
+// never over an existing file (which could keep a looser mode).
 func writeFiles(dir string, files map[string][]byte) error {
 	for name, data := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+		f, err := os.OpenFile(filepath.Join(dir, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+		if err != nil {
+			return fmt.Errorf("transfer: %w (credentials are written only as new files)", err)
+		}
+		_, err = f.Write(data)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
 			return err
 		}
 	}

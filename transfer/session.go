@@ -240,7 +240,7 @@ func (s *Session) helloAsClient(ctx context.Context) error {
 		return werr
 	}
 	if err != nil {
-		return fmt.Errorf("transfer: handshake: %w", err)
+		return fmt.Errorf("handshake: %w", err)
 	}
 	switch m := m.(type) {
 	case *Reject:
@@ -260,14 +260,14 @@ func (s *Session) helloAsServer(ctx context.Context) error {
 	s.ctrl = ctrl
 	open, err := s.readMsg(ctrl)
 	if err != nil {
-		return fmt.Errorf("transfer: handshake: %w", err)
+		return fmt.Errorf("handshake: %w", err)
 	}
 	if o, ok := open.(*StreamOpen); !ok || o.Kind != KindControl {
 		return fmt.Errorf("%w: first stream is not the control stream", ErrUnexpectedMessage)
 	}
 	m, err := s.readMsg(ctrl)
 	if err != nil {
-		return fmt.Errorf("transfer: handshake: %w", err)
+		return fmt.Errorf("handshake: %w", err)
 	}
 	hello, ok := m.(*Hello)
 	if !ok {
@@ -299,7 +299,7 @@ func (s *Session) writeMsg(w net.Conn, m Message) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if err := writeFrame(w, m.Type(), payload, s.cfg.MaxFrame); err != nil {
-		return fmt.Errorf("transfer: send %s: %w", m.Type(), err)
+		return fmt.Errorf("send %s: %w", m.Type(), err)
 	}
 	return nil
 }
@@ -353,7 +353,7 @@ func (s *Session) readControl() {
 			if s.mux.IsClosed() {
 				err = s.connLost()
 			}
-			s.fail(fmt.Errorf("transfer: control stream: %w", err))
+			s.fail(fmt.Errorf("control stream: %w", err))
 			return
 		}
 		if e, ok := m.(*ErrorMsg); ok {

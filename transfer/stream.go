@@ -112,7 +112,7 @@ func (s *Session) route(st net.Conn) {
 	m, err := s.readMsg(st)
 	if err != nil {
 		st.Close()
-		s.Fail(fmt.Errorf("transfer: stream header: %w", err))
+		s.Fail(fmt.Errorf("stream header: %w", err))
 		return
 	}
 	st.SetReadDeadline(time.Time{})

@@ -3,6 +3,7 @@ package transfer
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -22,6 +23,9 @@ func HostTLSFiles(dir string) TLSFiles {
 }
 
 func (f TLSFiles) load() (tls.Certificate, *x509.CertPool, error) {
+	if st, err := os.Stat(f.Key); err == nil && st.Mode().Perm()&0o077 != 0 {
+		return tls.Certificate{}, nil, fmt.Errorf("transfer: %s is readable by others (mode %04o); make it private: chmod 600 %s", f.Key, st.Mode().Perm(), f.Key)
+	}
 	cert, err := tls.LoadX509KeyPair(f.Cert, f.Key)
 	if err != nil {
 		return tls.Certificate{}, nil, fmt.Errorf("transfer: load certificate: %w", err)
@@ -30,11 +34,30 @@ func (f TLSFiles) load() (tls.Certificate, *x509.CertPool, error) {
 	if err != nil {
 		return tls.Certificate{}, nil, fmt.Errorf("transfer: load CA: %w", err)
 	}
+	if n := countCerts(caPEM); n != 1 {
+		// One CA, the fleet's: a second one would let its holders in too.
+		return tls.Certificate{}, nil, fmt.Errorf("transfer: %s holds %d certificates; it must hold exactly the fleet's CA", f.CA, n)
+	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return tls.Certificate{}, nil, fmt.Errorf("transfer: %s holds no PEM certificate", f.CA)
 	}
 	return cert, pool, nil
+}
+
+// countCerts counts the PEM certificate blocks in data.
+func countCerts(data []byte) int {
+	n := 0
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			return n
+		}
+		if b.Type == "CERTIFICATE" {
+			n++
+		}
+	}
 }
 
 // Server returns a TLS 1.3 configuration that presents this host's

@@ -28,6 +28,7 @@ import (
 
 	"github.com/dockmove/dockmove/internal/cli"
 	"github.com/dockmove/dockmove/internal/docker"
+	"github.com/dockmove/dockmove/internal/events"
 	"github.com/dockmove/dockmove/internal/shim"
 	"github.com/dockmove/dockmove/migrate"
 	"github.com/dockmove/dockmove/transfer"
@@ -104,6 +105,8 @@ func serve(args []string) error {
 	fs.StringVar(&cfg.CRIU, "criu", "", "criu binary (default: criu in PATH)")
 	fs.StringArrayVar(&cfg.RestoreCRIUOptions, "restore-criu-option", nil, "extra CRIU option for every restore, as in a CRIU config file (repeat)")
 	fs.StringSliceVar(&cfg.AllowCaps, "allow-cap", nil, "capabilities a container may add beyond Docker's default set (comma-separated or repeated; ALL allows any): a source is trusted with them")
+	var eventsPath string
+	fs.StringVar(&eventsPath, "events", "", "write machine-readable events (JSON lines: ready) to this file (/dev/fd/N: an inherited descriptor)")
 	fs.BoolVar(&cfg.AllowProcesses, "allow-processes", false, "also accept plain process trees (migrate-src --pid), restored with CRIU on this host outside any container; without Docker, accept only those")
 	tf.Register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -126,6 +129,12 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
+	ev, err := events.Open(eventsPath)
+	if err != nil {
+		return err
+	}
+	defer ev.Close()
+	ev.Ready(ln.Addr().String()) // connections queue from here on
 	return srv.Serve(ctx, ln)
 }
 

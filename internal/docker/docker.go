@@ -109,6 +109,18 @@ func (c *Client) SaveImage(ctx context.Context, ref string, w io.Writer) error {
 	return wrap("save "+ref, err)
 }
 
+// TagIfFree names image id ref, unless ref already names an image here
+// (re-pointing it would change what this host's own containers and users
+// get); it reports whether it tagged.
+func (c *Client) TagIfFree(ctx context.Context, id, ref string) (bool, error) {
+	if _, err := c.api.ImageInspect(ctx, ref); err == nil {
+		return false, nil
+	} else if !cerrdefs.IsNotFound(err) {
+		return false, wrap("image inspect "+ref, err)
+	}
+	return true, wrap("tag "+ref, c.api.ImageTag(ctx, id, ref))
+}
+
 // LoadImage runs `docker load` on r and returns what it loaded: the
 // references and image IDs dockerd names.
 func (c *Client) LoadImage(ctx context.Context, r io.Reader) ([]string, error) {

@@ -17,7 +17,7 @@ import (
 // the stages as the migration enters them, then its end. Tests and
 // scripts read these, never the lines printed for people.
 type Event struct {
-	Event   string  `json:"event"` // "stage" or "end"
+	Event   string  `json:"event"` // "stage", "end", or "ready" (migrate-dst accepts migrations at Detail)
 	Stage   string  `json:"stage,omitempty"`
 	Detail  string  `json:"detail,omitempty"`
 	Elapsed float64 `json:"elapsed_s"`
@@ -81,6 +81,9 @@ func (e *Stream) write(ev Event) {
 func (e *Stream) Stage(stage, detail, id string) {
 	e.write(Event{Event: "stage", Stage: stage, Detail: detail, MigrationID: id})
 }
+
+// Ready records that the agent accepts connections at addr.
+func (e *Stream) Ready(addr string) { e.write(Event{Event: "ready", Detail: addr}) }
 
 // End records the outcome.
 func (e *Stream) End(err error) {

@@ -75,35 +75,56 @@ func StartDestination(h Host, bin string, extra ...string) (*Destination, error)
 	return d, d.Start()
 }
 
-// Start (re)starts the agent.
+// Start (re)starts the agent and returns once it accepts migrations (its
+// "ready" event), or with its log when it does not.
 func (d *Destination) Start() error {
-	d.cmd = d.host.Command(context.Background(), filepath.Join(d.bin, "migrate-dst"), d.args...)
+	args := append([]string{"--events", "/dev/fd/3"}, d.args...)
+	d.cmd = d.host.Command(context.Background(), filepath.Join(d.bin, "migrate-dst"), args...)
 	pr, pw := io.Pipe()
 	d.cmd.Stderr = pw
-	if err := d.cmd.Start(); err != nil {
+	er, ew, err := os.Pipe()
+	if err != nil {
 		return err
 	}
+	d.cmd.ExtraFiles = []*os.File{ew}
+	if err := d.cmd.Start(); err != nil {
+		er.Close()
+		ew.Close()
+		return err
+	}
+	ew.Close()
 	d.done = make(chan struct{})
-	listening := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(pr)
-		var once sync.Once
 		for sc.Scan() {
 			fmt.Fprintln(&d.log, sc.Text())
-			if strings.Contains(sc.Text(), "msg=listening") {
-				once.Do(func() { close(listening) })
+		}
+	}()
+	ready := make(chan struct{})
+	go func() {
+		defer er.Close()
+		dec := json.NewDecoder(er)
+		for {
+			var ev events.Event
+			if dec.Decode(&ev) != nil {
+				return
+			}
+			if ev.Event == "ready" {
+				close(ready)
+				io.Copy(io.Discard, er) // until the agent exits
+				return
 			}
 		}
 	}()
 	go func() { d.cmd.Wait(); pw.Close(); close(d.done) }()
 	select {
-	case <-listening:
+	case <-ready:
 		return nil
 	case <-d.done:
 		return fmt.Errorf("migrate-dst exited: %s", d.log.String())
 	case <-time.After(30 * time.Second):
 		d.Kill()
-		return fmt.Errorf("migrate-dst did not listen within 30s: %s", d.log.String())
+		return fmt.Errorf("migrate-dst was not ready within 30s: %s", d.log.String())
 	}
 }
 
