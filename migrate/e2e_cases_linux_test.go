@@ -119,19 +119,7 @@ func migrateImageMissingOnHost2(t *testing.T, e env) {
 	ctx := ctxFor(t, 3*time.Minute)
 	startDst(t, e)
 	image := "dockmove/only-host1:" + unique("t")
-	base := unique("base")
-	if _, err := e.h1.Docker(ctx, "run", "--pull", "never", "--name", base, lab.WorkloadImage, "sh", "-c", "echo layer > /layer"); err != nil {
-		t.Fatal(err)
-	}
-	defer e.h1.Docker(context.Background(), "rm", "-f", base)
-	if _, err := e.h1.Docker(ctx, "commit", base, image); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for _, h := range []lab.Host{e.h1, e.h2} {
-			h.Docker(context.Background(), "rmi", "-f", image)
-		}
-	})
+	commitImage(t, ctx, e, image, "layer")
 	if _, err := e.h2.Docker(ctx, "image", "inspect", image); err == nil {
 		t.Fatal("host2 already has the image")
 	}
@@ -163,6 +151,25 @@ func migrateImageMissingOnHost2(t *testing.T, e env) {
 	if ref, _ := e.h2.Docker(ctx, "inspect", "-f", "{{.Config.Image}}", name); ref != image {
 		t.Fatalf("host2's container refers to image %q, want %q", ref, image)
 	}
+}
+
+// commitImage makes image on e.h1: the workload image plus a layer holding
+// /layer with text; it is removed from both hosts after the test.
+func commitImage(t *testing.T, ctx context.Context, e env, image, text string) {
+	t.Helper()
+	base := unique("base")
+	if _, err := e.h1.Docker(ctx, "run", "--pull", "never", "--name", base, lab.WorkloadImage, "sh", "-c", "echo "+text+" > /layer"); err != nil {
+		t.Fatal(err)
+	}
+	defer e.h1.Docker(context.Background(), "rm", "-f", base)
+	if _, err := e.h1.Docker(ctx, "commit", base, image); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, h := range []lab.Host{e.h1, e.h2} {
+			h.Docker(context.Background(), "rmi", "-f", image)
+		}
+	})
 }
 
 // failedMigration checks the promise of every failure: the container runs

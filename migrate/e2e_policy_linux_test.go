@@ -62,22 +62,10 @@ func TestImageNameTakenOnHost2IsNotRepointed(t *testing.T) {
 	ctx := ctxFor(t, 3*time.Minute)
 	startDst(t, e)
 	image := "dockmove/taken:" + unique("t")
-	base := unique("base")
-	if _, err := e.h1.Docker(ctx, "run", "--pull", "never", "--name", base, lab.WorkloadImage, "sh", "-c", "echo from-host1 > /layer"); err != nil {
-		t.Fatal(err)
-	}
-	defer e.h1.Docker(context.Background(), "rm", "-f", base)
-	if _, err := e.h1.Docker(ctx, "commit", base, image); err != nil {
-		t.Fatal(err)
-	}
+	commitImage(t, ctx, e, image, "from-host1")
 	if _, err := e.h2.Docker(ctx, "tag", lab.BusyboxImage, image); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		for _, h := range []lab.Host{e.h1, e.h2} {
-			h.Docker(context.Background(), "rmi", image)
-		}
-	})
 	host2Own, err := e.h2.Docker(ctx, "image", "inspect", "-f", "{{.Id}}", image)
 	if err != nil {
 		t.Fatal(err)
@@ -89,6 +77,13 @@ func TestImageNameTakenOnHost2IsNotRepointed(t *testing.T) {
 	}
 	if now, _ := e.h2.Docker(ctx, "image", "inspect", "-f", "{{.Id}}", image); now != host2Own {
 		t.Fatalf("host2's %s was re-pointed: %s, was %s", image, now, host2Own)
+	}
+	if loaded, err := e.h2.Docker(ctx, "inspect", "-f", "{{.Image}}", name); err == nil {
+		// Untagged on host2: remove it by ID once the container is gone.
+		t.Cleanup(func() {
+			e.h2.Docker(context.Background(), "rm", "-f", name)
+			e.h2.Docker(context.Background(), "rmi", loaded)
+		})
 	}
 	if out, err := e.h2.Docker(ctx, "exec", name, "cat", "/layer"); err != nil || out != "from-host1" {
 		t.Fatalf("the container on host2 does not run host1's image: %q, %v", out, err)
