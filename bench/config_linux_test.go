@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"errors"
 	"slices"
 	"testing"
 )
@@ -42,6 +43,21 @@ func TestConfigValidate(t *testing.T) {
 		mutate(&c)
 		if c.Validate() == nil {
 			t.Errorf("accepted %+v", c)
+		}
+	}
+}
+
+func TestContentRaceRecognisesOnlyDockersUploadRace(t *testing.T) {
+	for _, c := range []struct {
+		msg  string
+		want bool
+	}{
+		{"docker start --checkpoint cp x on host1: exit status 1: Error response from daemon: failed to upload checkpoint to containerd: commit failed: content sha256:bfd0: already exists", true},
+		{"Error response from daemon: failed to upload checkpoint to containerd: connection refused", false},
+		{"Error response from daemon: Conflict. The container name \"/x\" is already in use: already exists", false},
+	} {
+		if got := contentRace(errors.New(c.msg)); got != c.want {
+			t.Errorf("contentRace(%q) = %v, want %v", c.msg, got, c.want)
 		}
 	}
 }

@@ -226,11 +226,9 @@ func (r *runner) redis(ctx context.Context, strategy string, rep int) Result {
 		// wait counts from its last answer to its first one after.
 		worst, lerr := load.stop()
 		start := time.Now()
-		_, err = r.h1.Docker(ctx, "checkpoint", "create", name, "cp")
-		if err == nil {
-			_, err = r.h1.Docker(ctx, "start", "--checkpoint", "cp", name)
-		}
-		res.FreezeAgentMs, res.TotalMs = ms(time.Since(start)), ms(time.Since(start))
+		var took time.Duration
+		took, err = dockerCR(ctx, r.h1, name)
+		res.FreezeAgentMs, res.TotalMs = ms(took), ms(took)
 		load = startRedisLoad(ctx, addr, keys)
 		load.record(0)
 		load.mu.Lock()

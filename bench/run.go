@@ -173,12 +173,8 @@ func (r *runner) dockerCheckpoint(ctx context.Context, name, addr string, res *R
 	p := startPoller(ctx, addr)
 	p.waitAnswers(ctx, 20)
 	p.pause()
-	start := time.Now()
-	_, err := r.h1.Docker(ctx, "checkpoint", "create", name, "cp")
-	if err == nil {
-		_, err = r.h1.Docker(ctx, "start", "--checkpoint", "cp", name)
-	}
-	res.FreezeAgentMs = ms(time.Since(start))
+	took, err := dockerCR(ctx, r.h1, name)
+	res.FreezeAgentMs = ms(took)
 	res.TotalMs = res.FreezeAgentMs
 	p.resume()
 	if err != nil {
