@@ -96,7 +96,7 @@ test-unit:
 FUZZ_SCALE ?= 1
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzControlFrame$$' -fuzztime $$((100000 * $(FUZZ_SCALE)))x ./transfer
-	$(GO) test -run '^$$' -fuzz '^FuzzDirStream$$' -fuzztime $$((1000 * $(FUZZ_SCALE)))x ./transfer
+	$(GO) test -run '^$$' -fuzz '^FuzzDirStream$$' -fuzztime $$((3000 * $(FUZZ_SCALE)))x ./transfer
 	$(GO) test -run '^$$' -fuzz '^FuzzParseBeat$$' -fuzztime $$((200000 * $(FUZZ_SCALE)))x ./internal/workload
 
 # fault-matrix runs every cell of the fault-injection matrix (CI runs a

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -35,16 +36,19 @@ const LogName = "lazy-pages.log"
 // Start runs the lazy-pages daemon for the images in imagesDir with work
 // directory workDir (the restore's), its page-server connection tunnelled
 // to the peer over sess. It returns once the daemon's socket exists.
-func Start(ctx context.Context, sess *transfer.Session, criuBin, imagesDir, workDir string) (*Daemon, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func Start(ctx context.Context, sess *transfer.Session, criuBin, imagesDir, workDir string, log *slog.Logger) (*Daemon, error) {
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
+	ln := &ownedListener{Listener: tcp, rejected: func(addr string, err error) {
+		log.Warn("refused a local connection to the page tunnel", "from", addr, "err", err)
+	}}
 	go sess.Forward(context.WithoutCancel(ctx), ln, Stream)
 	if criuBin == "" {
 		criuBin = "criu"
 	}
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	port := strconv.Itoa(tcp.Addr().(*net.TCPAddr).Port)
 	d := &Daemon{ln: ln, done: make(chan struct{}), log: filepath.Join(workDir, LogName)}
 	d.cmd = exec.Command(criuBin, "lazy-pages", "--page-server", "--address", "127.0.0.1", "--port", port,
 		"-D", imagesDir, "--work-dir", workDir, "-o", LogName, "-v2")
@@ -53,6 +57,7 @@ func Start(ctx context.Context, sess *transfer.Session, criuBin, imagesDir, work
 		ln.Close()
 		return nil, fmt.Errorf("lazypages: start daemon: %w", err)
 	}
+	ln.pid.Store(int64(d.cmd.Process.Pid))
 	go func() {
 		err := d.cmd.Wait()
 		if err != nil {

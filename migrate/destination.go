@@ -83,6 +83,7 @@ type Server struct {
 	log   *slog.Logger
 	dk    *docker.Client
 	hello transfer.Hello
+	gate  handshakeGate
 	mu    sync.Mutex
 	names map[string]bool
 	// active holds the IDs of the migrations whose sessions run here.
@@ -185,12 +186,78 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			continue
 		}
 		backoff = 0
+		release, ok := s.gate.enter(conn.RemoteAddr())
+		if !ok {
+			conn.Close()
+			if s.gate.shouldLog() {
+				s.log.Warn("too many connections still in their handshake; dropping new ones", "peer", conn.RemoteAddr().String(), "limit", maxHandshakes, "per_address", maxHandshakesPerAddr)
+			}
+			continue
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.handle(ctx, conn)
+			s.handle(ctx, conn, release)
 		}()
 	}
+}
+
+// Connections in their handshake (TLS and hello, bounded in time by the
+// handshake timeout) are limited, in all and per source address, so that a
+// flood of half-open connections cannot exhaust the agent; migrations
+// already running are not counted.
+const (
+	maxHandshakes        = 32
+	maxHandshakesPerAddr = 4
+)
+
+// handshakeGate counts connections in their handshake.
+type handshakeGate struct {
+	mu      sync.Mutex
+	total   int
+	perAddr map[string]int
+	logged  time.Time
+}
+
+// enter admits a connection from addr, or reports false when a limit is
+// reached; release ends its handshake.
+func (g *handshakeGate) enter(addr net.Addr) (release func(), ok bool) {
+	host := addr.String()
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.perAddr == nil {
+		g.perAddr = map[string]int{}
+	}
+	if g.total >= maxHandshakes || g.perAddr[host] >= maxHandshakesPerAddr {
+		return nil, false
+	}
+	g.total++
+	g.perAddr[host]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			g.total--
+			if g.perAddr[host]--; g.perAddr[host] == 0 {
+				delete(g.perAddr, host)
+			}
+		})
+	}, true
+}
+
+// shouldLog rate-limits the gate's warning to one a second.
+func (g *handshakeGate) shouldLog() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if time.Since(g.logged) < time.Second {
+		return false
+	}
+	g.logged = time.Now()
+	return true
 }
 
 // acceptRetryable reports an Accept error that passes: the process or the
@@ -200,13 +267,14 @@ func acceptRetryable(err error) bool {
 		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)
 }
 
-func (s *Server) handle(ctx context.Context, conn net.Conn) {
+func (s *Server) handle(ctx context.Context, conn net.Conn, handshakeDone func()) {
 	tc := s.cfg.Transfer
 	tc.Hello = s.hello
 	if tc.Logger == nil {
 		tc.Logger = s.log
 	}
 	sess, err := transfer.Server(ctx, conn, tc)
+	handshakeDone()
 	if err != nil {
 		return // transfer.Server logged the refusal with the peer's address
 	}
@@ -234,6 +302,15 @@ func (s *Server) serveMigration(ctx context.Context, in *incoming) {
 		return
 	}
 	defer s.setActive(id, false)
+	if _, err := os.Lstat(s.statePath(id)); err == nil {
+		// An earlier migration's record (perhaps one in doubt) must never
+		// be overwritten by a new one that reuses its ID.
+		err := fmt.Errorf("migration ID %s already has a record here (see migrate-dst status); the source must use a new ID", id)
+		in.log.Error("migration refused", "err", err)
+		in.refuse(ctx, err)
+		sess.Fail(err)
+		return
+	}
 	if err := in.run(ctx); err != nil {
 		in.log.Error("migration failed", "container", in.name(), "err", err)
 		sess.Fail(err)

@@ -5,12 +5,14 @@ package migrate
 import (
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 
 	"github.com/dockmove/dockmove/internal/cli"
+	"github.com/dockmove/dockmove/transfer"
 )
 
 // diskNeed is space a migration needs in one directory.
@@ -39,6 +41,22 @@ func statfsInfo(dir string) (uint64, int64, error) {
 // host whose disk fills up has worse problems than a refused migration.
 const diskMargin = 256 << 20
 
+// imagePolicy and rootfsPolicy are what this host accepts in a directory
+// stream: the transfer package's policies, keeping diskMargin free on the
+// target's file system whatever the source announced (its sizes are
+// estimates, and a hostile source's are lies).
+func imagePolicy() transfer.Policy {
+	p := transfer.ImagePolicy()
+	p.KeepFree = diskMargin
+	return p
+}
+
+func rootfsPolicy() transfer.Policy {
+	p := transfer.RootfsPolicy()
+	p.KeepFree = diskMargin
+	return p
+}
+
 // checkDisk sums the needs per file system and refuses, naming the
 // directory, when one would not fit with diskMargin to spare.
 func checkDisk(needs []diskNeed, info fsInfo) error {
@@ -50,12 +68,12 @@ func checkDisk(needs []diskNeed, info fsInfo) error {
 		if err != nil {
 			return fmt.Errorf("disk space of %s: %w", n.dir, err)
 		}
-		total[dev] += n.bytes
+		total[dev] = satAdd(total[dev], n.bytes)
 		free[dev] = avail
 		dirs[dev] = append(dirs[dev], n.dir)
 	}
 	for dev, need := range total {
-		if need+diskMargin > free[dev] {
+		if satAdd(need, diskMargin) > free[dev] {
 			return fmt.Errorf("not enough disk space on the destination for %s: need %s (+%s margin), %s free",
 				strings.Join(dirs[dev], " and "), cli.Size(need), cli.Size(diskMargin), cli.Size(free[dev]))
 		}
@@ -104,4 +122,13 @@ func memoryUse(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// satAdd adds non-negative sizes, saturating instead of wrapping: a peer's
+// announced sizes must not overflow into a small total.
+func satAdd(a, b int64) int64 {
+	if b > math.MaxInt64-a {
+		return math.MaxInt64
+	}
+	return a + b
 }

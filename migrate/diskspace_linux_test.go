@@ -1,6 +1,7 @@
 package migrate
 
 import (
+	"math"
 	"strings"
 	"testing"
 )
@@ -25,6 +26,8 @@ func TestCheckDiskSumsPerFileSystemWithFakeDisks(t *testing.T) {
 			[]diskNeed{{"/img", gib}, {"/docker", gib}}, "/img and /docker"},
 		{"margin counts", map[string]uint64{"/img": 1}, map[uint64]int64{1: gib + diskMargin - 1},
 			[]diskNeed{{"/img", gib}}, "not enough disk space"},
+		{"announced sizes that would overflow", map[string]uint64{"/img": 1, "/docker": 1}, map[uint64]int64{1: 2 * gib},
+			[]diskNeed{{"/img", math.MaxInt64/2 + 1}, {"/docker", math.MaxInt64/2 + 1}}, "not enough disk space"},
 		{"separate disks", map[string]uint64{"/img": 1, "/docker": 2}, map[uint64]int64{1: 4 * gib, 2: gib},
 			[]diskNeed{{"/img", gib}, {"/docker", gib}}, "/docker"},
 	}

@@ -2,11 +2,14 @@ package migrate_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/dockmove/dockmove/internal/docker"
 	"github.com/dockmove/dockmove/internal/lab"
+	"github.com/dockmove/dockmove/migrate"
 )
 
 // TestDestinationRefusesCapabilitiesOutsideItsPolicy: a container that adds capabilities
@@ -90,5 +93,76 @@ func TestImageNameTakenOnHost2IsNotRepointed(t *testing.T) {
 	}
 	if b := waitBeat(t, ctx, addr, 0); b.Bad != 0 {
 		t.Fatalf("on host2: %+v", b)
+	}
+}
+
+// TestDestinationAdmitsOnlyAllowedSources: a destination with
+// --allow-source that does not name host1 refuses host1's (valid,
+// CA-signed) certificate, tells migrate-src why, and the container runs on
+// on host1 with nothing left on host2; naming host1 lets the same
+// container move. Real TLS with the lab's certificates.
+func TestDestinationAdmitsOnlyAllowedSources(t *testing.T) {
+	e := setup(t)
+	ctx := ctxFor(t, 3*time.Minute)
+	name := unique("allow")
+	addr := runWorkload(t, ctx, e, name, lab.WorkloadImage)
+	before := waitBeat(t, ctx, addr, 0)
+
+	strict := startDst(t, e, "--allow-source", "some-other-host")
+	report, stderr, err := runSrc(ctx, e, name, nil)
+	failedMigration(t, ctx, e, name, addr, before, err, stderr, "is not allowed here")
+	if !strings.Contains(stderr, e.h1.Name) {
+		t.Fatalf("the refusal should name the source %s:\n%s", e.h1.Name, stderr)
+	}
+	if _, frozen := report.Stages["dump"]; frozen {
+		t.Fatalf("the container was frozen before the refusal: stages %v", report.Stages)
+	}
+	if !strings.Contains(strict.Log(), "not allowed") {
+		t.Fatalf("migrate-dst did not log the refusal:\n%s", strict.Log())
+	}
+	assertHost2Clean(t, ctx, e, name, true)
+	strict.Stop()
+
+	startDst(t, e, "--allow-source", "some-other-host,"+e.h1.Name)
+	if _, stderr, err := runSrc(ctx, e, name, nil); err != nil {
+		t.Fatalf("migration from an allowed source: %v\n%s", err, stderr)
+	}
+	if v := waitBeat(t, ctx, addr, 0); v.Bad != 0 {
+		t.Fatalf("on host2: %+v", v)
+	}
+}
+
+// TestCreateVolumeRefusesAVolumeItDidNotMake: Docker's volume create hands
+// back an existing volume of the same name; the destination's CreateVolume
+// refuses one without its migration label (made by someone else between
+// the preflight and the container's creation), and makes a new one
+// labelled. Real dockerd on host2.
+func TestCreateVolumeRefusesAVolumeItDidNotMake(t *testing.T) {
+	e := setup(t)
+	ctx := ctxFor(t, time.Minute)
+	dk, err := docker.New(e.h2.DockerHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dk.Close()
+	theirs, ours := unique("theirs"), unique("ours")
+	if _, err := e.h2.Docker(ctx, "volume", "create", theirs); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		e.h2.Docker(context.Background(), "volume", "rm", "-f", theirs)
+		e.h2.Docker(context.Background(), "volume", "rm", "-f", ours)
+	})
+	labels := map[string]string{migrate.LabelMigration: "m-test"}
+	if _, err := dk.CreateVolume(ctx, theirs, labels); !errors.Is(err, docker.ErrVolumeTaken) {
+		t.Fatalf("existing volume: got %v, want ErrVolumeTaken", err)
+	}
+	mp, err := dk.CreateVolume(ctx, ours, labels)
+	if err != nil || mp == "" {
+		t.Fatalf("new volume: %q, %v", mp, err)
+	}
+	got, err := e.h2.Docker(ctx, "volume", "inspect", "-f", "{{index .Labels \""+migrate.LabelMigration+"\"}}", ours)
+	if err != nil || strings.TrimSpace(got) != "m-test" {
+		t.Fatalf("label of the new volume: %q, %v", got, err)
 	}
 }

@@ -167,7 +167,7 @@ func (in *incoming) check(ctx context.Context, spec transfer.ContainerSpec) (nee
 		}
 	}
 	for _, v := range spec.Volumes {
-		if _, err := dk.Volume(ctx, v.Name, false); err == nil {
+		if _, err := dk.Volume(ctx, v.Name); err == nil {
 			return false, fmt.Errorf("volume %q already exists on the destination; refusing to mix its contents", v.Name)
 		}
 	}
@@ -209,7 +209,7 @@ func (in *incoming) checkDisk(ctx context.Context, needImage bool) error {
 	z := in.pre.Sizes
 	needs := []diskNeed{
 		{in.srv.cfg.RuntimeState, z.Memory},
-		{root, z.Rootfs + z.Volumes},
+		{root, satAdd(z.Rootfs, z.Volumes)},
 	}
 	if needImage {
 		// The image arrives as a tar in staging, then Docker unpacks it.
@@ -225,7 +225,7 @@ func (in *incoming) receiveImage(ctx context.Context) error {
 	}
 	in.state.Staging = dir
 	in.srv.saveState(&in.state)
-	if _, err := in.sess.ReceiveDir(ctx, transfer.StreamImage, dir, transfer.ImagePolicy()); err != nil {
+	if _, err := in.sess.ReceiveDir(ctx, transfer.StreamImage, dir, imagePolicy()); err != nil {
 		return err
 	}
 	untagged := filepath.Join(dir, "untagged.tar")
@@ -302,6 +302,16 @@ func (in *incoming) localImage(ctx context.Context, more ...string) (string, err
 func (in *incoming) createShell(ctx context.Context) error {
 	spec := in.pre.Container
 	for _, v := range spec.Volumes {
+		// Made here, labelled, so that a volume of that name created by
+		// someone else since the preflight is refused, not filled (and
+		// removed on rollback).
+		if _, err := in.srv.dk.CreateVolume(ctx, v.Name, map[string]string{LabelMigration: in.pre.MigrationID}); err != nil {
+			if errors.Is(err, docker.ErrVolumeTaken) {
+				err = fmt.Errorf("volume %q appeared on the destination after the preflight; refusing to adopt it: %w", v.Name, err)
+			}
+			in.srv.saveState(&in.state)
+			return err
+		}
 		in.state.Volumes = append(in.state.Volumes, v.Name)
 	}
 	if in.newAddress {
@@ -346,14 +356,14 @@ func (in *incoming) receive(ctx context.Context) error {
 			return err
 		})
 	}
-	recv(transfer.StreamImages, filepath.Join(dir, shim.ImagesDir), transfer.ImagePolicy())
-	recv(transfer.StreamRootfs, upper, transfer.RootfsPolicy())
+	recv(transfer.StreamImages, filepath.Join(dir, shim.ImagesDir), imagePolicy())
+	recv(transfer.StreamRootfs, upper, rootfsPolicy())
 	for i, v := range in.pre.Container.Volumes {
-		mp, err := dk.Volume(ctx, v.Name, true)
+		mp, err := dk.Volume(ctx, v.Name)
 		if err != nil {
 			return err
 		}
-		recv(transfer.VolumeStream(i), mp, transfer.RootfsPolicy())
+		recv(transfer.VolumeStream(i), mp, rootfsPolicy())
 	}
 	if err := g.Wait(); err != nil {
 		return err
@@ -361,7 +371,7 @@ func (in *incoming) receive(ctx context.Context) error {
 	if err := linkParent(filepath.Join(dir, shim.ImagesDir), in.rounds); err != nil {
 		return err
 	}
-	_, err = transfer.Expect[*transfer.Restore](ctx, in.sess)
+	_, err = expectFromSource[*transfer.Restore](ctx, in)
 	return err
 }
 
@@ -384,13 +394,29 @@ func checkCgroups(src, dst transfer.HostInfo) error {
 		src.Cgroup, src, dst.Cgroup, dst, src.Cgroup)
 }
 
+// expectFromSource waits for the source's next message, which must be a T,
+// for at most the session's PeerWaitTimeout: a source that stays connected
+// but sends nothing must not hold the container's name, and what was
+// staged for it, forever.
+func expectFromSource[T transfer.Message](ctx context.Context, in *incoming) (T, error) {
+	d := in.srv.cfg.Transfer.PeerWaitTimeout
+	var zero T
+	wctx, cancel := context.WithTimeoutCause(ctx, d, fmt.Errorf("%w: the source sent no %s within %v", transfer.ErrIdle, zero.Type(), d))
+	defer cancel()
+	m, err := transfer.Expect[T](wctx, in.sess)
+	if err != nil && wctx.Err() != nil && ctx.Err() == nil {
+		err = context.Cause(wctx)
+	}
+	return m, err
+}
+
 // receiveRounds stores the pre-copy rounds under dir, one directory each,
 // linking each to the one before as CRIU expects. The rounds' number and
 // order are checked; their "parent" links are made here, never taken
 // from the wire.
 func (in *incoming) receiveRounds(ctx context.Context, dir string) error {
 	for {
-		m, err := transfer.Expect[*transfer.PreRound](ctx, in.sess)
+		m, err := expectFromSource[*transfer.PreRound](ctx, in)
 		if err != nil {
 			return err
 		}
@@ -404,7 +430,7 @@ func (in *incoming) receiveRounds(ctx context.Context, dir string) error {
 			return fmt.Errorf("%w: pre-copy round %d after round %d", transfer.ErrBadMessage, m.Index, in.rounds)
 		}
 		target := predump.RoundDir(dir, m.Index)
-		if _, err := in.sess.ReceiveDir(ctx, transfer.RoundStream(m.Index), target, transfer.ImagePolicy()); err != nil {
+		if _, err := in.sess.ReceiveDir(ctx, transfer.RoundStream(m.Index), target, imagePolicy()); err != nil {
 			return err
 		}
 		in.rounds = m.Index
@@ -444,7 +470,7 @@ func (in *incoming) restore(ctx context.Context) error {
 		return err
 	}
 	if lazy {
-		d, err := lazypages.Start(ctx, in.sess, in.srv.cfg.CRIU, filepath.Join(dir, shim.ImagesDir), filepath.Join(dir, shim.WorkDir))
+		d, err := lazypages.Start(ctx, in.sess, in.srv.cfg.CRIU, filepath.Join(dir, shim.ImagesDir), filepath.Join(dir, shim.WorkDir), in.log)
 		if err != nil {
 			return err
 		}

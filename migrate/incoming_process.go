@@ -51,13 +51,13 @@ func (in *incoming) runProcess(ctx context.Context) (err error) {
 		}
 	}
 	images := filepath.Join(dir, imagesDir)
-	if _, err := in.sess.ReceiveDir(ctx, transfer.StreamImages, images, transfer.ImagePolicy()); err != nil {
+	if _, err := in.sess.ReceiveDir(ctx, transfer.StreamImages, images, imagePolicy()); err != nil {
 		return err
 	}
 	if err := linkParent(images, in.rounds); err != nil {
 		return err
 	}
-	if _, err := transfer.Expect[*transfer.Restore](ctx, in.sess); err != nil {
+	if _, err := expectFromSource[*transfer.Restore](ctx, in); err != nil {
 		return err
 	}
 	if err := in.restoreProcess(ctx, images, filepath.Join(dir, "work")); err != nil {
@@ -72,7 +72,7 @@ func (in *incoming) restoreProcess(ctx context.Context, images, work string) err
 		if err := os.MkdirAll(work, 0o700); err != nil {
 			return err
 		}
-		d, err := lazypages.Start(ctx, in.sess, in.srv.cfg.CRIU, images, work)
+		d, err := lazypages.Start(ctx, in.sess, in.srv.cfg.CRIU, images, work, in.log)
 		if err != nil {
 			return err
 		}

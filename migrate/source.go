@@ -386,7 +386,7 @@ func (s *source) sizes(ctx context.Context) transfer.Sizes {
 		}
 	}
 	for _, v := range s.spec.Volumes {
-		if mp, err := s.dk.Volume(ctx, v.Name, false); err == nil {
+		if mp, err := s.dk.Volume(ctx, v.Name); err == nil {
 			z.Volumes += treeSize(mp)
 		}
 	}
@@ -717,7 +717,7 @@ func (s *source) ship(ctx context.Context, images, upper string) error {
 	}
 	send(transfer.StreamRootfs, upper)
 	for i, v := range s.spec.Volumes {
-		mp, err := s.dk.Volume(ctx, v.Name, false)
+		mp, err := s.dk.Volume(ctx, v.Name)
 		if err != nil {
 			return err
 		}

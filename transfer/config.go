@@ -17,6 +17,11 @@ type Config struct {
 	// InsecurePlaintext runs the session without TLS: no encryption and no
 	// authentication of the peer. For debugging only. Default false.
 	InsecurePlaintext bool
+	// AllowPeers, when set, names the only peers a server accepts: a peer
+	// whose certificate carries none of these names (its common name, a
+	// DNS name or an IP address) is refused with that reason, even though
+	// the CA signed it. Default none: any peer the CA signed. Needs TLS.
+	AllowPeers []string
 	// Hello is what this end announces in the handshake. Its Protocol is
 	// set to ProtocolVersion when zero.
 	Hello Hello
@@ -45,6 +50,15 @@ type Config struct {
 	// blocked, before the peer is declared gone: with KeepAlive it bounds
 	// how long a cut link goes unnoticed. Default 10s; must be positive.
 	DeadPeerTimeout time.Duration
+	// StreamIdleTimeout is how long a directory stream may make no progress
+	// (nothing read by a receiver, nothing written by a sender) before it
+	// fails: a peer that is alive but silent must not hold a stream, and
+	// what waits on it, forever. Default 2m; must be positive.
+	StreamIdleTimeout time.Duration
+	// PeerWaitTimeout bounds how long a receiver waits for a directory
+	// stream its peer is due to open (the peer may be dumping a large
+	// container meanwhile). Default 10m; must be positive.
+	PeerWaitTimeout time.Duration
 	// Logger receives connection events (rejected peers, teardown causes).
 	// Nil discards them.
 	Logger *slog.Logger
@@ -67,6 +81,9 @@ func DefaultConfig() Config {
 		StreamWindow:     4 << 20,
 		KeepAlive:        5 * time.Second,
 		DeadPeerTimeout:  10 * time.Second,
+
+		StreamIdleTimeout: 2 * time.Minute,
+		PeerWaitTimeout:   10 * time.Minute,
 	}
 }
 
@@ -95,6 +112,8 @@ func (c Config) ValidateSettings() error {
 		return errors.New("transfer: no TLS configuration (plaintext needs InsecurePlaintext)")
 	case c.TLS != nil && c.InsecurePlaintext:
 		return errors.New("transfer: both TLS and InsecurePlaintext set")
+	case len(c.AllowPeers) > 0 && c.InsecurePlaintext:
+		return errors.New("transfer: an allow-list of peers needs TLS (plaintext has no identities)")
 	case c.HandshakeTimeout <= 0:
 		return errors.New("transfer: handshake timeout must be positive")
 	case c.MaxFrame < 4<<10:
@@ -109,6 +128,10 @@ func (c Config) ValidateSettings() error {
 		return errors.New("transfer: negative keepalive")
 	case c.DeadPeerTimeout <= 0:
 		return errors.New("transfer: dead-peer timeout must be positive")
+	case c.StreamIdleTimeout <= 0:
+		return errors.New("transfer: stream idle timeout must be positive")
+	case c.PeerWaitTimeout <= 0:
+		return errors.New("transfer: peer wait timeout must be positive")
 	}
 	return nil
 }

@@ -12,7 +12,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -20,53 +19,105 @@ import (
 )
 
 // Policy says what a receiver accepts into its target directory. Whatever
-// the policy, nothing is ever written outside the target: entries are
-// created only below directories this stream created or that already exist
-// as real directories, and existing non-directories are never replaced.
+// the policy, nothing is ever written outside the target: every file system
+// call is made relative to the target's opened directory and cannot resolve
+// beyond it (os.Root), entries are created only below directories this
+// stream created or that already exist as real directories, and existing
+// non-directories are never replaced.
 type Policy struct {
 	// Rootfs accepts what a container's writable layer holds beyond plain
 	// files: overlay whiteouts (character device 0/0), fifos, and absolute
 	// symlinks (which resolve inside the container). Default false (CRIU
 	// image directories hold none of these).
 	Rootfs bool
-	// XattrPrefixes lists the extended attribute names accepted; others are
-	// refused. Default none; RootfsPolicy accepts overlay's and capabilities.
-	XattrPrefixes []string
+	// Symlinks accepts symbolic links whose target stays inside the tree
+	// (and, with Rootfs, absolute ones). Default false: CRIU opens image
+	// files by name and would follow a link out of the directory.
+	Symlinks bool
+	// Xattrs lists the extended attributes applied: exact names, or
+	// prefixes ending in ".". Default none.
+	Xattrs []string
+	// DropXattrs lists, in the same form, attributes skipped without error:
+	// ones that only mean something on the file system that wrote them
+	// (overlay's file handles and counters). Others are refused.
+	DropXattrs []string
 	// MaxEntrySize bounds one file's content. Default 64 GiB; must be positive.
 	MaxEntrySize int64
 	// MaxTotalSize bounds the stream's content. Default 1 TiB; must be positive.
 	MaxTotalSize int64
 	// MaxEntries bounds the number of entries. Default 1<<20; must be positive.
 	MaxEntries int64
+	// KeepFree is space that must stay free on the target's file system:
+	// a file that would eat into it fails the stream, so a peer cannot fill
+	// the disk whatever sizes it announced. Checked before each file and
+	// every 64 MiB. Default 0: no check.
+	KeepFree int64
+	// MaxRetained bounds the metadata kept until the stream ends
+	// (directories' paths, modes and times, set last so that read-only
+	// directories can be filled). Default 64 MiB; must be positive.
+	MaxRetained int64
 }
 
 // ImagePolicy is the policy for CRIU image directories.
 func ImagePolicy() Policy {
-	return Policy{MaxEntrySize: 64 << 30, MaxTotalSize: 1 << 40, MaxEntries: 1 << 20}
+	return Policy{MaxEntrySize: 64 << 30, MaxTotalSize: 1 << 40, MaxEntries: 1 << 20, MaxRetained: 64 << 20}
 }
 
-// RootfsPolicy is the policy for a container's writable layer.
+// RootfsPolicy is the policy for a container's writable layer and volumes:
+// whiteouts, symlinks, user attributes, file capabilities and overlay's
+// opaque and redirect markers; overlay's other attributes (origin file
+// handles, link counts, metacopy) describe the source's file system and
+// are dropped.
 func RootfsPolicy() Policy {
 	p := ImagePolicy()
-	p.Rootfs = true
-	p.XattrPrefixes = []string{"trusted.overlay.", "user.", "security.capability"}
+	p.Rootfs, p.Symlinks = true, true
+	p.Xattrs = []string{"user.", "security.capability", "trusted.overlay.opaque", "trusted.overlay.redirect"}
+	p.DropXattrs = []string{"trusted.overlay."}
 	return p
+}
+
+func (p Policy) validate() error {
+	if p.MaxEntries <= 0 || p.MaxEntrySize <= 0 || p.MaxTotalSize <= 0 || p.MaxRetained <= 0 || p.KeepFree < 0 {
+		return errors.New("transfer: policy limits must be positive")
+	}
+	return nil
+}
+
+// matchXattr reports whether name is in list (exact names, or prefixes
+// ending in ".").
+func matchXattr(list []string, name string) bool {
+	for _, p := range list {
+		if name == p || strings.HasSuffix(p, ".") && strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // receiver applies one directory stream to its target directory.
 type receiver struct {
-	root    string
-	policy  Policy
-	dec     *zstd.Decoder
-	in      *bufio.Reader
-	buf     []byte
-	zbuf    []byte
-	crc     hash.Hash32
-	known   map[string]EntryKind // entries of this stream, and checked existing dirs
-	dirs    []Entry              // directories, to finish after their contents
-	asRoot  bool
-	stats   DirStats
-	entries int64
+	root      string
+	dir       *os.Root // the target; every write goes through it
+	policy    Policy
+	dec       *zstd.Decoder
+	in        *bufio.Reader
+	buf       []byte
+	zbuf      []byte
+	crc       hash.Hash32
+	known     map[string]EntryKind // entries of this stream, and checked existing dirs
+	dirs      []dirMeta            // directories, to finish after their contents
+	retained  int64                // bytes held in known and dirs
+	unchecked int64                // content written since the last free-space check
+	asRoot    bool
+	stats     DirStats
+	entries   int64
+}
+
+// dirMeta is what a directory still needs once its contents are written.
+type dirMeta struct {
+	path  string
+	mode  uint32
+	mtime int64
 }
 
 // receiveDir reads a directory stream from rw into root (created if
@@ -96,6 +147,12 @@ func (r *receiver) run(ctx context.Context) error {
 	if err := os.MkdirAll(r.root, 0o700); err != nil {
 		return err
 	}
+	dir, err := os.OpenRoot(r.root)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	r.dir = dir
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -150,7 +207,16 @@ func (r *receiver) entry(hdr []byte) error {
 	if sum := binary.BigEndian.Uint32(p); sum != r.crc.Sum32() || binary.BigEndian.Uint64(p[4:]) != e.Size {
 		return fmt.Errorf("%w: %s", ErrChecksum, e.Path)
 	}
-	r.known[e.Path] = e.Kind
+	return r.remember(e.Path, e.Kind)
+}
+
+// remember records an entry for later checks, within MaxRetained.
+func (r *receiver) remember(p string, k EntryKind) error {
+	r.retained += int64(len(p)) + 32
+	if r.retained > r.policy.MaxRetained {
+		return fmt.Errorf("%w: more than %d bytes of paths to keep", ErrTooLarge, r.policy.MaxRetained)
+	}
+	r.known[p] = k
 	r.stats.Entries++
 	return nil
 }
@@ -168,7 +234,7 @@ func (r *receiver) check(e Entry) error {
 		if int64(e.Size) > r.policy.MaxEntrySize || e.Size > 1<<62 {
 			return fmt.Errorf("%w: %s is %d bytes, limit %d", ErrTooLarge, e.Path, e.Size, r.policy.MaxEntrySize)
 		}
-		if r.stats.Bytes+int64(e.Size) > r.policy.MaxTotalSize {
+		if r.stats.Bytes > r.policy.MaxTotalSize-int64(e.Size) {
 			return fmt.Errorf("%w: stream exceeds %d bytes at %s", ErrTooLarge, r.policy.MaxTotalSize, e.Path)
 		}
 	case KindSymlink:
@@ -205,13 +271,14 @@ func (r *receiver) checkParent(dir string) error {
 	if err := r.checkParent(path.Dir(dir)); err != nil {
 		return err
 	}
-	fi, err := os.Lstat(filepath.Join(r.root, filepath.FromSlash(dir)))
+	fi, err := r.dir.Lstat(dir)
 	if err != nil {
 		return fmt.Errorf("%w: parent %s: %v", ErrUnsafeEntry, dir, err)
 	}
 	if !fi.IsDir() {
 		return fmt.Errorf("%w: parent %s is not a directory", ErrUnsafeEntry, dir)
 	}
+	r.retained += int64(len(dir)) + 32
 	r.known[dir] = KindDirectory
 	return nil
 }
@@ -219,6 +286,8 @@ func (r *receiver) checkParent(dir string) error {
 func (r *receiver) checkSymlink(e Entry) error {
 	t := e.Link
 	switch {
+	case !r.policy.Symlinks:
+		return fmt.Errorf("%w: symlink %s: this stream carries none", ErrUnsafeEntry, e.Path)
 	case t == "" || len(t) > maxPathLen || strings.ContainsRune(t, 0):
 		return fmt.Errorf("%w: symlink %s has target %q", ErrUnsafeEntry, e.Path, t)
 	case path.IsAbs(t):
@@ -235,48 +304,64 @@ func (r *receiver) checkSymlink(e Entry) error {
 }
 
 func (r *receiver) checkXattrs(e Entry) error {
-next:
 	for _, x := range e.Xattrs {
-		for _, p := range r.policy.XattrPrefixes {
-			if strings.HasPrefix(x.Name, p) {
-				continue next
-			}
+		if !matchXattr(r.policy.Xattrs, x.Name) && !matchXattr(r.policy.DropXattrs, x.Name) {
+			return fmt.Errorf("%w: %s: xattr %q not accepted", ErrUnsafeEntry, e.Path, x.Name)
 		}
-		return fmt.Errorf("%w: %s: xattr %q not accepted", ErrUnsafeEntry, e.Path, x.Name)
 	}
 	return nil
 }
 
-func (r *receiver) create(e Entry) error {
-	full := filepath.Join(r.root, filepath.FromSlash(e.Path))
-	if e.Kind == KindDirectory {
-		return r.createDir(full, e)
+// applied returns the attributes of e the policy applies (dropping the
+// ones it skips).
+func (r *receiver) applied(xs []Xattr) []Xattr {
+	out := xs[:0:0]
+	for _, x := range xs {
+		if matchXattr(r.policy.Xattrs, x.Name) {
+			out = append(out, x)
+		}
 	}
-	if _, err := os.Lstat(full); !errors.Is(err, fs.ErrNotExist) {
+	return out
+}
+
+func (r *receiver) create(e Entry) error {
+	e.Xattrs = r.applied(e.Xattrs)
+	if e.Kind == KindDirectory {
+		return r.createDir(e)
+	}
+	if _, err := r.dir.Lstat(e.Path); !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%w: already exists", ErrUnsafeEntry)
 	}
 	var err error
 	switch e.Kind {
 	case KindFile:
-		return r.createFile(full, e)
+		return r.createFile(e)
 	case KindSymlink:
-		err = os.Symlink(e.Link, full)
+		err = r.dir.Symlink(e.Link, e.Path)
 	case KindHardlink:
-		return os.Link(filepath.Join(r.root, filepath.FromSlash(e.Link)), full)
+		return r.dir.Link(e.Link, e.Path)
 	default:
-		err = mknod(full, e)
+		err = r.inParent(e.Path, func(dirfd int, base string) error { return mknodat(dirfd, base, e) })
 	}
 	if err != nil {
 		return err
 	}
-	return r.finishMeta(full, e)
+	if err := r.setOwnerAndXattrs(e); err != nil {
+		return err
+	}
+	if e.Kind == KindSymlink {
+		return nil
+	}
+	return r.setModeAndTimes(e.Path, e.Mode, e.MTime)
 }
 
-func (r *receiver) createDir(full string, e Entry) error {
-	fi, err := os.Lstat(full)
+// createDir makes a directory (or accepts an existing one) and gives it its
+// owner and attributes now; its mode and times come in finish.
+func (r *receiver) createDir(e Entry) error {
+	fi, err := r.dir.Lstat(e.Path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		if err := os.Mkdir(full, 0o700); err != nil {
+		if err := r.dir.Mkdir(e.Path, 0o700); err != nil {
 			return err
 		}
 	case err != nil:
@@ -284,16 +369,32 @@ func (r *receiver) createDir(full string, e Entry) error {
 	case !fi.IsDir():
 		return fmt.Errorf("%w: exists and is not a directory", ErrUnsafeEntry)
 	}
-	r.dirs = append(r.dirs, e)
+	if err := r.setOwnerAndXattrs(e); err != nil {
+		return err
+	}
+	r.retained += int64(len(e.Path)) + 32
+	r.dirs = append(r.dirs, dirMeta{path: e.Path, mode: e.Mode, mtime: e.MTime})
 	return nil
 }
 
-func (r *receiver) createFile(full string, e Entry) error {
-	f, err := os.OpenFile(full, os.O_WRONLY|os.O_CREATE|os.O_EXCL|noFollow, 0o600)
+func (r *receiver) createFile(e Entry) error {
+	f, err := r.dir.OpenFile(e.Path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}
-	err = r.content(f, e.Size)
+	err = r.checkFree(int64(e.Size))
+	if err == nil {
+		err = r.content(f, e.Size)
+	}
+	if err == nil && r.asRoot {
+		err = f.Chown(int(e.UID), int(e.GID))
+	}
+	if err == nil && len(e.Xattrs) > 0 {
+		err = fsetXattrs(f, e.Xattrs)
+	}
+	if err == nil {
+		err = f.Chmod(fileMode(e.Mode))
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -301,7 +402,8 @@ func (r *receiver) createFile(full string, e Entry) error {
 		return err
 	}
 	r.stats.Bytes += int64(e.Size)
-	return r.finishMeta(full, e)
+	t := time.Unix(0, e.MTime)
+	return r.dir.Chtimes(e.Path, t, t)
 }
 
 // content copies size bytes of data records into f.
@@ -330,6 +432,32 @@ func (r *receiver) content(f *os.File, size uint64) error {
 		if _, err := f.Write(data); err != nil {
 			return err
 		}
+		if r.unchecked += int64(len(data)); r.unchecked >= freeCheckEvery {
+			if err := r.checkFree(int64(left)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// freeCheckEvery is how much content may be written between free-space
+// checks.
+const freeCheckEvery = 64 << 20
+
+// checkFree fails if writing need more bytes would leave less than
+// KeepFree on the target's file system.
+func (r *receiver) checkFree(need int64) error {
+	if r.policy.KeepFree == 0 {
+		return nil
+	}
+	r.unchecked = 0
+	free, err := freeSpace(r.root)
+	if err != nil {
+		return fmt.Errorf("free space of %s: %w", r.root, err)
+	}
+	if free-need < r.policy.KeepFree {
+		return fmt.Errorf("%w: the destination's disk would fill (%d bytes free, %d more to write, %d kept free)", ErrTooLarge, free, need, r.policy.KeepFree)
 	}
 	return nil
 }
@@ -353,28 +481,50 @@ func (r *receiver) decompress(p []byte) ([]byte, error) {
 	return out, nil
 }
 
-// finishMeta applies ownership (as root), mode, xattrs and times.
-func (r *receiver) finishMeta(full string, e Entry) error {
+// setOwnerAndXattrs applies ownership (as root) and attributes to the entry
+// itself, never to what a symlink points at.
+func (r *receiver) setOwnerAndXattrs(e Entry) error {
 	if r.asRoot {
-		if err := os.Lchown(full, int(e.UID), int(e.GID)); err != nil {
+		if err := r.dir.Lchown(e.Path, int(e.UID), int(e.GID)); err != nil {
 			return err
 		}
 	}
-	if err := setXattrs(full, e.Xattrs); err != nil {
-		return err
-	}
-	if e.Kind == KindSymlink {
+	if len(e.Xattrs) == 0 {
 		return nil
 	}
-	if err := os.Chmod(full, fileMode(e.Mode)); err != nil {
-		return err
-	}
-	t := time.Unix(0, e.MTime)
-	return os.Chtimes(full, t, t)
+	return r.inParent(e.Path, func(dirfd int, base string) error { return setXattrsAt(dirfd, base, e.Xattrs) })
 }
 
-// finish checks the end-of-stream counts, then sets directory metadata,
-// deepest first, so read-only directories were writable while filled.
+func (r *receiver) setModeAndTimes(p string, mode uint32, mtime int64) error {
+	if err := r.dir.Chmod(p, fileMode(mode)); err != nil {
+		return err
+	}
+	t := time.Unix(0, mtime)
+	return r.dir.Chtimes(p, t, t)
+}
+
+// inParent calls fn with an open descriptor of rel's parent directory
+// (resolved inside the target) and rel's last component, for the calls
+// os.Root does not offer (mknodat, extended attributes).
+func (r *receiver) inParent(rel string, fn func(dirfd int, base string) error) error {
+	d, err := r.dir.Open(path.Dir(rel))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	rc, err := d.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd), path.Base(rel)) }); err != nil {
+		return err
+	}
+	return ferr
+}
+
+// finish checks the end-of-stream counts, then sets directory modes and
+// times, deepest first, so read-only directories were writable while filled.
 func (r *receiver) finish(p []byte) error {
 	entries, bytes, err := parseCounts(p)
 	if err != nil {
@@ -384,9 +534,9 @@ func (r *receiver) finish(p []byte) error {
 		return fmt.Errorf("%w: sender counted %d entries (%d bytes), received %d (%d)", ErrTruncated, entries, bytes, r.stats.Entries, r.stats.Bytes)
 	}
 	for i := len(r.dirs) - 1; i >= 0; i-- {
-		e := r.dirs[i]
-		if err := r.finishMeta(filepath.Join(r.root, filepath.FromSlash(e.Path)), e); err != nil {
-			return fmt.Errorf("%s: %w", e.Path, err)
+		d := r.dirs[i]
+		if err := r.setModeAndTimes(d.path, d.mode, d.mtime); err != nil {
+			return fmt.Errorf("%s: %w", d.path, err)
 		}
 	}
 	return nil
@@ -410,17 +560,23 @@ func fileMode(m uint32) fs.FileMode {
 // dir according to p. A failure (including a refused entry) ends the
 // session; dir may then hold part of the tree, for the caller to remove.
 func (s *Session) ReceiveDir(ctx context.Context, name, dir string, p Policy) (DirStats, error) {
-	if p.MaxEntries <= 0 || p.MaxEntrySize <= 0 || p.MaxTotalSize <= 0 {
-		return DirStats{}, errors.New("transfer: policy limits must be positive")
+	if err := p.validate(); err != nil {
+		return DirStats{}, err
 	}
-	st, err := s.Accept(ctx, KindDir, name)
+	actx, cancel := context.WithTimeoutCause(ctx, s.cfg.PeerWaitTimeout,
+		fmt.Errorf("%w: the peer did not open dir stream %q within %v", ErrIdle, name, s.cfg.PeerWaitTimeout))
+	st, err := s.Accept(actx, KindDir, name)
+	if err != nil && actx.Err() != nil && ctx.Err() == nil {
+		err = context.Cause(actx)
+	}
+	cancel()
 	if err != nil {
 		return DirStats{}, err
 	}
 	defer st.Close()
 	stop := s.closeOnDone(ctx, st)
 	defer stop()
-	stats, err := receiveDir(ctx, st, dir, p, s.dec)
+	stats, err := receiveDir(ctx, idleConn{st, s.cfg.StreamIdleTimeout}, dir, p, s.dec)
 	if err != nil {
 		return stats, s.streamFailed(ctx, fmt.Errorf("dir stream %q: %w", name, err))
 	}

@@ -230,7 +230,7 @@ func (s *Session) SendDirSkipping(ctx context.Context, name, dir string, skip []
 	if s.cfg.Progress != nil {
 		progress = func(n int64) { s.cfg.Progress(name, n) }
 	}
-	stats, err := sendDir(ctx, st, dir, skip, s.enc, s.cfg.ChunkSize, progress)
+	stats, err := sendDir(ctx, idleConn{st, s.cfg.StreamIdleTimeout}, dir, skip, s.enc, s.cfg.ChunkSize, progress)
 	if err != nil {
 		return stats, s.streamFailed(ctx, fmt.Errorf("dir stream %q: %w", name, err))
 	}
@@ -261,7 +261,7 @@ func (s *Session) streamFailed(ctx context.Context, err error) error {
 // isProtocolError reports whether err is one this package diagnosed itself
 // (a refused entry, a bad record), as opposed to an I/O failure.
 func isProtocolError(err error) bool {
-	for _, e := range []error{ErrUnsafeEntry, ErrTooLarge, ErrChecksum, ErrBadMessage, ErrTruncated, ErrRejected, ErrFrameTooLarge} {
+	for _, e := range []error{ErrUnsafeEntry, ErrTooLarge, ErrChecksum, ErrBadMessage, ErrTruncated, ErrRejected, ErrFrameTooLarge, ErrIdle} {
 		if errors.Is(err, e) {
 			return true
 		}

@@ -64,10 +64,10 @@ func makeTree(t *testing.T, dir string) {
 	t.Cleanup(func() { os.Chmod(filepath.Join(dir, "a", "b"), 0o755) })
 }
 
-// treePolicy accepts the user xattr makeTree sets.
+// treePolicy accepts the relative symlink and the user xattr makeTree sets.
 func treePolicy() Policy {
 	p := ImagePolicy()
-	p.XattrPrefixes = []string{"user."}
+	p.Symlinks, p.Xattrs = true, []string{"user."}
 	return p
 }
 
@@ -343,6 +343,18 @@ func TestDirStreamRefusals(t *testing.T) {
 			node(Entry{Kind: KindSymlink, Path: "l", Link: "d"})(s)
 			file("l/f", "x")(s)
 		}, ErrUnsafeEntry},
+		{"symlink in images", ImagePolicy(), node(Entry{Kind: KindSymlink, Path: "l", Link: "pages-1.img"}), ErrUnsafeEntry},
+		{"write through a chain of in-tree symlinks", RootfsPolicy(), func(s *stream) {
+			node(Entry{Kind: KindSymlink, Path: "up", Link: "/"})(s)
+			node(Entry{Kind: KindSymlink, Path: "chain", Link: "up"})(s)
+			file("chain/etc/passwd", "x")(s)
+		}, ErrUnsafeEntry},
+		{"capability-like xattr name", RootfsPolicy(), node(Entry{Kind: KindDirectory, Path: "d", Xattrs: []Xattr{{"security.capability.evil", []byte("x")}}}), ErrUnsafeEntry},
+		{"too much metadata kept", retainSmall(), func(s *stream) {
+			for i := range 40 {
+				node(Entry{Kind: KindDirectory, Path: fmt.Sprintf("directory-%02d", i), Mode: 0o755})(s)
+			}
+		}, ErrTooLarge},
 		{"hard link out", ImagePolicy(), node(Entry{Kind: KindHardlink, Path: "h", Link: "../../etc/shadow"}), ErrUnsafeEntry},
 		{"hard link to unknown file", ImagePolicy(), node(Entry{Kind: KindHardlink, Path: "h", Link: "elsewhere"}), ErrUnsafeEntry},
 		{"hard link to directory", ImagePolicy(), func(s *stream) {
@@ -447,7 +459,7 @@ func TestSenderSeesReceiverRefusal(t *testing.T) {
 			if !errors.Is(err, ErrRejected) && !errors.Is(err, ErrPeer) {
 				t.Fatalf("sender: %v, want the receiver's refusal", err)
 			}
-			if !strings.Contains(err.Error(), "points out") {
+			if !strings.Contains(err.Error(), "symlink evil") {
 				t.Fatalf("sender's error does not say why: %v", err)
 			}
 			if rerr := <-got; !errors.Is(rerr, ErrUnsafeEntry) {
@@ -528,5 +540,135 @@ func TestSendDirSkipping(t *testing.T) {
 		if b, err := os.ReadFile(filepath.Join(dst, f)); err != nil || string(b) != f {
 			t.Fatalf("%s: %q %v", f, b, err)
 		}
+	}
+}
+
+func retainSmall() Policy {
+	p := ImagePolicy()
+	p.MaxRetained = 1 << 10
+	return p
+}
+
+// TestReceiverNeverWritesThroughASwappedParent replaces a directory the
+// stream created with a symlink to a directory outside the target while
+// the stream runs (as a container sharing a volume being received could):
+// the entries that follow must not land outside.
+func TestReceiverNeverWritesThroughASwappedParent(t *testing.T) {
+	outer := t.TempDir()
+	root := filepath.Join(outer, "target")
+	outside := filepath.Join(outer, "outside")
+	if err := os.Mkdir(outside, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	_, dec, err := newCodecs(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, err := receiveDir(testContext(t), readWriter{pr, io.Discard}, root, RootfsPolicy(), dec)
+		pr.CloseWithError(err)
+		got <- err
+	}()
+	var s stream
+	node(Entry{Kind: KindDirectory, Path: "d", Mode: 0o755})(&s)
+	node(Entry{Kind: KindDirectory, Path: "d/e", Mode: 0o755})(&s)
+	pw.Write(s.Bytes())
+	s.Reset()
+	waitFor(t, func() bool { _, err := os.Stat(filepath.Join(root, "d", "e")); return err == nil })
+	if err := os.Rename(filepath.Join(root, "d"), filepath.Join(root, "moved")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(root, "d")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(outside, "e"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file("d/e/f", "x")(&s)
+	node(Entry{Kind: KindFifo, Path: "d/e/p", Mode: 0o644})(&s)
+	s.finish()
+	pw.Write(s.Bytes())
+	pw.Close()
+	if err := <-got; err == nil {
+		t.Fatal("the stream succeeded through a swapped parent")
+	}
+	ents, _ := os.ReadDir(filepath.Join(outside, "e"))
+	if len(ents) != 0 {
+		t.Fatalf("receiver wrote %v outside its target", ents)
+	}
+}
+
+// TestRootfsXattrsAppliedDroppedOrRefused: overlay's opaque marker and user
+// attributes are applied, overlay's host-specific ones (origin) dropped.
+func TestRootfsXattrsAppliedDroppedOrRefused(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("trusted.* attributes need root")
+	}
+	outer := t.TempDir()
+	root := filepath.Join(outer, "target")
+	var s stream
+	node(Entry{Kind: KindDirectory, Path: "d", Mode: 0o755, Xattrs: []Xattr{
+		{"trusted.overlay.opaque", []byte("y")},
+		{"trusted.overlay.origin", []byte{0, 1, 2}},
+	}})(&s)
+	s.finish()
+	_, dec, err := newCodecs(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reply bytes.Buffer
+	if _, err := receiveDir(testContext(t), readWriter{&s, &reply}, root, RootfsPolicy(), dec); err != nil {
+		t.Fatal(err)
+	}
+	d := filepath.Join(root, "d")
+	buf := make([]byte, 16)
+	if n, err := unix.Lgetxattr(d, "trusted.overlay.opaque", buf); err != nil || string(buf[:n]) != "y" {
+		t.Fatalf("opaque marker: %q, %v", buf[:n], err)
+	}
+	if _, err := unix.Lgetxattr(d, "trusted.overlay.origin", buf); !errors.Is(err, unix.ENODATA) {
+		t.Fatalf("origin file handle of the source's file system applied (err %v)", err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 5s")
+		}
+	}
+}
+
+// TestReceiverKeepsFreeSpace: on a 16 MiB file system with 8 MiB to be kept
+// free, a 4 MiB file is received and a 6 MiB one refused, whatever sizes the
+// sender announced elsewhere.
+func TestReceiverKeepsFreeSpace(t *testing.T) {
+	outer := t.TempDir()
+	if err := unix.Mount("tmpfs", outer, "tmpfs", 0, "size=16m"); err != nil {
+		t.Skipf("needs a tmpfs mount (root): %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(outer, unix.MNT_DETACH) })
+	policy := ImagePolicy()
+	policy.KeepFree = 8 << 20
+	receive := func(name string, size int) error {
+		var s stream
+		file(name, strings.Repeat("x", size))(&s)
+		s.finish()
+		_, dec, err := newCodecs(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var reply bytes.Buffer
+		_, err = receiveDir(testContext(t), readWriter{&s, &reply}, filepath.Join(outer, name), policy, dec)
+		return err
+	}
+	if err := receive("small", 4<<20); err != nil {
+		t.Fatalf("4 MiB with 16 MiB free and 8 kept: %v", err)
+	}
+	err := receive("big", 6<<20)
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "disk would fill") {
+		t.Fatalf("6 MiB with 12 MiB free and 8 kept: got %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -44,9 +45,16 @@ func readFrame(r io.Reader, max int) (MsgType, []byte, error) {
 	if int64(n) > int64(max) {
 		return 0, nil, fmt.Errorf("%w: %d bytes announced, limit %d", ErrFrameTooLarge, n, max)
 	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
+	// Memory follows the bytes that arrive, not the length announced: a
+	// peer announcing a full frame and sending nothing costs 64 KiB.
+	var body bytes.Buffer
+	body.Grow(int(min(n, 64<<10)))
+	if _, err := io.CopyN(&body, r, int64(n)); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
 		return 0, nil, fmt.Errorf("%w: frame of %d bytes: %v", ErrTruncated, n, err)
 	}
-	return MsgType(binary.BigEndian.Uint16(body)), body[2:], nil
+	b := body.Bytes()
+	return MsgType(binary.BigEndian.Uint16(b)), b[2:], nil
 }

@@ -79,16 +79,41 @@ func readXattrs(path string) ([]Xattr, error) {
 	return out, nil
 }
 
-func setXattrs(path string, xs []Xattr) error {
+// setXattrsAt sets attributes on base in the directory dirfd, not
+// following base if it is a symlink; the parent is reached through its
+// descriptor, never by name.
+func setXattrsAt(dirfd int, base string, xs []Xattr) error {
+	p := fmt.Sprintf("/proc/self/fd/%d/%s", dirfd, base)
 	for _, x := range xs {
-		if err := unix.Lsetxattr(path, x.Name, x.Value, 0); err != nil {
+		if err := unix.Lsetxattr(p, x.Name, x.Value, 0); err != nil {
 			return fmt.Errorf("xattr %s: %w", x.Name, err)
 		}
 	}
 	return nil
 }
 
-func mknod(path string, e Entry) error {
+// fsetXattrs sets attributes on an open file.
+func fsetXattrs(f *os.File, xs []Xattr) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var xerr error
+	err = rc.Control(func(fd uintptr) {
+		for _, x := range xs {
+			if xerr = unix.Fsetxattr(int(fd), x.Name, x.Value, 0); xerr != nil {
+				xerr = fmt.Errorf("xattr %s: %w", x.Name, xerr)
+				return
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return xerr
+}
+
+func mknodat(dirfd int, base string, e Entry) error {
 	mode := e.Mode & 0o777
 	switch e.Kind {
 	case KindCharDev:
@@ -98,8 +123,15 @@ func mknod(path string, e Entry) error {
 	case KindFifo:
 		mode |= unix.S_IFIFO
 	}
-	return unix.Mknod(path, mode, int(unix.Mkdev(e.DevMajor, e.DevMinor)))
+	return unix.Mknodat(dirfd, base, mode, int(unix.Mkdev(e.DevMajor, e.DevMinor)))
 }
 
-// noFollow makes opening a final-component symlink fail.
-const noFollow = unix.O_NOFOLLOW
+// freeSpace is the space an unprivileged writer may still use on dir's
+// file system.
+func freeSpace(dir string) (int64, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return int64(st.Bavail) * st.Bsize, nil
+}

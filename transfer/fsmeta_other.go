@@ -28,13 +28,20 @@ func entryFromInfo(full, rel string, fi fs.FileInfo) (e Entry, id fileID, skip b
 	return e, fileID{}, false, err
 }
 
-func setXattrs(path string, xs []Xattr) error {
+func setXattrsAt(dirfd int, base string, xs []Xattr) error {
 	if len(xs) > 0 {
 		return errNotLinux
 	}
 	return nil
 }
 
-func mknod(path string, e Entry) error { return errNotLinux }
+func fsetXattrs(f *os.File, xs []Xattr) error {
+	if len(xs) > 0 {
+		return errNotLinux
+	}
+	return nil
+}
 
-const noFollow = 0
+func mknodat(dirfd int, base string, e Entry) error { return errNotLinux }
+
+func freeSpace(dir string) (int64, error) { return 0, errNotLinux }

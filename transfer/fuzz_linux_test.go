@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -46,8 +48,10 @@ func FuzzControlFrame(f *testing.F) {
 	})
 }
 
-// FuzzDirStream feeds arbitrary bytes to a receiver with the most permissive
-// policy: it must never panic and never create anything outside its target.
+// FuzzDirStream feeds arbitrary bytes to a receiver, with the image policy
+// or the most permissive one: it must never panic, never create anything
+// outside its target, never leave a file there hard-linked to one outside,
+// and never leave a symlink in an image directory.
 func FuzzDirStream(f *testing.F) {
 	var ok stream
 	file("a", "hello")(&ok)
@@ -67,19 +71,55 @@ func FuzzDirStream(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		outer := t.TempDir()
-		policy := RootfsPolicy()
-		policy.MaxTotalSize = 1 << 20
-		var reply bytes.Buffer
-		receiveDir(context.Background(), readWriter{bytes.NewReader(data), &reply}, filepath.Join(outer, "target"), policy, dec)
-		ents, err := os.ReadDir(outer)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range ents {
-			if e.Name() != "target" {
-				t.Fatalf("wrote %s outside the target", e.Name())
+		for _, images := range []bool{false, true} {
+			outer := t.TempDir()
+			target := filepath.Join(outer, "target")
+			policy := RootfsPolicy()
+			if images {
+				policy = ImagePolicy()
 			}
+			policy.MaxTotalSize = 1 << 20
+			var reply bytes.Buffer
+			receiveDir(context.Background(), readWriter{bytes.NewReader(data), &reply}, target, policy, dec)
+			ents, err := os.ReadDir(outer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range ents {
+				if e.Name() != "target" {
+					t.Fatalf("wrote %s outside the target", e.Name())
+				}
+			}
+			checkContained(t, target, images)
 		}
 	})
+}
+
+// checkContained fails if a file under target shares its inode with one
+// outside it, or if an image directory holds a symlink.
+func checkContained(t *testing.T, target string, images bool) {
+	links := map[uint64]uint64{}
+	nlink := map[uint64]uint64{}
+	filepath.WalkDir(target, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return nil
+		}
+		if images && fi.Mode()&fs.ModeSymlink != 0 {
+			t.Fatalf("image directory holds symlink %s", p)
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && fi.Mode().IsRegular() {
+			links[st.Ino]++
+			nlink[st.Ino] = uint64(st.Nlink)
+		}
+		return nil
+	})
+	for ino, n := range links {
+		if nlink[ino] != n {
+			t.Fatalf("inode %d has %d links, %d of them in the target", ino, nlink[ino], n)
+		}
+	}
 }

@@ -168,7 +168,16 @@ func establishPair(ctx context.Context, a, b net.Conn, ccfg, scfg Config) (clien
 // sessionPair returns a connected client (source) and server (destination).
 func sessionPair(t *testing.T, tr transport) (*Session, *Session) {
 	t.Helper()
-	a, b, ccfg, scfg := tr.connect(t, testConfig(RoleSource), testConfig(RoleDestination))
+	return sessionPairWith(t, tr, func(*Config) {})
+}
+
+// sessionPairWith is sessionPair with the server's configuration changed by
+// mod.
+func sessionPairWith(t *testing.T, tr transport, mod func(server *Config)) (*Session, *Session) {
+	t.Helper()
+	server := testConfig(RoleDestination)
+	mod(&server)
+	a, b, ccfg, scfg := tr.connect(t, testConfig(RoleSource), server)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	c, s := establishPair(ctx, a, b, ccfg, scfg)

@@ -274,6 +274,10 @@ func (s *Session) helloAsServer(ctx context.Context) error {
 		return fmt.Errorf("%w: %s instead of hello", ErrUnexpectedMessage, m.Type())
 	}
 	s.peer = *hello
+	if err := s.checkAllowed(); err != nil {
+		s.writeMsg(ctrl, &Reject{Reason: err.Error()})
+		return err
+	}
 	if err := CheckCompatible(s.cfg.Hello, *hello); err != nil {
 		s.writeMsg(ctrl, &Reject{Reason: err.Error()})
 		return err

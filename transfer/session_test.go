@@ -125,6 +125,11 @@ func TestControlMessagesArriveInOrder(t *testing.T) {
 // it, logging into the returned buffer.
 func tlsServer(t *testing.T, serverTLS *tls.Config) (addr string, log *logBuffer, done chan result) {
 	t.Helper()
+	return tlsServerWith(t, serverTLS, func(*Config) {})
+}
+
+func tlsServerWith(t *testing.T, serverTLS *tls.Config, mod func(*Config)) (addr string, log *logBuffer, done chan result) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -134,6 +139,7 @@ func tlsServer(t *testing.T, serverTLS *tls.Config) (addr string, log *logBuffer
 	cfg := testConfig(RoleDestination)
 	cfg.TLS = serverTLS
 	cfg.Logger = log.logger()
+	mod(&cfg)
 	done = make(chan result, 1)
 	go func() {
 		conn, err := ln.Accept()
@@ -314,5 +320,108 @@ func TestTunnelWaitsForALateService(t *testing.T) {
 	line, err := bufio.NewReader(conn).ReadString('\n')
 	if err != nil || line != "served late\n" {
 		t.Fatalf("got %q, %v", line, err)
+	}
+}
+
+// TestHostilePeerStreams: a peer that opens streams and sends no header, or
+// announces a header of a full frame, ends the session at once instead of
+// holding goroutines and memory.
+func TestHostilePeerStreams(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.name+"/flood without headers", func(t *testing.T) {
+			c, s := sessionPair(t, tr)
+			for range maxPending + 1 {
+				if _, err := c.mux.OpenStream(); err != nil {
+					break
+				}
+			}
+			waitEnded(t, s, "unclaimed streams")
+		})
+		t.Run(tr.name+"/header announcing a full frame", func(t *testing.T) {
+			c, s := sessionPair(t, tr)
+			st, err := c.mux.OpenStream()
+			if err != nil {
+				t.Fatal(err)
+			}
+			st.Write([]byte{0, 0x10, 0, 0, 0, byte(MsgStreamOpen)})
+			waitEnded(t, s, ErrFrameTooLarge.Error())
+		})
+	}
+}
+
+// TestSilentStreamFailsAfterIdleTimeout: a directory stream whose sender
+// goes quiet fails with ErrIdle once StreamIdleTimeout passes.
+func TestSilentStreamFailsAfterIdleTimeout(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			c, s := sessionPairWith(t, tr, func(cfg *Config) { cfg.StreamIdleTimeout = 300 * time.Millisecond })
+			ctx := testContext(t)
+			if _, err := c.Open(ctx, KindDir, "images"); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			_, err := s.ReceiveDir(ctx, "images", t.TempDir(), ImagePolicy())
+			if !errors.Is(err, ErrIdle) {
+				t.Fatalf("got %v, want ErrIdle", err)
+			}
+			if took := time.Since(start); took > 5*time.Second {
+				t.Fatalf("idle stream failed after %v", took)
+			}
+		})
+	}
+}
+
+func waitEnded(t *testing.T, s *Session, cause string) {
+	t.Helper()
+	select {
+	case <-s.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the session survived a hostile peer")
+	}
+	if !strings.Contains(s.Err().Error(), cause) {
+		t.Fatalf("session ended with %v, want %q", s.Err(), cause)
+	}
+}
+
+// TestAllowListAdmitsOnlyNamedPeers: with AllowPeers, a certificate the CA
+// signed but that names none of them is refused, and the source is told
+// why; a named one gets in.
+func TestAllowListAdmitsOnlyNamedPeers(t *testing.T) {
+	p := loadPKI(t)
+	for _, c := range []struct {
+		allow []string
+		ok    bool
+	}{{[]string{"host3", "host4"}, false}, {[]string{"host3", "host1"}, true}} {
+		addr, log, done := tlsServerWith(t, mustTLS(t, p.host2.Server), func(cfg *Config) { cfg.AllowPeers = c.allow })
+		_, cerr := tlsClient(mustTLS(t, p.host1.Client))(t, addr)
+		srv := <-done
+		if c.ok {
+			if cerr != nil || srv.err != nil {
+				t.Fatalf("allowed peer refused: client %v, server %v", cerr, srv.err)
+			}
+			srv.s.Close()
+			continue
+		}
+		if !errors.Is(cerr, ErrRejected) || !strings.Contains(cerr.Error(), `host "host1" is not allowed here`) {
+			t.Fatalf("client error %v, want a rejection naming host1", cerr)
+		}
+		if !errors.Is(srv.err, ErrAuth) || !strings.Contains(log.String(), "not allowed") {
+			t.Fatalf("server error %v, log:\n%s", srv.err, log.String())
+		}
+	}
+	cfg := testConfig(RoleDestination)
+	cfg.InsecurePlaintext, cfg.AllowPeers = true, []string{"host1"}
+	if err := cfg.ValidateSettings(); err == nil {
+		t.Fatal("an allow-list without TLS was accepted")
+	}
+}
+
+// TestUnopenedStreamFailsAfterPeerWaitTimeout: a receiver waiting for a
+// directory stream the peer never opens gives up with ErrIdle.
+func TestUnopenedStreamFailsAfterPeerWaitTimeout(t *testing.T) {
+	_, s := sessionPairWith(t, transports[0], func(cfg *Config) { cfg.PeerWaitTimeout = 200 * time.Millisecond })
+	_, err := s.ReceiveDir(testContext(t), "images", t.TempDir(), ImagePolicy())
+	if !errors.Is(err, ErrIdle) || !strings.Contains(err.Error(), "did not open") {
+		t.Fatalf("got %v, want ErrIdle naming the stream", err)
 	}
 }

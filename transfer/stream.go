@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -12,13 +13,37 @@ import (
 // peer that opens more is misbehaving.
 const maxPending = 64
 
+// maxOpenFrame bounds a stream's first frame (its kind and name): a peer
+// must not make the receiver allocate a full control frame per stream
+// before anything useful arrives.
+const maxOpenFrame = 4 << 10
+
 // router hands incoming streams to whoever waits for their (kind, name).
 type router struct {
 	mu      sync.Mutex
 	pending map[string][]net.Conn
 	waiting map[string][]chan net.Conn
-	count   int
+	count   int // streams being routed or parked
 	closed  bool
+}
+
+// reserve counts a stream whose header is being read; it reports false when
+// maxPending streams are already being routed or parked.
+func (r *router) reserve() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.count >= maxPending {
+		return false
+	}
+	r.count++
+	return true
+}
+
+// release undoes reserve for a stream that was not parked.
+func (r *router) release() {
+	r.mu.Lock()
+	r.count--
+	r.mu.Unlock()
 }
 
 func (r *router) init() {
@@ -28,27 +53,23 @@ func (r *router) init() {
 
 func streamKey(kind, name string) string { return kind + "/" + name }
 
-// deliver gives st to the first waiter for key or parks it; it reports false
-// when too many streams are parked.
-func (r *router) deliver(key string, st net.Conn) bool {
+// deliver gives a reserved stream st to the first waiter for key, or
+// parks it (keeping its reservation).
+func (r *router) deliver(key string, st net.Conn) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		st.Close()
-		return true
+		r.count--
+		return
 	}
 	if ws := r.waiting[key]; len(ws) > 0 {
 		r.waiting[key] = ws[1:]
 		ws[0] <- st
-		return true
-	}
-	if r.count >= maxPending {
-		st.Close()
-		return false
+		r.count--
+		return
 	}
 	r.pending[key] = append(r.pending[key], st)
-	r.count++
-	return true
 }
 
 // claim returns a parked stream for key, or a channel that will receive one.
@@ -78,6 +99,9 @@ func (r *router) abandon(key string, ch chan net.Conn) {
 	r.mu.Unlock()
 	select {
 	case st := <-ch:
+		r.mu.Lock()
+		r.count++
+		r.mu.Unlock()
 		r.deliver(key, st)
 	default:
 	}
@@ -96,12 +120,19 @@ func (r *router) closeAll() {
 }
 
 // acceptStreams reads the StreamOpen frame of every stream the peer opens and
-// routes it.
+// routes it. At most maxPending streams may be unclaimed at once (their
+// headers being read, or waiting for their reader): a peer that opens more
+// is misbehaving.
 func (s *Session) acceptStreams() {
 	for {
 		st, err := s.mux.AcceptStream()
 		if err != nil {
 			return // only when the session ends; start's monitor reports why
+		}
+		if !s.router.reserve() {
+			st.Close()
+			s.Fail(fmt.Errorf("%w: peer opened more than %d unclaimed streams", ErrUnexpectedMessage, maxPending))
+			return
 		}
 		go s.route(st)
 	}
@@ -109,8 +140,9 @@ func (s *Session) acceptStreams() {
 
 func (s *Session) route(st net.Conn) {
 	st.SetReadDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
-	m, err := s.readMsg(st)
+	m, err := s.readOpen(st)
 	if err != nil {
+		s.router.release()
 		st.Close()
 		s.Fail(fmt.Errorf("stream header: %w", err))
 		return
@@ -118,13 +150,21 @@ func (s *Session) route(st net.Conn) {
 	st.SetReadDeadline(time.Time{})
 	open, ok := m.(*StreamOpen)
 	if !ok || open.Kind == KindControl {
+		s.router.release()
 		st.Close()
 		s.Fail(fmt.Errorf("%w: stream opened with %s", ErrUnexpectedMessage, m.Type()))
 		return
 	}
-	if !s.router.deliver(streamKey(open.Kind, open.Name), st) {
-		s.Fail(fmt.Errorf("%w: peer opened more than %d unclaimed streams", ErrUnexpectedMessage, maxPending))
+	s.router.deliver(streamKey(open.Kind, open.Name), st)
+}
+
+// readOpen reads a stream's first frame, within maxOpenFrame.
+func (s *Session) readOpen(st net.Conn) (Message, error) {
+	t, payload, err := readFrame(st, maxOpenFrame)
+	if err != nil {
+		return nil, err
 	}
+	return decodeMessage(t, payload)
 }
 
 // Open starts a stream of kind carrying name; the peer receives it with
@@ -164,6 +204,32 @@ func (s *Session) Accept(ctx context.Context, kind, name string) (net.Conn, erro
 		s.router.abandon(key, ch)
 		return nil, fmt.Errorf("transfer: waiting for %s stream %q: %w", kind, name, ctx.Err())
 	}
+}
+
+// idleConn fails a read or write that makes no progress for d.
+type idleConn struct {
+	net.Conn
+	d time.Duration
+}
+
+func (c idleConn) Read(p []byte) (int, error) {
+	c.Conn.SetReadDeadline(time.Now().Add(c.d))
+	n, err := c.Conn.Read(p)
+	return n, c.explain(n, err)
+}
+
+func (c idleConn) Write(p []byte) (int, error) {
+	c.Conn.SetWriteDeadline(time.Now().Add(c.d))
+	n, err := c.Conn.Write(p)
+	return n, c.explain(n, err)
+}
+
+func (c idleConn) explain(n int, err error) error {
+	var ne net.Error
+	if n == 0 && errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("%w: no progress for %v", ErrIdle, c.d)
+	}
+	return err
 }
 
 // closeOnDone closes c when ctx ends or the session fails, unblocking any

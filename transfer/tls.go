@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 )
 
 // TLSFiles names one host's credentials, as written by WriteBundle.
@@ -90,4 +92,34 @@ func (f TLSFiles) base() (*tls.Config, *x509.CertPool, error) {
 		return nil, nil, err
 	}
 	return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}}, pool, nil
+}
+
+// certNames are the names a certificate proves: its common name, DNS names
+// and IP addresses.
+func certNames(c *x509.Certificate) []string {
+	names := []string{c.Subject.CommonName}
+	names = append(names, c.DNSNames...)
+	for _, ip := range c.IPAddresses {
+		names = append(names, ip.String())
+	}
+	return names
+}
+
+// checkAllowed refuses a peer whose certificate names none of
+// Config.AllowPeers.
+func (s *Session) checkAllowed() error {
+	if len(s.cfg.AllowPeers) == 0 {
+		return nil
+	}
+	tc, ok := s.conn.Conn.(*tls.Conn)
+	if !ok || len(tc.ConnectionState().PeerCertificates) == 0 {
+		return fmt.Errorf("%w: no peer certificate to check against the allow-list", ErrAuth)
+	}
+	names := certNames(tc.ConnectionState().PeerCertificates[0])
+	for _, n := range names {
+		if n != "" && slices.Contains(s.cfg.AllowPeers, n) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: host %q is not allowed here (allowed: %s)", ErrAuth, names[0], strings.Join(s.cfg.AllowPeers, ", "))
 }

@@ -105,6 +105,8 @@ func serve(args []string) error {
 	fs.StringVar(&cfg.CRIU, "criu", "", "criu binary (default: criu in PATH)")
 	fs.StringArrayVar(&cfg.RestoreCRIUOptions, "restore-criu-option", nil, "extra CRIU option for every restore, as in a CRIU config file (repeat)")
 	fs.StringSliceVar(&cfg.AllowCaps, "allow-cap", nil, "capabilities a container may add beyond Docker's default set (comma-separated or repeated; ALL allows any): a source is trusted with them")
+	var allowSources []string
+	fs.StringSliceVar(&allowSources, "allow-source", nil, "accept migrations only from these hosts (names or addresses in their certificates; comma-separated or repeated); default: any host whose certificate the CA signed")
 	var eventsPath string
 	fs.StringVar(&eventsPath, "events", "", "write machine-readable events (JSON lines: ready) to this file (/dev/fd/N: an inherited descriptor)")
 	fs.BoolVar(&cfg.AllowProcesses, "allow-processes", false, "also accept plain process trees (migrate-src --pid), restored with CRIU on this host outside any container; without Docker, accept only those")
@@ -117,6 +119,10 @@ func serve(args []string) error {
 	var err error
 	if cfg.Transfer, err = tf.Config(true, log); err != nil {
 		return err
+	}
+	cfg.Transfer.AllowPeers = allowSources
+	if len(allowSources) == 0 && !tf.Plaintext {
+		log.Info("any host with a certificate from this CA may migrate here; name the sources with --allow-source")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

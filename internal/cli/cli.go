@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -23,6 +24,10 @@ type TransferFlags struct {
 	Key       string
 	Plaintext bool
 	ZstdLevel int
+	// StreamIdle and PeerWait are transfer.Config's StreamIdleTimeout and
+	// PeerWaitTimeout.
+	StreamIdle time.Duration
+	PeerWait   time.Duration
 }
 
 // Register adds the flags to fs.
@@ -33,12 +38,16 @@ func (f *TransferFlags) Register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.Key, "tls-key", "", "this host's key (overrides --tls-dir)")
 	fs.BoolVar(&f.Plaintext, "insecure-plaintext-no-auth", false, "DEBUGGING ONLY: no TLS, no authentication; anyone who can connect can restore processes as root")
 	fs.IntVar(&f.ZstdLevel, "zstd-level", 1, "zstd level for images and files (1 fastest .. 22 smallest; 0 off)")
+	d := transfer.DefaultConfig()
+	fs.DurationVar(&f.StreamIdle, "stream-idle-timeout", d.StreamIdleTimeout, "fail a file stream that makes no progress for this long")
+	fs.DurationVar(&f.PeerWait, "peer-wait-timeout", d.PeerWaitTimeout, "give up on a peer that sends nothing it is due to send (the next step, a stream) for this long")
 }
 
 // Args renders the flags as arguments, for a helper that must reach the
 // same peers (migrate-src's guard).
 func (f *TransferFlags) Args() []string {
-	args := []string{"--tls-dir", f.TLSDir, "--zstd-level", strconv.Itoa(f.ZstdLevel)}
+	args := []string{"--tls-dir", f.TLSDir, "--zstd-level", strconv.Itoa(f.ZstdLevel),
+		"--stream-idle-timeout", f.StreamIdle.String(), "--peer-wait-timeout", f.PeerWait.String()}
 	for flag, v := range map[string]string{"--tls-ca": f.CA, "--tls-cert": f.Cert, "--tls-key": f.Key} {
 		if v != "" {
 			args = append(args, flag, v)
@@ -68,6 +77,7 @@ func (f *TransferFlags) Files() transfer.TLSFiles {
 func (f *TransferFlags) Config(server bool, log *slog.Logger) (transfer.Config, error) {
 	cfg := transfer.DefaultConfig()
 	cfg.CompressLevel = f.ZstdLevel
+	cfg.StreamIdleTimeout, cfg.PeerWaitTimeout = f.StreamIdle, f.PeerWait
 	cfg.Logger = log
 	if f.Plaintext {
 		log.Warn("INSECURE: --insecure-plaintext-no-auth: the connection is neither encrypted nor authenticated")

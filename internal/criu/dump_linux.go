@@ -299,8 +299,16 @@ type RestoreStats struct {
 }
 
 // RestoreStatsOf reads the stats-restore file CRIU left in an images
-// directory; ok is false when there is none.
-func RestoreStatsOf(dir string) (RestoreStats, bool) {
+// directory; ok is false when there is none or it does not parse. The
+// directory came from a peer: go-criu's reader panics on some malformed
+// files, and a panic here would take the whole agent down, so it is
+// recovered as "no figures".
+func RestoreStatsOf(dir string) (rs RestoreStats, ok bool) {
+	defer func() {
+		if recover() != nil {
+			rs, ok = RestoreStats{}, false
+		}
+	}()
 	d, err := os.Open(dir)
 	if err != nil {
 		return RestoreStats{}, false

@@ -1,8 +1,12 @@
 package criu
 
 import (
+	"encoding/binary"
+	"os"
+	"path/filepath"
 	"testing"
 
+	"github.com/checkpoint-restore/go-criu/v7/stats"
 	"golang.org/x/sys/unix"
 )
 
@@ -49,5 +53,24 @@ func TestDumpOptsForDockerContainers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.check(t, tt.spec) })
+	}
+}
+
+// A stats-restore file from a peer that go-criu's reader cannot take (it
+// indexes before checking lengths) gives "no figures", never a panic.
+func TestRestoreStatsOfSurvivesMalformedFiles(t *testing.T) {
+	magic := binary.LittleEndian.AppendUint32(nil, stats.ImgServiceMagic)
+	magic = binary.LittleEndian.AppendUint32(magic, stats.StatsMagic)
+	for name, data := range map[string][]byte{
+		"short":              {1, 2, 3},
+		"payload beyond end": binary.LittleEndian.AppendUint32(magic, 1<<30),
+	} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, stats.StatsRestore), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := RestoreStatsOf(dir); ok {
+			t.Errorf("%s: figures read from a malformed file", name)
+		}
 	}
 }

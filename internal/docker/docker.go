@@ -197,18 +197,34 @@ func (c *Client) NetworkSubnet(ctx context.Context, name string) (string, error)
 	return "", fmt.Errorf("docker: network %s has no IPv4 subnet", name)
 }
 
-// Volume returns a volume's mount point on this host, creating the volume
-// when create is set.
-func (c *Client) Volume(ctx context.Context, name string, create bool) (string, error) {
+// Volume returns a volume's mount point on this host.
+func (c *Client) Volume(ctx context.Context, name string) (string, error) {
 	v, err := c.api.VolumeInspect(ctx, name)
-	if err == nil {
-		return v.Mountpoint, nil
-	}
-	if !cerrdefs.IsNotFound(err) || !create {
+	if err != nil {
 		return "", wrap("volume inspect "+name, err)
 	}
-	v, err = c.api.VolumeCreate(ctx, volume.CreateOptions{Name: name})
-	return v.Mountpoint, wrap("volume create "+name, err)
+	return v.Mountpoint, nil
+}
+
+// ErrVolumeTaken: a volume of that name exists and was not made for this
+// migration.
+var ErrVolumeTaken = errors.New("volume exists and is not this migration's")
+
+// CreateVolume makes a new volume carrying labels and returns its mount
+// point. Docker's create returns an existing volume of the same name
+// unchanged; such a volume (made by someone else since it was checked) is
+// refused with ErrVolumeTaken, never adopted.
+func (c *Client) CreateVolume(ctx context.Context, name string, labels map[string]string) (string, error) {
+	v, err := c.api.VolumeCreate(ctx, volume.CreateOptions{Name: name, Labels: labels})
+	if err != nil {
+		return "", wrap("volume create "+name, err)
+	}
+	for k, want := range labels {
+		if v.Labels[k] != want {
+			return "", fmt.Errorf("volume %q: %w", name, ErrVolumeTaken)
+		}
+	}
+	return v.Mountpoint, nil
 }
 
 // RemoveVolume deletes a volume.

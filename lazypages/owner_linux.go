@@ -1,0 +1,100 @@
+package lazypages
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+)
+
+// ownedListener accepts only connections made by the process whose PID is
+// set in pid: the page tunnel's entrance listens on loopback, where any
+// local user could connect before the lazy-pages daemon does, read the
+// container's memory, and (closing cleanly) make the source's CRIU take
+// every page for delivered. Other connections are closed and reported.
+type ownedListener struct {
+	net.Listener
+	pid      atomic.Int64
+	rejected func(addr string, err error)
+}
+
+func (l *ownedListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		pid := int(l.pid.Load())
+		if pid == 0 {
+			err = fmt.Errorf("connection before the lazy-pages daemon started")
+		} else {
+			err = connOwnedBy(c, pid)
+		}
+		if err == nil {
+			return c, nil
+		}
+		c.Close()
+		if l.rejected != nil {
+			l.rejected(c.RemoteAddr().String(), err)
+		}
+	}
+}
+
+// connOwnedBy checks that the client end of c, an accepted TCP/IPv4
+// connection, is a socket held open by process pid: its inode is found in
+// /proc/net/tcp and among pid's descriptors.
+func connOwnedBy(c net.Conn, pid int) error {
+	local, ok1 := c.RemoteAddr().(*net.TCPAddr)
+	remote, ok2 := c.LocalAddr().(*net.TCPAddr)
+	if !ok1 || !ok2 || local.IP.To4() == nil || remote.IP.To4() == nil {
+		return fmt.Errorf("not a TCP/IPv4 connection: %v", c.RemoteAddr())
+	}
+	inode, err := socketInode("/proc/net/tcp", procAddr(local), procAddr(remote))
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join("/proc", strconv.Itoa(pid), "fd")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("descriptors of pid %d: %w", pid, err)
+	}
+	want := "socket:[" + inode + "]"
+	for _, e := range ents {
+		if t, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && t == want {
+			return nil
+		}
+	}
+	return fmt.Errorf("the connection from %v is not the lazy-pages daemon's (pid %d)", local, pid)
+}
+
+// procAddr renders an IPv4 address as /proc/net/tcp does: the address as a
+// native-endian (little-endian here) 32-bit word in hex, then the port.
+func procAddr(a *net.TCPAddr) string {
+	return fmt.Sprintf("%08X:%04X", binary.LittleEndian.Uint32(a.IP.To4()), a.Port)
+}
+
+// socketInode finds the inode of the socket with local address local and
+// remote address remote in a /proc/net/tcp table.
+func socketInode(table, local, remote string) (string, error) {
+	f, err := os.Open(table)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) >= 10 && fields[1] == local && fields[2] == remote {
+			return fields[9], nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return "", err
+	}
+	return "", fmt.Errorf("no socket %s -> %s in %s", local, remote, table)
+}

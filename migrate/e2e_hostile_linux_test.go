@@ -1,0 +1,138 @@
+package migrate_test
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dockmove/dockmove/internal/lab"
+	"github.com/dockmove/dockmove/transfer"
+)
+
+// TestHostilePeersAreRefusedAndLoseNothing runs, against one real
+// migrate-dst on host2 (with --allow-source naming host1), what a hostile
+// network and a compromised source can try: random bytes, a certificate
+// from a foreign CA, a valid certificate of a host not on the allow-list, a
+// silent connection, a flood of half-open connections held open, and,
+// inside an authenticated session, an image directory carrying a symlink.
+// Each is refused (and logged); the container stays on host1 with its
+// state, host2 holds nothing, and a normal migration succeeds right after,
+// with the flood still held.
+func TestHostilePeersAreRefusedAndLoseNothing(t *testing.T) {
+	e := setup(t)
+	ctx := ctxFor(t, 4*time.Minute)
+	dst := startDst(t, e, "--allow-source", e.h1.Name)
+	addr := net.JoinHostPort(e.h2.Addr, lab.AgentPort)
+
+	// Random bytes where a TLS hello is due.
+	junk := make([]byte, 4096)
+	rand.Read(junk)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write(junk)
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	buf := make([]byte, 512)
+	for err == nil { // a TLS alert may come back first; then the end
+		_, err = c.Read(buf)
+	}
+	c.Close()
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatal("migrate-dst kept a connection that sent random bytes")
+	}
+
+	// A certificate from another CA.
+	foreign := filepath.Join(t.TempDir(), "foreign")
+	if err := transfer.WriteBundle(foreign, []transfer.BundleHost{{Name: "intruder"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := dialAs(ctx, addr, transfer.HostTLSFiles(filepath.Join(foreign, "intruder"))); !errors.Is(err, transfer.ErrAuth) {
+		t.Fatalf("foreign CA: got %v, want ErrAuth", err)
+	}
+
+	// A valid certificate of the fleet, of a host not on the allow-list.
+	other := transfer.HostTLSFiles(filepath.Join(lab.TLSDir, "host3"))
+	if err := dialAs(ctx, addr, other); !errors.Is(err, transfer.ErrRejected) || !strings.Contains(err.Error(), "not allowed") {
+		t.Fatalf("host3's certificate: got %v, want a rejection", err)
+	}
+
+	// A silent connection and a flood of half-open ones, held throughout.
+	var held []net.Conn
+	for range 40 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			break
+		}
+		held = append(held, c)
+	}
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+
+	// A compromised source: its image directory carries a symlink. This
+	// one stays inside the directory (a lexical check passes it), but CRIU
+	// opens image files by name and follows links, and chains of such
+	// links can lead anywhere: image directories accept none.
+	name := unique("hostile")
+	caddr := runWorkload(t, ctx, e, name, lab.WorkloadImage)
+	before := waitBeat(t, ctx, caddr, 0)
+	planted := 0
+	onStage := func(stage string, kill func()) {
+		if stage != "transfer" {
+			return
+		}
+		dirs, _ := filepath.Glob(filepath.Join(e.h1.WorkDir(), "dump-*", "images"))
+		for _, d := range dirs {
+			if os.Symlink("inventory.img", filepath.Join(d, "zz-evil.img")) == nil {
+				planted++
+			}
+		}
+	}
+	_, stderr, err := runSrc(ctx, e, name, onStage, "--pause-at", "transfer", "--pause-for", "2s")
+	if planted == 0 {
+		t.Fatalf("no image directory to plant the symlink in (err %v):\n%s", err, stderr)
+	}
+	failedMigration(t, ctx, e, name, caddr, before, err, stderr, "symlink zz-evil.img")
+	assertHost2Clean(t, ctx, e, name, true)
+
+	// The destination refused and logged each, and still serves.
+	log := dst.Log()
+	for _, want := range []string{"peer refused", "not allowed", "symlink zz-evil.img"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("migrate-dst's log lacks %q", want)
+		}
+	}
+	if _, stderr, err := runSrc(ctx, e, name, nil); err != nil {
+		t.Fatalf("a normal migration after the attacks: %v\n%s", err, stderr)
+	}
+	if v := waitBeat(t, ctx, caddr, before.Counter); v.Bad != 0 {
+		t.Fatalf("on host2: %+v", v)
+	}
+}
+
+// dialAs opens a session to addr with the given credentials and closes it.
+func dialAs(ctx context.Context, addr string, files transfer.TLSFiles) error {
+	cfg := transfer.DefaultConfig()
+	tc, err := files.Client()
+	if err != nil {
+		return err
+	}
+	cfg.TLS = tc
+	cfg.Hello = transfer.Hello{Protocol: transfer.ProtocolVersion, Role: transfer.RoleSource, Agent: "hostile-test", DockerAPI: "1.41", CRIU: transfer.CRIUInfo{Version: 40201}}
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	s, err := transfer.Dial(dctx, addr, cfg)
+	if err == nil {
+		s.Close()
+	}
+	return err
+}
