@@ -72,11 +72,12 @@ test-vm: lab-up
 # hierarchy mounted (what current distributions run; this machine's own
 # kernel has cgroup v1 mounted) and the lab's Docker 28 hosts too, and
 # moves containers between two of its dockerds (VM_PAIR, default the
-# Docker 28 ones) by stop-and-copy, lazy, pre-copy and hybrid.
+# Docker 28 ones) by stop-and-copy, lazy, pre-copy and hybrid, and checks that a
+# container's settings and limits hold there (cgroup v2 files).
 VM_PAIR ?= host3,host4
 test-vm-cgroup2: lab-up-modern
 	VM_CGROUP=2 VM_MODERN=1 VM_PAIR=$(VM_PAIR) VM_RUN='-test.run ^$$' \
-		VM_DOCKER_RUN='^(TestVMDockerPrecopy|TestVMDockerHybrid|TestMigrateWorkload|TestMigrateTTYContainer)$$' bash scripts/vm.sh
+		VM_DOCKER_RUN='^(TestVMDockerPrecopy|TestVMDockerHybrid|TestMigrateWorkload|TestMigrateTTYContainer|TestSettingsTravel|TestNetworkNoneMoves)$$' bash scripts/vm.sh
 
 # bench-vm compares the pre-copy policies in that VM (one migration per
 # policy and dirty rate) and writes the table to bench/results/vm-precopy.md.

@@ -43,6 +43,9 @@ type incoming struct {
 	// rename can reach the container's layer: dockerd mounts its data root
 	// on itself) for the runtime to move it in, and an image is sent whole.
 	containerdStore bool
+	// announced is the restored container's PID once its address was
+	// announced from here.
+	announced int
 }
 
 func (in *incoming) name() string {
@@ -145,6 +148,9 @@ func (in *incoming) check(ctx context.Context, spec transfer.ContainerSpec) (nee
 	}
 	allowed, _ := parseAllowedCaps(in.srv.cfg.AllowCaps) // checked by Validate
 	if err := checkCapabilities(spec.CapAdd, allowed); err != nil {
+		return false, err
+	}
+	if err := docker.CheckHostConfig(spec.DockerHostConfig); err != nil {
 		return false, err
 	}
 	if err := checkCgroups(in.sess.Peer().Host, in.srv.hello.Host); err != nil {
@@ -528,6 +534,9 @@ func (in *incoming) commit(ctx context.Context) error {
 		return err
 	}
 	in.finish()
+	if in.announced > 0 {
+		go in.reannounce(in.announced)
+	}
 	// Committed: whatever happens to the acknowledgement, the copy here is
 	// the container now. The source closes the connection as soon as it
 	// reads it, which can fail this send although it was delivered; it
@@ -588,5 +597,22 @@ func (in *incoming) announce(pid int) {
 		in.log.Warn("announce address", "err", err)
 		return
 	}
+	in.announced = pid
 	go netrewire.Announce(pid, 2, 100*time.Millisecond)
+}
+
+// reannounce repeats the announcement over the seconds after the commit.
+// Until the source removes its stopped original, that container's
+// interface still answers ARP with the same address and MAC, pulling the
+// switch's entry back to the source (measured: with Docker 28 on the source,
+// whose network namespace outlives the dumped processes, a post-copy move
+// left clients unable to reach the container for ~35 s). Once the source
+// has removed it, one of these puts the entry right.
+func (in *incoming) reannounce(pid int) {
+	for _, d := range []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second} {
+		time.Sleep(d)
+		if _, err := netrewire.Announce(pid, 1, 0); err != nil {
+			return // the container is gone or has no address any more
+		}
+	}
 }

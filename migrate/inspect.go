@@ -7,6 +7,7 @@ package migrate
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -43,6 +44,13 @@ func specFromInspect(ctx context.Context, dk *docker.Client, r container.Inspect
 		RestartPolicy: string(host.RestartPolicy.Name), RestartMax: host.RestartPolicy.MaximumRetryCount,
 		CapAdd: host.CapAdd, CapDrop: host.CapDrop,
 	}
+	var err error
+	if spec.DockerConfig, err = json.Marshal(cfg); err != nil {
+		return spec, err
+	}
+	if spec.DockerHostConfig, err = json.Marshal(host); err != nil {
+		return spec, err
+	}
 	for p := range cfg.ExposedPorts {
 		spec.ExposedPorts = append(spec.ExposedPorts, string(p))
 	}
@@ -51,6 +59,9 @@ func specFromInspect(ctx context.Context, dk *docker.Client, r container.Inspect
 		spec.Volumes = append(spec.Volumes, transfer.VolumeSpec{Name: m.Name, Destination: m.Destination, ReadOnly: !m.RW})
 	}
 	for name, ep := range r.NetworkSettings.Networks {
+		if name == "none" {
+			continue // no network: spec.Network stays nil, host2 uses "none" too
+		}
 		subnet, err := dk.NetworkSubnet(ctx, name)
 		if err != nil {
 			return spec, err

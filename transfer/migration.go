@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -277,6 +278,32 @@ type ContainerSpec struct {
 	CapDrop       []string          `json:"cap_drop"`
 	Network       *NetworkSpec      `json:"network"`
 	Volumes       []VolumeSpec      `json:"volumes"`
+	// DockerConfig and DockerHostConfig are the container's whole creation
+	// settings as the source's Docker reports them (its Config and
+	// HostConfig, Docker's JSON), so that limits, healthchecks, DNS, log
+	// options and settings of later Docker releases travel too. The
+	// destination decides which of them it applies (a JSON object each, at
+	// most 256 KiB).
+	DockerConfig     json.RawMessage `json:"docker_config,omitempty"`
+	DockerHostConfig json.RawMessage `json:"docker_host_config,omitempty"`
+}
+
+// maxDockerSettings bounds each of DockerConfig and DockerHostConfig.
+const maxDockerSettings = 256 << 10
+
+// checkJSONObject accepts nothing or one JSON object within the bound.
+func checkJSONObject(what string, raw json.RawMessage) error {
+	if len(raw) == 0 {
+		return nil
+	}
+	if len(raw) > maxDockerSettings {
+		return fmt.Errorf("%s of %d bytes, limit %d", what, len(raw), maxDockerSettings)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return fmt.Errorf("%s is not a JSON object: %v", what, err)
+	}
+	return nil
 }
 
 // NetworkSpec is the container's one network and its identity on it.
@@ -358,6 +385,12 @@ func (c *ContainerSpec) Validate() error {
 	}
 	if len(c.Volumes) > 64 {
 		return fmt.Errorf("%d volumes", len(c.Volumes))
+	}
+	if err := checkJSONObject("docker config", c.DockerConfig); err != nil {
+		return err
+	}
+	if err := checkJSONObject("docker host config", c.DockerHostConfig); err != nil {
+		return err
 	}
 	for _, v := range c.Volumes {
 		if err := v.Validate(); err != nil {

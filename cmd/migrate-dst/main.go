@@ -124,6 +124,9 @@ func serve(args []string) error {
 	if len(allowSources) == 0 && !tf.Plaintext {
 		log.Info("any host with a certificate from this CA may migrate here; name the sources with --allow-source")
 	}
+	if tf.Plaintext && !loopbackOnly(listen) {
+		return fmt.Errorf("--insecure-plaintext-no-auth lets anyone who can connect restore processes as root here: it listens only on a loopback address (e.g. --listen 127.0.0.1:7070), not %q", listen)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	srv, err := migrate.NewServer(ctx, cfg)
@@ -219,4 +222,18 @@ func installRuntime(args []string, install bool) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("dockerd did not pick up the runtime from %s", cfg.DaemonJSON)
+}
+
+// loopbackOnly reports whether a listen address can be reached only from
+// this host.
+func loopbackOnly(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

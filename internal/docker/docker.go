@@ -270,15 +270,29 @@ func createConfig(spec transfer.ContainerSpec, runtime string, labels map[string
 	cfg := &container.Config{
 		Hostname: spec.Hostname, Domainname: spec.Domainname, User: spec.User,
 		WorkingDir: spec.WorkingDir, Env: spec.Env, Cmd: spec.Cmd, Entrypoint: spec.Entrypoint,
-		Labels: all, Tty: spec.TTY, OpenStdin: spec.OpenStdin, AttachStdin: false,
-		StopSignal: spec.StopSignal, ExposedPorts: exposed, Image: spec.ImageID,
+		Tty: spec.TTY, OpenStdin: spec.OpenStdin, StopSignal: spec.StopSignal, ExposedPorts: exposed,
 	}
-	host := &container.HostConfig{
-		Runtime:       runtime,
-		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyMode(spec.RestartPolicy), MaximumRetryCount: spec.RestartMax},
-		CapAdd:        spec.CapAdd,
-		CapDrop:       spec.CapDrop,
+	if len(spec.DockerConfig) > 0 {
+		// The source's whole Config (healthcheck, stop timeout, shell, ...).
+		var err error
+		if cfg, err = carriedConfig(spec.DockerConfig); err != nil {
+			return nil, nil, nil, err
+		}
 	}
+	cfg.Image, cfg.Labels = spec.ImageID, all
+	host := &container.HostConfig{}
+	if len(spec.DockerHostConfig) > 0 {
+		// Limits, DNS, logging, ...: what CheckHostConfig accepted.
+		if err := CheckHostConfig(spec.DockerHostConfig); err != nil {
+			return nil, nil, nil, err
+		}
+		if err := carriedHostConfig(spec.DockerHostConfig, host); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	host.Runtime = runtime
+	host.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyMode(spec.RestartPolicy), MaximumRetryCount: spec.RestartMax}
+	host.CapAdd, host.CapDrop = spec.CapAdd, spec.CapDrop
 	for _, v := range spec.Volumes {
 		mode := ""
 		if v.ReadOnly {
