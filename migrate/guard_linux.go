@@ -245,7 +245,7 @@ func (h realGuardHost) remove(ctx context.Context, p guardPlan) error {
 		return err
 	}
 	defer dk.Close()
-	return dk.Remove(ctx, p.Container)
+	return dk.RemoveWithAnonymousVolumes(ctx, p.Container)
 }
 
 // writeFileAtomic replaces path with data so that a crash leaves either

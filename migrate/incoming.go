@@ -311,7 +311,11 @@ func (in *incoming) createShell(ctx context.Context) error {
 		// Made here, labelled, so that a volume of that name created by
 		// someone else since the preflight is refused, not filled (and
 		// removed on rollback).
-		if _, err := in.srv.dk.CreateVolume(ctx, v.Name, map[string]string{LabelMigration: in.pre.MigrationID}); err != nil {
+		labels := map[string]string{LabelMigration: in.pre.MigrationID}
+		if v.Anonymous {
+			labels[docker.LabelAnonymousVolume] = "" // still the container's own here
+		}
+		if _, err := in.srv.dk.CreateVolume(ctx, v.Name, labels); err != nil {
 			if errors.Is(err, docker.ErrVolumeTaken) {
 				err = fmt.Errorf("volume %q appeared on the destination after the preflight; refusing to adopt it: %w", v.Name, err)
 			}

@@ -56,7 +56,8 @@ func specFromInspect(ctx context.Context, dk *docker.Client, r container.Inspect
 	}
 	sort.Strings(spec.ExposedPorts)
 	for _, m := range r.Mounts {
-		spec.Volumes = append(spec.Volumes, transfer.VolumeSpec{Name: m.Name, Destination: m.Destination, ReadOnly: !m.RW})
+		spec.Volumes = append(spec.Volumes, transfer.VolumeSpec{Name: m.Name, Destination: m.Destination, ReadOnly: !m.RW,
+			Anonymous: dk.AnonymousVolume(ctx, m.Name, m.Destination, cfg.Volumes)})
 	}
 	for name, ep := range r.NetworkSettings.Networks {
 		if name == "none" {

@@ -6,9 +6,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
+	"github.com/dockmove/dockmove/internal/cli"
 	"github.com/dockmove/dockmove/internal/criu"
 	"github.com/dockmove/dockmove/transfer"
 )
@@ -204,4 +207,68 @@ func (s *source) dumpSpec(ctx context.Context) (criu.DumpSpec, string, error) {
 	}
 	upper, _, err := writableLayer(r)
 	return spec, upper, err
+}
+
+// ghostFile is a regular file a task keeps open after it was deleted: CRIU
+// copies its content into the images ("ghost file").
+type ghostFile struct {
+	pid, fd int
+	path    string
+	size    int64
+}
+
+// deletedOpenFiles lists the ghost files of the tree rooted at pid.
+func deletedOpenFiles(pid int) []ghostFile {
+	var out []ghostFile
+	seen := map[[2]uint64]bool{}
+	for _, p := range tree(pid) {
+		dir := fmt.Sprintf("/proc/%d/fd", p)
+		fds, _ := os.ReadDir(dir)
+		for _, e := range fds {
+			target, err := os.Readlink(filepath.Join(dir, e.Name()))
+			if err != nil || !strings.HasSuffix(target, " (deleted)") || !strings.HasPrefix(target, "/") {
+				continue
+			}
+			fi, err := os.Stat(filepath.Join(dir, e.Name()))
+			if err != nil || !fi.Mode().IsRegular() {
+				continue
+			}
+			st, ok := fi.Sys().(*syscall.Stat_t)
+			if !ok || seen[[2]uint64{st.Dev, st.Ino}] {
+				continue // the same file open twice is copied once
+			}
+			seen[[2]uint64{st.Dev, st.Ino}] = true
+			fd, _ := strconv.Atoi(e.Name())
+			out = append(out, ghostFile{pid: p, fd: fd, path: strings.TrimSuffix(target, " (deleted)"), size: fi.Size()})
+		}
+	}
+	return out
+}
+
+// ghostBytes is what the tree's ghost files add to the images.
+func ghostBytes(pid int) int64 {
+	var n int64
+	for _, g := range deletedOpenFiles(pid) {
+		n = satAdd(n, g.size)
+	}
+	return n
+}
+
+// checkGhosts refuses, before anything is frozen, a tree holding a deleted
+// file larger than limit open: CRIU's dump would fail on it with the
+// container frozen.
+func checkGhosts(pid int, limit int64) error {
+	var big []string
+	for _, g := range deletedOpenFiles(pid) {
+		if g.size > limit {
+			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", g.pid))
+			big = append(big, fmt.Sprintf("%s (pid %d here, %d inside) holds deleted file %s open (%s, descriptor %d)",
+				strings.TrimSpace(string(comm)), g.pid, nsPID(g.pid), g.path, cli.Size(g.size), g.fd))
+		}
+	}
+	if len(big) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s; a deleted file that is still open moves inside the images, up to %s: raise --ghost-limit, or have the process close it",
+		ErrCannotMove, strings.Join(big, "; "), cli.Size(limit))
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -63,6 +64,11 @@ type SourceConfig struct {
 	// complete; past it CRIU is killed, the container thawed and resumed,
 	// and the migration fails. Default 5m.
 	DumpTimeout time.Duration
+	// GhostLimit is the largest file a process keeps open after deleting
+	// it (a rotated log, an unlinked temporary file) that moves with it:
+	// CRIU copies such files into the images. A larger one is refused
+	// before freezing, named. Default 64 MiB; at most 4 GiB - 1.
+	GhostLimit int64
 	// WorkDir holds the dump while it is shipped. Default /var/lib/dockmove/source.
 	WorkDir string
 	// CRIU is the criu binary. Default "" (criu in PATH).
@@ -98,7 +104,8 @@ type SourceConfig struct {
 // DefaultSourceConfig returns the documented defaults.
 func DefaultSourceConfig() SourceConfig {
 	return SourceConfig{Strategy: transfer.StrategyAuto, PrecopyPolicy: predump.Adaptive, PrecopyLimits: predump.DefaultLimits(),
-		WorkDir: "/var/lib/dockmove/source", ResolveFor: 2 * time.Minute, DumpTimeout: 5 * time.Minute, Transfer: transfer.DefaultConfig()}
+		WorkDir: "/var/lib/dockmove/source", ResolveFor: 2 * time.Minute, DumpTimeout: 5 * time.Minute, GhostLimit: 64 << 20,
+		Transfer: transfer.DefaultConfig()}
 }
 
 // Validate reports a configuration that cannot work.
@@ -120,6 +127,8 @@ func (c SourceConfig) Validate() error {
 		return errors.New("migrate: no work directory")
 	case c.DumpTimeout <= 0:
 		return errors.New("migrate: the dump timeout must be positive")
+	case c.GhostLimit < 0 || c.GhostLimit > math.MaxUint32:
+		return fmt.Errorf("migrate: ghost-file limit %d outside 0 - 4 GiB", c.GhostLimit)
 	}
 	if err := c.Transfer.ValidateSettings(); err != nil {
 		return err
@@ -376,11 +385,12 @@ func (s *source) connect(ctx context.Context) error {
 func (s *source) sizes(ctx context.Context) transfer.Sizes {
 	var z transfer.Sizes
 	if s.proc != nil {
-		z.Memory = treeRSS(s.cfg.Pid)
+		z.Memory = satAdd(treeRSS(s.cfg.Pid), ghostBytes(s.cfg.Pid))
 		return z
 	}
 	if r, err := s.dk.Inspect(ctx, s.ctr); err == nil {
-		z.Memory = memoryUse(r.State.Pid)
+		// Deleted-but-open files travel in the images too.
+		z.Memory = satAdd(memoryUse(r.State.Pid), ghostBytes(r.State.Pid))
 		if upper, _, err := writableLayer(r); err == nil {
 			z.Rootfs = treeSize(upper)
 		}
@@ -559,6 +569,10 @@ func (s *source) prepareDump(ctx context.Context) (spec criu.DumpSpec, upper, im
 	if err := checkNotStopped(spec.Pid); err != nil {
 		return spec, "", "", err
 	}
+	if err := checkGhosts(spec.Pid, s.cfg.GhostLimit); err != nil {
+		return spec, "", "", err
+	}
+	spec.GhostLimit = uint32(s.cfg.GhostLimit)
 	if err := s.startGuard(spec); err != nil {
 		return spec, "", "", err
 	}
@@ -775,7 +789,8 @@ func (s *source) commit(ctx context.Context) error {
 	if s.cfg.KeepSource || s.proc != nil {
 		return nil
 	}
-	return s.dk.Remove(ctx, s.ctr)
+	// The container's anonymous volumes moved with it; named ones stay.
+	return s.dk.RemoveWithAnonymousVolumes(ctx, s.ctr)
 }
 
 func (s *source) sendCommit(ctx context.Context) error {

@@ -17,9 +17,15 @@ import (
 	"time"
 )
 
-// certValidity is how long generated certificates last. The CA is private to
-// the user's hosts; rotation is re-running the command.
-const certValidity = 5 * 365 * 24 * time.Hour
+// caValidity and hostValidity are how long generated certificates last. The
+// CA is private to the user's hosts; a host's certificate is renewed from it
+// (IssueHosts with renew) well before it ends, and agents warn from
+// RenewWithin on.
+const (
+	caValidity   = 5 * 365 * 24 * time.Hour
+	hostValidity = 365 * 24 * time.Hour
+	RenewWithin  = 30 * 24 * time.Hour
+)
 
 // CA is a private certificate authority for a group of hosts.
 type CA struct {
@@ -38,7 +44,7 @@ func NewCA(name string) (*CA, error) {
 		SerialNumber:          serial(),
 		Subject:               pkix.Name{CommonName: name},
 		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(certValidity),
+		NotAfter:              time.Now().Add(caValidity),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
@@ -66,7 +72,7 @@ func (ca *CA) Issue(host string, sans []string) (certPEM, keyPEM []byte, err err
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: host},
 		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(certValidity),
+		NotAfter:     time.Now().Add(hostValidity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
@@ -136,6 +142,70 @@ func WriteBundle(dir string, hosts []BundleHost) error {
 		}
 	}
 	return nil
+}
+
+// LoadCA reads the CA WriteBundle left in dir (ca.pem, ca-key.pem).
+func LoadCA(dir string) (*CA, error) {
+	certPEM, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
+	if err != nil {
+		return nil, fmt.Errorf("transfer: %w (the directory `certs` wrote, with ca-key.pem)", err)
+	}
+	keyPEM, err := os.ReadFile(filepath.Join(dir, "ca-key.pem"))
+	if err != nil {
+		return nil, fmt.Errorf("transfer: %w (the CA's key stays with the operator, in the directory `certs` wrote)", err)
+	}
+	cb, _ := pem.Decode(certPEM)
+	kb, _ := pem.Decode(keyPEM)
+	if cb == nil || kb == nil {
+		return nil, fmt.Errorf("transfer: %s holds no PEM CA certificate and key", dir)
+	}
+	cert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("transfer: CA certificate: %w", err)
+	}
+	key, err := x509.ParseECPrivateKey(kb.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("transfer: CA key: %w", err)
+	}
+	if !cert.IsCA || !key.PublicKey.Equal(cert.PublicKey) {
+		return nil, fmt.Errorf("transfer: %s: ca-key.pem does not belong to ca.pem's CA", dir)
+	}
+	return &CA{cert: cert, key: key, pem: certPEM}, nil
+}
+
+// IssueHosts issues certificates from the CA in dir for hosts that have
+// none yet, into dir/NAME. With renew, a host that has one gets a new
+// certificate and key in dir/NAME.renewed-DATE instead (to copy over the
+// host's files); the old ones stay valid until they end.
+func IssueHosts(dir string, hosts []BundleHost, renew bool) (written []string, err error) {
+	ca, err := LoadCA(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range hosts {
+		if err := validName("host name", h.Name); err != nil {
+			return written, fmt.Errorf("transfer: %w", err)
+		}
+		hdir := filepath.Join(dir, h.Name)
+		if _, err := os.Stat(hdir); err == nil {
+			if !renew {
+				return written, fmt.Errorf("transfer: %s already has credentials in %s (renew them with --renew)", h.Name, hdir)
+			}
+			hdir += ".renewed-" + time.Now().UTC().Format("20060102-150405")
+		}
+		cert, key, err := ca.Issue(h.Name, h.SANs)
+		if err != nil {
+			return written, err
+		}
+		if err := os.Mkdir(hdir, 0o700); err != nil {
+			return written, err
+		}
+		if err := writeFiles(hdir, map[string][]byte{"ca.pem": ca.pem, "cert.pem": cert, "key.pem": key}); err != nil {
+			return written, err
+		}
+		written = append(written, hdir)
+	}
+	return written, nil
 }
 
 // writeFiles creates each file with mode 0600, never through a symlink and

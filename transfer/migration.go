@@ -320,6 +320,9 @@ type VolumeSpec struct {
 	Name        string `json:"name"`
 	Destination string `json:"destination"`
 	ReadOnly    bool   `json:"read_only"`
+	// Anonymous: Docker made it for the container (`-v /path`, an image's
+	// VOLUME); it belongs to the container and goes with it.
+	Anonymous bool `json:"anonymous,omitempty"`
 }
 
 // Limits on what a peer may send in a ContainerSpec.

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 )
 
 // TLSFiles names one host's credentials, as written by WriteBundle.
@@ -24,6 +25,16 @@ func HostTLSFiles(dir string) TLSFiles {
 	return TLSFiles{CA: filepath.Join(dir, "ca.pem"), Cert: filepath.Join(dir, "cert.pem"), Key: filepath.Join(dir, "key.pem")}
 }
 
+// ExpiresSoon reports when this host's certificate ends, if that is within
+// RenewWithin: agents warn so it is renewed before peers refuse it.
+func (f TLSFiles) ExpiresSoon() (time.Time, bool) {
+	cert, err := tls.LoadX509KeyPair(f.Cert, f.Key)
+	if err != nil || cert.Leaf == nil {
+		return time.Time{}, false
+	}
+	return cert.Leaf.NotAfter, time.Until(cert.Leaf.NotAfter) < RenewWithin
+}
+
 func (f TLSFiles) load() (tls.Certificate, *x509.CertPool, error) {
 	if st, err := os.Stat(f.Key); err == nil && st.Mode().Perm()&0o077 != 0 {
 		return tls.Certificate{}, nil, fmt.Errorf("transfer: %s is readable by others (mode %04o); make it private: chmod 600 %s", f.Key, st.Mode().Perm(), f.Key)
@@ -31,6 +42,9 @@ func (f TLSFiles) load() (tls.Certificate, *x509.CertPool, error) {
 	cert, err := tls.LoadX509KeyPair(f.Cert, f.Key)
 	if err != nil {
 		return tls.Certificate{}, nil, fmt.Errorf("transfer: load certificate: %w", err)
+	}
+	if time.Now().After(cert.Leaf.NotAfter) {
+		return tls.Certificate{}, nil, fmt.Errorf("transfer: %s expired on %s; renew it: migrate-dst certs --out CA-DIR --renew --host NAME=ADDR", f.Cert, cert.Leaf.NotAfter.Format(time.DateOnly))
 	}
 	caPEM, err := os.ReadFile(f.CA)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -150,9 +151,11 @@ func serve(args []string) error {
 func certs(args []string) error {
 	var out string
 	var hosts []string
+	var renew bool
 	fs := pflag.NewFlagSet("certs", pflag.ContinueOnError)
-	fs.StringVar(&out, "out", "dockmove-tls", "directory for the CA and one subdirectory per host")
+	fs.StringVar(&out, "out", "dockmove-tls", "directory for the CA and one subdirectory per host; if it holds a CA already, certificates are issued from it for hosts that have none")
 	fs.StringArrayVar(&hosts, "host", nil, "NAME[=ADDR,ADDR...]: a host and the names/IPs it is reached by (repeat)")
+	fs.BoolVar(&renew, "renew", false, "issue new certificates (valid one year) for hosts that have some, into NAME.renewed-DATE")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -164,6 +167,15 @@ func certs(args []string) error {
 			b.SANs = strings.Split(sans, ",")
 		}
 		bundle = append(bundle, b)
+	}
+	if _, err := os.Stat(filepath.Join(out, "ca.pem")); err == nil {
+		written, err := transfer.IssueHosts(out, bundle, renew)
+		for _, dir := range written {
+			fmt.Printf("copy %s to /etc/dockmove/tls on %s\n", dir, strings.SplitN(filepath.Base(dir), ".", 2)[0])
+		}
+		return err
+	} else if renew {
+		return fmt.Errorf("--renew: %s holds no CA to renew from", out)
 	}
 	if err := transfer.WriteBundle(out, bundle); err != nil {
 		return err

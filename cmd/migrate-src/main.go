@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/docker/go-units"
 	"github.com/spf13/pflag"
 
 	"github.com/dockmove/dockmove/internal/cli"
@@ -49,6 +50,8 @@ func run() int {
 	fs.StringVar(&cfg.Strategy, "strategy", cfg.Strategy, "migration strategy: stop-and-copy, lazy (post-copy), precopy (pre-dump rounds while running), "+
 		"hybrid (pre-dump rounds, then post-copy) or auto (hybrid, lazy, precopy or stop-and-copy: the first the kernels allow)")
 	fs.StringVar(&cfg.PrecopyPolicy, "precopy-policy", cfg.PrecopyPolicy, "when pre-dump rounds stop: adaptive (predicted freeze fits --max-freeze, or no progress), phaul or lxd (those tools' rules)")
+	ghostLimit := "64MiB"
+	fs.StringVar(&ghostLimit, "ghost-limit", ghostLimit, "largest deleted-but-open file that moves with its process (CRIU copies it into the images); a larger one is refused before freezing")
 	fs.DurationVar(&cfg.DumpTimeout, "dump-timeout", cfg.DumpTimeout, "longest CRIU's dump may keep the container frozen before it is stopped and the container resumed")
 	fs.IntVar(&cfg.PrecopyLimits.MaxRounds, "max-rounds", cfg.PrecopyLimits.MaxRounds, "at most this many pre-dump rounds")
 	fs.DurationVar(&cfg.PrecopyLimits.MaxFreeze, "max-freeze", cfg.PrecopyLimits.MaxFreeze, "adaptive policy: stop the rounds once the predicted freeze fits this")
@@ -83,6 +86,12 @@ func run() int {
 		return 2
 	}
 	cfg.Container = fs.Arg(0)
+	n, err := units.RAMInBytes(ghostLimit)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "migrate-src: --ghost-limit %q: %v\n", ghostLimit, err)
+		return 2
+	}
+	cfg.GhostLimit = n
 	if _, _, err := net.SplitHostPort(cfg.To); err != nil {
 		cfg.To = net.JoinHostPort(cfg.To, "7070")
 	}
@@ -92,7 +101,6 @@ func run() int {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Logger = log
-	var err error
 	if cfg.GuardBinary, err = os.Executable(); err != nil {
 		fmt.Fprintln(os.Stderr, "migrate-src:", err)
 		return 1

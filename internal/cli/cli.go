@@ -93,6 +93,9 @@ func (f *TransferFlags) Config(server bool, log *slog.Logger) (transfer.Config, 
 	if err != nil {
 		return cfg, fmt.Errorf("%w (create credentials with `migrate-dst certs`, or pass --tls-dir)", err)
 	}
+	if end, soon := f.Files().ExpiresSoon(); soon {
+		log.Warn("this host's certificate expires soon; renew it: migrate-dst certs --out CA-DIR --renew --host NAME=ADDR", "cert", f.Files().Cert, "expires", end.Format(time.DateOnly))
+	}
 	return cfg, nil
 }
 

@@ -50,6 +50,9 @@ type DumpSpec struct {
 	// Docker wires it. Zero leaves it empty instead (CRIU makes a new one
 	// on restore).
 	Netns uint64
+	// GhostLimit is the largest deleted-but-open file whose content CRIU
+	// copies into the images (bytes; 0: CRIU's default, 1 MiB).
+	GhostLimit uint32
 }
 
 // NetnsKey is the key an external network namespace is dumped under; runc
@@ -84,6 +87,9 @@ func DumpOpts(s DumpSpec, imagesFd int) *rpc.CriuOpts {
 	}
 	if s.TrackMem {
 		opts.TrackMem = proto.Bool(true)
+	}
+	if s.GhostLimit > 0 {
+		opts.GhostLimit = proto.Uint32(s.GhostLimit)
 	}
 	if s.Parent != "" {
 		opts.ParentImg = proto.String(s.Parent)

@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -120,5 +121,26 @@ func TestCheckHostConfigRefusesWhatReachesTheHost(t *testing.T) {
 	raw := json.RawMessage(`{"Memory": 1048576, "FutureIsolation": "strict"}`)
 	if err := CheckHostConfig(raw); err == nil || !strings.Contains(err.Error(), "FutureIsolation (not a setting") {
 		t.Fatalf("unknown setting: %v", err)
+	}
+}
+
+// Without a label (Docker 20.10 does not label anonymous volumes), a volume
+// is anonymous when named by a 64-digit hex ID and declared as one of the
+// container's volumes. No daemon is reached (the socket does not exist).
+func TestAnonymousVolumeWithoutLabels(t *testing.T) {
+	c, err := New("unix:///nonexistent/docker.sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	id := strings.Repeat("ab", 32)
+	declared := map[string]struct{}{"/cache": {}}
+	for _, tc := range []struct {
+		name, dest string
+		want       bool
+	}{{id, "/cache", true}, {id, "/other", false}, {"mydata", "/cache", false}} {
+		if got := c.AnonymousVolume(context.Background(), tc.name, tc.dest, declared); got != tc.want {
+			t.Errorf("AnonymousVolume(%s, %s) = %v, want %v", tc.name, tc.dest, got, tc.want)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -206,6 +207,27 @@ func (c *Client) Volume(ctx context.Context, name string) (string, error) {
 	return v.Mountpoint, nil
 }
 
+// LabelAnonymousVolume marks a volume Docker made for one container (Docker
+// 23 and later label them so; `docker rm -v` and `volume prune` remove
+// them).
+const LabelAnonymousVolume = "com.docker.volume.anonymous"
+
+// AnonymousVolume reports whether the volume name, mounted at dest, was
+// made by Docker for its container: labelled so (Docker 23 and later), or,
+// for older Dockers that do not label, named by a 64-digit hex ID and
+// declared as one of the container's volumes (`-v /path`, VOLUME).
+func (c *Client) AnonymousVolume(ctx context.Context, name, dest string, declared map[string]struct{}) bool {
+	if v, err := c.api.VolumeInspect(ctx, name); err == nil {
+		if _, ok := v.Labels[LabelAnonymousVolume]; ok {
+			return true
+		}
+	}
+	_, isDeclared := declared[dest]
+	return isDeclared && hexID.MatchString(name)
+}
+
+var hexID = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
 // ErrVolumeTaken: a volume of that name exists and was not made for this
 // migration.
 var ErrVolumeTaken = errors.New("volume exists and is not this migration's")
@@ -333,7 +355,18 @@ func (c *Client) Start(ctx context.Context, id string) error {
 
 // Remove force-removes a container (killing it if it runs).
 func (c *Client) Remove(ctx context.Context, id string) error {
-	err := c.api.ContainerRemove(ctx, id, container.RemoveOptions{Force: true})
+	return c.remove(ctx, id, false)
+}
+
+// RemoveWithAnonymousVolumes is Remove, removing the volumes Docker made
+// for the container too (`docker rm -v`): after a move their data lives on
+// the destination. Named volumes stay.
+func (c *Client) RemoveWithAnonymousVolumes(ctx context.Context, id string) error {
+	return c.remove(ctx, id, true)
+}
+
+func (c *Client) remove(ctx context.Context, id string, volumes bool) error {
+	err := c.api.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: volumes})
 	if cerrdefs.IsNotFound(err) {
 		return nil
 	}
