@@ -79,13 +79,16 @@ func (c DestConfig) Validate() error {
 // Server accepts migrations. Several may run at once; two never touch the
 // same container name.
 type Server struct {
-	cfg   DestConfig
-	log   *slog.Logger
-	dk    *docker.Client
-	hello transfer.Hello
-	gate  handshakeGate
-	mu    sync.Mutex
-	names map[string]bool
+	cfg DestConfig
+	log *slog.Logger
+	dk  *docker.Client
+	// undoWith replaces dk when undoing migrations (tests' fakes); nil in
+	// the agent.
+	undoWith undoer
+	hello    transfer.Hello
+	gate     handshakeGate
+	mu       sync.Mutex
+	names    map[string]bool
 	// active holds the IDs of the migrations whose sessions run here.
 	active map[string]bool
 	wg     sync.WaitGroup

@@ -80,6 +80,7 @@ func startGuard(bin string, args []string, workDir string, lock *os.File, plan g
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
+	pruneGuardRecords(dir, guardKeepFor, guardKeepCount)
 	logPath := filepath.Join(dir, plan.MigrationID+".log")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {

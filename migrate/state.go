@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
+
 	"github.com/dockmove/dockmove/internal/docker"
 	"github.com/dockmove/dockmove/internal/shim"
 )
@@ -31,6 +33,26 @@ func (s *Server) saveState(st *migrationState) error {
 
 func (s *Server) dropState(st *migrationState) {
 	os.Remove(s.statePath(st.MigrationID))
+}
+
+// undoer is what undoing a migration needs from Docker: the seam at which
+// the safety core (abandon: never two running copies, never none) is tested
+// with a fake as well as with the real daemons.
+type undoer interface {
+	Pause(ctx context.Context, id string) error
+	Inspect(ctx context.Context, nameOrID string) (container.InspectResponse, error)
+	Remove(ctx context.Context, id string) error
+	ContainersWithLabel(ctx context.Context, key string) (map[string]string, error)
+	RemoveVolume(ctx context.Context, name string) error
+	RemoveImage(ctx context.Context, id string) error
+}
+
+// undo is the Docker abandon works with: the test's fake, or this host's.
+func (s *Server) undo() undoer {
+	if s.undoWith != nil {
+		return s.undoWith
+	}
+	return s.dk
 }
 
 // abandon undoes a migration that failed. Before the restored copy was
@@ -58,7 +80,7 @@ func (s *Server) abandon(ctx context.Context, st *migrationState, cause error) {
 		// Part of its memory is still on the source: it cannot continue.
 		log.Error("post-copy failed: the restored container cannot continue without its memory; removing it", "cause", cause)
 	case st.Phase == phaseRestored || st.Phase == phaseInDoubt:
-		if err := s.dk.Pause(ctx, st.ContainerID); err != nil && !isPaused(ctx, s.dk, st.ContainerID) {
+		if err := s.undo().Pause(ctx, st.ContainerID); err != nil && !isPaused(ctx, s.undo(), st.ContainerID) {
 			log.Error("in doubt: could not pause the restored copy", "err", err)
 		}
 		st.Phase = phaseInDoubt
@@ -70,7 +92,7 @@ func (s *Server) abandon(ctx context.Context, st *migrationState, cause error) {
 		return
 	}
 	for _, id := range s.shellsOf(ctx, st) {
-		if err := s.dk.Remove(ctx, id); err != nil {
+		if err := s.undo().Remove(ctx, id); err != nil {
 			log.Error("cleanup: remove container", "err", err)
 		}
 		if dir, err := shim.ContainerDir(s.cfg.RuntimeState, id); err == nil {
@@ -78,12 +100,12 @@ func (s *Server) abandon(ctx context.Context, st *migrationState, cause error) {
 		}
 	}
 	for _, v := range st.Volumes {
-		if err := s.dk.RemoveVolume(ctx, v); err != nil {
+		if err := s.undo().RemoveVolume(ctx, v); err != nil {
 			log.Warn("cleanup: remove volume", "volume", v, "err", err)
 		}
 	}
 	if st.ImageLoaded != "" {
-		if err := s.dk.RemoveImage(ctx, st.ImageLoaded); err != nil {
+		if err := s.undo().RemoveImage(ctx, st.ImageLoaded); err != nil {
 			log.Warn("cleanup: remove loaded image", "image", st.ImageLoaded, "err", err)
 		}
 	}
@@ -100,7 +122,7 @@ func (s *Server) shellsOf(ctx context.Context, st *migrationState) []string {
 	if st.ContainerID != "" {
 		ids = append(ids, st.ContainerID)
 	}
-	labelled, err := s.dk.ContainersWithLabel(ctx, LabelMigration)
+	labelled, err := s.undo().ContainersWithLabel(ctx, LabelMigration)
 	if err != nil {
 		s.log.Warn("cleanup: list the migration's containers", "err", err)
 	}
@@ -155,7 +177,7 @@ func (s *Server) removeOrphanPlans(ctx context.Context) {
 	}
 }
 
-func isPaused(ctx context.Context, dk *docker.Client, id string) bool {
+func isPaused(ctx context.Context, dk undoer, id string) bool {
 	r, err := dk.Inspect(ctx, id)
 	return err == nil && r.State != nil && r.State.Paused
 }

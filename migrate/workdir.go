@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -84,4 +85,42 @@ func hasPrefix(name string, prefixes []string) bool {
 		}
 	}
 	return false
+}
+
+// Guard records (WORK/guards: every migration's guard log, and the result
+// of each guard that acted) are kept for guardKeepFor, and at most
+// guardKeepCount of them; `migrate-src status` reads the results.
+const (
+	guardKeepFor   = 30 * 24 * time.Hour
+	guardKeepCount = 200
+)
+
+// pruneGuardRecords removes guard records older than keepFor and, beyond
+// the newest keepCount, the oldest ones; a record written in the last hour
+// (its guard may still be at work) always stays.
+func pruneGuardRecords(dir string, keepFor time.Duration, keepCount int) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	type record struct {
+		path string
+		mod  time.Time
+	}
+	var recs []record
+	for _, e := range ents {
+		if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), ".json") && !strings.HasSuffix(e.Name(), ".log") {
+			continue
+		}
+		if info, err := e.Info(); err == nil {
+			recs = append(recs, record{filepath.Join(dir, e.Name()), info.ModTime()})
+		}
+	}
+	sort.Slice(recs, func(i, j int) bool { return recs[i].mod.After(recs[j].mod) })
+	for i, r := range recs {
+		age := time.Since(r.mod)
+		if age > time.Hour && (age > keepFor || i >= keepCount) {
+			os.Remove(r.path)
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -49,5 +50,39 @@ func TestSweepStaleKeepsLiveWork(t *testing.T) {
 	release()
 	if _, err := os.Stat(live); !os.IsNotExist(err) {
 		t.Errorf("release left %s: %v", live, err)
+	}
+}
+
+// Guard records are pruned by age and count, newest kept, and one written
+// in the last hour is never removed. Real files with set times.
+func TestPruneGuardRecordsKeepsRecentAndNewest(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	files := map[string]time.Duration{
+		"a.json": 40 * 24 * time.Hour, // too old
+		"a.log":  40 * 24 * time.Hour,
+		"b.json": 3 * time.Hour, // beyond the newest 2 below, and older than an hour
+		"c.log":  2 * time.Hour,
+		"d.log":  90 * time.Minute,
+		"e.log":  10 * time.Minute, // beyond the count, but its guard may be at work
+		"notes":  50 * 24 * time.Hour,
+	}
+	for name, age := range files {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, now.Add(-age), now.Add(-age)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pruneGuardRecords(dir, 30*24*time.Hour, 2)
+	var left []string
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		left = append(left, e.Name())
+	}
+	if got, want := strings.Join(left, " "), "d.log e.log notes"; got != want {
+		t.Fatalf("left %q, want %q", got, want)
 	}
 }
