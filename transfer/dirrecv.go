@@ -49,8 +49,8 @@ type Policy struct {
 	MaxEntries int64
 	// KeepFree is space that must stay free on the target's file system:
 	// a file that would eat into it fails the stream, so a peer cannot fill
-	// the disk whatever sizes it announced. Checked before each file and
-	// every 64 MiB. Default 0: no check.
+	// the disk whatever sizes it announced. Checked before each file of 1
+	// MiB or more and every 64 MiB written. Default 0: no check.
 	KeepFree int64
 	// MaxRetained bounds the metadata kept until the stream ends
 	// (directories' paths, modes and times, set last so that read-only
@@ -382,7 +382,11 @@ func (r *receiver) createFile(e Entry) error {
 	if err != nil {
 		return err
 	}
-	err = r.checkFree(int64(e.Size))
+	if e.Size >= freeCheckEvery/64 {
+		// Small files are checked as their bytes add up (content): a
+		// statfs per file would cost the freeze time for nothing.
+		err = r.checkFree(int64(e.Size))
+	}
 	if err == nil {
 		err = r.content(f, e.Size)
 	}
