@@ -408,6 +408,11 @@ func (n *NetworkSpec) Validate() error {
 	if !dockerNamePattern.MatchString(n.Name) {
 		return fmt.Errorf("invalid network name %q", n.Name)
 	}
+	if n.Name == "host" || n.Name == "none" {
+		// Docker's network modes, not networks: "host" would give the
+		// container the destination's own network stack.
+		return fmt.Errorf("network %q is a network mode, not a network a container can be moved onto", n.Name)
+	}
 	_, subnet, err := net.ParseCIDR(n.Subnet)
 	if err != nil {
 		return fmt.Errorf("invalid subnet %q", n.Subnet)

@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -69,6 +70,32 @@ func TestVolumeDestinationCannotCarryABindMode(t *testing.T) {
 		v := VolumeSpec{Name: "vol", Destination: dest}
 		if err := v.Validate(); (err == nil) != ok {
 			t.Errorf("volume destination %q: %v, want ok=%v", dest, err, ok)
+		}
+	}
+}
+
+// A network a container is moved onto must be a network, not one of
+// Docker's network modes ("host" would share the destination's stack); the
+// raw Docker settings must be JSON objects within their bound.
+func TestContainerSpecNetworkAndSettings(t *testing.T) {
+	spec := func(network string, cfg json.RawMessage) ContainerSpec {
+		return ContainerSpec{Name: "web", ImageID: "sha256:" + strings.Repeat("0", 64), DockerConfig: cfg,
+			Network: &NetworkSpec{Name: network, Subnet: "10.0.0.0/24", IPv4: "10.0.0.5", MAC: "02:42:0a:00:00:05"}}
+	}
+	for _, c := range []struct {
+		name string
+		spec ContainerSpec
+		ok   bool
+	}{
+		{"a network", spec("lan", nil), true},
+		{"host mode", spec("host", nil), false},
+		{"none mode", spec("none", nil), false},
+		{"settings object", spec("lan", json.RawMessage(`{"Cmd":["x"]}`)), true},
+		{"settings not an object", spec("lan", json.RawMessage(`["x"]`)), false},
+		{"settings too large", spec("lan", json.RawMessage(`{"Env":["`+strings.Repeat("x", maxDockerSettings)+`"]}`)), false},
+	} {
+		if err := c.spec.Validate(); (err == nil) != c.ok {
+			t.Errorf("%s: %v, want ok=%v", c.name, err, c.ok)
 		}
 	}
 }
