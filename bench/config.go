@@ -14,18 +14,21 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/dockmove/dockmove/predump"
+	"github.com/dockmove/dockmove/protocol"
 )
 
 // Strategy names in a benchmark: migrate-src's, where "precopy:POLICY"
 // is pre-copy with that convergence policy, and the baseline a user
 // would otherwise pick.
 const (
-	StopAndCopy      = "stop-and-copy"
-	Lazy             = "lazy"
-	Precopy          = "precopy" // adaptive policy
-	PrecopyPHaul     = "precopy:phaul"
-	PrecopyLXD       = "precopy:lxd"
-	Hybrid           = "hybrid"
+	StopAndCopy      = string(protocol.StrategyStopAndCopy)
+	Lazy             = string(protocol.StrategyLazy)
+	Precopy          = string(protocol.StrategyPrecopy) // adaptive policy
+	PrecopyPHaul     = Precopy + ":" + string(predump.PHaul)
+	PrecopyLXD       = Precopy + ":" + string(predump.LXD)
+	Hybrid           = string(protocol.StrategyHybrid)
 	DockerCheckpoint = "docker-checkpoint"
 )
 

@@ -69,13 +69,31 @@ func (g *closeGuard) Read(p []byte) (int, error) {
 // the original: a client that connects and resets is an error to it, where
 // a clean close would mean "every page delivered". A page server that has
 // already a client is aborted through that client's connection instead.
-func Abort(addr string) {
+// It reports whether a page server was there to abort: CRIU listens only
+// once its post-dump notification returned, so a caller that saw the
+// session die earlier must try again (AbortWhenListening).
+func Abort(addr string) bool {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
-		return
+		return false
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetLinger(0)
 	}
 	c.Close()
+	return true
+}
+
+// AbortWhenListening aborts the page server at addr as soon as it listens,
+// trying every interval until it did or ctx ends (the dump is over).
+func AbortWhenListening(ctx context.Context, addr string, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for !Abort(addr) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -2,11 +2,15 @@ package lazypages
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
+	"net"
+	"syscall"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 func frame(cmd uint32) []byte {
@@ -47,5 +51,57 @@ func TestCloseGuardPassesOnlyAFinishedStream(t *testing.T) {
 				t.Fatalf("err %v", err)
 			}
 		})
+	}
+}
+
+// TestAbortWaitsForALatePageServer: the session may die before CRIU
+// listens; the abort must reach the page server once it does, with a
+// reset (a clean close would tell CRIU every page was delivered), or
+// CRIU waits for a client forever with the original frozen.
+func TestAbortWaitsForALatePageServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // CRIU has not listened yet
+	if Abort(addr) {
+		t.Fatal("Abort reported a page server where none listens")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	aborted := make(chan struct{})
+	go func() {
+		AbortWhenListening(ctx, addr, 20*time.Millisecond)
+		close(aborted)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	late, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("prerequisite: the port was taken meanwhile: %v", err)
+	}
+	defer late.Close()
+	c, err := late.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("the page server read %v, want a reset", err)
+	}
+	<-aborted
+
+	// A dump that ends first (no page server ever listens) ends the wait.
+	late.Close()
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { AbortWhenListening(ctx2, addr, 20*time.Millisecond); close(done) }()
+	time.Sleep(100 * time.Millisecond)
+	cancel2()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("AbortWhenListening outlived its context")
 	}
 }

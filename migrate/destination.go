@@ -6,10 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/dockmove/dockmove/internal/criu"
-	"github.com/dockmove/dockmove/internal/docker"
-	"github.com/dockmove/dockmove/internal/shim"
-	"github.com/dockmove/dockmove/transfer"
 	"log/slog"
 	"net"
 	"os"
@@ -18,6 +14,12 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/dockmove/dockmove/internal/criu"
+	"github.com/dockmove/dockmove/internal/docker"
+	"github.com/dockmove/dockmove/internal/restoreruntime"
+	"github.com/dockmove/dockmove/protocol"
+	"github.com/dockmove/dockmove/transfer"
 )
 
 // LabelMigration marks containers created by migrate-dst; its value is the
@@ -33,7 +35,7 @@ type DestConfig struct {
 	// Default /var/lib/dockmove/destination.
 	WorkDir string
 	// RuntimeState is the restore runtime's state directory, as registered
-	// with dockerd. Default shim.DefaultStateDir.
+	// with dockerd. Default restoreruntime.DefaultStateDir.
 	RuntimeState string
 	// CRIU is the criu binary. Default "" (criu in PATH).
 	CRIU string
@@ -59,7 +61,7 @@ type DestConfig struct {
 
 // DefaultDestConfig returns the documented defaults.
 func DefaultDestConfig() DestConfig {
-	return DestConfig{WorkDir: "/var/lib/dockmove/destination", RuntimeState: shim.DefaultStateDir, RestoreTimeout: 5 * time.Minute, Transfer: transfer.DefaultConfig()}
+	return DestConfig{WorkDir: "/var/lib/dockmove/destination", RuntimeState: restoreruntime.DefaultStateDir, RestoreTimeout: 5 * time.Minute, Transfer: transfer.DefaultConfig()}
 }
 
 // Validate reports a configuration that cannot work.
@@ -132,7 +134,7 @@ func (s *Server) connectDocker(ctx context.Context) (api string, runtime bool, e
 	dk, err := docker.New(s.cfg.Docker)
 	if err == nil {
 		if api, err = dk.APIVersion(ctx); err == nil {
-			runtime, err = dk.HasRuntime(ctx, shim.Name)
+			runtime, err = dk.HasRuntime(ctx, restoreruntime.Name)
 		}
 		if err != nil {
 			dk.Close()
@@ -288,9 +290,9 @@ func (s *Server) handle(ctx context.Context, conn net.Conn, handshakeDone func()
 		return
 	}
 	switch m := first.(type) {
-	case *transfer.Resolve:
+	case *protocol.Resolve:
 		s.serveResolve(ctx, sess, m, log)
-	case *transfer.Preflight:
+	case *protocol.Preflight:
 		s.serveMigration(ctx, &incoming{srv: s, sess: sess, pre: m, log: log})
 	default:
 		sess.Fail(fmt.Errorf("%w: %s to begin with", transfer.ErrUnexpectedMessage, first.Type()))

@@ -33,8 +33,8 @@ func migrateWorkload(t *testing.T, e env, strategy string) {
 	name, vol := unique("wl"), unique("vol")
 	t.Cleanup(func() {
 		for _, h := range []lab.Host{e.h1, e.h2} {
-			h.Docker(context.Background(), "rm", "-f", name)
-			h.Docker(context.Background(), "volume", "rm", "-f", vol)
+			cleanupDocker(h, "rm", "-f", name)
+			cleanupDocker(h, "volume", "rm", "-f", vol)
 		}
 	})
 	addr := runWorkload(t, ctx, e, name, lab.WorkloadImage, "-v", vol+":/vol", "--restart", "unless-stopped")
@@ -50,7 +50,7 @@ func migrateWorkload(t *testing.T, e env, strategy string) {
 		t.Fatalf("migration failed: %v\n%s", err, stderr)
 	}
 	t.Logf("%s: freeze %v, total %v, %d bytes (%d on the wire), %d bytes of pages", report.Strategy, report.FreezeTime, report.TotalTime, report.BytesRaw, report.BytesWire, report.PageBytes)
-	if report.Strategy != strategy || report.FreezeTime <= 0 || report.BytesRaw+report.PageBytes < 64<<20 || report.ContainerID == "" {
+	if string(report.Strategy) != strategy || report.FreezeTime <= 0 || report.BytesRaw+report.PageBytes < 64<<20 || report.ContainerID == "" {
 		t.Fatalf("implausible report: %+v", report)
 	}
 
@@ -161,13 +161,13 @@ func commitImage(t *testing.T, ctx context.Context, e env, image, text string) {
 	if _, err := e.h1.Docker(ctx, "run", "--pull", "never", "--name", base, lab.WorkloadImage, "sh", "-c", "echo "+text+" > /layer"); err != nil {
 		t.Fatal(err)
 	}
-	defer e.h1.Docker(context.Background(), "rm", "-f", base)
+	defer cleanupDocker(e.h1, "rm", "-f", base)
 	if _, err := e.h1.Docker(ctx, "commit", base, image); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		for _, h := range []lab.Host{e.h1, e.h2} {
-			h.Docker(context.Background(), "rmi", "-f", image)
+			cleanupDocker(h, "rmi", "-f", image)
 		}
 	})
 }
@@ -356,7 +356,7 @@ func migrateTTYContainer(t *testing.T, e env) {
 	name := unique("tty")
 	t.Cleanup(func() {
 		for _, h := range []lab.Host{e.h1, e.h2} {
-			h.Docker(context.Background(), "rm", "-f", name)
+			cleanupDocker(h, "rm", "-f", name)
 		}
 	})
 	loop := "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done"
@@ -403,12 +403,12 @@ func TestNewAddressOnlyWhenAccepted(t *testing.T) {
 		if _, err := h.Docker(ctx, "network", "create", "-d", "bridge", "--subnet", subnet, netName); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { h.Docker(context.Background(), "network", "rm", netName) })
+		t.Cleanup(func() { cleanupDocker(h, "network", "rm", netName) })
 	}
 	name := unique("newaddr")
 	t.Cleanup(func() {
 		for _, h := range []lab.Host{e.h1, e.h2} {
-			h.Docker(context.Background(), "rm", "-f", name)
+			cleanupDocker(h, "rm", "-f", name)
 		}
 	})
 	if _, err := e.h1.Docker(ctx, "run", "-d", "--pull", "never", "--name", name, "--network", netName, lab.WorkloadImage,

@@ -1,7 +1,6 @@
 package migrate_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -27,7 +26,7 @@ func TestDeletedOpenFilesMove(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		for _, h := range []lab.Host{e.h1, e.h2} {
-			h.Docker(context.Background(), "rm", "-f", name)
+			cleanupDocker(h, "rm", "-f", name)
 		}
 	})
 	sum := func(h lab.Host, file string) string {
@@ -81,7 +80,7 @@ func TestAnonymousVolumeMovesAndLeavesNothing(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		for _, h := range []lab.Host{e.h1, e.h2} {
-			h.Docker(context.Background(), "rm", "-f", "-v", name)
+			cleanupDocker(h, "rm", "-f", "-v", name)
 		}
 	})
 	vol, err := e.h1.Docker(ctx, "inspect", "-f", "{{range .Mounts}}{{.Name}}{{end}}", name)
@@ -89,7 +88,7 @@ func TestAnonymousVolumeMovesAndLeavesNothing(t *testing.T) {
 	if err != nil || vol == "" {
 		t.Fatalf("anonymous volume: %q, %v", vol, err)
 	}
-	t.Cleanup(func() { e.h2.Docker(context.Background(), "volume", "rm", "-f", vol) })
+	t.Cleanup(func() { cleanupDocker(e.h2, "volume", "rm", "-f", vol) })
 	if _, stderr, err := runSrc(ctx, e, name, nil); err != nil {
 		t.Fatalf("migrate: %v\n%s", err, stderr)
 	}

@@ -103,6 +103,14 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
+// cleanupDocker runs a docker command at the end of a test, bounded: a
+// daemon stuck on one container must not hang the run past its logs.
+func cleanupDocker(h lab.Host, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	return h.Docker(ctx, args...)
+}
+
 func unique(prefix string) string {
 	b := make([]byte, 4)
 	rand.Read(b)
@@ -189,7 +197,7 @@ func runWorkloadMiB(t *testing.T, ctx context.Context, e env, name string, image
 	}
 	t.Cleanup(func() {
 		for _, h := range []lab.Host{e.h1, e.h2} {
-			h.Docker(context.Background(), "rm", "-f", name)
+			cleanupDocker(h, "rm", "-f", name)
 		}
 	})
 	ip, err := e.h1.Docker(ctx, "inspect", "-f", "{{(index .NetworkSettings.Networks \""+e.h1.Network+"\").IPAddress}}", name)

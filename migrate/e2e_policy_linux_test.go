@@ -1,7 +1,6 @@
 package migrate_test
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -84,8 +83,8 @@ func TestImageNameTakenOnHost2IsNotRepointed(t *testing.T) {
 	if loaded, err := e.h2.Docker(ctx, "inspect", "-f", "{{.Image}}", name); err == nil {
 		// Untagged on host2: remove it by ID once the container is gone.
 		t.Cleanup(func() {
-			e.h2.Docker(context.Background(), "rm", "-f", name)
-			e.h2.Docker(context.Background(), "rmi", loaded)
+			cleanupDocker(e.h2, "rm", "-f", name)
+			cleanupDocker(e.h2, "rmi", loaded)
 		})
 	}
 	if out, err := e.h2.Docker(ctx, "exec", name, "cat", "/layer"); err != nil || out != "from-host1" {
@@ -150,8 +149,8 @@ func TestCreateVolumeRefusesAVolumeItDidNotMake(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		e.h2.Docker(context.Background(), "volume", "rm", "-f", theirs)
-		e.h2.Docker(context.Background(), "volume", "rm", "-f", ours)
+		cleanupDocker(e.h2, "volume", "rm", "-f", theirs)
+		cleanupDocker(e.h2, "volume", "rm", "-f", ours)
 	})
 	labels := map[string]string{migrate.LabelMigration: "m-test"}
 	if _, err := dk.CreateVolume(ctx, theirs, labels); !errors.Is(err, docker.ErrVolumeTaken) {

@@ -75,7 +75,7 @@ func TestAutoExplainsWhyNoPrecopy(t *testing.T) {
 	if caps.MemTrack {
 		want, reason = "hybrid", "pre-copy rounds"
 	}
-	if rep.Strategy != want || !strings.Contains(rep.StrategyReason, reason) {
+	if string(rep.Strategy) != want || !strings.Contains(rep.StrategyReason, reason) {
 		t.Fatalf("auto chose %q (%s), want %q with a reason containing %q", rep.Strategy, rep.StrategyReason, want, reason)
 	}
 	if !strings.Contains(stderr, reason) {

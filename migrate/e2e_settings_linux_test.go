@@ -53,12 +53,15 @@ var mayDiffer = map[string]string{
 // healthcheck runs and reports healthy.
 func TestSettingsTravel(t *testing.T) {
 	e := setup(t)
-	startDst(t, e)
 	for _, strategy := range []string{"stop-and-copy", "lazy"} {
 		t.Run(strategy, func(t *testing.T) {
 			ctx := ctxFor(t, 3*time.Minute)
+			startDst(t, e)
 			name := unique("settings")
-			addr := runWorkload(t, ctx, e, name, lab.WorkloadImage, settingsArgs...)
+			// Little memory: this test is about settings (memory moving
+			// is TestMigrateWorkload's), and under --cpus 0.5 the VM
+			// tier's emulated CPU made 64 MiB of post-copy take minutes.
+			addr := runWorkloadMiB(t, ctx, e, name, lab.WorkloadImage, 16, 100, settingsArgs...)
 			before := inspectSettings(t, ctx, e.h1, name)
 			limitsBefore := processLimits(t, ctx, e.h1, name)
 			start := time.Now()
@@ -248,7 +251,7 @@ func TestNetworkNoneMoves(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		for _, h := range []lab.Host{e.h1, e.h2} {
-			h.Docker(context.Background(), "rm", "-f", name)
+			cleanupDocker(h, "rm", "-f", name)
 		}
 	})
 	count := func(h lab.Host) int {

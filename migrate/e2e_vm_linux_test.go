@@ -37,7 +37,7 @@ func vmDocker(t *testing.T, strategy, want string) {
 	}
 	watch.WaitBeats(ctx, watch.Stats().Beats+20)
 	st := watch.Stop()
-	if rep.Strategy != want {
+	if string(rep.Strategy) != want {
 		t.Fatalf("strategy %q (%s), want %q", rep.Strategy, rep.StrategyReason, want)
 	}
 	pc := rep.PreCopy

@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,8 +24,8 @@ import (
 	"github.com/dockmove/dockmove/internal/criu"
 	"github.com/dockmove/dockmove/internal/docker"
 	"github.com/dockmove/dockmove/lazypages"
-	"github.com/dockmove/dockmove/netrewire"
 	"github.com/dockmove/dockmove/predump"
+	"github.com/dockmove/dockmove/protocol"
 	"github.com/dockmove/dockmove/transfer"
 )
 
@@ -47,10 +46,10 @@ type SourceConfig struct {
 	// Strategy is stop-and-copy, lazy (post-copy), precopy (pre-dump
 	// rounds), hybrid (pre-dump rounds, then post-copy) or auto (the best
 	// the hosts' kernels allow). Default auto.
-	Strategy string
+	Strategy protocol.Strategy
 	// PrecopyPolicy decides when pre-dump rounds stop (predump.Policies).
 	// Default adaptive.
-	PrecopyPolicy string
+	PrecopyPolicy predump.Policy
 	// PrecopyLimits bound the rounds.
 	PrecopyLimits predump.Limits
 	// KeepSource leaves the stopped original container on this host instead
@@ -76,7 +75,7 @@ type SourceConfig struct {
 	// GuardBinary is migrate-src's own binary, started with --guard as the
 	// migration's guard: if this process dies mid-migration, the guard
 	// waits for CRIU to resume (or end) the container and undoes what
-	// was half done here (guard.go). Default "": no guard, and a killed
+	// was half done here (source_guard.go). Default "": no guard, and a killed
 	// caller leaves CRIU's network lock and the changed restart policy to
 	// a person.
 	GuardBinary string
@@ -103,7 +102,7 @@ type SourceConfig struct {
 
 // DefaultSourceConfig returns the documented defaults.
 func DefaultSourceConfig() SourceConfig {
-	return SourceConfig{Strategy: transfer.StrategyAuto, PrecopyPolicy: predump.Adaptive, PrecopyLimits: predump.DefaultLimits(),
+	return SourceConfig{Strategy: protocol.StrategyAuto, PrecopyPolicy: predump.Adaptive, PrecopyLimits: predump.DefaultLimits(),
 		WorkDir: "/var/lib/dockmove/source", ResolveFor: 2 * time.Minute, DumpTimeout: 5 * time.Minute, GhostLimit: 64 << 20,
 		Transfer: transfer.DefaultConfig()}
 }
@@ -119,10 +118,12 @@ func (c SourceConfig) Validate() error {
 		return errors.New("migrate: a container or a process, not both")
 	case c.Pid < 0 || c.Pid == 1:
 		return fmt.Errorf("migrate: cannot move process %d", c.Pid)
-	case !slices.Contains([]string{transfer.StrategyStopAndCopy, transfer.StrategyLazy, transfer.StrategyPrecopy, transfer.StrategyHybrid, transfer.StrategyAuto}, c.Strategy):
-		return fmt.Errorf("migrate: unknown strategy %q (stop-and-copy, lazy, precopy, hybrid, auto)", c.Strategy)
+	case c.Strategy != protocol.StrategyAuto && !slices.Contains(protocol.Strategies, c.Strategy):
+		_, err := protocol.ParseStrategy(string(c.Strategy))
+		return fmt.Errorf("migrate: %w", err)
 	case !slices.Contains(predump.Policies, c.PrecopyPolicy):
-		return fmt.Errorf("migrate: unknown pre-copy policy %q (%s)", c.PrecopyPolicy, strings.Join(predump.Policies, ", "))
+		_, err := predump.ParsePolicy(string(c.PrecopyPolicy))
+		return fmt.Errorf("migrate: %w", err)
 	case c.WorkDir == "":
 		return errors.New("migrate: no work directory")
 	case c.DumpTimeout <= 0:
@@ -157,7 +158,7 @@ type Report struct {
 	MigrationID       string                       `json:"migration_id"`
 	Container         string                       `json:"container"`
 	Destination       string                       `json:"destination"`
-	Strategy          string                       `json:"strategy"`
+	Strategy          protocol.Strategy            `json:"strategy"`
 	ContainerID       string                       `json:"destination_container_id"`
 	FreezeTime        time.Duration                `json:"freeze_ns"`
 	TotalTime         time.Duration                `json:"total_ns"`
@@ -175,7 +176,7 @@ type Report struct {
 	PageBytes         int64                        `json:"page_bytes"`                // lazy: page data sent through the tunnel
 	Pid               int                          `json:"destination_pid,omitempty"` // a process's PID on the destination
 	Hosts             HostPair                     `json:"hosts"`
-	PrecopyPolicy     string                       `json:"precopy_policy,omitempty"`
+	PrecopyPolicy     predump.Policy               `json:"precopy_policy,omitempty"`
 	PrecopyLimits     *predump.Limits              `json:"precopy_limits,omitempty"` // as used: the restore floor may be the destination's measurement
 	PreCopy           *predump.Result              `json:"precopy,omitempty"`        // the rounds and the policy's decisions
 	Stages            map[string]time.Duration     `json:"stage_ns"`
@@ -195,24 +196,18 @@ func (r *Report) stream(name string, s transfer.DirStats) {
 
 // source is one migration in progress on the source host.
 type source struct {
-	cfg  SourceConfig
-	log  *slog.Logger
-	dk   *docker.Client
-	sess *transfer.Session
-	ctr  string // container ID
-	spec transfer.ContainerSpec
-	proc *transfer.ProcessSpec // set when moving a plain process tree
-	// The original restart policy, restored on rollback.
-	restartName    string
-	restartMax     int
-	restartChanged bool
-	dir            string // the dump's work directory: rounds and the final images
-	releaseDir     func() // removes dir and unlocks it
-	report         *Report
-	strategy       string // resolved: never auto
-	committing     atomic.Bool
-	id             string // the migration's ID
-	guard          *guard // nil without a guard binary
+	cfg        SourceConfig
+	log        *slog.Logger
+	dk         *docker.Client
+	sess       *transfer.Session
+	tgt        target // what moves: a container or a process tree
+	dir        string // the dump's work directory: rounds and the final images
+	releaseDir func() // removes dir and unlocks it
+	report     *Report
+	strategy   protocol.Strategy // resolved: never auto
+	committing atomic.Bool
+	id         string // the migration's ID
+	guard      *guard // nil without a guard binary
 	// handOver leaves the guard to finish: migrate-src ends without
 	// telling it done.
 	handOver bool
@@ -238,6 +233,11 @@ func Migrate(ctx context.Context, cfg SourceConfig) (*Report, error) {
 		Container: what, Destination: cfg.To, Strategy: cfg.Strategy,
 		Streams: map[string]transfer.DirStats{}, Stages: map[string]time.Duration{}, start: time.Now(),
 	}}
+	if cfg.Pid != 0 {
+		s.tgt = &processTree{s: s, pid: cfg.Pid}
+	} else {
+		s.tgt = &dockerContainer{s: s}
+	}
 	defer s.close()
 	id := make([]byte, 16)
 	rand.Read(id)
@@ -294,11 +294,8 @@ func (s *source) close() {
 }
 
 func (s *source) run(ctx context.Context) error {
-	inspect := s.inspect
-	if s.cfg.Pid != 0 {
-		inspect = s.inspectProcess
-	}
-	if err := inspect(ctx); err != nil {
+	s.stage("inspect")
+	if err := s.tgt.inspect(ctx); err != nil {
 		return err
 	}
 	if err := s.lockTree(ctx); err != nil {
@@ -321,26 +318,6 @@ func (s *source) run(ctx context.Context) error {
 		return err
 	}
 	return s.checkpoint(ctx)
-}
-
-// inspect reads the container and refuses what cannot move.
-func (s *source) inspect(ctx context.Context) error {
-	s.stage("inspect")
-	dk, err := docker.New(s.cfg.Docker)
-	if err != nil {
-		return err
-	}
-	s.dk = dk
-	r, err := dk.Inspect(ctx, s.cfg.Container)
-	if err != nil {
-		return err
-	}
-	s.ctr = r.ID
-	if s.spec, err = specFromInspect(ctx, dk, r); err != nil {
-		return err
-	}
-	s.restartName, s.restartMax = s.spec.RestartPolicy, s.spec.RestartMax
-	return nil
 }
 
 // connect opens the session, announcing this host's CRIU.
@@ -376,51 +353,24 @@ func (s *source) connect(ctx context.Context) error {
 	s.report.Strategy = s.strategy
 	if err == nil {
 		s.log.Info("strategy", "strategy", s.strategy, "reason", s.report.StrategyReason)
-		s.stageDetail("strategy "+s.strategy, " ("+s.report.StrategyReason+")")
+		s.stageDetail("strategy "+string(s.strategy), " ("+s.report.StrategyReason+")")
 	}
 	return err
-}
-
-// sizes estimates what the destination will store.
-func (s *source) sizes(ctx context.Context) transfer.Sizes {
-	var z transfer.Sizes
-	if s.proc != nil {
-		z.Memory = satAdd(treeRSS(s.cfg.Pid), ghostBytes(s.cfg.Pid))
-		return z
-	}
-	if r, err := s.dk.Inspect(ctx, s.ctr); err == nil {
-		// Deleted-but-open files travel in the images too.
-		z.Memory = satAdd(memoryUse(r.State.Pid), ghostBytes(r.State.Pid))
-		if upper, _, err := writableLayer(r); err == nil {
-			z.Rootfs = treeSize(upper)
-		}
-	}
-	for _, v := range s.spec.Volumes {
-		if mp, err := s.dk.Volume(ctx, v.Name); err == nil {
-			z.Volumes += treeSize(mp)
-		}
-	}
-	z.Image, _ = s.dk.ImageSize(ctx, s.spec.ImageID)
-	return z
 }
 
 // preflight has the destination check everything it can before anything is
 // frozen, and ships the image if the destination lacks it.
 func (s *source) preflight(ctx context.Context) error {
 	s.stage("preflight")
-	pre := &transfer.Preflight{MigrationID: s.id, Strategy: s.strategy, Container: s.spec,
-		AllowNewAddress: s.cfg.AllowNewAddress, Sizes: s.sizes(ctx), Process: s.proc}
-	if s.proc == nil {
-		layers, err := s.dk.ImageLayers(ctx, s.spec.ImageID)
-		if err != nil {
-			return err
-		}
-		pre.ImageLayers = layers
+	pre := &protocol.Preflight{MigrationID: s.id, Strategy: s.strategy,
+		AllowNewAddress: s.cfg.AllowNewAddress, Sizes: s.tgt.sizes(ctx)}
+	if err := s.tgt.describe(ctx, pre); err != nil {
+		return err
 	}
 	if err := s.sess.Send(ctx, pre); err != nil {
 		return err
 	}
-	ok, err := transfer.Expect[*transfer.PreflightOK](ctx, s.sess)
+	ok, err := transfer.Expect[*protocol.PreflightOK](ctx, s.sess)
 	if err != nil {
 		return fmt.Errorf("preflight: %w", err)
 	}
@@ -437,12 +387,12 @@ func (s *source) preflight(ctx context.Context) error {
 	}
 	s.stage("image")
 	s.report.ImageSent = true
-	return s.sendImage(ctx, ok.HaveLayers)
+	return s.sendImage(ctx, pre.Container, ok.HaveLayers)
 }
 
 // sendImage ships `docker save` of the image without the first have layers,
 // which the destination already has.
-func (s *source) sendImage(ctx context.Context, have int) error {
+func (s *source) sendImage(ctx context.Context, spec protocol.ContainerSpec, have int) error {
 	dir, release, err := claimDir(s.cfg.WorkDir, "image-")
 	if err != nil {
 		return err
@@ -455,9 +405,9 @@ func (s *source) sendImage(ctx context.Context, have int) error {
 	}
 	// Save by the user's reference when it still names this image, so the
 	// tag travels too.
-	ref := s.spec.ImageID
-	if id, err := s.dk.ImageID(ctx, s.spec.Image); err == nil && id == s.spec.ImageID {
-		ref = s.spec.Image
+	ref := spec.ImageID
+	if id, err := s.dk.ImageID(ctx, spec.Image); err == nil && id == spec.ImageID {
+		ref = spec.Image
 	}
 	err = s.dk.SaveImage(ctx, ref, f)
 	if cerr := f.Close(); err == nil {
@@ -470,11 +420,11 @@ func (s *source) sendImage(ctx context.Context, have int) error {
 		return fmt.Errorf("image: %w", err)
 	}
 	os.Remove(full)
-	st, err := s.sess.SendDir(ctx, transfer.StreamImage, dir)
+	st, err := s.sess.SendDir(ctx, protocol.StreamImage, dir)
 	if err != nil {
 		return fmt.Errorf("send image: %w", err)
 	}
-	s.report.stream(transfer.StreamImage, st)
+	s.report.stream(protocol.StreamImage, st)
 	return nil
 }
 
@@ -482,7 +432,7 @@ func (s *source) sendImage(ctx context.Context, have int) error {
 // the destination restore it. The destination's confirmation is the commit
 // point: before it, any failure resumes the container here.
 func (s *source) checkpoint(ctx context.Context) error {
-	spec, upper, images, err := s.prepareDump(ctx)
+	spec, extra, images, err := s.prepareDump(ctx)
 	if err != nil {
 		return err
 	}
@@ -513,7 +463,7 @@ func (s *source) checkpoint(ctx context.Context) error {
 			// stop shipping at once.
 			pctx, stop := contextUntilExit(ctx, watchdog.criu(), errCRIUDied)
 			defer stop()
-			hookErr = s.postDump(ctx, pctx, images, upper, spec.LazyPages, func(err error) {
+			hookErr = s.postDump(ctx, pctx, images, extra, spec.LazyPages, func(err error) {
 				if err == nil {
 					runningAt = time.Now()
 					s.report.FreezeTime = runningAt.Sub(frozenAt)
@@ -560,33 +510,36 @@ func (s *source) checkpoint(ctx context.Context) error {
 
 // prepareDump describes the tree, claims the dump's work directory and,
 // for pre-copy, runs the rounds while the container keeps running. It
-// returns the final dump's spec, the writable layer to ship ("" for a
-// process) and the final images' directory.
-func (s *source) prepareDump(ctx context.Context) (spec criu.DumpSpec, upper, images string, err error) {
-	if spec, upper, err = s.dumpSpec(ctx); err != nil {
-		return spec, "", "", err
+// returns the final dump's spec, the directories shipped with its images
+// and the final images' directory.
+func (s *source) prepareDump(ctx context.Context) (spec criu.DumpSpec, extra []namedDir, images string, err error) {
+	if spec, err = s.tgt.dumpSpec(ctx); err != nil {
+		return spec, nil, "", err
+	}
+	if extra, err = s.tgt.streams(ctx); err != nil {
+		return spec, nil, "", err
 	}
 	if err := checkNotStopped(spec.Pid); err != nil {
-		return spec, "", "", err
+		return spec, nil, "", err
 	}
 	if err := checkGhosts(spec.Pid, s.cfg.GhostLimit); err != nil {
-		return spec, "", "", err
+		return spec, nil, "", err
 	}
 	spec.GhostLimit = uint32(s.cfg.GhostLimit)
 	if err := s.startGuard(spec); err != nil {
-		return spec, "", "", err
+		return spec, nil, "", err
 	}
 	if s.dir, s.releaseDir, err = claimDir(s.cfg.WorkDir, "dump-"); err != nil {
-		return spec, "", "", err
+		return spec, nil, "", err
 	}
 	images = filepath.Join(s.dir, imagesDir)
 	if err := os.Mkdir(images, 0o700); err != nil {
-		return spec, "", "", err
+		return spec, nil, "", err
 	}
-	if transfer.PreCopy(s.strategy) {
+	if s.strategy.PreCopy() {
 		err = s.precopy(ctx, &spec)
 	}
-	return spec, upper, images, err
+	return spec, extra, images, err
 }
 
 // postDump ships the container while it is frozen and decides the commit.
@@ -598,14 +551,14 @@ func (s *source) prepareDump(ctx context.Context) (spec criu.DumpSpec, upper, im
 //
 // shipCtx ends when CRIU dies; ctx, which lasts, serves what outlives the
 // notification (post-copy).
-func (s *source) postDump(ctx, shipCtx context.Context, images, upper string, lazy bool, onRestored func(error)) error {
-	if err := s.ship(shipCtx, images, upper); err != nil {
+func (s *source) postDump(ctx, shipCtx context.Context, images string, extra []namedDir, lazy bool, onRestored func(error)) error {
+	if err := s.ship(shipCtx, images, extra); err != nil {
 		return err
 	}
 	if lazy {
 		// Committing once every page is served: Docker must not restart
 		// the original then. Rolled back if the post-copy fails.
-		if err := s.disableRestart(ctx); err != nil {
+		if err := s.tgt.keepDown(ctx); err != nil {
 			return err
 		}
 		go func() {
@@ -630,12 +583,12 @@ func (s *source) postDump(ctx, shipCtx context.Context, images, upper string, la
 	// Committing: Docker must not restart the original once CRIU kills
 	// it. Changed only now, so an agent killed earlier leaves the
 	// container as it was.
-	if err := s.disableRestart(ctx); err != nil {
+	if err := s.tgt.keepDown(ctx); err != nil {
 		return err
 	}
 	// The decision is recorded before CRIU acts on it.
 	rec := OutcomeRecord{MigrationID: s.id, Container: s.report.Container, Destination: s.cfg.To, Commit: true, Decided: time.Now().UTC(),
-		ContainerID: s.ctr, Docker: s.cfg.Docker, KeepSource: s.cfg.KeepSource}
+		ContainerID: s.tgt.containerID(), Docker: s.cfg.Docker, KeepSource: s.cfg.KeepSource}
 	if err := saveOutcome(s.cfg.WorkDir, rec); err != nil {
 		return fmt.Errorf("record the commit: %w", err)
 	}
@@ -661,7 +614,7 @@ func (s *source) dumpFailed(err, hookErr error, duringPostCopy bool) error {
 // port, reached by the destination through the session's page tunnel. The
 // returned function stops serving.
 func (s *source) servePages(ctx context.Context, spec *criu.DumpSpec) (func(), error) {
-	if !transfer.PostCopy(s.strategy) {
+	if !s.strategy.PostCopy() {
 		return func() {}, nil
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -676,10 +629,13 @@ func (s *source) servePages(ctx context.Context, spec *criu.DumpSpec) (func(), e
 	done := make(chan struct{})
 	go func() {
 		// If the session dies before the destination's daemon connected,
-		// CRIU would wait for a client forever: be that client, and reset.
+		// CRIU would wait for a client forever, the original frozen: be
+		// that client, and reset. CRIU may not listen yet (the session
+		// can die in the instant between the post-dump notification and
+		// its listen): try until it does or the dump is over.
 		select {
 		case <-s.sess.Done():
-			lazypages.Abort(addr)
+			lazypages.AbortWhenListening(pctx, addr, 100*time.Millisecond)
 		case <-pctx.Done():
 		}
 	}()
@@ -699,9 +655,10 @@ func (s *source) servePages(ctx context.Context, spec *criu.DumpSpec) (func(), e
 	}, nil
 }
 
-// ship runs inside CRIU's post-dump notification: it sends the images, the
-// writable layer and the volumes, then asks the destination to restore.
-func (s *source) ship(ctx context.Context, images, upper string) error {
+// ship runs inside CRIU's post-dump notification: it sends the images and
+// the target's other directories (a container's writable layer and
+// volumes), then asks the destination to restore.
+func (s *source) ship(ctx context.Context, images string, extra []namedDir) error {
 	s.stage("transfer")
 	g, gctx := errgroup.WithContext(ctx)
 	send := func(name, dir string) {
@@ -716,26 +673,15 @@ func (s *source) ship(ctx context.Context, images, upper string) error {
 	}
 	g.Go(func() error {
 		// The parent link is local: the destination makes its own.
-		st, err := s.sess.SendDirSkipping(gctx, transfer.StreamImages, images, []string{"parent"})
+		st, err := s.sess.SendDirSkipping(gctx, protocol.StreamImages, images, []string{"parent"})
 		if err != nil {
-			return fmt.Errorf("send %s: %w", transfer.StreamImages, err)
+			return fmt.Errorf("send %s: %w", protocol.StreamImages, err)
 		}
-		s.report.stream(transfer.StreamImages, st)
+		s.report.stream(protocol.StreamImages, st)
 		return nil
 	})
-	if s.proc != nil {
-		if err := g.Wait(); err != nil {
-			return err
-		}
-		return s.askRestore(ctx)
-	}
-	send(transfer.StreamRootfs, upper)
-	for i, v := range s.spec.Volumes {
-		mp, err := s.dk.Volume(ctx, v.Name)
-		if err != nil {
-			return err
-		}
-		send(transfer.VolumeStream(i), mp)
+	for _, d := range extra {
+		send(d.name, d.dir)
 	}
 	if err := g.Wait(); err != nil {
 		return err
@@ -749,23 +695,23 @@ func (s *source) ship(ctx context.Context, images, upper string) error {
 // original.
 func (s *source) askRestore(ctx context.Context) error {
 	s.stage("restore")
-	if !transfer.PostCopy(s.strategy) {
+	if !s.strategy.PostCopy() {
 		s.guardUpdate(func(p *guardPlan) { p.Restored = true })
 		s.restoreAsked = true
 	}
-	return s.sess.Send(ctx, &transfer.Restore{})
+	return s.sess.Send(ctx, &protocol.Restore{})
 }
 
 // awaitRestored receives the destination's report that its copy runs.
 func (s *source) awaitRestored(ctx context.Context) error {
-	done, err := transfer.Expect[*transfer.Restored](ctx, s.sess)
+	done, err := transfer.Expect[*protocol.Restored](ctx, s.sess)
 	if err != nil {
 		return fmt.Errorf("restore on destination: %w", err)
 	}
 	s.report.ContainerID, s.report.Pid = done.ContainerID, done.Pid
 	s.report.RestoreTime = time.Duration(done.RestoreMillis) * time.Millisecond
 	s.report.Restore = criu.RestoreStats{PagesRestored: done.PagesRestored, ForkingMicros: done.ForkingMicros, RestoreMicros: done.RestoreMicros}
-	if s.spec.Network != nil && done.IPv4 != s.spec.Network.IPv4 {
+	if a := s.tgt.address(); a != "" && done.IPv4 != a {
 		s.report.NewAddress = done.IPv4
 	}
 	return nil
@@ -777,7 +723,7 @@ func (s *source) commit(ctx context.Context) error {
 	s.committing.Store(true)
 	s.stage("commit")
 	if err := s.sendCommit(ctx); err != nil {
-		if transfer.PostCopy(s.strategy) {
+		if s.strategy.PostCopy() {
 			// Every page arrived: that, not this message, commits there.
 			return fmt.Errorf("committed here, but the destination did not acknowledge: %w", err)
 		}
@@ -786,18 +732,17 @@ func (s *source) commit(ctx context.Context) error {
 		}
 	}
 	dropOutcome(s.cfg.WorkDir, s.id)
-	if s.cfg.KeepSource || s.proc != nil {
+	if s.cfg.KeepSource {
 		return nil
 	}
-	// The container's anonymous volumes moved with it; named ones stay.
-	return s.dk.RemoveWithAnonymousVolumes(ctx, s.ctr)
+	return s.tgt.remove(ctx)
 }
 
 func (s *source) sendCommit(ctx context.Context) error {
-	if err := s.sess.Send(ctx, &transfer.Commit{}); err != nil {
+	if err := s.sess.Send(ctx, &protocol.Commit{}); err != nil {
 		return err
 	}
-	_, err := transfer.Expect[*transfer.Done](ctx, s.sess)
+	_, err := transfer.Expect[*protocol.Done](ctx, s.sess)
 	return err
 }
 
@@ -813,7 +758,7 @@ const resolveAbortFor = 10 * time.Second
 // is the container now. failure is the dump's error, returned explained.
 func (s *source) resolveFailed(ctx context.Context, failure error) error {
 	ctx = context.WithoutCancel(ctx)
-	commit := !s.originalRuns(ctx)
+	commit := !s.tgt.running(ctx)
 	if !commit {
 		dropOutcome(s.cfg.WorkDir, s.id)
 	}
@@ -829,20 +774,11 @@ func (s *source) resolveFailed(ctx context.Context, failure error) error {
 	case err != nil:
 		s.handOver = s.guard != nil
 		s.log.Error("the destination may hold a paused copy: the guard goes on telling it the outcome", "commit", commit, "err", err)
-	case commit && state != transfer.OutcomeRemoved:
+	case commit && state != protocol.OutcomeRemoved:
 		dropOutcome(s.cfg.WorkDir, s.id)
 		return fmt.Errorf("%w; but CRIU had ended the original, so the destination's copy was committed and runs there", failure)
 	}
 	return failure
-}
-
-// originalRuns reports whether the tree dumped here still runs.
-func (s *source) originalRuns(ctx context.Context) bool {
-	if s.proc != nil {
-		return processAlive(s.cfg.Pid)
-	}
-	r, err := s.dk.Inspect(ctx, s.ctr)
-	return err != nil || (r.State != nil && r.State.Running)
 }
 
 // resolveCommit delivers the commit in new sessions after the migration's
@@ -858,58 +794,17 @@ func (s *source) resolveCommit(ctx context.Context, lost error) error {
 		s.handOver = s.guard != nil
 		return fmt.Errorf("committed here (the original is gone), but the destination has not confirmed, so its copy stays paused: %w; "+
 			"the migration's guard goes on delivering the commit (`migrate-src status` shows it)", err)
-	case state == transfer.OutcomeRemoved:
+	case state == protocol.OutcomeRemoved:
 		return fmt.Errorf("committed here, but the destination had removed its copy: the container is lost")
 	}
 	s.log.Info("commit delivered in a new session", "destination_state", state)
 	return nil
 }
 
-func (s *source) disableRestart(ctx context.Context) error {
-	if s.restartName == "" || s.restartName == "no" {
-		return nil
-	}
-	s.restartChanged = true
-	// The guard learns the policy first: a kill between the two restores it.
-	s.guardUpdate(func(p *guardPlan) { p.Restart = &restartPolicy{Name: s.restartName, Max: s.restartMax} })
-	return s.dk.SetRestartPolicy(ctx, s.ctr, "no", 0)
-}
-
 // rollback undoes what the source changed; CRIU has already resumed the
-// container. After a failed post-copy the destination's copy ran with the
-// same address and goes on transmitting until it notices the dead link
-// and removes itself; the address is announced until that must have
-// happened, or switches would keep sending the container's traffic there.
+// original. It outlives a cancelled ctx.
 func (s *source) rollback(ctx context.Context, postCopy bool) {
-	ctx = context.WithoutCancel(ctx)
-	if s.proc != nil {
-		s.unlockNetwork(s.cfg.Pid)
-		return
-	}
-	if s.restartChanged {
-		if err := s.dk.SetRestartPolicy(ctx, s.ctr, s.restartName, s.restartMax); err != nil {
-			s.log.Error("rollback: restore restart policy", "err", err)
-		}
-	}
-	// The destination may have announced the address already; claim it
-	// back so traffic returns to this host.
-	r, err := s.dk.Inspect(ctx, s.ctr)
-	if err != nil || r.State == nil || !r.State.Running {
-		return
-	}
-	s.unlockNetwork(r.State.Pid)
-	if s.spec.Network == nil {
-		return
-	}
-	count, gap := 3, 50*time.Millisecond
-	if postCopy {
-		gap = 500 * time.Millisecond
-		count = int((s.cfg.Transfer.KeepAlive+s.cfg.Transfer.DeadPeerTimeout)/gap) + 4
-		s.stageDetail("reclaiming the address", " while the destination's copy winds down")
-	}
-	if _, err := netrewire.Announce(r.State.Pid, count, gap); err != nil {
-		s.log.Warn("rollback: announce address", "err", err)
-	}
+	s.tgt.rollback(context.WithoutCancel(ctx), postCopy)
 }
 
 // unlockNetwork removes CRIU's network lock from the resumed tree: CRIU
@@ -923,10 +818,7 @@ func (s *source) unlockNetwork(pid int) {
 
 // lockTree claims the container (or process tree): one migration at a time.
 func (s *source) lockTree(ctx context.Context) error {
-	key := s.ctr
-	if s.proc != nil {
-		key = fmt.Sprintf("pid-%d", s.cfg.Pid)
-	}
+	key := s.tgt.lockKey()
 	me := lockHolder{Pid: os.Getpid(), Role: roleSource, Destination: s.cfg.To, Since: time.Now()}
 	var err error
 	s.lock, err = lockMigration(ctx, s.cfg.WorkDir, key, me, func(h lockHolder) {
@@ -944,10 +836,10 @@ func (s *source) startGuard(spec criu.DumpSpec) error {
 		return nil
 	}
 	plan := guardPlan{
-		MigrationID: s.id, Container: s.ctr, Docker: s.cfg.Docker, Pid: spec.Pid, Freezer: spec.FreezeCgroup,
+		MigrationID: s.id, Container: s.tgt.containerID(), Docker: s.cfg.Docker, Pid: spec.Pid, Freezer: spec.FreezeCgroup,
 		// Before post-copy the destination has not announced the address:
 		// one short announcement undoes any early one.
-		Announce: s.proc == nil && s.spec.Network != nil, AnnounceFor: 150 * time.Millisecond,
+		Announce: s.tgt.address() != "", AnnounceFor: 150 * time.Millisecond,
 		KeepSource: s.cfg.KeepSource, Destination: s.cfg.To, CRIUVersion: s.tc.Hello.CRIU.Version,
 	}
 	g, err := startGuard(s.cfg.GuardBinary, s.cfg.GuardArgs, s.cfg.WorkDir, s.lock, plan, s.log)

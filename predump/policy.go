@@ -8,24 +8,43 @@ package predump
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
-// Policy names accepted by Decide (migrate-src --precopy-policy).
+// Policy is a convergence rule: when pre-dump rounds stop
+// (migrate-src --precopy-policy).
+type Policy string
+
+// The policies.
 const (
 	// Adaptive stops when the predicted freeze fits the limit, when a round
 	// no longer shrinks the dirty set, or at the round limit.
-	Adaptive = "adaptive"
+	Adaptive Policy = "adaptive"
 	// PHaul is CRIU p.haul's rule: stop when a round wrote at most 64
 	// pages, grew by more than 10 %, or after 9 rounds.
-	PHaul = "phaul"
+	PHaul Policy = "phaul"
 	// LXD is LXD's rule: stop when at least 70 % of the pages were
 	// unchanged since the previous round, or after 10 rounds.
-	LXD = "lxd"
+	LXD Policy = "lxd"
 )
 
-// Policies lists the policy names.
-var Policies = []string{Adaptive, PHaul, LXD}
+// Policies lists the policies.
+var Policies = []Policy{Adaptive, PHaul, LXD}
+
+// ParsePolicy accepts a policy's name.
+func ParsePolicy(name string) (Policy, error) {
+	if p := Policy(name); slices.Contains(Policies, p) {
+		return p, nil
+	}
+	names := make([]string, len(Policies))
+	for i, p := range Policies {
+		names[i] = string(p)
+	}
+	return "", fmt.Errorf("unknown pre-copy policy %q (%s)", name, strings.Join(names, ", "))
+}
+
+func (p Policy) String() string { return string(p) }
 
 // Constants of the peers' rules, as they document them.
 const (
@@ -108,9 +127,9 @@ type Decision struct {
 }
 
 // Decide applies the named policy to the rounds taken so far.
-func Decide(policy string, l Limits, rounds []Round) (Decision, error) {
-	if !slices.Contains(Policies, policy) {
-		return Decision{}, fmt.Errorf("predump: unknown policy %q (adaptive, phaul, lxd)", policy)
+func Decide(policy Policy, l Limits, rounds []Round) (Decision, error) {
+	if _, err := ParsePolicy(string(policy)); err != nil {
+		return Decision{}, fmt.Errorf("predump: %w", err)
 	}
 	if len(rounds) == 0 {
 		return Decision{Reason: "no round yet"}, nil

@@ -40,7 +40,7 @@ func TestDecide(t *testing.T) {
 	ten := append(append([]Round(nil), nine...), nine[0])
 	cases := []struct {
 		name   string
-		policy string
+		policy Policy
 		lim    Limits
 		rounds []Round
 		stop   bool

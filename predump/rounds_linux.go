@@ -23,7 +23,7 @@ type Config struct {
 	// Spec describes the tree to pre-dump (the final dump's spec).
 	Spec criu.DumpSpec
 	// Policy and Limits decide when to stop (Decide).
-	Policy string
+	Policy Policy
 	Limits Limits
 	// Ship sends round i's directory to the destination and returns the
 	// raw and on-the-wire bytes. Required.

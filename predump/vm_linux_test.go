@@ -161,7 +161,7 @@ func migrateSrc(t *testing.T, pid int, args ...string) *migrate.Report {
 // migrated checks what every pre-copy migration must show: rounds that
 // shrink, the original gone, the copy running with its memory intact and
 // its counter carried on.
-func migrated(t *testing.T, p *proc, before workload.Beat, rep *migrate.Report, policy string) {
+func migrated(t *testing.T, p *proc, before workload.Beat, rep *migrate.Report, policy predump.Policy) {
 	t.Helper()
 	pc := rep.PreCopy
 	if pc == nil || len(pc.Rounds) < 2 {
@@ -223,7 +223,8 @@ func TestVMPrecopyPolicies(t *testing.T) {
 	// One migrate-dst serves these in turn: from the second on, the
 	// adaptive policy's restore floor is what the previous restore took.
 	var lastRestore time.Duration
-	for _, policy := range predump.Policies {
+	for _, p := range predump.Policies {
+		policy := string(p)
 		t.Run(policy, func(t *testing.T) {
 			p := startWorkload(t, "precopy-"+policy, 16)
 			time.Sleep(time.Second)
@@ -236,7 +237,7 @@ func TestVMPrecopyPolicies(t *testing.T) {
 				t.Errorf("restore floor %+v, want the previous restore's %s", rep.PrecopyLimits, lastRestore)
 			}
 			lastRestore = rep.RestoreTime
-			migrated(t, p, before, rep, policy)
+			migrated(t, p, before, rep, predump.Policy(policy))
 		})
 	}
 }
@@ -265,9 +266,9 @@ func TestVMAutoPicksHybrid(t *testing.T) {
 // a low and a high dirty rate, one table row per migration. It checks
 // only that every migration moved the memory intact.
 func TestVMPolicyComparison(t *testing.T) {
-	var rows []string
 	for _, dirty := range []int{16, 1024} {
-		for _, policy := range predump.Policies {
+		for _, p := range predump.Policies {
+			policy := string(p)
 			name := fmt.Sprintf("cmp-%s-%d", policy, dirty)
 			p := startWorkload(t, name, dirty)
 			time.Sleep(time.Second)
@@ -279,16 +280,33 @@ func TestVMPolicyComparison(t *testing.T) {
 			if after.Bad != 0 || after.Counter <= before.Counter {
 				t.Fatalf("%s: restored memory %+v", name, after)
 			}
-			var written []string
+			// One JSON record per migration on the console, which is how
+			// the VM reports: scripts/vm.sh table renders them.
+			row := vmBenchRow{Policy: policy, DirtyPerSec: dirty, FinalPages: rep.Dump.PagesWritten,
+				WireBytes: rep.BytesWire, Freeze: rep.FreezeTime}
 			for _, r := range rep.PreCopy.Rounds {
-				written = append(written, fmt.Sprint(r.PagesWritten))
+				row.PagesPerRound = append(row.PagesPerRound, r.PagesWritten)
 			}
 			last := rep.PreCopy.Decisions[len(rep.PreCopy.Decisions)-1]
-			rows = append(rows, fmt.Sprintf("| %s | %d | %d | %s | %d | %.1f | %d | %d | %s |", policy, dirty, len(rep.PreCopy.Rounds),
-				strings.Join(written, ", "), rep.Dump.PagesWritten, float64(rep.BytesWire)/(1<<20), rep.FreezeTime.Milliseconds(),
-				last.PredictedFreeze.Milliseconds(), last.Reason))
+			row.Predicted, row.Reason = last.PredictedFreeze, last.Reason
+			b, err := json.Marshal(row)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Printf("VMBENCH %s\n", b)
 		}
 	}
-	t.Logf("VMBENCH\n| policy | dirty pages/s | rounds | pages written per round | final dump pages | wire (MiB) | freeze (ms) | predicted (ms) | why it stopped |\n|---|---:|---:|---|---:|---:|---:|---:|---|\n%s",
-		strings.Join(rows, "\n"))
+}
+
+// vmBenchRow is one migration of TestVMPolicyComparison
+// (scripts/vmtable.go reads it).
+type vmBenchRow struct {
+	Policy        string        `json:"policy"`
+	DirtyPerSec   int           `json:"dirty_pages_per_sec"`
+	PagesPerRound []uint64      `json:"pages_per_round"`
+	FinalPages    uint64        `json:"final_dump_pages"`
+	WireBytes     int64         `json:"wire_bytes"`
+	Freeze        time.Duration `json:"freeze_ns"`
+	Predicted     time.Duration `json:"predicted_freeze_ns"`
+	Reason        string        `json:"why_it_stopped"`
 }

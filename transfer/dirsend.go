@@ -242,6 +242,13 @@ func (s *Session) SendDirSkipping(ctx context.Context, name, dir string, skip []
 // is often the echo of the peer's failure, whose reason is on its way over
 // the control stream; it is given a moment to arrive.
 func (s *Session) streamFailed(ctx context.Context, err error) error {
+	if isRefusal(err) {
+		// Diagnosed here from the bytes themselves (or the peer's refusal
+		// of ours): the cause, even if the peer, told of it, has already
+		// torn the session down with its echo.
+		s.Fail(err)
+		return err
+	}
 	if !isProtocolError(err) {
 		select {
 		case <-s.done:
@@ -258,13 +265,19 @@ func (s *Session) streamFailed(ctx context.Context, err error) error {
 	return err
 }
 
-// isProtocolError reports whether err is one this package diagnosed itself
-// (a refused entry, a bad record), as opposed to an I/O failure.
-func isProtocolError(err error) bool {
-	for _, e := range []error{ErrUnsafeEntry, ErrTooLarge, ErrChecksum, ErrBadMessage, ErrTruncated, ErrRejected, ErrFrameTooLarge, ErrIdle} {
+// isRefusal reports whether err is a stream's content refused, by this
+// side or (ErrRejected) by the peer.
+func isRefusal(err error) bool {
+	for _, e := range []error{ErrUnsafeEntry, ErrTooLarge, ErrChecksum, ErrBadMessage, ErrRejected, ErrFrameTooLarge} {
 		if errors.Is(err, e) {
 			return true
 		}
 	}
 	return false
+}
+
+// isProtocolError reports whether err is one this package diagnosed itself
+// (a refused entry, a bad record), as opposed to an I/O failure.
+func isProtocolError(err error) bool {
+	return isRefusal(err) || errors.Is(err, ErrTruncated) || errors.Is(err, ErrIdle)
 }

@@ -1,7 +1,11 @@
 package transfer
 
 import (
+	"context"
+	"crypto/tls"
 	"fmt"
+	"log/slog"
+	"net"
 	"regexp"
 	"strings"
 )
@@ -132,4 +136,110 @@ func CheckCompatible(local, peer Hello) error {
 		return nil
 	}
 	return fmt.Errorf("%w: %s", ErrIncompatible, strings.Join(diffs, "; "))
+}
+
+// handshake secures raw, builds the session on it and exchanges Hellos.
+func handshake(ctx context.Context, raw net.Conn, cfg Config, client bool, log *slog.Logger) (*Session, error) {
+	conn, err := secure(ctx, raw, cfg, client)
+	if err != nil {
+		return nil, err
+	}
+	s, err := newSession(conn, cfg, client, log)
+	if err != nil {
+		return nil, err
+	}
+	if client {
+		err = s.helloAsClient(ctx)
+	} else {
+		err = s.helloAsServer(ctx)
+	}
+	if err != nil {
+		s.mux.Close()
+		return nil, s.explain(err)
+	}
+	return s, nil
+}
+
+// secure wraps raw in TLS and completes the handshake; the server has then
+// verified the client's certificate before reading anything else from it.
+func secure(ctx context.Context, raw net.Conn, cfg Config, client bool) (*recordingConn, error) {
+	if cfg.InsecurePlaintext {
+		return &recordingConn{Conn: raw}, nil
+	}
+	var tc *tls.Conn
+	if client {
+		tc = tls.Client(raw, cfg.TLS)
+	} else {
+		tc = tls.Server(raw, cfg.TLS)
+	}
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrAuth, err)
+	}
+	return &recordingConn{Conn: tc}, nil
+}
+
+func (s *Session) helloAsClient(ctx context.Context) error {
+	ctrl, err := s.mux.OpenStream()
+	if err != nil {
+		return fmt.Errorf("transfer: open control stream: %w", err)
+	}
+	s.ctrl = ctrl
+	if err := s.writeMsg(ctrl, &StreamOpen{Kind: KindControl, Name: KindControl}); err != nil {
+		return err
+	}
+	werr := s.writeMsg(ctrl, &s.cfg.Hello)
+	// Read even if the write failed: a server that refused our hello may
+	// have answered and closed before the write call returned, and its
+	// reason is the better error.
+	m, err := s.readMsg(ctrl)
+	if werr != nil {
+		if r, ok := m.(*Reject); ok && err == nil {
+			return fmt.Errorf("%w: %s", ErrRejected, r.Reason)
+		}
+		return werr
+	}
+	if err != nil {
+		return fmt.Errorf("handshake: %w", err)
+	}
+	switch m := m.(type) {
+	case *Reject:
+		return fmt.Errorf("%w: %s", ErrRejected, m.Reason)
+	case *Hello:
+		s.peer = *m
+		return CheckCompatible(s.cfg.Hello, *m)
+	}
+	return fmt.Errorf("%w: %s during handshake", ErrUnexpectedMessage, m.Type())
+}
+
+func (s *Session) helloAsServer(ctx context.Context) error {
+	ctrl, err := s.mux.AcceptStreamWithContext(ctx)
+	if err != nil {
+		return fmt.Errorf("transfer: accept control stream: %w", err)
+	}
+	s.ctrl = ctrl
+	open, err := s.readMsg(ctrl)
+	if err != nil {
+		return fmt.Errorf("handshake: %w", err)
+	}
+	if o, ok := open.(*StreamOpen); !ok || o.Kind != KindControl {
+		return fmt.Errorf("%w: first stream is not the control stream", ErrUnexpectedMessage)
+	}
+	m, err := s.readMsg(ctrl)
+	if err != nil {
+		return fmt.Errorf("handshake: %w", err)
+	}
+	hello, ok := m.(*Hello)
+	if !ok {
+		return fmt.Errorf("%w: %s instead of hello", ErrUnexpectedMessage, m.Type())
+	}
+	s.peer = *hello
+	if err := s.checkAllowed(); err != nil {
+		s.writeMsg(ctrl, &Reject{Reason: err.Error()})
+		return err
+	}
+	if err := CheckCompatible(s.cfg.Hello, *hello); err != nil {
+		s.writeMsg(ctrl, &Reject{Reason: err.Error()})
+		return err
+	}
+	return s.writeMsg(ctrl, &s.cfg.Hello)
 }

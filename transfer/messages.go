@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"sync"
 )
 
 // MsgType identifies a control message on the wire. The numbers are part of
@@ -26,48 +27,61 @@ type Message interface {
 	Validate() error
 }
 
+// The registry names the message types of the protocol a session carries
+// besides its own four (the migration's live in package protocol), as
+// encoding/gob registers types: the wire knows frames, not schemas.
+type registered struct {
+	name    string
+	newFunc func() Message
+}
+
+var (
+	registryMu sync.RWMutex
+	registry   = map[MsgType]registered{
+		MsgStreamOpen: {"stream-open", func() Message { return new(StreamOpen) }},
+		MsgHello:      {"hello", func() Message { return new(Hello) }},
+		MsgReject:     {"reject", func() Message { return new(Reject) }},
+		MsgError:      {"error", func() Message { return new(ErrorMsg) }},
+	}
+)
+
+// FirstProtocolType is the lowest number a protocol built on sessions may
+// give its messages; those below belong to the session.
+const FirstProtocolType MsgType = 10
+
+// Register makes messages of type t decodable on every session: newFunc
+// returns an empty one, name is what logs and errors call it. A number
+// below FirstProtocolType or registered twice is a programming error and
+// panics, as with encoding/gob.Register.
+func Register(t MsgType, name string, newFunc func() Message) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if t < FirstProtocolType {
+		panic(fmt.Sprintf("transfer: message type %d (%s) is reserved for the session", t, name))
+	}
+	if r, ok := registry[t]; ok {
+		panic(fmt.Sprintf("transfer: message type %d registered twice (%s, %s)", t, r.name, name))
+	}
+	registry[t] = registered{name, newFunc}
+}
+
 // newMessage returns an empty message of type t, or nil if t is unknown.
 func newMessage(t MsgType) Message {
-	switch t {
-	case MsgStreamOpen:
-		return new(StreamOpen)
-	case MsgHello:
-		return new(Hello)
-	case MsgReject:
-		return new(Reject)
-	case MsgError:
-		return new(ErrorMsg)
-	case MsgPreflight:
-		return new(Preflight)
-	case MsgPreflightOK:
-		return new(PreflightOK)
-	case MsgRestore:
-		return new(Restore)
-	case MsgRestored:
-		return new(Restored)
-	case MsgCommit:
-		return new(Commit)
-	case MsgDone:
-		return new(Done)
-	case MsgPreRound:
-		return new(PreRound)
-	case MsgResolve:
-		return new(Resolve)
-	case MsgOutcome:
-		return new(Outcome)
+	registryMu.RLock()
+	r, ok := registry[t]
+	registryMu.RUnlock()
+	if !ok {
+		return nil
 	}
-	return nil
+	return r.newFunc()
 }
 
 func (t MsgType) String() string {
-	names := map[MsgType]string{
-		MsgStreamOpen: "stream-open", MsgHello: "hello", MsgReject: "reject", MsgError: "error",
-		MsgPreflight: "preflight", MsgPreflightOK: "preflight-ok", MsgRestore: "restore",
-		MsgRestored: "restored", MsgCommit: "commit", MsgDone: "done", MsgPreRound: "pre-round",
-		MsgResolve: "resolve", MsgOutcome: "outcome",
-	}
-	if n, ok := names[t]; ok {
-		return n
+	registryMu.RLock()
+	r, ok := registry[t]
+	registryMu.RUnlock()
+	if ok {
+		return r.name
 	}
 	return fmt.Sprintf("message-%d", uint16(t))
 }

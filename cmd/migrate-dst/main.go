@@ -30,7 +30,7 @@ import (
 	"github.com/dockmove/dockmove/internal/cli"
 	"github.com/dockmove/dockmove/internal/docker"
 	"github.com/dockmove/dockmove/internal/events"
-	"github.com/dockmove/dockmove/internal/shim"
+	"github.com/dockmove/dockmove/internal/restoreruntime"
 	"github.com/dockmove/dockmove/migrate"
 	"github.com/dockmove/dockmove/transfer"
 )
@@ -187,7 +187,7 @@ func certs(args []string) error {
 }
 
 func installRuntime(args []string, install bool) error {
-	cfg := shim.DefaultInstallConfig()
+	cfg := restoreruntime.DefaultInstallConfig()
 	var dockerHost string
 	fs := pflag.NewFlagSet("install-runtime", pflag.ContinueOnError)
 	fs.StringVar(&cfg.Source, "from", "", "runtime binary to install (default: dockmove-runtime next to migrate-dst)")
@@ -207,18 +207,18 @@ func installRuntime(args []string, install bool) error {
 	}
 	defer dk.Close()
 	if !install {
-		users, err := dk.ContainersUsingRuntime(ctx, shim.Name)
+		users, err := dk.ContainersUsingRuntime(ctx, restoreruntime.Name)
 		if err != nil {
 			return err
 		}
-		return shim.Uninstall(cfg, users)
+		return restoreruntime.Uninstall(cfg, users)
 	}
 	if cfg.Source == "" {
 		if cfg.Source, err = cli.SiblingBinary("dockmove-runtime"); err != nil {
 			return err
 		}
 	}
-	changed, err := shim.Install(cfg)
+	changed, err := restoreruntime.Install(cfg)
 	if err != nil {
 		return err
 	}
@@ -227,8 +227,8 @@ func installRuntime(args []string, install bool) error {
 		return nil
 	}
 	for ctx.Err() == nil {
-		if ok, _ := dk.HasRuntime(ctx, shim.Name); ok {
-			fmt.Printf("restore runtime %q installed at %s (dockerd reloaded)\n", shim.Name, cfg.Binary)
+		if ok, _ := dk.HasRuntime(ctx, restoreruntime.Name); ok {
+			fmt.Printf("restore runtime %q installed at %s (dockerd reloaded)\n", restoreruntime.Name, cfg.Binary)
 			return nil
 		}
 		time.Sleep(100 * time.Millisecond)

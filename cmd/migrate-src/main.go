@@ -28,6 +28,8 @@ import (
 	"github.com/dockmove/dockmove/internal/criu"
 	"github.com/dockmove/dockmove/internal/events"
 	"github.com/dockmove/dockmove/migrate"
+	"github.com/dockmove/dockmove/predump"
+	"github.com/dockmove/dockmove/protocol"
 	"github.com/dockmove/dockmove/transfer"
 )
 
@@ -47,9 +49,10 @@ func run() int {
 	}
 	fs.StringVar(&cfg.To, "to", "", "destination migrate-dst, HOST[:PORT] (default port 7070)")
 	fs.StringVar(&cfg.Docker, "docker-host", "", "local dockerd (default: DOCKER_HOST or the default socket)")
-	fs.StringVar(&cfg.Strategy, "strategy", cfg.Strategy, "migration strategy: stop-and-copy, lazy (post-copy), precopy (pre-dump rounds while running), "+
+	strategy, policy := string(cfg.Strategy), string(cfg.PrecopyPolicy)
+	fs.StringVar(&strategy, "strategy", strategy, "migration strategy: stop-and-copy, lazy (post-copy), precopy (pre-dump rounds while running), "+
 		"hybrid (pre-dump rounds, then post-copy) or auto (hybrid, lazy, precopy or stop-and-copy: the first the kernels allow)")
-	fs.StringVar(&cfg.PrecopyPolicy, "precopy-policy", cfg.PrecopyPolicy, "when pre-dump rounds stop: adaptive (predicted freeze fits --max-freeze, or no progress), phaul or lxd (those tools' rules)")
+	fs.StringVar(&policy, "precopy-policy", policy, "when pre-dump rounds stop: adaptive (predicted freeze fits --max-freeze, or no progress), phaul or lxd (those tools' rules)")
 	ghostLimit := "64MiB"
 	fs.StringVar(&ghostLimit, "ghost-limit", ghostLimit, "largest deleted-but-open file that moves with its process (CRIU copies it into the images); a larger one is refused before freezing")
 	fs.DurationVar(&cfg.DumpTimeout, "dump-timeout", cfg.DumpTimeout, "longest CRIU's dump may keep the container frozen before it is stopped and the container resumed")
@@ -92,6 +95,14 @@ func run() int {
 		return 2
 	}
 	cfg.GhostLimit = n
+	if cfg.Strategy, err = protocol.ParseStrategy(strategy); err != nil {
+		fmt.Fprintf(os.Stderr, "migrate-src: --strategy: %v\n", err)
+		return 2
+	}
+	if cfg.PrecopyPolicy, err = predump.ParsePolicy(policy); err != nil {
+		fmt.Fprintf(os.Stderr, "migrate-src: --precopy-policy: %v\n", err)
+		return 2
+	}
 	if _, _, err := net.SplitHostPort(cfg.To); err != nil {
 		cfg.To = net.JoinHostPort(cfg.To, "7070")
 	}
@@ -235,7 +246,7 @@ func printSummary(r *migrate.Report) {
 		rate := float64(s.Bytes) / s.Duration.Seconds()
 		fmt.Fprintf(os.Stderr, "  %-8s %10s -> %10s on the wire in %6.2fs (%s/s)\n", name, cli.Size(s.Bytes), cli.Size(s.WireBytes), s.Duration.Seconds(), cli.Size(int64(rate)))
 	}
-	if transfer.PostCopy(r.Strategy) {
+	if r.Strategy.PostCopy() {
 		fmt.Fprintf(os.Stderr, "  post-copy: %s of memory followed in %.2fs after the restart\n", cli.Size(r.PageBytes), r.MemoryTime.Seconds())
 	}
 	fmt.Fprintf(os.Stderr, "migrated %s to %s (%s): freeze time %d ms, total %.2fs, %s sent (%s on the wire)\n",

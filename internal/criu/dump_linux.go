@@ -45,7 +45,7 @@ type DumpSpec struct {
 	// filesystem, namespaces, cgroups or external mounts of its own.
 	Process bool
 	// Netns is the inode of the container's network namespace. The
-	// namespace is dumped as external (key shim.NetnsKey, "extRootNetNS",
+	// namespace is dumped as external (key restoreruntime.NetnsKey, "extRootNetNS",
 	// runc's convention): the destination provides the namespace and its
 	// Docker wires it. Zero leaves it empty instead (CRIU makes a new one
 	// on restore).

@@ -9,13 +9,13 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/go-units"
 
-	"github.com/dockmove/dockmove/transfer"
+	"github.com/dockmove/dockmove/protocol"
 )
 
 // sourceSettings returns what a source sends for a container run with
 // limits, a healthcheck, DNS, log options and no-new-privileges, changed by
 // mod: Docker's own structures, marshalled as inspect reports them.
-func sourceSettings(t *testing.T, mod func(*container.Config, *container.HostConfig)) transfer.ContainerSpec {
+func sourceSettings(t *testing.T, mod func(*container.Config, *container.HostConfig)) protocol.ContainerSpec {
 	t.Helper()
 	pids := int64(100)
 	cfg := &container.Config{
@@ -44,9 +44,9 @@ func sourceSettings(t *testing.T, mod func(*container.Config, *container.HostCon
 	if err != nil {
 		t.Fatal(err)
 	}
-	return transfer.ContainerSpec{Name: "web", ImageID: "sha256:abc", Labels: map[string]string{"x": "y"},
+	return protocol.ContainerSpec{Name: "web", ImageID: "sha256:abc", Labels: map[string]string{"x": "y"},
 		RestartPolicy: "always", DockerConfig: c, DockerHostConfig: h,
-		Network: &transfer.NetworkSpec{Name: "lan", IPv4: "10.0.0.5", MAC: "02:42:0a:00:00:05"}}
+		Network: &protocol.NetworkSpec{Name: "lan", IPv4: "10.0.0.5", MAC: "02:42:0a:00:00:05"}}
 }
 
 // The source's limits, healthcheck, DNS and log options reach the new

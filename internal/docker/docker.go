@@ -24,6 +24,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/docker/go-connections/nat"
 
+	"github.com/dockmove/dockmove/protocol"
 	"github.com/dockmove/dockmove/transfer"
 )
 
@@ -256,7 +257,7 @@ func (c *Client) RemoveVolume(ctx context.Context, name string) error {
 
 // Create makes a stopped container from spec with the given OCI runtime and
 // extra labels, and returns its ID.
-func (c *Client) Create(ctx context.Context, spec transfer.ContainerSpec, runtime string, labels map[string]string) (string, error) {
+func (c *Client) Create(ctx context.Context, spec protocol.ContainerSpec, runtime string, labels map[string]string) (string, error) {
 	api, err := c.APIVersion(ctx)
 	if err != nil {
 		return "", err
@@ -277,7 +278,7 @@ func (c *Client) Create(ctx context.Context, spec transfer.ContainerSpec, runtim
 }
 
 // createConfig is Docker's create request for spec at API version api.
-func createConfig(spec transfer.ContainerSpec, runtime string, labels map[string]string, api string) (*container.Config, *container.HostConfig, *network.NetworkingConfig, error) {
+func createConfig(spec protocol.ContainerSpec, runtime string, labels map[string]string, api string) (*container.Config, *container.HostConfig, *network.NetworkingConfig, error) {
 	all := map[string]string{}
 	for k, v := range spec.Labels {
 		all[k] = v

@@ -3,7 +3,7 @@ package docker
 import (
 	"testing"
 
-	"github.com/dockmove/dockmove/transfer"
+	"github.com/dockmove/dockmove/protocol"
 )
 
 // The MAC address goes where the daemon's API version reads it: at the
@@ -11,8 +11,8 @@ import (
 // from 1.44 (Docker 28 ignores the container-level field and picks a random
 // MAC, so a moved container would change its MAC).
 func TestCreateConfigPutsTheMACWhereTheAPIReadsIt(t *testing.T) {
-	spec := transfer.ContainerSpec{Name: "c", ImageID: "sha256:x",
-		Network: &transfer.NetworkSpec{Name: "lan", IPv4: "10.0.0.5", MAC: "02:42:0a:00:00:05"}}
+	spec := protocol.ContainerSpec{Name: "c", ImageID: "sha256:x",
+		Network: &protocol.NetworkSpec{Name: "lan", IPv4: "10.0.0.5", MAC: "02:42:0a:00:00:05"}}
 	for _, c := range []struct {
 		api           string
 		container, ep string

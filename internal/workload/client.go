@@ -71,14 +71,25 @@ func Watch(ctx context.Context, addr string) (*Watcher, error) {
 
 func (w *Watcher) read() {
 	defer close(w.done)
-	sc := bufio.NewScanner(w.conn)
+	r := bufio.NewReader(w.conn)
 	var last time.Time
-	for sc.Scan() {
-		now := time.Now()
-		b, err := ParseBeat(sc.Text())
-		w.mu.Lock()
+	for {
+		// Only whole lines count: a stream cut mid-line (by Stop, or by a
+		// broken connection) leaves a fragment that is no heartbeat.
+		line, err := r.ReadString('\n')
 		if err != nil {
-			w.stats.Err = err
+			w.mu.Lock()
+			if !w.closed {
+				w.stats.Err = fmt.Errorf("workload watch: stream ended: %v (after %d bytes of an unfinished line)", err, len(line))
+			}
+			w.mu.Unlock()
+			return
+		}
+		now := time.Now()
+		b, perr := ParseBeat(strings.TrimSuffix(line, "\n"))
+		w.mu.Lock()
+		if perr != nil {
+			w.stats.Err = perr
 			w.mu.Unlock()
 			return
 		}
@@ -86,11 +97,6 @@ func (w *Watcher) read() {
 		w.mu.Unlock()
 		last = now
 	}
-	w.mu.Lock()
-	if !w.closed {
-		w.stats.Err = fmt.Errorf("workload watch: stream ended: %v", sc.Err())
-	}
-	w.mu.Unlock()
 }
 
 func (w *Watcher) record(b Beat, now, last time.Time) {

@@ -117,3 +117,53 @@ func TestServerOverLoopback(t *testing.T) {
 		t.Fatalf("stream stats: %+v", s)
 	}
 }
+
+// TestWatcherCutMidLine: after a stall, TCP may deliver a heartbeat line in
+// two segments. A Stop between them is the watcher's own doing and no fault
+// of the stream; a connection that ends mid-line is one.
+func TestWatcherCutMidLine(t *testing.T) {
+	for _, stop := range []bool{true, false} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent := make(chan net.Conn, 1)
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				close(sent)
+				return
+			}
+			io.WriteString(c, Beat{Seq: 1, Counter: 7}.String()+"\n"+Beat{Seq: 2, Counter: 8}.String()+"\nseq=")
+			sent <- c
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		watch, err := Watch(ctx, ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := watch.WaitBeats(ctx, 2); err != nil {
+			t.Fatal(err)
+		}
+		c := <-sent
+		var s WatchStats
+		if stop {
+			s = watch.Stop()
+		} else {
+			c.Close()
+			<-watch.done
+			s = watch.Stats()
+		}
+		if stop && (s.Err != nil || s.Beats != 2) {
+			t.Errorf("stopped between two segments of a line: %+v", s)
+		}
+		if !stop && (s.Err == nil || !strings.Contains(s.Err.Error(), "4 bytes of an unfinished line")) {
+			t.Errorf("stream cut mid-line by the peer: %+v", s)
+		}
+		if c != nil {
+			c.Close()
+		}
+		ln.Close()
+		cancel()
+	}
+}

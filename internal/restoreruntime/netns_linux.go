@@ -1,0 +1,237 @@
+package restoreruntime
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// The container's network namespace during a restore.
+//
+// The source dumps the container's network namespace as external (CRIU
+// key NetnsKey, runc's own convention for a namespace given by path), so
+// the restored processes enter a namespace the destination provides. The
+// runtime makes one and names it in the bundle's config.json; runc hands
+// it to CRIU. Who wires it then depends on the Docker version:
+//
+//   - Docker up to 25 configures the network from an OCI prestart hook,
+//     which runc runs inside the restore, before CRIU restores sockets.
+//   - Docker 26 and later configure the namespace of the task's PID after
+//     `create` returns, and `create` is where the restore runs. CRIU then
+//     restores established TCP connections into a namespace with no
+//     address and no route ("Can't connect inet socket back: Network is
+//     unreachable"), the failure that breaks Docker's own checkpoint on
+//     those versions. For that case the runtime gives the namespace a
+//     temporary interface holding the container's addresses, with routes
+//     less specific than any Docker adds, and removes it at `start`, when
+//     Docker has wired the real one.
+
+// NetnsKey is the key under which CRIU expects the container's network
+// namespace, the one runc uses for a namespace given by path.
+const NetnsKey = "extRootNetNS"
+
+// RestoreIface is the temporary interface's name (one end of a veth pair;
+// removing it removes both).
+const RestoreIface = "dmrestore0"
+
+const (
+	netnsFile   = "netns"    // the bind mount of the prepared namespace
+	pidFileName = "pid"      // the restored container's PID
+	ifaceMark   = "tmpiface" // present while RestoreIface may exist
+)
+
+// prepareNetns makes a network namespace with loopback up, bind-mounted at
+// dir/netns, and returns that path. With addrs, it also gets RestoreIface
+// holding them (see above).
+func prepareNetns(dir string, addrs []string) (path string, err error) {
+	ips := make([]net.IP, 0, len(addrs))
+	for _, a := range addrs {
+		ip := net.ParseIP(a)
+		if ip == nil {
+			return "", fmt.Errorf("%w: address %q", ErrBadPlan, a)
+		}
+		ips = append(ips, ip)
+	}
+	path = filepath.Join(dir, netnsFile)
+	releaseNetns(dir)
+	ns, err := newNetns()
+	if err != nil {
+		return "", err
+	}
+	defer ns.Close()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
+	if err != nil {
+		return "", err
+	}
+	f.Close()
+	if err := unix.Mount("/proc/self/fd/"+strconv.Itoa(int(ns)), path, "", unix.MS_BIND, ""); err != nil {
+		os.Remove(path)
+		return "", fmt.Errorf("bind network namespace: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			releaseNetns(dir)
+		}
+	}()
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	if err != nil {
+		return "", err
+	}
+	defer h.Close()
+	lo, err := h.LinkByName("lo")
+	if err == nil {
+		err = h.LinkSetUp(lo)
+	}
+	if err != nil {
+		return "", fmt.Errorf("loopback: %w", err)
+	}
+	if len(ips) == 0 {
+		return path, nil
+	}
+	if err := os.WriteFile(filepath.Join(dir, ifaceMark), nil, 0o600); err != nil {
+		return "", err
+	}
+	// A veth pair with both ends here: every kernel that runs Docker has
+	// veth (some lack the dummy driver), and its carrier is up.
+	pair := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: RestoreIface}, PeerName: RestoreIface + "p"}
+	if err := h.LinkAdd(pair); err != nil {
+		return "", fmt.Errorf("temporary interface: %w", err)
+	}
+	link, err := h.LinkByName(RestoreIface)
+	if err == nil {
+		err = h.LinkSetUp(link)
+	}
+	if err == nil {
+		var peer netlink.Link
+		if peer, err = h.LinkByName(pair.PeerName); err == nil {
+			err = h.LinkSetUp(peer)
+		}
+	}
+	for _, ip := range ips {
+		bits := 32
+		if ip.To4() == nil {
+			bits = 128
+		}
+		if err == nil {
+			err = h.AddrAdd(link, &netlink.Addr{IPNet: &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)}})
+		}
+	}
+	// Two halves of the address space per family: more specific than the
+	// default route Docker adds, gone with the interface.
+	var halves []string
+	if hasFamily(ips, true) {
+		halves = append(halves, "0.0.0.0/1", "128.0.0.0/1")
+	}
+	if hasFamily(ips, false) {
+		halves = append(halves, "::/1", "8000::/1")
+	}
+	for _, half := range halves {
+		_, dst, _ := net.ParseCIDR(half)
+		if err == nil {
+			err = h.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Dst: dst, Scope: netlink.SCOPE_LINK})
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("temporary interface: %w", err)
+	}
+	return path, nil
+}
+
+// hasFamily reports whether ips holds an IPv4 address (v4) or an IPv6 one.
+func hasFamily(ips []net.IP, v4 bool) bool {
+	for _, ip := range ips {
+		if (ip.To4() != nil) == v4 {
+			return true
+		}
+	}
+	return false
+}
+
+// newNetns creates a network namespace and returns a handle on it, leaving
+// the calling thread in its own.
+func newNetns() (netns.NsHandle, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		return 0, err
+	}
+	defer orig.Close()
+	ns, err := netns.New()
+	if err != nil {
+		return 0, fmt.Errorf("new network namespace: %w", err)
+	}
+	if err := netns.Set(orig); err != nil {
+		// This thread must not go back to the scheduler in the wrong
+		// namespace: keep it locked so it dies with the goroutine.
+		runtime.LockOSThread()
+		ns.Close()
+		return 0, fmt.Errorf("back to the runtime's network namespace: %w", err)
+	}
+	return ns, nil
+}
+
+// releaseNetns unmounts and removes dir/netns; the restored processes keep
+// the namespace alive.
+func releaseNetns(dir string) {
+	path := filepath.Join(dir, netnsFile)
+	unix.Unmount(path, unix.MNT_DETACH)
+	os.Remove(path)
+}
+
+// recordPID keeps the restored container's PID (from runc's pid file) for
+// `start`.
+func recordPID(dir, pidFile string) error {
+	data, err := os.ReadFile(pidFile)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, pidFileName), []byte(strings.TrimSpace(string(data))), 0o600)
+}
+
+// dropRestoreIface removes RestoreIface from the restored container's
+// namespace, once Docker has wired the real interfaces.
+func dropRestoreIface(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, ifaceMark)); err != nil {
+		return nil
+	}
+	data, err := os.ReadFile(filepath.Join(dir, pidFileName))
+	if err != nil {
+		return err
+	}
+	pid, err := strconv.Atoi(string(data))
+	if err != nil {
+		return err
+	}
+	ns, err := netns.GetFromPid(pid)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	link, err := h.LinkByName(RestoreIface)
+	var notFound netlink.LinkNotFoundError
+	if errors.As(err, &notFound) {
+		return os.Remove(filepath.Join(dir, ifaceMark))
+	}
+	if err == nil {
+		err = h.LinkDel(link)
+	}
+	if err != nil {
+		return fmt.Errorf("remove %s: %w", RestoreIface, err)
+	}
+	return os.Remove(filepath.Join(dir, ifaceMark))
+}

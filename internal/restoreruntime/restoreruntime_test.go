@@ -1,0 +1,140 @@
+package restoreruntime
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestParseSplitsRuntimeArgsGlobalFlagsAndCommand(t *testing.T) {
+	tests := []struct {
+		name string
+		argv []string
+		want Invocation
+	}{
+		{"containerd create", []string{"--dockmove-state", "/s", "--root", "/run/r", "--log", "/l.json", "--log-format", "json", "create", "--bundle", "/b", "--pid-file", "/p", "id1"},
+			Invocation{State: "/s", Global: []string{"--root", "/run/r", "--log", "/l.json", "--log-format", "json"}, Command: "create", Args: []string{"--bundle", "/b", "--pid-file", "/p", "id1"}}},
+		{"state flag with equals", []string{"--dockmove-state=/x", "--systemd-cgroup", "start", "id"},
+			Invocation{State: "/x", Global: []string{"--systemd-cgroup"}, Command: "start", Args: []string{"id"}}},
+		{"default state", []string{"--debug", "delete", "id"},
+			Invocation{State: DefaultStateDir, Global: []string{"--debug"}, Command: "delete", Args: []string{"id"}}},
+		{"no command", []string{"--version"}, Invocation{State: DefaultStateDir, Global: []string{"--version"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Parse(tt.argv)
+			if err != nil || !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("Parse = %+v, %v; want %+v", got, err, tt.want)
+			}
+		})
+	}
+	if _, err := Parse([]string{"--dockmove-state"}); err == nil {
+		t.Fatal("missing state value accepted")
+	}
+}
+
+func TestParseCreate(t *testing.T) {
+	c, err := parseCreate([]string{"--bundle", "/b", "--pid-file=/p", "--console-socket", "/c.sock", "--no-pivot", "--preserve-fds", "2", "cid"})
+	if err != nil || c != (createArgs{id: "cid", bundle: "/b", pidFile: "/p", consoleSocket: "/c.sock"}) {
+		t.Fatalf("got %+v, %v", c, err)
+	}
+	for _, bad := range [][]string{{"--bundle"}, {"--bundle", "/b"}, {"a", "b"}} {
+		if _, err := parseCreate(bad); err == nil {
+			t.Errorf("parseCreate(%q) accepted", bad)
+		}
+	}
+}
+
+func TestPrepareRestoreWritesConfigAndAnnotation(t *testing.T) {
+	dir, bundle := t.TempDir(), t.TempDir()
+	spec := `{"ociVersion":"1.0.2","process":{"args":["/w"]},"annotations":{"keep":"me"}}`
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	inv := Invocation{Global: []string{"--root", "/r"}}
+	c := createArgs{id: "cid", bundle: bundle, pidFile: "/p", consoleSocket: "/sock"}
+	args, err := prepareRestore(inv, c, dir, Plan{TCPEstablished: true, FileLocks: true, CRIUOptions: []string{"mntns-compat-mode", "tcp-close"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "--root /r restore --detach --image-path " + dir + "/images --work-path " + dir + "/work --bundle " + bundle +
+		" --manage-cgroups-mode soft --pid-file /p --console-socket /sock --tcp-established --file-locks cid"
+	if got := strings.Join(args, " "); got != want {
+		t.Fatalf("runc args:\n got %s\nwant %s", got, want)
+	}
+	conf, _ := os.ReadFile(filepath.Join(dir, CRIUConfig))
+	if string(conf) != "mntns-compat-mode\ntcp-close\n" {
+		t.Fatalf("criu config %q", conf)
+	}
+	var out struct {
+		OCIVersion  string            `json:"ociVersion"`
+		Annotations map[string]string `json:"annotations"`
+	}
+	data, _ := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err := json.Unmarshal(data, &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.OCIVersion != "1.0.2" || out.Annotations["keep"] != "me" || out.Annotations[criuConfigAnnotation] != filepath.Join(dir, CRIUConfig) {
+		t.Fatalf("bundle after annotation: %s", data)
+	}
+}
+
+func TestWritePlanRefusesMultiLineOptions(t *testing.T) {
+	if err := WritePlan(t.TempDir(), Plan{CRIUOptions: []string{"a\nexec-cmd evil"}}); err == nil {
+		t.Fatal("accepted an option that injects a second config line")
+	}
+}
+
+func TestContainerDirRefusesPathIDs(t *testing.T) {
+	for _, id := range []string{"", ".", "..", "a/b", "../x"} {
+		if _, err := ContainerDir("/s", id); err == nil {
+			t.Errorf("accepted id %q", id)
+		}
+	}
+}
+
+// TestInstallMergesDaemonJSONWithFakeDockerd installs into a temporary
+// daemon.json; the "dockerd" it reloads (SIGHUP) is a sleeping child, so no
+// real daemon is touched. The real install is exercised by make lab-up.
+func TestInstallMergesDaemonJSONWithFakeDockerd(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "runtime-build")
+	os.WriteFile(src, []byte("binary v1"), 0o755)
+	daemon := filepath.Join(dir, "daemon.json")
+	os.WriteFile(daemon, []byte(`{"debug": true, "runtimes": {"other": {"path": "/x"}}}`), 0o644)
+	pidfile := filepath.Join(dir, "docker.pid")
+	os.WriteFile(pidfile, []byte(startSleeper(t)), 0o644)
+	cfg := InstallConfig{Source: src, Binary: filepath.Join(dir, "bin", "dockmove-runtime"), State: filepath.Join(dir, "state"), DaemonJSON: daemon, PIDFile: pidfile}
+	os.MkdirAll(filepath.Dir(cfg.Binary), 0o755)
+
+	changed, err := Install(cfg)
+	if err != nil || !changed {
+		t.Fatalf("first install: %v, changed=%v", err, changed)
+	}
+	var doc map[string]any
+	data, _ := os.ReadFile(daemon)
+	json.Unmarshal(data, &doc)
+	rts := doc["runtimes"].(map[string]any)
+	if doc["debug"] != true || rts["other"] == nil || rts[Name] == nil {
+		t.Fatalf("daemon.json lost settings: %s", data)
+	}
+	if backups, _ := filepath.Glob(daemon + ".dockmove-backup-*"); len(backups) != 1 {
+		t.Fatalf("backups: %v", backups)
+	}
+	if changed, err := Install(cfg); err != nil || changed {
+		t.Fatalf("second install changed something: %v, %v", changed, err)
+	}
+	if err := Uninstall(cfg, []string{"web"}); err == nil || !strings.Contains(err.Error(), "web") {
+		t.Fatalf("uninstall with a user: %v", err)
+	}
+	if err := Uninstall(cfg, nil); err != nil {
+		t.Fatal(err)
+	}
+	data, _ = os.ReadFile(daemon)
+	if strings.Contains(string(data), Name) || !strings.Contains(string(data), "other") {
+		t.Fatalf("after uninstall: %s", data)
+	}
+}

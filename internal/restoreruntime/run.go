@@ -1,0 +1,200 @@
+package restoreruntime
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// Invocation is one call of the runtime, as containerd's shim makes it:
+// `RUNTIME [runtimeArgs] [runc global flags] COMMAND [flags] [ID]`.
+type Invocation struct {
+	State   string   // from --dockmove-state, else DefaultStateDir
+	Global  []string // runc global flags, passed on unchanged
+	Command string   // create, start, delete, kill, state, ...
+	Args    []string // the command's own flags and arguments
+}
+
+// runc's global flags that take a value.
+var globalWithValue = map[string]bool{"--root": true, "--log": true, "--log-format": true, "--criu": true, "--rootless": true}
+
+// Parse splits argv (without the program name).
+func Parse(argv []string) (Invocation, error) {
+	inv := Invocation{State: DefaultStateDir}
+	for i := 0; i < len(argv); i++ {
+		a := argv[i]
+		switch {
+		case a == StateFlag:
+			if i+1 >= len(argv) {
+				return inv, fmt.Errorf("restore runtime: %s needs a value", StateFlag)
+			}
+			inv.State = argv[i+1]
+			i++
+		case strings.HasPrefix(a, StateFlag+"="):
+			inv.State = strings.TrimPrefix(a, StateFlag+"=")
+		case strings.HasPrefix(a, "-"):
+			inv.Global = append(inv.Global, a)
+			if globalWithValue[a] && i+1 < len(argv) {
+				inv.Global = append(inv.Global, argv[i+1])
+				i++
+			}
+		default:
+			inv.Command, inv.Args = a, argv[i+1:]
+			return inv, nil
+		}
+	}
+	return inv, nil // no command: runc prints its help
+}
+
+// createArgs are the create flags the restore needs.
+type createArgs struct {
+	id, bundle, pidFile, consoleSocket string
+}
+
+// create flags that take a value (runc 1.1).
+var createWithValue = map[string]bool{"--bundle": true, "-b": true, "--pid-file": true, "--console-socket": true, "--preserve-fds": true}
+
+func parseCreate(args []string) (createArgs, error) {
+	var c createArgs
+	var positional []string
+	for i := 0; i < len(args); i++ {
+		name, value, hasValue := strings.Cut(args[i], "=")
+		if !strings.HasPrefix(name, "-") {
+			positional = append(positional, args[i])
+			continue
+		}
+		if createWithValue[name] && !hasValue {
+			if i+1 >= len(args) {
+				return c, fmt.Errorf("restore runtime: create %s needs a value", name)
+			}
+			value = args[i+1]
+			i++
+		}
+		switch name {
+		case "--bundle", "-b":
+			c.bundle = value
+		case "--pid-file":
+			c.pidFile = value
+		case "--console-socket":
+			c.consoleSocket = value
+		}
+	}
+	if len(positional) != 1 {
+		return c, fmt.Errorf("restore runtime: create wants one container id, got %q", positional)
+	}
+	c.id = positional[0]
+	if c.bundle == "" {
+		c.bundle, _ = os.Getwd()
+	}
+	return c, nil
+}
+
+// Main runs the runtime and returns its exit code.
+func Main(argv []string) int {
+	inv, err := Parse(argv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	log := openLog(inv.State)
+	switch inv.Command {
+	case "create":
+		if code, handled := maybeRestore(inv, log); handled {
+			return code
+		}
+	case "start":
+		if len(inv.Args) > 0 && consumePendingStart(inv.State, inv.Args[len(inv.Args)-1]) {
+			id := inv.Args[len(inv.Args)-1]
+			// Docker has wired the container's network by now.
+			dir, _ := ContainerDir(inv.State, id)
+			if err := dropRestoreIface(dir); err != nil {
+				log.Error("start after restore", "id", id, "err", err)
+				fmt.Fprintln(os.Stderr, "dockmove runtime: start after restore:", err)
+				return 1
+			}
+			log.Info("start after restore: the container already runs", "id", id)
+			return 0
+		}
+	}
+	return execRunc(append(inv.Global, append([]string{inv.Command}, inv.Args...)...))
+}
+
+func openLog(state string) *slog.Logger {
+	f, err := os.OpenFile(filepath.Join(state, LogFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.NewTextHandler(f, nil))
+}
+
+// execRunc replaces this process with runc, so that file descriptors,
+// signals and the exit status are runc's own.
+func execRunc(args []string) int {
+	runc, err := exec.LookPath("runc")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "dockmove runtime:", err)
+		return 127
+	}
+	err = syscall.Exec(runc, append([]string{"runc"}, args...), os.Environ())
+	fmt.Fprintln(os.Stderr, "dockmove runtime: exec runc:", err)
+	return 127
+}
+
+// maybeRestore performs the restore when the container has an unused plan.
+func maybeRestore(inv Invocation, log *slog.Logger) (code int, handled bool) {
+	c, err := parseCreate(inv.Args)
+	if err != nil {
+		return 0, false // let runc report its own usage error
+	}
+	dir, err := ContainerDir(inv.State, c.id)
+	if err != nil {
+		return 0, false
+	}
+	plan, err := readPlan(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, false
+	}
+	if err != nil {
+		log.Error("unusable plan", "id", c.id, "err", err)
+		fmt.Fprintln(os.Stderr, "dockmove runtime:", err)
+		return 1, true
+	}
+	// Consumed before running: whatever happens next, these images are
+	// never restored a second time.
+	if err := os.WriteFile(filepath.Join(dir, ConsumedFile), nil, 0o600); err != nil {
+		fmt.Fprintln(os.Stderr, "dockmove runtime:", err)
+		return 1, true
+	}
+	code = restore(inv, c, dir, plan, log)
+	return code, true
+}
+
+func readPlan(dir string) (Plan, error) {
+	var p Plan
+	if _, err := os.Stat(filepath.Join(dir, ConsumedFile)); err == nil {
+		return p, fs.ErrNotExist
+	}
+	data, err := os.ReadFile(filepath.Join(dir, PlanFile))
+	if err != nil {
+		return p, err
+	}
+	if err := json.Unmarshal(data, &p); err != nil {
+		return p, fmt.Errorf("%w: %v", ErrBadPlan, err)
+	}
+	return p, nil
+}
+
+func consumePendingStart(state, id string) bool {
+	dir, err := ContainerDir(state, id)
+	if err != nil {
+		return false
+	}
+	return os.Remove(filepath.Join(dir, PendingStart)) == nil
+}

@@ -1,8 +1,0 @@
-//go:build !linux
-
-package shim
-
-import "os"
-
-// RemoveState deletes a container's state directory.
-func RemoveState(dir string) error { return os.RemoveAll(dir) }

@@ -1,0 +1,663 @@
+//go:build linux
+
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/dockmove/dockmove/internal/criu"
+	"github.com/dockmove/dockmove/internal/docker"
+	"github.com/dockmove/dockmove/internal/restoreruntime"
+	"github.com/dockmove/dockmove/lazypages"
+	"github.com/dockmove/dockmove/netrewire"
+	"github.com/dockmove/dockmove/predump"
+	"github.com/dockmove/dockmove/protocol"
+	"github.com/dockmove/dockmove/transfer"
+)
+
+// incoming is one migration arriving at the destination.
+type incoming struct {
+	srv   *Server
+	sess  *transfer.Session
+	log   *slog.Logger
+	pre   *protocol.Preflight
+	state migrationState
+	// newAddress: the container cannot keep its address here and the
+	// source accepted a new one.
+	newAddress bool
+	// pages is the lazy-pages daemon of a post-copy migration.
+	pages *lazypages.Daemon
+	// rounds is how many pre-copy rounds arrived.
+	rounds int
+	// image is the container's image here (its ID in this host's store).
+	image string
+	// containerdStore: Docker here keeps images in the containerd image
+	// store. The writable layer then waits in Docker's data root (where a
+	// rename can reach the container's layer: dockerd mounts its data root
+	// on itself) for the runtime to move it in, and an image is sent whole.
+	containerdStore bool
+	// announced is the restored container's PID once its address was
+	// announced from here.
+	announced int
+}
+
+func (in *incoming) name() string {
+	switch {
+	case in.pre == nil:
+		return ""
+	case in.pre.Process != nil:
+		return "process " + in.pre.Process.Name
+	}
+	return in.pre.Container.Name
+}
+
+// An arrival is what a migration brings to this host: a container,
+// created under Docker's management (containerArrival), or a plain process
+// tree that CRIU restores outside any container (processArrival). The
+// exchange is the same for both (run); what differs is asked of the
+// arrival, as the source asks its target.
+type arrival interface {
+	// accept checks the preflight against this host and its policy and
+	// fills in the state to record; an error refuses the migration.
+	// release, once run ends, frees what accept reserved.
+	accept(ctx context.Context) (ok *protocol.PreflightOK, release func(), err error)
+	// prepare makes what the streams land in, once the source was told
+	// to go on, and returns where pre-copy rounds go.
+	prepare(ctx context.Context) (roundsDir string, err error)
+	// receive stores the final dump's streams.
+	receive(ctx context.Context) error
+	// restore runs the copy here and reports it to the source.
+	restore(ctx context.Context) error
+}
+
+// run carries the migration whose preflight (in.pre) arrived.
+func (in *incoming) run(ctx context.Context) (err error) {
+	var a arrival = &containerArrival{incoming: in}
+	if in.pre.Process != nil {
+		a = &processArrival{in: in}
+	}
+	ok, release, err := a.accept(ctx)
+	if err != nil {
+		return in.refuse(ctx, err)
+	}
+	defer release()
+	defer in.undoOnFailure(ctx, &err)
+	if err := in.srv.saveState(&in.state); err != nil {
+		return err
+	}
+	if err := in.sess.Send(ctx, ok); err != nil {
+		return err
+	}
+	dir, err := a.prepare(ctx)
+	if err != nil {
+		return err
+	}
+	if in.pre.Strategy.PreCopy() {
+		if err := in.receiveRounds(ctx, dir); err != nil {
+			return err
+		}
+	}
+	if err := a.receive(ctx); err != nil {
+		return err
+	}
+	if _, err := expectFromSource[*protocol.Restore](ctx, in); err != nil {
+		return err
+	}
+	if err := a.restore(ctx); err != nil {
+		return err
+	}
+	return in.commit(ctx)
+}
+
+// containerArrival is a container, created here under Docker's management.
+type containerArrival struct {
+	*incoming
+	needImage bool // this host lacks the image: the source sends it
+}
+
+func (c *containerArrival) accept(ctx context.Context) (*protocol.PreflightOK, func(), error) {
+	if c.srv.dk == nil {
+		return nil, nil, errors.New("the destination has no Docker: it accepts only process migrations (migrate-src --pid)")
+	}
+	spec := c.pre.Container
+	if !c.srv.reserve(spec.Name) {
+		return nil, nil, fmt.Errorf("another migration of %q is in progress here", spec.Name)
+	}
+	release := func() { c.srv.release(spec.Name) }
+	var err error
+	if c.needImage, err = c.check(ctx, spec); err != nil {
+		release()
+		return nil, nil, err
+	}
+	ok := &protocol.PreflightOK{NeedImage: c.needImage, NewAddress: c.newAddress, RestoreMillis: c.srv.lastRestore.Load()}
+	if c.needImage {
+		ok.HaveLayers = c.haveLayers(ctx)
+	}
+	c.state = migrationState{MigrationID: c.pre.MigrationID, Name: spec.Name, Phase: phasePrepared}
+	return ok, release, nil
+}
+
+// prepare receives the image if this host lacked it and creates the
+// container, stopped, under the restore runtime.
+func (c *containerArrival) prepare(ctx context.Context) (string, error) {
+	if c.needImage {
+		if err := c.receiveImage(ctx); err != nil {
+			return "", err
+		}
+	}
+	if err := c.createShell(ctx); err != nil {
+		return "", err
+	}
+	return restoreruntime.ContainerDir(c.srv.cfg.RuntimeState, c.state.ContainerID)
+}
+
+// undoOnFailure undoes what this host made for the migration when *err
+// is set as the run ends (see abandon for what stays).
+func (in *incoming) undoOnFailure(ctx context.Context, err *error) {
+	if *err == nil {
+		return
+	}
+	if in.pages != nil {
+		in.pages.Stop()
+	}
+	in.srv.abandon(context.WithoutCancel(ctx), &in.state, *err)
+}
+
+// refuse answers the preflight with the reason.
+func (in *incoming) refuse(ctx context.Context, err error) error {
+	in.sess.Send(ctx, &transfer.Reject{Reason: err.Error()})
+	return err
+}
+
+// check verifies, before the source freezes anything, everything this host
+// can check: the name is free, the runtime is installed, the network exists
+// with the same subnet, the volumes do not exist yet. It reports whether the
+// image must be sent.
+func (in *incoming) check(ctx context.Context, spec protocol.ContainerSpec) (needImage bool, err error) {
+	dk := in.srv.dk
+	if _, err := dk.Inspect(ctx, spec.Name); err == nil {
+		return false, fmt.Errorf("a container named %q already exists on the destination", spec.Name)
+	} else if !errors.Is(err, docker.ErrNotFound) {
+		return false, err
+	}
+	if err := in.checkStrategy(); err != nil {
+		return false, err
+	}
+	allowed, _ := parseAllowedCaps(in.srv.cfg.AllowCaps) // checked by Validate
+	if err := checkCapabilities(spec.CapAdd, allowed); err != nil {
+		return false, err
+	}
+	if err := docker.CheckHostConfig(spec.DockerHostConfig); err != nil {
+		return false, err
+	}
+	if err := checkCgroups(in.sess.Peer().Host, in.srv.hello.Host); err != nil {
+		return false, err
+	}
+	if ok, err := dk.HasRuntime(ctx, restoreruntime.Name); err != nil || !ok {
+		return false, fmt.Errorf("the restore runtime %q is not installed on the destination (run: migrate-dst install-runtime): %v", restoreruntime.Name, err)
+	}
+	if n := spec.Network; n != nil {
+		subnet, err := dk.NetworkSubnet(ctx, n.Name)
+		if err != nil {
+			return false, fmt.Errorf("the destination has no network %q for the container: %v", n.Name, err)
+		}
+		if subnet != n.Subnet {
+			if !in.pre.AllowNewAddress {
+				return false, fmt.Errorf("network %q has subnet %s on the destination, %s on the source: the address %s cannot be kept "+
+					"(migrate-src --allow-new-address accepts a new address, closing the container's TCP connections)", n.Name, subnet, n.Subnet, n.IPv4)
+			}
+			in.newAddress = true
+		}
+	}
+	for _, v := range spec.Volumes {
+		if _, err := dk.Volume(ctx, v.Name); err == nil {
+			return false, fmt.Errorf("volume %q already exists on the destination; refusing to mix its contents", v.Name)
+		}
+	}
+	if err := in.checkStorage(ctx); err != nil {
+		return false, err
+	}
+	in.image, err = in.localImage(ctx)
+	if errors.Is(err, docker.ErrNotFound) {
+		needImage, err = true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return needImage, in.checkDisk(ctx, needImage)
+}
+
+// haveLayers counts the leading layers of the image that a local image
+// already has: the source leaves them out.
+func (in *incoming) haveLayers(ctx context.Context) int {
+	if in.containerdStore {
+		// Its `docker load` wants every layer in the archive ("failed to
+		// resolve layers"), even those it has.
+		return 0
+	}
+	local, err := in.srv.dk.AllImageLayers(ctx)
+	if err != nil {
+		in.log.Warn("listing local layers; the whole image will be sent", "err", err)
+		return 0
+	}
+	return commonLayers(in.pre.ImageLayers, local)
+}
+
+// checkDisk refuses a migration this host has no room for.
+func (in *incoming) checkDisk(ctx context.Context, needImage bool) error {
+	root, err := in.srv.dk.RootDir(ctx)
+	if err != nil {
+		return err
+	}
+	z := in.pre.Sizes
+	needs := []diskNeed{
+		{in.srv.cfg.RuntimeState, z.Memory},
+		{root, satAdd(z.Rootfs, z.Volumes)},
+	}
+	if needImage {
+		// The image arrives as a tar in staging, then Docker unpacks it.
+		needs = append(needs, diskNeed{in.srv.stagingDir(), z.Image}, diskNeed{root, z.Image})
+	}
+	return checkDisk(needs, statfsInfo)
+}
+
+func (in *incoming) receiveImage(ctx context.Context) error {
+	dir, err := os.MkdirTemp(in.srv.stagingDir(), "image-")
+	if err != nil {
+		return err
+	}
+	in.state.Staging = dir
+	in.srv.saveState(&in.state)
+	if _, err := in.sess.ReceiveDir(ctx, protocol.StreamImage, dir, imagePolicy()); err != nil {
+		return err
+	}
+	untagged := filepath.Join(dir, "untagged.tar")
+	if err := untagArchive(filepath.Join(dir, "image.tar"), untagged); err != nil {
+		return fmt.Errorf("image stream: %w", err)
+	}
+	f, err := os.Open(untagged)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	loaded, err := in.srv.dk.LoadImage(ctx, f)
+	if err != nil {
+		return err
+	}
+	id, err := in.localImage(ctx, loaded...)
+	if err != nil {
+		return fmt.Errorf("the image sent (loaded as %v) is not the container's image %s: %w", loaded, in.pre.Container.ImageID, err)
+	}
+	in.image = id
+	in.state.ImageLoaded = id
+	if err := in.srv.saveState(&in.state); err != nil {
+		return err
+	}
+	// The user's reference names the image here too, unless this host
+	// already uses that name for another image.
+	if ref := in.pre.Container.Image; ref != "" && ref != in.pre.Container.ImageID {
+		if tagged, err := in.srv.dk.TagIfFree(ctx, id, ref); err != nil {
+			in.log.Warn("tag the image", "ref", ref, "err", err)
+		} else if !tagged {
+			in.log.Info("image name in use here; the container refers to the image by ID", "ref", ref)
+		}
+	}
+	return nil
+}
+
+// checkStorage learns which image store Docker keeps here.
+func (in *incoming) checkStorage(ctx context.Context) error {
+	_, driver, err := in.srv.dk.Storage(ctx)
+	in.containerdStore = driver == driverSnapshotter
+	return err
+}
+
+// stageRootfs makes the directory the writable layer waits in: under
+// Docker's data root, recorded so that every cleanup removes it.
+func (in *incoming) stageRootfs(ctx context.Context) (string, error) {
+	root, err := in.srv.dk.RootDir(ctx)
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(root, rootfsStagingDir, in.pre.MigrationID)
+	in.state.RootfsStaging = dir
+	if err := in.srv.saveState(&in.state); err != nil {
+		return "", err
+	}
+	return dir, os.MkdirAll(dir, 0o700)
+}
+
+// rootfsStagingDir is dockmove's directory in Docker's data root.
+const rootfsStagingDir = "dockmove-staging"
+
+// localImage finds the container's image in this host's store: by the
+// source's image ID, by the user's reference, or by what a load named
+// (more), as long as it has the container's layers. Docker names the same
+// image differently in its two image stores, so the source's ID alone does
+// not find it on a host whose store differs.
+func (in *incoming) localImage(ctx context.Context, more ...string) (string, error) {
+	spec := in.pre.Container
+	refs := append([]string{spec.ImageID, spec.Image}, more...)
+	return in.srv.dk.FindImage(ctx, refs, in.pre.ImageLayers)
+}
+
+// createShell creates the container (not started) with the restore runtime.
+func (in *incoming) createShell(ctx context.Context) error {
+	spec := in.pre.Container
+	for _, v := range spec.Volumes {
+		// Made here, labelled, so that a volume of that name created by
+		// someone else since the preflight is refused, not filled (and
+		// removed on rollback).
+		labels := map[string]string{LabelMigration: in.pre.MigrationID}
+		if v.Anonymous {
+			labels[docker.LabelAnonymousVolume] = "" // still the container's own here
+		}
+		if _, err := in.srv.dk.CreateVolume(ctx, v.Name, labels); err != nil {
+			if errors.Is(err, docker.ErrVolumeTaken) {
+				err = fmt.Errorf("volume %q appeared on the destination after the preflight; refusing to adopt it: %w", v.Name, err)
+			}
+			in.srv.saveState(&in.state)
+			return err
+		}
+		in.state.Volumes = append(in.state.Volumes, v.Name)
+	}
+	if in.newAddress {
+		n := *spec.Network
+		n.IPv4, n.MAC = "", ""
+		spec.Network = &n
+	}
+	spec.ImageID = in.image
+	id, err := in.srv.dk.Create(ctx, spec, restoreruntime.Name, map[string]string{LabelMigration: in.pre.MigrationID})
+	if id != "" {
+		in.state.ContainerID = id
+	}
+	if serr := in.srv.saveState(&in.state); err == nil {
+		err = serr
+	}
+	return err
+}
+
+// receive stores the CRIU images, the writable layer and the volumes.
+func (in *containerArrival) receive(ctx context.Context) error {
+	dk := in.srv.dk
+	r, err := dk.Inspect(ctx, in.state.ContainerID)
+	if err != nil {
+		return err
+	}
+	dir, err := restoreruntime.ContainerDir(in.srv.cfg.RuntimeState, in.state.ContainerID)
+	if err != nil {
+		return err
+	}
+	upper := r.GraphDriver.Data["UpperDir"]
+	if in.containerdStore {
+		if upper, err = in.stageRootfs(ctx); err != nil {
+			return err
+		}
+	} else if upper == "" {
+		return fmt.Errorf("the new container has no overlay upper directory (driver %s)", r.GraphDriver.Name)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	recv := func(name, target string, p transfer.Policy) {
+		g.Go(func() error {
+			_, err := in.sess.ReceiveDir(gctx, name, target, p)
+			return err
+		})
+	}
+	recv(protocol.StreamImages, filepath.Join(dir, restoreruntime.ImagesDir), imagePolicy())
+	recv(protocol.StreamRootfs, upper, rootfsPolicy())
+	for i, v := range in.pre.Container.Volumes {
+		mp, err := dk.Volume(ctx, v.Name)
+		if err != nil {
+			return err
+		}
+		recv(protocol.VolumeStream(i), mp, rootfsPolicy())
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return linkParent(filepath.Join(dir, restoreruntime.ImagesDir), in.rounds)
+}
+
+// checkStrategy refuses a strategy this host's kernel cannot serve.
+func (in *incoming) checkStrategy() error {
+	if in.pre.Strategy.PostCopy() && !in.srv.hello.CRIU.LazyPages {
+		return fmt.Errorf("%s migration needs userfaultfd, which the destination lacks (criu check --feature uffd-noncoop)", in.pre.Strategy)
+	}
+	return nil
+}
+
+// checkCgroups refuses a move between cgroup versions: CRIU puts a
+// container's cgroup settings back in the hierarchy it dumped them from,
+// and a v1 <-> v2 restore has not been shown to keep them.
+func checkCgroups(src, dst transfer.HostInfo) error {
+	if src.Cgroup == 0 || dst.Cgroup == 0 || src.Cgroup == dst.Cgroup {
+		return nil
+	}
+	return fmt.Errorf("the source runs cgroup v%d (%s) and the destination cgroup v%d (%s): moving a container between cgroup versions is not supported; choose a destination with cgroup v%d",
+		src.Cgroup, src, dst.Cgroup, dst, src.Cgroup)
+}
+
+// expectFromSource waits for the source's next message, which must be a T,
+// for at most the session's PeerWaitTimeout: a source that stays connected
+// but sends nothing must not hold the container's name, and what was
+// staged for it, forever.
+func expectFromSource[T transfer.Message](ctx context.Context, in *incoming) (T, error) {
+	d := in.srv.cfg.Transfer.PeerWaitTimeout
+	var zero T
+	wctx, cancel := context.WithTimeoutCause(ctx, d, fmt.Errorf("%w: the source sent no %s within %v", transfer.ErrIdle, zero.Type(), d))
+	defer cancel()
+	m, err := transfer.Expect[T](wctx, in.sess)
+	if err != nil && wctx.Err() != nil && ctx.Err() == nil {
+		err = context.Cause(wctx)
+	}
+	return m, err
+}
+
+// receiveRounds stores the pre-copy rounds under dir, one directory each,
+// linking each to the one before as CRIU expects. The rounds' number and
+// order are checked; their "parent" links are made here, never taken
+// from the wire.
+func (in *incoming) receiveRounds(ctx context.Context, dir string) error {
+	for {
+		m, err := expectFromSource[*protocol.PreRound](ctx, in)
+		if err != nil {
+			return err
+		}
+		if m.Done {
+			if m.Index != in.rounds {
+				return fmt.Errorf("%w: the source reports %d pre-copy rounds, %d arrived", transfer.ErrBadMessage, m.Index, in.rounds)
+			}
+			return nil
+		}
+		if m.Index != in.rounds+1 {
+			return fmt.Errorf("%w: pre-copy round %d after round %d", transfer.ErrBadMessage, m.Index, in.rounds)
+		}
+		target := predump.RoundDir(dir, m.Index)
+		if _, err := in.sess.ReceiveDir(ctx, protocol.RoundStream(m.Index), target, imagePolicy()); err != nil {
+			return err
+		}
+		in.rounds = m.Index
+		if err := linkParent(target, m.Index-1); err != nil {
+			return err
+		}
+		in.log.Info("pre-copy round stored", "round", m.Index)
+	}
+}
+
+// linkParent points the image directory dir, a sibling of the rounds, at
+// round prev (nothing when prev is 0: no round before it).
+func linkParent(dir string, prev int) error {
+	if prev < 1 {
+		return nil
+	}
+	return os.Symlink(predump.Parent(prev), filepath.Join(dir, "parent"))
+}
+
+// restore starts the container through the restore runtime and confirms
+// it runs.
+func (in *containerArrival) restore(ctx context.Context) error {
+	id := in.state.ContainerID
+	dir, _ := restoreruntime.ContainerDir(in.srv.cfg.RuntimeState, id)
+	lazy := in.pre.Strategy.PostCopy()
+	opts := append([]string{"mntns-compat-mode"}, in.srv.cfg.RestoreCRIUOptions...)
+	if in.newAddress {
+		// Connections cannot follow to a new address: restore them closed,
+		// so the application sees them fail instead of hanging.
+		opts = append(opts, "tcp-close")
+	}
+	plan := restoreruntime.Plan{TCPEstablished: true, ExtUnixSk: true, FileLocks: true, LazyPages: lazy, CRIUOptions: opts, Netns: true, RootfsDir: in.state.RootfsStaging}
+	if n := in.pre.Container.Network; n != nil && !in.newAddress && n.IPv4 != "" {
+		plan.Addresses = []string{n.IPv4}
+	}
+	if err := restoreruntime.WritePlan(dir, plan); err != nil {
+		return err
+	}
+	if lazy {
+		d, err := lazypages.Start(ctx, in.sess, in.srv.cfg.CRIU, filepath.Join(dir, restoreruntime.ImagesDir), filepath.Join(dir, restoreruntime.WorkDir), in.log)
+		if err != nil {
+			return err
+		}
+		in.pages = d
+		in.state.Lazy = true
+	}
+	start := time.Now()
+	sctx, cancel := context.WithTimeout(ctx, in.srv.cfg.RestoreTimeout)
+	err := in.srv.dk.Start(sctx, id)
+	cancel()
+	took := time.Since(start)
+	if err != nil {
+		if res, rerr := restoreruntime.ReadResult(dir); rerr == nil && !res.OK && !res.Runc && res.Error != "" {
+			return fmt.Errorf("the restore runtime could not prepare the restore: %s", res.Error)
+		}
+		return criu.NewError("restore", filepath.Join(dir, restoreruntime.WorkDir, criu.RestoreLog), err)
+	}
+	in.srv.lastRestore.Store(took.Milliseconds())
+	if res, rerr := restoreruntime.ReadResult(dir); rerr != nil || !res.OK {
+		return fmt.Errorf("restore runtime did not report success (%+v, %v)", res, rerr)
+	}
+	r, err := in.srv.dk.Inspect(ctx, id)
+	if err != nil {
+		return err
+	}
+	if r.State == nil || !r.State.Running {
+		return fmt.Errorf("restored container is not running: %s", docker.ExitInfo(r))
+	}
+	in.announce(r.State.Pid)
+	in.state.Phase = phaseRestored
+	if err := in.srv.saveState(&in.state); err != nil {
+		return err
+	}
+	msg := &protocol.Restored{ContainerID: id, RestoreMillis: took.Milliseconds()}
+	for _, ep := range r.NetworkSettings.Networks {
+		msg.IPv4 = ep.IPAddress
+	}
+	if st, ok := criu.RestoreStatsOf(filepath.Join(dir, restoreruntime.ImagesDir)); ok {
+		msg.PagesRestored, msg.ForkingMicros, msg.RestoreMicros = st.PagesRestored, st.ForkingMicros, st.RestoreMicros
+	}
+	return in.sess.Send(ctx, msg)
+}
+
+// commit waits for the source to confirm the original is gone, then
+// finalises: the images are deleted so the runtime never restores again.
+// In post-copy the lazy-pages daemon finishing is the real commit (the
+// source's CRIU kills the original once every page is served): if it
+// fails first, the copy cannot continue and is removed.
+func (in *incoming) commit(ctx context.Context) error {
+	if in.pages != nil {
+		if err := in.awaitPages(ctx); err != nil {
+			return err
+		}
+	} else if _, err := transfer.Expect[*protocol.Commit](ctx, in.sess); err != nil {
+		return err
+	}
+	in.finish()
+	if in.announced > 0 {
+		go in.reannounce(in.announced)
+	}
+	// Committed: whatever happens to the acknowledgement, the copy here is
+	// the container now. The source closes the connection as soon as it
+	// reads it, which can fail this send although it was delivered; it
+	// must never make this host undo (pause or stop) a committed copy.
+	if err := in.sess.Send(ctx, &protocol.Done{}); err != nil {
+		in.log.Warn("committed; the acknowledgement may not have reached the source", "container", in.name(), "err", err)
+	}
+	return nil
+}
+
+// awaitPages waits for both the daemon and the source's commit.
+func (in *incoming) awaitPages(ctx context.Context) error {
+	committed := make(chan error, 1)
+	go func() {
+		_, err := transfer.Expect[*protocol.Commit](ctx, in.sess)
+		committed <- err
+	}()
+	select {
+	case <-in.pages.Done():
+		if err := in.pages.Err(); err != nil {
+			return err
+		}
+		in.log.Info("post-copy complete: every page arrived", "container", in.name())
+		in.state.Phase = phaseComplete
+		in.srv.saveState(&in.state)
+		return <-committed
+	case err := <-committed:
+		if err != nil {
+			return err
+		}
+		select {
+		case <-in.pages.Done():
+			return in.pages.Err()
+		case <-time.After(30 * time.Second):
+			return fmt.Errorf("%w: the source committed but the lazy-pages daemon is still running", lazypages.ErrIncomplete)
+		}
+	}
+}
+
+// finish removes what the committed migration no longer needs.
+func (in *incoming) finish() {
+	if in.state.ProcessDir != "" {
+		os.RemoveAll(in.state.ProcessDir)
+		in.srv.dropState(&in.state)
+		return
+	}
+	dir, _ := restoreruntime.ContainerDir(in.srv.cfg.RuntimeState, in.state.ContainerID)
+	restoreruntime.RemoveState(dir)
+	in.state.removeStaging()
+	in.srv.dropState(&in.state)
+}
+
+// announce tells the network the container's address now lives here: the
+// first gratuitous ARP at once, two more in the background in case the
+// first is lost.
+func (in *incoming) announce(pid int) {
+	if _, err := netrewire.Announce(pid, 1, 0); err != nil {
+		in.log.Warn("announce address", "err", err)
+		return
+	}
+	in.announced = pid
+	go netrewire.Announce(pid, 2, 100*time.Millisecond)
+}
+
+// reannounce repeats the announcement over the seconds after the commit.
+// Until the source removes its stopped original, that container's
+// interface still answers ARP with the same address and MAC, pulling the
+// switch's entry back to the source (measured: with Docker 28 on the source,
+// whose network namespace outlives the dumped processes, a post-copy move
+// left clients unable to reach the container for ~35 s). Once the source
+// has removed it, one of these puts the entry right.
+func (in *incoming) reannounce(pid int) {
+	for _, d := range []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second} {
+		time.Sleep(d)
+		if _, err := netrewire.Announce(pid, 1, 0); err != nil {
+			return // the container is gone or has no address any more
+		}
+	}
+}

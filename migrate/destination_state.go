@@ -1,0 +1,229 @@
+//go:build linux
+
+package migrate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+
+	"github.com/dockmove/dockmove/internal/docker"
+	"github.com/dockmove/dockmove/internal/restoreruntime"
+)
+
+func (s *Server) statePath(id string) string {
+	return filepath.Join(s.stateDir(), id+".json")
+}
+
+// saveState records a migration's progress atomically.
+func (s *Server) saveState(st *migrationState) error {
+	st.Updated = time.Now().UTC()
+	data, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(s.statePath(st.MigrationID), data)
+}
+
+func (s *Server) dropState(st *migrationState) {
+	os.Remove(s.statePath(st.MigrationID))
+}
+
+// undoer is what undoing a migration needs from Docker: the seam at which
+// the safety core (abandon: never two running copies, never none) is tested
+// with a fake as well as with the real daemons.
+type undoer interface {
+	Pause(ctx context.Context, id string) error
+	Inspect(ctx context.Context, nameOrID string) (container.InspectResponse, error)
+	Remove(ctx context.Context, id string) error
+	ContainersWithLabel(ctx context.Context, key string) (map[string]string, error)
+	RemoveVolume(ctx context.Context, name string) error
+	RemoveImage(ctx context.Context, id string) error
+}
+
+// undo is the Docker abandon works with: the test's fake, or this host's.
+func (s *Server) undo() undoer {
+	if s.undoWith != nil {
+		return s.undoWith
+	}
+	return s.dk
+}
+
+// abandon undoes a migration that failed. Before the restored copy was
+// reported to the source, the source resumes its original, so everything
+// made here goes. After it was reported but before the commit arrived, the
+// source may have killed its original: the copy is paused, not removed, and
+// left for the operator (never two running copies, never none saved).
+func (s *Server) abandon(ctx context.Context, st *migrationState, cause error) {
+	log := s.log.With("container", st.Name, "migration", st.MigrationID)
+	if st.ProcessDir != "" {
+		s.abandonProcess(st, cause, log)
+		return
+	}
+	switch {
+	case st.Phase == phaseComplete:
+		// Every page arrived and the source's CRIU has killed the original:
+		// only the commit message was lost. The copy is the container now.
+		log.Warn("post-copy completed but the commit message was lost; keeping the container", "cause", cause)
+		if dir, err := restoreruntime.ContainerDir(s.cfg.RuntimeState, st.ContainerID); err == nil {
+			restoreruntime.RemoveState(dir)
+		}
+		s.dropState(st)
+		return
+	case st.Phase == phaseRestored && st.Lazy:
+		// Part of its memory is still on the source: it cannot continue.
+		log.Error("post-copy failed: the restored container cannot continue without its memory; removing it", "cause", cause)
+	case st.Phase == phaseRestored || st.Phase == phaseInDoubt:
+		if err := s.undo().Pause(ctx, st.ContainerID); err != nil && !isPaused(ctx, s.undo(), st.ContainerID) {
+			log.Error("in doubt: could not pause the restored copy", "err", err)
+		}
+		st.Phase = phaseInDoubt
+		if err := s.saveState(st); err != nil {
+			log.Error("in doubt: record", "err", err)
+		}
+		log.Error("in doubt: the source may have committed; the restored copy is paused until the source "+
+			"resolves the migration (`migrate-dst status` lists it)", "cause", cause)
+		return
+	}
+	for _, id := range s.shellsOf(ctx, st) {
+		if err := s.undo().Remove(ctx, id); err != nil {
+			log.Error("cleanup: remove container", "err", err)
+		}
+		if dir, err := restoreruntime.ContainerDir(s.cfg.RuntimeState, id); err == nil {
+			restoreruntime.RemoveState(dir)
+		}
+	}
+	for _, v := range st.Volumes {
+		if err := s.undo().RemoveVolume(ctx, v); err != nil {
+			log.Warn("cleanup: remove volume", "volume", v, "err", err)
+		}
+	}
+	if st.ImageLoaded != "" {
+		if err := s.undo().RemoveImage(ctx, st.ImageLoaded); err != nil {
+			log.Warn("cleanup: remove loaded image", "image", st.ImageLoaded, "err", err)
+		}
+	}
+	st.removeStaging()
+	s.dropState(st)
+	log.Info("cleaned up after failed migration", "cause", cause)
+}
+
+// shellsOf lists the containers made for migration st: the one its state
+// names, and any labelled with its ID (an agent killed while dockerd was
+// creating the shell never learnt its ID, but dockerd went on).
+func (s *Server) shellsOf(ctx context.Context, st *migrationState) []string {
+	var ids []string
+	if st.ContainerID != "" {
+		ids = append(ids, st.ContainerID)
+	}
+	labelled, err := s.undo().ContainersWithLabel(ctx, LabelMigration)
+	if err != nil {
+		s.log.Warn("cleanup: list the migration's containers", "err", err)
+	}
+	for id, migration := range labelled {
+		if migration == st.MigrationID && id != st.ContainerID {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// recover finishes what a previous run of the agent left: migrations that
+// never reached the restored phase are undone; in-doubt ones are paused.
+func (s *Server) recover(ctx context.Context) {
+	ents, err := os.ReadDir(s.stateDir())
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".json") {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(s.stateDir(), e.Name()))
+		var st migrationState
+		if err != nil || json.Unmarshal(data, &st) != nil || st.MigrationID+".json" != e.Name() {
+			s.log.Warn("recover: unreadable state file", "file", e.Name())
+			continue
+		}
+		s.abandon(ctx, &st, errAgentRestarted)
+	}
+	stale, _ := os.ReadDir(s.stagingDir())
+	for _, e := range stale {
+		os.RemoveAll(filepath.Join(s.stagingDir(), e.Name()))
+	}
+	if s.dk != nil {
+		s.removeOrphanPlans(ctx)
+	}
+}
+
+// removeOrphanPlans deletes restore runtime state of containers that no
+// longer exist (a run killed between removing a container and its state).
+func (s *Server) removeOrphanPlans(ctx context.Context) {
+	ents, _ := os.ReadDir(s.cfg.RuntimeState)
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		if _, err := s.dk.Inspect(ctx, e.Name()); errors.Is(err, docker.ErrNotFound) {
+			restoreruntime.RemoveState(filepath.Join(s.cfg.RuntimeState, e.Name()))
+			s.log.Info("recover: removed restore state of a vanished container", "id", e.Name())
+		}
+	}
+}
+
+func isPaused(ctx context.Context, dk undoer, id string) bool {
+	r, err := dk.Inspect(ctx, id)
+	return err == nil && r.State != nil && r.State.Paused
+}
+
+// stateDirOf is where a destination with work directory workDir keeps the
+// state of its migrations.
+func stateDirOf(workDir string) string { return filepath.Join(workDir, "migrations") }
+
+// InFlight is a migration this destination holds state for: one under way,
+// or one in doubt (its copy paused until the source resolves it).
+type InFlight struct {
+	MigrationID string    `json:"migration_id"`
+	Name        string    `json:"name"`
+	Phase       string    `json:"phase"`
+	InDoubt     bool      `json:"in_doubt"`
+	ContainerID string    `json:"container_id,omitempty"`
+	Pid         int       `json:"pid,omitempty"`
+	Updated     time.Time `json:"updated"`
+}
+
+// DestinationStatus lists the migrations a destination with work directory
+// workDir holds state for.
+func DestinationStatus(workDir string) ([]InFlight, error) {
+	dir := stateDirOf(workDir)
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	var out []InFlight
+	for _, e := range ents {
+		var st migrationState
+		data, rerr := os.ReadFile(filepath.Join(dir, e.Name()))
+		if rerr != nil || json.Unmarshal(data, &st) != nil || st.MigrationID+".json" != e.Name() {
+			continue
+		}
+		out = append(out, InFlight{MigrationID: st.MigrationID, Name: st.Name, Phase: st.Phase, ContainerID: st.ContainerID, Pid: st.Pid,
+			InDoubt: st.Phase == phaseInDoubt, Updated: st.Updated})
+	}
+	return out, err
+}
+
+// removeStaging deletes the migration's staging directories.
+func (st *migrationState) removeStaging() {
+	for _, dir := range []string{st.Staging, st.RootfsStaging} {
+		if dir != "" {
+			os.RemoveAll(dir)
+		}
+	}
+}

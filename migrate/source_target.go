@@ -1,0 +1,251 @@
+//go:build linux
+
+package migrate
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/dockmove/dockmove/internal/criu"
+	"github.com/dockmove/dockmove/internal/docker"
+	"github.com/dockmove/dockmove/netrewire"
+	"github.com/dockmove/dockmove/protocol"
+)
+
+// A target is what a migration moves from this host: a Docker container
+// or a plain process tree (migrate-src --pid). The migration's steps are
+// the same for both (source.go); what differs is asked of the target, as
+// runc asks its two kinds of parent process.
+type target interface {
+	// inspect reads the target and refuses, before anything is frozen,
+	// what cannot move.
+	inspect(ctx context.Context) error
+	// lockKey names the target among this host's migrations.
+	lockKey() string
+	// containerID is Docker's ID of the container; "" for a process.
+	containerID() string
+	// address is the IPv4 address that moves with the target; "" if none.
+	address() string
+	// sizes estimates what the destination will store.
+	sizes(ctx context.Context) protocol.Sizes
+	// describe fills in what the preflight says about the target.
+	describe(ctx context.Context, pre *protocol.Preflight) error
+	// dumpSpec describes the tree CRIU dumps.
+	dumpSpec(ctx context.Context) (criu.DumpSpec, error)
+	// streams lists what ships besides CRIU's images, by stream name.
+	streams(ctx context.Context) ([]namedDir, error)
+	// keepDown has Docker leave the original down once CRIU ends it.
+	keepDown(ctx context.Context) error
+	// running reports whether the dumped original still runs here.
+	running(ctx context.Context) bool
+	// rollback undoes what keepDown changed and takes the network back
+	// for the original, which CRIU has resumed.
+	rollback(ctx context.Context, postCopy bool)
+	// remove deletes the ended original after the commit.
+	remove(ctx context.Context) error
+}
+
+// namedDir is a directory shipped as the stream of that name.
+type namedDir struct{ name, dir string }
+
+// dockerContainer is a Docker container on this host.
+type dockerContainer struct {
+	s    *source
+	dk   *docker.Client
+	id   string
+	spec protocol.ContainerSpec
+	// The original restart policy, restored on rollback.
+	restartName    string
+	restartMax     int
+	restartChanged bool
+}
+
+func (c *dockerContainer) inspect(ctx context.Context) error {
+	dk, err := docker.New(c.s.cfg.Docker)
+	if err != nil {
+		return err
+	}
+	c.dk, c.s.dk = dk, dk
+	r, err := dk.Inspect(ctx, c.s.cfg.Container)
+	if err != nil {
+		return err
+	}
+	c.id = r.ID
+	if c.spec, err = specFromInspect(ctx, dk, r); err != nil {
+		return err
+	}
+	c.restartName, c.restartMax = c.spec.RestartPolicy, c.spec.RestartMax
+	return nil
+}
+
+func (c *dockerContainer) lockKey() string     { return c.id }
+func (c *dockerContainer) containerID() string { return c.id }
+
+func (c *dockerContainer) address() string {
+	if c.spec.Network == nil {
+		return ""
+	}
+	return c.spec.Network.IPv4
+}
+
+func (c *dockerContainer) sizes(ctx context.Context) protocol.Sizes {
+	var z protocol.Sizes
+	if r, err := c.dk.Inspect(ctx, c.id); err == nil {
+		// Deleted-but-open files travel in the images too.
+		z.Memory = satAdd(memoryUse(r.State.Pid), ghostBytes(r.State.Pid))
+		if upper, _, err := writableLayer(r); err == nil {
+			z.Rootfs = treeSize(upper)
+		}
+	}
+	for _, v := range c.spec.Volumes {
+		if mp, err := c.dk.Volume(ctx, v.Name); err == nil {
+			z.Volumes += treeSize(mp)
+		}
+	}
+	z.Image, _ = c.dk.ImageSize(ctx, c.spec.ImageID)
+	return z
+}
+
+func (c *dockerContainer) describe(ctx context.Context, pre *protocol.Preflight) error {
+	layers, err := c.dk.ImageLayers(ctx, c.spec.ImageID)
+	if err != nil {
+		return err
+	}
+	pre.Container, pre.ImageLayers = c.spec, layers
+	return nil
+}
+
+func (c *dockerContainer) dumpSpec(ctx context.Context) (criu.DumpSpec, error) {
+	r, err := c.dk.Inspect(ctx, c.id)
+	if err != nil {
+		return criu.DumpSpec{}, err
+	}
+	return dumpSpec(r)
+}
+
+// streams are the writable layer and the volumes.
+func (c *dockerContainer) streams(ctx context.Context) ([]namedDir, error) {
+	r, err := c.dk.Inspect(ctx, c.id)
+	if err != nil {
+		return nil, err
+	}
+	upper, _, err := writableLayer(r)
+	if err != nil {
+		return nil, err
+	}
+	out := []namedDir{{protocol.StreamRootfs, upper}}
+	for i, v := range c.spec.Volumes {
+		mp, err := c.dk.Volume(ctx, v.Name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, namedDir{protocol.VolumeStream(i), mp})
+	}
+	return out, nil
+}
+
+func (c *dockerContainer) keepDown(ctx context.Context) error {
+	if c.restartName == "" || c.restartName == "no" {
+		return nil
+	}
+	c.restartChanged = true
+	// The guard learns the policy first: a kill between the two restores it.
+	c.s.guardUpdate(func(p *guardPlan) { p.Restart = &restartPolicy{Name: c.restartName, Max: c.restartMax} })
+	return c.dk.SetRestartPolicy(ctx, c.id, "no", 0)
+}
+
+func (c *dockerContainer) running(ctx context.Context) bool {
+	r, err := c.dk.Inspect(ctx, c.id)
+	return err != nil || (r.State != nil && r.State.Running)
+}
+
+// rollback restores the restart policy and, after a failed post-copy, the
+// destination's copy ran with the same address and goes on transmitting
+// until it notices the dead link and removes itself: the address is
+// announced until that must have happened, or switches would keep sending
+// the container's traffic there.
+func (c *dockerContainer) rollback(ctx context.Context, postCopy bool) {
+	if c.restartChanged {
+		if err := c.dk.SetRestartPolicy(ctx, c.id, c.restartName, c.restartMax); err != nil {
+			c.s.log.Error("rollback: restore restart policy", "err", err)
+		}
+	}
+	// The destination may have announced the address already; claim it
+	// back so traffic returns to this host.
+	r, err := c.dk.Inspect(ctx, c.id)
+	if err != nil || r.State == nil || !r.State.Running {
+		return
+	}
+	c.s.unlockNetwork(r.State.Pid)
+	if c.spec.Network == nil {
+		return
+	}
+	count, gap := 3, 50*time.Millisecond
+	if postCopy {
+		tc := c.s.cfg.Transfer
+		gap = 500 * time.Millisecond
+		count = int((tc.KeepAlive+tc.DeadPeerTimeout)/gap) + 4
+		c.s.stageDetail("reclaiming the address", " while the destination's copy winds down")
+	}
+	if _, err := netrewire.Announce(r.State.Pid, count, gap); err != nil {
+		c.s.log.Warn("rollback: announce address", "err", err)
+	}
+}
+
+// remove deletes the container with its anonymous volumes, which moved
+// with it; named ones stay.
+func (c *dockerContainer) remove(ctx context.Context) error {
+	return c.dk.RemoveWithAnonymousVolumes(ctx, c.id)
+}
+
+// processTree is a plain process tree, rooted at a process of this host.
+type processTree struct {
+	s    *source
+	pid  int
+	spec *protocol.ProcessSpec
+}
+
+// inspect checks that the process exists and names it.
+func (p *processTree) inspect(ctx context.Context) error {
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p.pid))
+	if err != nil {
+		return fmt.Errorf("%w: process %d: %v", ErrCannotMove, p.pid, err)
+	}
+	if p.pid == os.Getpid() {
+		return fmt.Errorf("%w: process %d is migrate-src itself", ErrCannotMove, p.pid)
+	}
+	p.spec = &protocol.ProcessSpec{Name: processName(string(comm))}
+	if !initOfPIDNamespace(p.pid) {
+		p.s.log.Warn("the process is not the init of its own PID namespace: the destination must have its PIDs free",
+			"pid", p.pid, "hint", "start it with unshare --pid --fork")
+	}
+	return nil
+}
+
+func (p *processTree) lockKey() string     { return fmt.Sprintf("pid-%d", p.pid) }
+func (p *processTree) containerID() string { return "" }
+func (p *processTree) address() string     { return "" }
+
+func (p *processTree) sizes(context.Context) protocol.Sizes {
+	return protocol.Sizes{Memory: satAdd(treeRSS(p.pid), ghostBytes(p.pid))}
+}
+
+func (p *processTree) describe(_ context.Context, pre *protocol.Preflight) error {
+	pre.Process = p.spec
+	return nil
+}
+
+func (p *processTree) dumpSpec(context.Context) (criu.DumpSpec, error) {
+	return criu.DumpSpec{Pid: p.pid, Process: true}, nil
+}
+
+func (p *processTree) streams(context.Context) ([]namedDir, error) { return nil, nil }
+func (p *processTree) keepDown(context.Context) error              { return nil }
+func (p *processTree) running(context.Context) bool                { return processAlive(p.pid) }
+func (p *processTree) remove(context.Context) error                { return nil }
+
+// rollback takes the network back: CRIU leaves its lock on a resumed tree
+// after a failed post-copy.
+func (p *processTree) rollback(context.Context, bool) { p.s.unlockNetwork(p.pid) }

@@ -1,0 +1,486 @@
+package protocol
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/dockmove/dockmove/transfer"
+)
+
+// Migration messages (spec.md). Their numbers follow the session's own.
+const (
+	MsgPreflight   transfer.MsgType = 10 // source -> destination: what will move
+	MsgPreflightOK transfer.MsgType = 11 // destination -> source: ready, and what it lacks
+	MsgRestore     transfer.MsgType = 12 // source -> destination: everything is shipped
+	MsgRestored    transfer.MsgType = 13 // destination -> source: the copy runs
+	MsgCommit      transfer.MsgType = 14 // source -> destination: the original is gone
+	MsgDone        transfer.MsgType = 15 // destination -> source: committed
+	MsgPreRound    transfer.MsgType = 16 // source -> destination: a pre-copy round follows, or the rounds are over
+	MsgResolve     transfer.MsgType = 17 // source -> destination, in a new session: a migration's outcome
+	MsgOutcome     transfer.MsgType = 18 // destination -> source: what it did with the outcome
+)
+
+// Stream names used by a migration.
+const (
+	StreamImage  = "image"  // `docker save` of the container's image
+	StreamRootfs = "rootfs" // the container's writable layer
+	StreamImages = "images" // the CRIU images of the final dump
+)
+
+// VolumeStream names the stream carrying volume i.
+func VolumeStream(i int) string { return "volume-" + strconv.Itoa(i) }
+
+// RoundStream names the stream carrying pre-copy round i (from 1).
+func RoundStream(i int) string { return "round-" + strconv.Itoa(i) }
+
+// MaxPreRounds bounds the pre-copy rounds a destination accepts.
+const MaxPreRounds = 64
+
+// Strategy is how a migration moves the memory.
+type Strategy string
+
+// The strategies. Auto is resolved by the source before the preflight and
+// never goes on the wire.
+const (
+	StrategyStopAndCopy Strategy = "stop-and-copy" // one dump, all memory while frozen
+	StrategyLazy        Strategy = "lazy"          // post-copy: memory follows through userfaultfd
+	StrategyPrecopy     Strategy = "precopy"       // pre-dump rounds while running, then a dump of what changed
+	StrategyHybrid      Strategy = "hybrid"        // pre-dump rounds, then a lazy final dump
+	StrategyAuto        Strategy = "auto"
+)
+
+// Strategies lists the strategies that go on the wire.
+var Strategies = []Strategy{StrategyStopAndCopy, StrategyLazy, StrategyPrecopy, StrategyHybrid}
+
+// ParseStrategy accepts a strategy's name, auto included.
+func ParseStrategy(name string) (Strategy, error) {
+	if s := Strategy(name); s == StrategyAuto || slices.Contains(Strategies, s) {
+		return s, nil
+	}
+	return "", fmt.Errorf("unknown strategy %q (auto, %s)", name, joinStrategies(Strategies))
+}
+
+func joinStrategies(list []Strategy) string {
+	names := make([]string, len(list))
+	for i, s := range list {
+		names[i] = string(s)
+	}
+	return strings.Join(names, ", ")
+}
+
+func (s Strategy) String() string { return string(s) }
+
+// PreCopy reports whether s ships pre-dump rounds while the container runs.
+func (s Strategy) PreCopy() bool { return s == StrategyPrecopy || s == StrategyHybrid }
+
+// PostCopy reports whether s moves memory after the restore (lazy pages).
+func (s Strategy) PostCopy() bool { return s == StrategyLazy || s == StrategyHybrid }
+
+// Preflight asks the destination whether it can take the container,
+// before anything is frozen.
+type Preflight struct {
+	MigrationID string        `json:"migration_id"`
+	Strategy    Strategy      `json:"strategy"`
+	Container   ContainerSpec `json:"container"`
+	// AllowNewAddress lets the destination give the container a new
+	// address when it cannot keep the old one; its TCP connections are
+	// then closed on restore.
+	AllowNewAddress bool `json:"allow_new_address"`
+	// Sizes estimates what the destination must store, for its disk check.
+	Sizes Sizes `json:"sizes"`
+	// ImageLayers are the image's layer diff IDs, base first, so the
+	// destination can say which it already has.
+	ImageLayers []string `json:"image_layers"`
+	// Process, when set, moves a plain process tree instead of a
+	// container: Container, ImageLayers and the image are then unused.
+	Process *ProcessSpec `json:"process,omitempty"`
+}
+
+// ProcessSpec describes a plain process tree (migrate-src --pid).
+type ProcessSpec struct {
+	// Name labels the migration in logs and state: the command name.
+	Name string `json:"name"`
+}
+
+var processNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$`)
+
+func (p *ProcessSpec) Validate() error {
+	if !processNamePattern.MatchString(p.Name) {
+		return fmt.Errorf("invalid process name %q", p.Name)
+	}
+	return nil
+}
+
+// Sizes are the source's estimates, in bytes, of what a migration ships.
+type Sizes struct {
+	Memory  int64 `json:"memory"`  // the container's memory use: the CRIU images
+	Rootfs  int64 `json:"rootfs"`  // its writable layer
+	Volumes int64 `json:"volumes"` // its named volumes
+	Image   int64 `json:"image"`   // its image, should it be sent
+}
+
+func (*Preflight) Type() transfer.MsgType { return MsgPreflight }
+
+var migrationIDPattern = regexp.MustCompile(`^[0-9a-f]{16,64}$`)
+
+func (m *Preflight) Validate() error {
+	if !migrationIDPattern.MatchString(m.MigrationID) {
+		return fmt.Errorf("invalid migration id %q", m.MigrationID)
+	}
+	if !slices.Contains(Strategies, m.Strategy) {
+		return fmt.Errorf("unknown strategy %q", m.Strategy)
+	}
+	if m.Sizes.Memory < 0 || m.Sizes.Rootfs < 0 || m.Sizes.Volumes < 0 || m.Sizes.Image < 0 {
+		return fmt.Errorf("negative size estimate %+v", m.Sizes)
+	}
+	if m.Process != nil {
+		if len(m.ImageLayers) != 0 || m.Sizes.Image != 0 || m.Sizes.Rootfs != 0 || m.Sizes.Volumes != 0 {
+			return errors.New("a process migration carries no image, file system or volumes")
+		}
+		return m.Process.Validate()
+	}
+	if err := checkList("image layer", m.ImageLayers, imageIDPattern); err != nil {
+		return err
+	}
+	return m.Container.Validate()
+}
+
+// PreflightOK accepts a migration.
+type PreflightOK struct {
+	NeedImage  bool `json:"need_image"`  // send the image: the destination lacks it
+	NewAddress bool `json:"new_address"` // the container gets a new address; connections close
+	HaveLayers int  `json:"have_layers"` // leading image layers the destination has: not sent
+	// RestoreMillis is how long the destination's last restore took (0:
+	// none yet): the floor of the next freeze, for pre-copy's policy.
+	RestoreMillis int64 `json:"restore_ms,omitempty"`
+}
+
+func (*PreflightOK) Type() transfer.MsgType { return MsgPreflightOK }
+
+func (m *PreflightOK) Validate() error {
+	if m.HaveLayers < 0 || m.HaveLayers > maxSpecItems {
+		return fmt.Errorf("have_layers %d", m.HaveLayers)
+	}
+	if m.RestoreMillis < 0 || m.RestoreMillis > 3600_000 {
+		return fmt.Errorf("restore_ms %d", m.RestoreMillis)
+	}
+	return nil
+}
+
+// PreRound announces pre-copy round Index on stream RoundStream(Index);
+// with Done set, it says the rounds are over and Index of them were sent.
+// Rounds are numbered from 1 without gaps.
+type PreRound struct {
+	Index int  `json:"index"`
+	Done  bool `json:"done"`
+}
+
+func (*PreRound) Type() transfer.MsgType { return MsgPreRound }
+
+func (m *PreRound) Validate() error {
+	if m.Index < 0 || m.Index > MaxPreRounds || (m.Index == 0 && !m.Done) {
+		return fmt.Errorf("pre-copy round %d (1 to %d)", m.Index, MaxPreRounds)
+	}
+	return nil
+}
+
+// Restore tells the destination that every stream has been stored.
+type Restore struct{}
+
+func (*Restore) Type() transfer.MsgType { return MsgRestore }
+func (*Restore) Validate() error        { return nil }
+
+// Restored reports that the container runs on the destination.
+type Restored struct {
+	ContainerID   string `json:"container_id"`  // "" for a process
+	Pid           int    `json:"pid,omitempty"` // a process's new PID on the destination
+	RestoreMillis int64  `json:"restore_ms"`    // docker start, including runc restore
+	IPv4          string `json:"ipv4"`          // its address there ("" without a network)
+	// CRIU's restore statistics.
+	PagesRestored uint64 `json:"pages_restored"`
+	ForkingMicros uint32 `json:"forking_us"`
+	RestoreMicros uint32 `json:"restore_us"`
+}
+
+func (*Restored) Type() transfer.MsgType { return MsgRestored }
+
+var containerIDPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+func (m *Restored) Validate() error {
+	process := m.ContainerID == "" && m.Pid > 0
+	if (!process && !containerIDPattern.MatchString(m.ContainerID)) || m.Pid < 0 || m.RestoreMillis < 0 {
+		return fmt.Errorf("invalid restored report %q", m.ContainerID)
+	}
+	if m.IPv4 != "" && net.ParseIP(m.IPv4).To4() == nil {
+		return fmt.Errorf("invalid address %q", m.IPv4)
+	}
+	return nil
+}
+
+// Commit tells the destination the original is gone: its copy is final.
+type Commit struct{}
+
+func (*Commit) Type() transfer.MsgType { return MsgCommit }
+func (*Commit) Validate() error        { return nil }
+
+// Done acknowledges Commit.
+type Done struct{}
+
+func (*Done) Type() transfer.MsgType { return MsgDone }
+func (*Done) Validate() error        { return nil }
+
+// Resolve, the first message of a session of its own, gives the outcome
+// of a migration whose session broke after the destination reported its
+// copy restored, before the commit arrived (the destination then holds the
+// copy paused, in doubt): Commit says the original is gone, so the copy
+// is final; otherwise the original runs on the source and the copy goes.
+type Resolve struct {
+	MigrationID string `json:"migration_id"`
+	Commit      bool   `json:"commit"`
+}
+
+func (*Resolve) Type() transfer.MsgType { return MsgResolve }
+
+func (m *Resolve) Validate() error {
+	if !migrationIDPattern.MatchString(m.MigrationID) {
+		return fmt.Errorf("invalid migration id %q", m.MigrationID)
+	}
+	return nil
+}
+
+// What a destination did with a Resolve.
+const (
+	OutcomeCommitted = "committed" // the copy runs and is final
+	OutcomeRemoved   = "removed"   // the copy is gone
+	OutcomePending   = "pending"   // the migration's session is still live here: ask again
+	OutcomeUnknown   = "unknown"   // no such migration here (resolved before, or never seen)
+)
+
+// Outcome answers Resolve.
+type Outcome struct {
+	State string `json:"state"`
+}
+
+func (*Outcome) Type() transfer.MsgType { return MsgOutcome }
+
+func (m *Outcome) Validate() error {
+	switch m.State {
+	case OutcomeCommitted, OutcomeRemoved, OutcomePending, OutcomeUnknown:
+		return nil
+	}
+	return fmt.Errorf("unknown outcome %q", m.State)
+}
+
+// ContainerSpec is the configuration of the container to recreate, reduced
+// to what dockmove knows how to move. Every field is validated on receipt.
+type ContainerSpec struct {
+	Name          string            `json:"name"`
+	Image         string            `json:"image"`    // reference the user gave
+	ImageID       string            `json:"image_id"` // sha256:...
+	Hostname      string            `json:"hostname"`
+	Domainname    string            `json:"domainname"`
+	User          string            `json:"user"`
+	WorkingDir    string            `json:"working_dir"`
+	Env           []string          `json:"env"`
+	Cmd           []string          `json:"cmd"`
+	Entrypoint    []string          `json:"entrypoint"`
+	Labels        map[string]string `json:"labels"`
+	TTY           bool              `json:"tty"`
+	OpenStdin     bool              `json:"open_stdin"`
+	StopSignal    string            `json:"stop_signal"`
+	ExposedPorts  []string          `json:"exposed_ports"` // "80/tcp"
+	RestartPolicy string            `json:"restart_policy"`
+	RestartMax    int               `json:"restart_max"`
+	CapAdd        []string          `json:"cap_add"`
+	CapDrop       []string          `json:"cap_drop"`
+	Network       *NetworkSpec      `json:"network"`
+	Volumes       []VolumeSpec      `json:"volumes"`
+	// DockerConfig and DockerHostConfig are the container's whole creation
+	// settings as the source's Docker reports them (its Config and
+	// HostConfig, Docker's JSON), so that limits, healthchecks, DNS, log
+	// options and settings of later Docker releases travel too. The
+	// destination decides which of them it applies (a JSON object each, at
+	// most 256 KiB).
+	DockerConfig     json.RawMessage `json:"docker_config,omitempty"`
+	DockerHostConfig json.RawMessage `json:"docker_host_config,omitempty"`
+}
+
+// maxDockerSettings bounds each of DockerConfig and DockerHostConfig.
+const maxDockerSettings = 256 << 10
+
+// checkJSONObject accepts nothing or one JSON object within the bound.
+func checkJSONObject(what string, raw json.RawMessage) error {
+	if len(raw) == 0 {
+		return nil
+	}
+	if len(raw) > maxDockerSettings {
+		return fmt.Errorf("%s of %d bytes, limit %d", what, len(raw), maxDockerSettings)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return fmt.Errorf("%s is not a JSON object: %v", what, err)
+	}
+	return nil
+}
+
+// NetworkSpec is the container's one network and its identity on it.
+type NetworkSpec struct {
+	Name    string   `json:"name"`
+	Subnet  string   `json:"subnet"`
+	IPv4    string   `json:"ipv4"`
+	MAC     string   `json:"mac"`
+	Aliases []string `json:"aliases"`
+}
+
+// VolumeSpec is a named local volume and where it is mounted.
+type VolumeSpec struct {
+	Name        string `json:"name"`
+	Destination string `json:"destination"`
+	ReadOnly    bool   `json:"read_only"`
+	// Anonymous: Docker made it for the container (`-v /path`, an image's
+	// VOLUME); it belongs to the container and goes with it.
+	Anonymous bool `json:"anonymous,omitempty"`
+}
+
+// Limits on what a peer may send in a ContainerSpec.
+const (
+	maxSpecItems = 1024
+	maxSpecText  = 64 << 10
+)
+
+var (
+	dockerNamePattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+	imageIDPattern    = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	portPattern       = regexp.MustCompile(`^[0-9]{1,5}/(tcp|udp|sctp)$`)
+	capPattern        = regexp.MustCompile(`^(CAP_)?[A-Z_]{2,32}$|^ALL$`)
+)
+
+// Validate checks every field a destination will hand to Docker.
+func (c *ContainerSpec) Validate() error {
+	if !dockerNamePattern.MatchString(c.Name) {
+		return fmt.Errorf("invalid container name %q", c.Name)
+	}
+	if !imageIDPattern.MatchString(c.ImageID) {
+		return fmt.Errorf("invalid image id %q", c.ImageID)
+	}
+	for what, s := range map[string]string{"image": c.Image, "hostname": c.Hostname, "domainname": c.Domainname, "user": c.User, "working dir": c.WorkingDir, "stop signal": c.StopSignal} {
+		if err := checkText(what, s); err != nil {
+			return err
+		}
+	}
+	if c.WorkingDir != "" && !path.IsAbs(c.WorkingDir) {
+		return fmt.Errorf("working dir %q is not absolute", c.WorkingDir)
+	}
+	for what, list := range map[string][]string{"env": c.Env, "cmd": c.Cmd, "entrypoint": c.Entrypoint} {
+		if err := checkList(what, list, nil); err != nil {
+			return err
+		}
+	}
+	if err := checkList("exposed port", c.ExposedPorts, portPattern); err != nil {
+		return err
+	}
+	if err := checkList("capability", append(append([]string(nil), c.CapAdd...), c.CapDrop...), capPattern); err != nil {
+		return err
+	}
+	if len(c.Labels) > maxSpecItems {
+		return fmt.Errorf("%d labels", len(c.Labels))
+	}
+	for k, v := range c.Labels {
+		if err := checkText("label", k+v); err != nil {
+			return err
+		}
+	}
+	switch c.RestartPolicy {
+	case "", "no", "always", "unless-stopped", "on-failure":
+	default:
+		return fmt.Errorf("unknown restart policy %q", c.RestartPolicy)
+	}
+	if c.RestartMax < 0 {
+		return fmt.Errorf("restart count %d", c.RestartMax)
+	}
+	if c.Network != nil {
+		if err := c.Network.Validate(); err != nil {
+			return err
+		}
+	}
+	if len(c.Volumes) > 64 {
+		return fmt.Errorf("%d volumes", len(c.Volumes))
+	}
+	if err := checkJSONObject("docker config", c.DockerConfig); err != nil {
+		return err
+	}
+	if err := checkJSONObject("docker host config", c.DockerHostConfig); err != nil {
+		return err
+	}
+	for _, v := range c.Volumes {
+		if err := v.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Validate checks a network identity.
+func (n *NetworkSpec) Validate() error {
+	if !dockerNamePattern.MatchString(n.Name) {
+		return fmt.Errorf("invalid network name %q", n.Name)
+	}
+	if n.Name == "host" || n.Name == "none" {
+		// Docker's network modes, not networks: "host" would give the
+		// container the destination's own network stack.
+		return fmt.Errorf("network %q is a network mode, not a network a container can be moved onto", n.Name)
+	}
+	_, subnet, err := net.ParseCIDR(n.Subnet)
+	if err != nil {
+		return fmt.Errorf("invalid subnet %q", n.Subnet)
+	}
+	ip := net.ParseIP(n.IPv4)
+	if ip == nil || ip.To4() == nil || !subnet.Contains(ip) {
+		return fmt.Errorf("invalid address %q for subnet %s", n.IPv4, n.Subnet)
+	}
+	if _, err := net.ParseMAC(n.MAC); err != nil {
+		return fmt.Errorf("invalid MAC %q", n.MAC)
+	}
+	return checkList("alias", n.Aliases, dockerNamePattern)
+}
+
+// Validate checks a volume.
+func (v *VolumeSpec) Validate() error {
+	if !dockerNamePattern.MatchString(v.Name) {
+		return fmt.Errorf("invalid volume name %q", v.Name)
+	}
+	// ':' and ',' would turn the rest into a bind's mode ("/data:rw,z").
+	if !path.IsAbs(v.Destination) || path.Clean(v.Destination) != v.Destination || v.Destination == "/" || strings.ContainsAny(v.Destination, ":,") {
+		return fmt.Errorf("invalid volume destination %q", v.Destination)
+	}
+	return checkText("volume destination", v.Destination)
+}
+
+func checkText(what, s string) error {
+	if len(s) > maxSpecText || strings.ContainsRune(s, 0) {
+		return fmt.Errorf("invalid %s", what)
+	}
+	return nil
+}
+
+func checkList(what string, list []string, pattern *regexp.Regexp) error {
+	if len(list) > maxSpecItems {
+		return fmt.Errorf("%d %s entries", len(list), what)
+	}
+	for _, s := range list {
+		if err := checkText(what, s); err != nil {
+			return err
+		}
+		if pattern != nil && !pattern.MatchString(s) {
+			return fmt.Errorf("invalid %s %q", what, s)
+		}
+	}
+	return nil
+}

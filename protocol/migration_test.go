@@ -1,0 +1,103 @@
+package protocol
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/dockmove/dockmove/transfer"
+)
+
+// TestMigrationMessageValidation checks what the destination refuses from
+// the wire for the pre-copy, process and resolve messages.
+func TestMigrationMessageValidation(t *testing.T) {
+	id := strings.Repeat("ab", 16)
+	proc := func(name string) *Preflight {
+		return &Preflight{MigrationID: id, Strategy: StrategyPrecopy, Process: &ProcessSpec{Name: name}}
+	}
+	withImage := proc("workload")
+	withImage.ImageLayers = []string{"sha256:" + strings.Repeat("0", 64)}
+	withRootfs := proc("workload")
+	withRootfs.Sizes.Rootfs = 1
+	badStrategy := proc("workload")
+	badStrategy.Strategy = "auto"
+	cases := []struct {
+		name string
+		msg  transfer.Message
+		ok   bool
+	}{
+		{"first round", &PreRound{Index: 1}, true},
+		{"last allowed round", &PreRound{Index: MaxPreRounds}, true},
+		{"round zero", &PreRound{Index: 0}, false},
+		{"too many rounds", &PreRound{Index: MaxPreRounds + 1}, false},
+		{"negative round", &PreRound{Index: -1, Done: true}, false},
+		{"done after none", &PreRound{Index: 0, Done: true}, true},
+		{"done after three", &PreRound{Index: 3, Done: true}, true},
+		{"process preflight", proc("workload"), true},
+		{"hybrid process preflight", &Preflight{MigrationID: id, Strategy: StrategyHybrid, Process: &ProcessSpec{Name: "redis-server"}}, true},
+		{"process name with a slash", proc("../etc"), false},
+		{"process name with a space", proc("a b"), false},
+		{"empty process name", proc(""), false},
+		{"process with an image", withImage, false},
+		{"process with a file system", withRootfs, false},
+		{"auto never travels", badStrategy, false},
+		{"process restored", &Restored{Pid: 42, RestoreMillis: 5}, true},
+		{"measured restore time", &PreflightOK{RestoreMillis: 1200}, true},
+		{"negative restore time", &PreflightOK{RestoreMillis: -1}, false},
+		{"absurd restore time", &PreflightOK{RestoreMillis: 3600_001}, false},
+		{"restored without container or pid", &Restored{RestoreMillis: 5}, false},
+		{"negative pid", &Restored{ContainerID: strings.Repeat("a", 64), Pid: -1}, false},
+		{"resolve a commit", &Resolve{MigrationID: id, Commit: true}, true},
+		{"resolve a rollback", &Resolve{MigrationID: id}, true},
+		{"resolve a path", &Resolve{MigrationID: "../" + id}, false},
+		{"resolve nothing", &Resolve{}, false},
+		{"outcome committed", &Outcome{State: OutcomeCommitted}, true},
+		{"outcome pending", &Outcome{State: OutcomePending}, true},
+		{"outcome made up", &Outcome{State: "maybe"}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if err := c.msg.Validate(); (err == nil) != c.ok {
+				t.Fatalf("Validate() = %v, want ok=%v", err, c.ok)
+			}
+		})
+	}
+}
+
+func TestVolumeDestinationCannotCarryABindMode(t *testing.T) {
+	for dest, ok := range map[string]bool{
+		"/data": true, "/var/lib/app": true,
+		"/data:rw": false, "/data:ro,z": false, "/a,b": false, "data": false, "/": false, "/a/../etc": false,
+	} {
+		v := VolumeSpec{Name: "vol", Destination: dest}
+		if err := v.Validate(); (err == nil) != ok {
+			t.Errorf("volume destination %q: %v, want ok=%v", dest, err, ok)
+		}
+	}
+}
+
+// A network a container is moved onto must be a network, not one of
+// Docker's network modes ("host" would share the destination's stack); the
+// raw Docker settings must be JSON objects within their bound.
+func TestContainerSpecNetworkAndSettings(t *testing.T) {
+	spec := func(network string, cfg json.RawMessage) ContainerSpec {
+		return ContainerSpec{Name: "web", ImageID: "sha256:" + strings.Repeat("0", 64), DockerConfig: cfg,
+			Network: &NetworkSpec{Name: network, Subnet: "10.0.0.0/24", IPv4: "10.0.0.5", MAC: "02:42:0a:00:00:05"}}
+	}
+	for _, c := range []struct {
+		name string
+		spec ContainerSpec
+		ok   bool
+	}{
+		{"a network", spec("lan", nil), true},
+		{"host mode", spec("host", nil), false},
+		{"none mode", spec("none", nil), false},
+		{"settings object", spec("lan", json.RawMessage(`{"Cmd":["x"]}`)), true},
+		{"settings not an object", spec("lan", json.RawMessage(`["x"]`)), false},
+		{"settings too large", spec("lan", json.RawMessage(`{"Env":["`+strings.Repeat("x", maxDockerSettings)+`"]}`)), false},
+	} {
+		if err := c.spec.Validate(); (err == nil) != c.ok {
+			t.Errorf("%s: %v, want ok=%v", c.name, err, c.ok)
+		}
+	}
+}
