@@ -207,3 +207,91 @@ func TestNewErrorCarriesLogLines(t *testing.T) {
 		t.Fatalf("message %q lacks the cause or the log path", e.Error())
 	}
 }
+
+// TestLazyPageServerListensOnlyWhereAsked dumps a workload with real CRIU
+// for post-copy and looks at the page server CRIU opens once the post-dump
+// notification returned: it must listen on the loopback address asked for
+// (CRIU's RPC ignores the address in a lazy dump and listened on every
+// interface, where anyone reaching the host could read the memory). The
+// test then resets it, as migrate-src does when a migration fails, and the
+// process must run on.
+func TestLazyPageServerListensOnlyWhereAsked(t *testing.T) {
+	caps := requireCRIU(t)
+	labtest.SkipUnless(t, caps.LazyPages, "userfaultfd for CRIU's lazy pages (criu check --feature uffd-noncoop)")
+	bin := buildWorkload(t)
+	addr := freeLoopbackAddr(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.Command(bin, "--mem-mib", "8", "--verify-every", "0", "--listen", addr)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Setsid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+	if _, err := waitStatus(ctx, addr, 10); err != nil {
+		t.Fatal(err)
+	}
+
+	pageServer := freeLoopbackAddr(t)
+	_, port, _ := net.SplitHostPort(pageServer)
+	seen := make(chan string, 1)
+	go func() {
+		// CRIU listens after the post-dump notification: find its
+		// socket, then reset it so that CRIU resumes the process.
+		for ctx.Err() == nil {
+			if local := listeningOn(t, port); local != "" {
+				seen <- local
+				if c, err := net.DialTimeout("tcp", pageServer, time.Second); err == nil {
+					c.(*net.TCPConn).SetLinger(0)
+					c.Close()
+				}
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		close(seen)
+	}()
+	_, err := Dump("", t.TempDir(), DumpSpec{Pid: cmd.Process.Pid, Process: true, LazyPages: true, PageServer: pageServer},
+		DumpHooks{PostDump: func() error { return nil }})
+	if err == nil {
+		t.Fatal("a lazy dump whose page server was reset succeeded")
+	}
+	local := <-seen
+	if local != "127.0.0.1:"+port {
+		t.Fatalf("CRIU's page server listened on %q, want only 127.0.0.1:%s", local, port)
+	}
+	if _, err := waitStatus(ctx, addr, 0); err != nil {
+		t.Fatalf("the process did not run on after the failed dump: %v", err)
+	}
+}
+
+// listeningOn returns the local address of the IPv4 TCP socket listening
+// on port in this network namespace ("" if none), from /proc/net/tcp.
+func listeningOn(t *testing.T, port string) string {
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Error(err)
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 4 || f[3] != "0A" { // TCP_LISTEN
+			continue
+		}
+		host, p, ok := strings.Cut(f[1], ":")
+		var ip, pn uint64
+		if !ok || len(host) != 8 {
+			continue
+		}
+		fmt.Sscanf(host, "%x", &ip)
+		fmt.Sscanf(p, "%x", &pn)
+		if fmt.Sprint(pn) != port {
+			continue
+		}
+		// The address is in the kernel's byte order (little-endian here).
+		return fmt.Sprintf("%d.%d.%d.%d:%d", ip&0xff, ip>>8&0xff, ip>>16&0xff, ip>>24, pn)
+	}
+	return ""
+}

@@ -111,6 +111,13 @@ func DumpOpts(s DumpSpec, imagesFd int) *rpc.CriuOpts {
 	return opts
 }
 
+// lazyPagesConfig is the CRIU configuration file that binds a lazy dump's
+// page server to the host of addr (HOST:PORT).
+func lazyPagesConfig(addr string) string {
+	host, _, _ := net.SplitHostPort(addr)
+	return "address " + host + "\n"
+}
+
 // Log file names CRIU writes into the images directory.
 const (
 	DumpLog    = "dump.log"
@@ -170,7 +177,21 @@ func Dump(path, dir string, s DumpSpec, hooks DumpHooks) (DumpStats, error) {
 	if path != "" {
 		c.SetCriuPath(path)
 	}
-	if err := c.Dump(DumpOpts(s, int(d.Fd())), dumpNotify{hooks: hooks}); err != nil {
+	opts := DumpOpts(s, int(d.Fd()))
+	if s.LazyPages {
+		// Over RPC, CRIU ignores the page server's address in a lazy dump
+		// and listens on every interface, where anyone who reaches this
+		// host could read the container's memory: a configuration file,
+		// which CRIU applies after the RPC's options, binds it to the
+		// address asked for.
+		conf := dir + ".criu.conf"
+		if err := os.WriteFile(conf, []byte(lazyPagesConfig(s.PageServer)), 0o600); err != nil {
+			return DumpStats{}, err
+		}
+		defer os.Remove(conf)
+		opts.ConfigFile = proto.String(conf)
+	}
+	if err := c.Dump(opts, dumpNotify{hooks: hooks}); err != nil {
 		return DumpStats{}, NewError("dump", filepath.Join(dir, DumpLog), err)
 	}
 	return readDumpStats(d), nil
