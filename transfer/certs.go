@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 )
@@ -61,9 +62,23 @@ func NewCA(name string) (*CA, error) {
 	return &CA{cert: cert, key: key, pem: pemBlock("CERTIFICATE", der)}, nil
 }
 
-// Issue returns a certificate and key for host, valid as both TLS server and
-// client (each agent is one or the other), for every name and IP in sans.
-func (ca *CA) Issue(host string, sans []string) (certPEM, keyPEM []byte, err error) {
+// Issue returns a certificate and key for h, for every name and IP in its
+// SANs, usable in the roles it has: a TLS client (a source dials) and/or a
+// TLS server (a destination listens). The peer's TLS stack checks the
+// role: a destination-only certificate cannot dial in as a source.
+func (ca *CA) Issue(h BundleHost) (certPEM, keyPEM []byte, err error) {
+	host, sans := h.Name, h.SANs
+	var usage []x509.ExtKeyUsage
+	switch h.Role {
+	case "", RoleBoth:
+		usage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	case RoleSource:
+		usage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	case RoleDestination:
+		usage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	default:
+		return nil, nil, fmt.Errorf("transfer: host %s: unknown role %q (source, destination or both)", host, h.Role)
+	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
@@ -74,7 +89,7 @@ func (ca *CA) Issue(host string, sans []string) (certPEM, keyPEM []byte, err err
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(hostValidity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		ExtKeyUsage:  usage,
 	}
 	for _, san := range append([]string{host}, sans...) {
 		if ip := net.ParseIP(san); ip != nil {
@@ -98,15 +113,38 @@ func (ca *CA) Issue(host string, sans []string) (certPEM, keyPEM []byte, err err
 type BundleHost struct {
 	Name string   // host name; also the directory name and a DNS SAN
 	SANs []string // further DNS names and IP addresses it is reached by
+	// Role is what the host may be: RoleSource, RoleDestination, or
+	// RoleBoth ("" too): a host drained today may receive tomorrow.
+	Role string
 }
+
+// checkHosts refuses, before anything is written, a bundle without hosts
+// or with a bad name or role.
+func checkHosts(hosts []BundleHost) error {
+	if len(hosts) == 0 {
+		return errors.New("transfer: no hosts to issue certificates for")
+	}
+	for _, h := range hosts {
+		if err := validName("host name", h.Name); err != nil {
+			return fmt.Errorf("transfer: %w", err)
+		}
+		if !slices.Contains([]string{"", RoleBoth, RoleSource, RoleDestination}, h.Role) {
+			return fmt.Errorf("transfer: host %s: unknown role %q (source, destination or both)", h.Name, h.Role)
+		}
+	}
+	return nil
+}
+
+// RoleBoth names a host that may be a source and a destination.
+const RoleBoth = "both"
 
 // WriteBundle creates a new CA in dir and, for each host, a directory
 // dir/NAME holding what that host needs (ca.pem, cert.pem, key.pem). Copy
 // dir/NAME to the host. dir/ca-key.pem stays with the operator. It refuses
 // to overwrite an existing CA.
 func WriteBundle(dir string, hosts []BundleHost) error {
-	if len(hosts) == 0 {
-		return errors.New("transfer: no hosts to issue certificates for")
+	if err := checkHosts(hosts); err != nil {
+		return err
 	}
 	if _, err := os.Stat(filepath.Join(dir, "ca.pem")); err == nil {
 		return fmt.Errorf("transfer: %s already holds a CA; choose another directory", dir)
@@ -126,10 +164,7 @@ func WriteBundle(dir string, hosts []BundleHost) error {
 		return err
 	}
 	for _, h := range hosts {
-		if err := validName("host name", h.Name); err != nil {
-			return fmt.Errorf("transfer: %w", err)
-		}
-		cert, key, err := ca.Issue(h.Name, h.SANs)
+		cert, key, err := ca.Issue(h)
 		if err != nil {
 			return err
 		}
@@ -178,14 +213,14 @@ func LoadCA(dir string) (*CA, error) {
 // certificate and key in dir/NAME.renewed-DATE instead (to copy over the
 // host's files); the old ones stay valid until they end.
 func IssueHosts(dir string, hosts []BundleHost, renew bool) (written []string, err error) {
+	if err := checkHosts(hosts); err != nil {
+		return nil, err
+	}
 	ca, err := LoadCA(dir)
 	if err != nil {
 		return nil, err
 	}
 	for _, h := range hosts {
-		if err := validName("host name", h.Name); err != nil {
-			return written, fmt.Errorf("transfer: %w", err)
-		}
 		hdir := filepath.Join(dir, h.Name)
 		if _, err := os.Stat(hdir); err == nil {
 			if !renew {
@@ -193,7 +228,7 @@ func IssueHosts(dir string, hosts []BundleHost, renew bool) (written []string, e
 			}
 			hdir += ".renewed-" + time.Now().UTC().Format("20060102-150405")
 		}
-		cert, key, err := ca.Issue(h.Name, h.SANs)
+		cert, key, err := ca.Issue(h)
 		if err != nil {
 			return written, err
 		}

@@ -17,10 +17,11 @@ type Config struct {
 	// InsecurePlaintext runs the session without TLS: no encryption and no
 	// authentication of the peer. For debugging only. Default false.
 	InsecurePlaintext bool
-	// AllowPeers, when set, names the only peers a server accepts: a peer
-	// whose certificate carries none of these names (its common name, a
-	// DNS name or an IP address) is refused with that reason, even though
-	// the CA signed it. Default none: any peer the CA signed. Needs TLS.
+	// AllowPeers, when set, names the only peers this end talks to (a
+	// server's sources, a client's destinations): a peer whose certificate
+	// carries none of these names (its common name, a DNS name or an IP
+	// address) is refused with that reason, even though the CA signed it.
+	// Default none: any peer the CA signed. Needs TLS.
 	AllowPeers []string
 	// Hello is what this end announces in the handshake. Its Protocol is
 	// set to ProtocolVersion when zero.

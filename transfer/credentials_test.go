@@ -141,3 +141,15 @@ func TestExpiredAndExpiringCertificates(t *testing.T) {
 		}
 	}
 }
+
+// TestBundleRefusesUnknownRoleBeforeWriting: a typo in a role writes no CA.
+func TestBundleRefusesUnknownRoleBeforeWriting(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tls")
+	err := WriteBundle(dir, []BundleHost{{Name: "host1"}, {Name: "host2", Role: "sauce"}})
+	if err == nil || !strings.Contains(err.Error(), `unknown role "sauce"`) {
+		t.Fatalf("got %v", err)
+	}
+	if _, serr := os.Stat(dir); !os.IsNotExist(serr) {
+		t.Fatalf("a refused bundle left %s behind (%v)", dir, serr)
+	}
+}

@@ -3,6 +3,8 @@ package transfer
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -173,12 +175,29 @@ func secure(ctx context.Context, raw net.Conn, cfg Config, client bool) (*record
 		tc = tls.Server(raw, cfg.TLS)
 	}
 	if err := tc.HandshakeContext(ctx); err != nil {
+		var inv x509.CertificateInvalidError
+		if errors.As(err, &inv) && inv.Reason == x509.IncompatibleUsage {
+			peer := "destination"
+			if !client {
+				peer = "source"
+			}
+			name := "HOST"
+			if inv.Cert != nil {
+				name = inv.Cert.Subject.CommonName
+			}
+			return nil, fmt.Errorf("%w: %v: the %s's certificate was issued for the other role, not for a %s (migrate-dst certs --role %s=%s or both)",
+				ErrAuth, err, peer, peer, name, peer)
+		}
 		return nil, fmt.Errorf("%w: %v", ErrAuth, err)
 	}
 	return &recordingConn{Conn: tc}, nil
 }
 
 func (s *Session) helloAsClient(ctx context.Context) error {
+	// A server we may not talk to learns nothing, not even our Hello.
+	if err := s.checkAllowed(); err != nil {
+		return err
+	}
 	ctrl, err := s.mux.OpenStream()
 	if err != nil {
 		return fmt.Errorf("transfer: open control stream: %w", err)

@@ -18,6 +18,8 @@ import (
 // one CA, and "intruder" from another.
 type testPKI struct {
 	host1, host2, intruder TLSFiles
+	// Certificates for one role only, from host1's CA.
+	sourceOnly, destinationOnly TLSFiles
 }
 
 var (
@@ -36,7 +38,8 @@ func loadPKI(t testing.TB) testPKI {
 		}
 		main := filepath.Join(dir, "main")
 		other := filepath.Join(dir, "other")
-		hosts := []BundleHost{{Name: "host1", SANs: []string{"127.0.0.1"}}, {Name: "host2", SANs: []string{"127.0.0.1"}}}
+		hosts := []BundleHost{{Name: "host1", SANs: []string{"127.0.0.1"}}, {Name: "host2", SANs: []string{"127.0.0.1"}},
+			{Name: "src", SANs: []string{"127.0.0.1"}, Role: RoleSource}, {Name: "dst", SANs: []string{"127.0.0.1"}, Role: RoleDestination}}
 		if pkiErr = WriteBundle(main, hosts); pkiErr != nil {
 			return
 		}
@@ -47,6 +50,9 @@ func loadPKI(t testing.TB) testPKI {
 			host1:    HostTLSFiles(filepath.Join(main, "host1")),
 			host2:    HostTLSFiles(filepath.Join(main, "host2")),
 			intruder: HostTLSFiles(filepath.Join(other, "intruder")),
+
+			sourceOnly:      HostTLSFiles(filepath.Join(main, "src")),
+			destinationOnly: HostTLSFiles(filepath.Join(main, "dst")),
 		}
 	})
 	if pkiErr != nil {

@@ -169,6 +169,8 @@ func TestUnauthenticatedPeersAreRejected(t *testing.T) {
 		{"client without certificate", p.host2, tlsClient(noCert), true},
 		{"client certificate from another CA", p.host2, tlsClient(mustTLS(t, p.intruder.Client)), true},
 		{"server certificate from another CA", p.intruder, tlsClient(mustTLS(t, p.host1.Client)), false},
+		{"client certificate for a destination only", p.host2, tlsClient(mustTLS(t, p.destinationOnly.Client)), true},
+		{"server certificate for a source only", p.sourceOnly, tlsClient(mustTLS(t, p.host1.Client)), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -190,6 +192,9 @@ func TestUnauthenticatedPeersAreRejected(t *testing.T) {
 			}
 			if !tt.serverSide && !errors.Is(cerr, ErrAuth) {
 				t.Fatalf("client error %v, want ErrAuth", cerr)
+			}
+			if strings.Contains(tt.name, " only") && !strings.Contains(srv.err.Error()+cerr.Error(), "issued for the other role") {
+				t.Fatalf("a certificate used in the wrong role is not named as such: server %v; client %v", srv.err, cerr)
 			}
 		})
 	}
@@ -413,6 +418,45 @@ func TestAllowListAdmitsOnlyNamedPeers(t *testing.T) {
 	cfg.InsecurePlaintext, cfg.AllowPeers = true, []string{"host1"}
 	if err := cfg.ValidateSettings(); err == nil {
 		t.Fatal("an allow-list without TLS was accepted")
+	}
+}
+
+// TestSourceAllowListRefusesOtherDestinations: a source's AllowPeers names
+// the destinations it sends to; another host the CA signed gets no Hello.
+func TestSourceAllowListRefusesOtherDestinations(t *testing.T) {
+	p := loadPKI(t)
+	for _, c := range []struct {
+		allow []string
+		ok    bool
+	}{{[]string{"host3"}, false}, {[]string{"host2"}, true}} {
+		addr, _, done := tlsServer(t, mustTLS(t, p.host2.Server))
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := testConfig(RoleSource)
+		cfg.TLS = mustTLS(t, p.host1.Client)
+		cfg.TLS.ServerName = "127.0.0.1"
+		cfg.AllowPeers = c.allow
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s, cerr := Client(ctx, conn, cfg)
+		cancel()
+		srv := <-done
+		if c.ok {
+			if cerr != nil || srv.err != nil {
+				t.Fatalf("allowed destination refused: client %v, server %v", cerr, srv.err)
+			}
+			s.Close()
+			srv.s.Close()
+			continue
+		}
+		if !errors.Is(cerr, ErrAuth) || !strings.Contains(cerr.Error(), `host "host2" is not allowed here`) {
+			t.Fatalf("client error %v, want a refusal naming host2", cerr)
+		}
+		if srv.err == nil {
+			srv.s.Close()
+			t.Fatal("the destination got a session from a source that may not send to it")
+		}
 	}
 }
 

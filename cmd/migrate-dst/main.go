@@ -152,9 +152,11 @@ func certs(args []string) error {
 	var out string
 	var hosts []string
 	var renew bool
+	roles := map[string]string{}
 	fs := pflag.NewFlagSet("certs", pflag.ContinueOnError)
 	fs.StringVar(&out, "out", "dockmove-tls", "directory for the CA and one subdirectory per host; if it holds a CA already, certificates are issued from it for hosts that have none")
 	fs.StringArrayVar(&hosts, "host", nil, "NAME[=ADDR,ADDR...]: a host and the names/IPs it is reached by (repeat)")
+	fs.StringToStringVar(&roles, "role", roles, "NAME=source|destination|both: what the host's certificate allows it to be (default both); a peer's TLS refuses a certificate used in the other role (repeat)")
 	fs.BoolVar(&renew, "renew", false, "issue new certificates (valid one year) for hosts that have some, into NAME.renewed-DATE")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -162,11 +164,15 @@ func certs(args []string) error {
 	var bundle []transfer.BundleHost
 	for _, h := range hosts {
 		name, sans, _ := strings.Cut(h, "=")
-		b := transfer.BundleHost{Name: name}
+		b := transfer.BundleHost{Name: name, Role: roles[name]}
+		delete(roles, name)
 		if sans != "" {
 			b.SANs = strings.Split(sans, ",")
 		}
 		bundle = append(bundle, b)
+	}
+	for name := range roles {
+		return fmt.Errorf("--role %s: no --host %s", name, name)
 	}
 	if _, err := os.Stat(filepath.Join(out, "ca.pem")); err == nil {
 		written, err := transfer.IssueHosts(out, bundle, renew)

@@ -48,6 +48,8 @@ func run() int {
 			"       migrate-src status [--resolve] [--json]   unresolved migrations and what guards did\n\n%s", fs.FlagUsages())
 	}
 	fs.StringVar(&cfg.To, "to", "", "destination migrate-dst, HOST[:PORT] (default port 7070)")
+	var allowDestinations []string
+	fs.StringSliceVar(&allowDestinations, "allow-destination", nil, "send only to these hosts (names or addresses in their certificates; comma-separated or repeated); default: any host whose certificate the CA signed and names the --to address")
 	fs.StringVar(&cfg.Docker, "docker-host", "", "local dockerd (default: DOCKER_HOST or the default socket)")
 	strategy, policy := string(cfg.Strategy), string(cfg.PrecopyPolicy)
 	fs.StringVar(&strategy, "strategy", strategy, "migration strategy: stop-and-copy, lazy (post-copy), precopy (pre-dump rounds while running), "+
@@ -121,6 +123,7 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "migrate-src:", err)
 		return 1
 	}
+	cfg.Transfer.AllowPeers = allowDestinations
 	if p := cli.NewProgress(os.Stderr); p != nil {
 		cfg.Transfer.Progress = p.Update
 	}
