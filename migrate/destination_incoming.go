@@ -47,6 +47,9 @@ type incoming struct {
 	// announced is the restored container's PID once its address was
 	// announced from here.
 	announced int
+	// volumes are the volumes here that the source's volumes land in, in
+	// its order.
+	volumes []string
 }
 
 func (in *incoming) name() string {
@@ -218,6 +221,9 @@ func (in *incoming) check(ctx context.Context, spec protocol.ContainerSpec) (nee
 		}
 	}
 	for _, v := range spec.Volumes {
+		if v.Anonymous {
+			continue // a new one, made with the container
+		}
 		if _, err := dk.Volume(ctx, v.Name); err == nil {
 			return false, fmt.Errorf("volume %q already exists on the destination; refusing to mix its contents", v.Name)
 		}
@@ -353,13 +359,13 @@ func (in *incoming) localImage(ctx context.Context, more ...string) (string, err
 func (in *incoming) createShell(ctx context.Context) error {
 	spec := in.pre.Container
 	for _, v := range spec.Volumes {
+		if v.Anonymous {
+			continue // Docker makes it with the container, unnamed
+		}
 		// Made here, labelled, so that a volume of that name created by
 		// someone else since the preflight is refused, not filled (and
 		// removed on rollback).
 		labels := map[string]string{LabelMigration: in.pre.MigrationID}
-		if v.Anonymous {
-			labels[docker.LabelAnonymousVolume] = "" // still the container's own here
-		}
 		if _, err := in.srv.dk.CreateVolume(ctx, v.Name, labels); err != nil {
 			if errors.Is(err, docker.ErrVolumeTaken) {
 				err = fmt.Errorf("volume %q appeared on the destination after the preflight; refusing to adopt it: %w", v.Name, err)
@@ -379,10 +385,42 @@ func (in *incoming) createShell(ctx context.Context) error {
 	if id != "" {
 		in.state.ContainerID = id
 	}
+	if err == nil {
+		err = in.nameVolumes(ctx)
+	}
 	if serr := in.srv.saveState(&in.state); err == nil {
 		err = serr
 	}
 	return err
+}
+
+// nameVolumes finds, once the container exists, the volume each of the
+// source's volumes lands in here: a named one by its name, an anonymous
+// one by the name Docker gave the volume it made (recorded with the
+// migration's volumes, removed on rollback).
+func (in *incoming) nameVolumes(ctx context.Context) error {
+	vols := in.pre.Container.Volumes
+	in.volumes = make([]string, len(vols))
+	var mounts map[string]string
+	for i, v := range vols {
+		if !v.Anonymous {
+			in.volumes[i] = v.Name
+			continue
+		}
+		if mounts == nil {
+			var err error
+			if mounts, err = in.srv.dk.VolumeMounts(ctx, in.state.ContainerID); err != nil {
+				return err
+			}
+		}
+		name, ok := mounts[v.Destination]
+		if !ok {
+			return fmt.Errorf("docker made no volume at %s for the container's anonymous volume", v.Destination)
+		}
+		in.volumes[i] = name
+		in.state.Volumes = append(in.state.Volumes, name)
+	}
+	return nil
 }
 
 // receive stores the CRIU images, the writable layer and the volumes.
@@ -413,8 +451,8 @@ func (in *containerArrival) receive(ctx context.Context) error {
 	}
 	recv(protocol.StreamImages, filepath.Join(dir, restoreruntime.ImagesDir), imagePolicy())
 	recv(protocol.StreamRootfs, upper, rootfsPolicy())
-	for i, v := range in.pre.Container.Volumes {
-		mp, err := dk.Volume(ctx, v.Name)
+	for i, name := range in.volumes {
+		mp, err := dk.Volume(ctx, name)
 		if err != nil {
 			return err
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/versions"
 	"github.com/docker/docker/api/types/volume"
@@ -317,6 +318,21 @@ func createConfig(spec protocol.ContainerSpec, runtime string, labels map[string
 	host.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyMode(spec.RestartPolicy), MaximumRetryCount: spec.RestartMax}
 	host.CapAdd, host.CapDrop = spec.CapAdd, spec.CapDrop
 	for _, v := range spec.Volumes {
+		if v.Anonymous {
+			// Docker makes it, unnamed: the container's own, removed by
+			// `docker rm -v` here as on the source (VolumeMounts then
+			// finds its name, for the data to go in). Declared as
+			// `-v /path` declares it; only --mount makes one read-only.
+			if v.ReadOnly {
+				host.Mounts = append(host.Mounts, mount.Mount{Type: mount.TypeVolume, Target: v.Destination, ReadOnly: true})
+				continue
+			}
+			if cfg.Volumes == nil {
+				cfg.Volumes = map[string]struct{}{}
+			}
+			cfg.Volumes[v.Destination] = struct{}{}
+			continue
+		}
 		mode := ""
 		if v.ReadOnly {
 			mode = ":ro"
@@ -357,6 +373,22 @@ func (c *Client) Start(ctx context.Context, id string) error {
 // Remove force-removes a container (killing it if it runs).
 func (c *Client) Remove(ctx context.Context, id string) error {
 	return c.remove(ctx, id, false)
+}
+
+// VolumeMounts names the volumes mounted in container id, by where they
+// are mounted.
+func (c *Client) VolumeMounts(ctx context.Context, id string) (map[string]string, error) {
+	r, err := c.Inspect(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	byDest := map[string]string{}
+	for _, m := range r.Mounts {
+		if m.Type == mount.TypeVolume && m.Name != "" {
+			byDest[m.Destination] = m.Name
+		}
+	}
+	return byDest, nil
 }
 
 // RemoveWithAnonymousVolumes is Remove, removing the volumes Docker made

@@ -1,8 +1,10 @@
 package docker
 
 import (
+	"strings"
 	"testing"
 
+	"github.com/docker/docker/api/types/mount"
 	"github.com/dockmove/dockmove/protocol"
 )
 
@@ -46,5 +48,30 @@ func TestLoadedImagesReadsWhatDockerNamed(t *testing.T) {
 	got := loadedImages(out)
 	if len(got) != 2 || got[0] != "dockmove/only-host1:t-1" || got[1] != "sha256:6d304ff64321c1f4ed8def51be34d856775181ccbd3aa4c7194ce461073269bc" {
 		t.Fatalf("loaded: %q", got)
+	}
+}
+
+// An anonymous volume is created unnamed (Docker makes it for the
+// container, and `docker rm -v` removes it): declared as `-v /path` does,
+// or as a read-only --mount; a named one is bound by name.
+func TestCreateConfigMountsAnonymousVolumesUnnamed(t *testing.T) {
+	spec := protocol.ContainerSpec{Name: "c", ImageID: "sha256:x", Volumes: []protocol.VolumeSpec{
+		{Name: "data", Destination: "/data"},
+		{Name: strings.Repeat("ab", 32), Destination: "/cache", Anonymous: true, ReadOnly: true},
+		{Name: strings.Repeat("cd", 32), Destination: "/tmp/x", Anonymous: true},
+	}}
+	cfg, host, _, err := createConfig(spec, "dockmove", nil, "1.41")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(host.Binds) != 1 || host.Binds[0] != "data:/data" {
+		t.Errorf("binds %q", host.Binds)
+	}
+	if len(host.Mounts) != 1 || host.Mounts[0].Source != "" || host.Mounts[0].Target != "/cache" ||
+		host.Mounts[0].Type != mount.TypeVolume || !host.Mounts[0].ReadOnly {
+		t.Errorf("mounts %+v", host.Mounts)
+	}
+	if _, ok := cfg.Volumes["/tmp/x"]; !ok || len(cfg.Volumes) != 1 {
+		t.Errorf("declared volumes %v, want /tmp/x as `-v /tmp/x` declares it", cfg.Volumes)
 	}
 }
