@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -208,16 +210,25 @@ func (in *incoming) check(ctx context.Context, spec protocol.ContainerSpec) (nee
 		return false, fmt.Errorf("the restore runtime %q is not installed on the destination (run: migrate-dst install-runtime): %v", restoreruntime.Name, err)
 	}
 	if n := spec.Network; n != nil {
-		subnet, err := dk.NetworkSubnet(ctx, n.Name)
+		info, err := dk.Network(ctx, n.Name)
 		if err != nil {
 			return false, fmt.Errorf("the destination has no network %q for the container: %v", n.Name, err)
 		}
-		if subnet != n.Subnet {
+		if subnet := info.Subnet; subnet != n.Subnet {
 			if !in.pre.AllowNewAddress {
 				return false, fmt.Errorf("network %q has subnet %s on the destination, %s on the source: the address %s cannot be kept "+
 					"(migrate-src --allow-new-address accepts a new address, closing the container's TCP connections)", n.Name, subnet, n.Subnet, n.IPv4)
 			}
 			in.newAddress = true
+		}
+		if !in.newAddress {
+			if err := in.checkAddressFree(info, n); err != nil {
+				if !in.pre.AllowNewAddress {
+					return false, err
+				}
+				in.log.Info("the container gets a new address", "why", err)
+				in.newAddress = true
+			}
 		}
 	}
 	for _, v := range spec.Volumes {
@@ -462,6 +473,35 @@ func (in *containerArrival) receive(ctx context.Context) error {
 		return err
 	}
 	return linkParent(filepath.Join(dir, restoreruntime.ImagesDir), in.rounds)
+}
+
+// addressProbeWait is how long the destination listens for an answer to
+// its ARP probe of the container's address.
+const addressProbeWait = 300 * time.Millisecond
+
+// checkAddressFree refuses an address that another machine holds on the
+// container's network: host2 would take it over and announce it. On a
+// macvlan network the container keeps its MAC, so an answer from any other
+// MAC than the container's (whose original still answers from the source)
+// is someone else's. Other drivers are not probed: ipvlan answers with
+// the host's MAC, and a bridge network is this host's own.
+func (in *incoming) checkAddressFree(info docker.NetworkInfo, n *protocol.NetworkSpec) error {
+	if info.Driver != "macvlan" || info.Parent == "" || n.IPv4 == "" || n.MAC == "" {
+		return nil
+	}
+	ip, mac := net.ParseIP(n.IPv4), strings.ToLower(n.MAC)
+	holders, err := netrewire.Holders(info.Parent, ip, addressProbeWait)
+	if err != nil {
+		in.log.Warn("could not check that the container's address is free on its network", "address", n.IPv4, "network", n.Name, "err", err)
+		return nil
+	}
+	for _, h := range holders {
+		if h.String() != mac {
+			return fmt.Errorf("address %s on network %q already answers from MAC %s, not the container's %s: another machine holds it there; "+
+				"free the address, or accept a new one (migrate-src --allow-new-address)", n.IPv4, n.Name, h, n.MAC)
+		}
+	}
+	return nil
 }
 
 // checkStrategy refuses a strategy this host's kernel cannot serve.

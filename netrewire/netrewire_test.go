@@ -57,3 +57,27 @@ func TestAnnouncementsSkipLoopbackDownAndIPv6FakeInterfaces(t *testing.T) {
 		t.Fatalf("announcements: %+v", got)
 	}
 }
+
+// TestProbeAndHolderFrames: the probe asks for ip without claiming an
+// address (sender 0.0.0.0); holder finds who speaks for ip in a frame and
+// ignores frames where ip is only asked about.
+func TestProbeAndHolderFrames(t *testing.T) {
+	me := net.HardwareAddr{2, 0, 0, 0, 0, 1}
+	them := net.HardwareAddr{2, 0, 0, 0, 0, 2}
+	ip := net.IPv4(10, 0, 0, 5)
+	p := probe(me, ip)
+	if !bytes.Equal(p[28:32], []byte{0, 0, 0, 0}) || !bytes.Equal(p[38:42], ip.To4()) || !bytes.Equal(p[22:28], me) {
+		t.Fatalf("probe frame % x", p)
+	}
+	if holder(p, ip) != nil {
+		t.Fatal("a probe for ip was taken for ip's holder speaking")
+	}
+	reply := garp(them, ip)
+	reply[21] = 2 // a reply: sender them, ip
+	if got := holder(reply, ip); !bytes.Equal(got, them) {
+		t.Fatalf("holder of a reply: %v", got)
+	}
+	if holder(reply, net.IPv4(10, 0, 0, 6)) != nil || holder(reply[:40], ip) != nil {
+		t.Fatal("holder answered for another address or a short frame")
+	}
+}

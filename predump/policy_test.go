@@ -100,7 +100,7 @@ func TestAdaptivePrediction(t *testing.T) {
 func TestDecideRefusesUnknownPolicy(t *testing.T) {
 	// Refused before any round too: Run checks the policy that way.
 	for _, rs := range [][]Round{nil, rounds(first)} {
-		if _, err := Decide("greedy", DefaultLimits(), rs); err == nil || !strings.Contains(err.Error(), "unknown policy") {
+		if _, err := Decide("greedy", DefaultLimits(), rs); err == nil || !strings.Contains(err.Error(), `unknown pre-copy policy "greedy" (adaptive, phaul, lxd)`) {
 			t.Fatalf("%d rounds: err = %v", len(rs), err)
 		}
 	}

@@ -186,18 +186,33 @@ func (c *Client) FindImage(ctx context.Context, refs []string, layers []string) 
 	return "", fmt.Errorf("%w: no image here among %v with the container's layers", ErrNotFound, refs)
 }
 
-// NetworkSubnet returns the first IPv4 subnet of a network.
-func (c *Client) NetworkSubnet(ctx context.Context, name string) (string, error) {
+// NetworkInfo is what dockmove needs to know of a network on this host.
+type NetworkInfo struct {
+	Subnet string // the first IPv4 subnet
+	Driver string // bridge, macvlan, ipvlan, ...
+	Parent string // macvlan and ipvlan: the host interface underneath
+}
+
+// Network describes the network name.
+func (c *Client) Network(ctx context.Context, name string) (NetworkInfo, error) {
 	n, err := c.api.NetworkInspect(ctx, name, network.InspectOptions{})
 	if err != nil {
-		return "", wrap("network inspect "+name, err)
+		return NetworkInfo{}, wrap("network inspect "+name, err)
 	}
+	info := NetworkInfo{Driver: n.Driver, Parent: n.Options["parent"]}
 	for _, cfg := range n.IPAM.Config {
 		if !strings.Contains(cfg.Subnet, ":") {
-			return cfg.Subnet, nil
+			info.Subnet = cfg.Subnet
+			return info, nil
 		}
 	}
-	return "", fmt.Errorf("docker: network %s has no IPv4 subnet", name)
+	return info, fmt.Errorf("docker: network %s has no IPv4 subnet", name)
+}
+
+// NetworkSubnet returns the first IPv4 subnet of a network.
+func (c *Client) NetworkSubnet(ctx context.Context, name string) (string, error) {
+	info, err := c.Network(ctx, name)
+	return info.Subnet, err
 }
 
 // Volume returns a volume's mount point on this host.

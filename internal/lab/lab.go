@@ -40,7 +40,8 @@ type Host struct {
 	PIDFile    string // its dockerd's pidfile
 	Network    string // the macvlan network both hosts share
 	Subnet     string
-	Gateway    string
+	Gateway    string // the switch's address in the root network namespace
+	Switch     string // the switch: a bridge in the root network namespace
 }
 
 // RepoRoot finds the module root from the working directory upwards.
@@ -75,7 +76,7 @@ func Load(ctx context.Context, name string) (Host, error) {
 	fields := map[string]*string{
 		"LAB_NETNS": &h.Netns, "LAB_ADDR": &h.Addr, "LAB_DOCKER_HOST": &h.DockerHost,
 		"LAB_IP_RANGE": &h.IPRange, "LAB_CONFIG": &h.Config, "LAB_PIDFILE": &h.PIDFile, "LAB_NETWORK": &h.Network,
-		"LAB_SUBNET": &h.Subnet, "LAB_GATEWAY": &h.Gateway,
+		"LAB_SUBNET": &h.Subnet, "LAB_GATEWAY": &h.Gateway, "LAB_SWITCH": &h.Switch,
 	}
 	var flavour string
 	fields["LAB_FLAVOUR"] = &flavour
