@@ -1,6 +1,7 @@
 package migrate_test
 
 import (
+	"fmt"
 	"net"
 	"os/exec"
 	"strings"
@@ -36,16 +37,21 @@ func TestAddressHeldElsewhereIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	squat := func(op string) error {
-		out, err := exec.CommandContext(ctx, "ip", "addr", op, ip+"/32", "dev", e.h1.Switch).CombinedOutput()
+		out, err := exec.Command("ip", "addr", op, ip+"/32", "dev", e.h1.Switch).CombinedOutput()
 		if err != nil {
-			t.Logf("ip addr %s %s: %v: %s", op, ip, err, out)
+			return fmt.Errorf("ip addr %s %s: %v: %s", op, ip, err, out)
 		}
-		return err
+		return nil
 	}
 	if err := squat("add"); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { squat("del") })
+	squatting := true
+	t.Cleanup(func() {
+		if squatting {
+			squat("del")
+		}
+	})
 
 	_, stderr, err := runSrc(ctx, e, name, nil)
 	want := "already answers from MAC " + sw.HardwareAddr.String()
@@ -62,6 +68,7 @@ func TestAddressHeldElsewhereIsRefused(t *testing.T) {
 	if err := squat("del"); err != nil {
 		t.Fatal(err)
 	}
+	squatting = false
 	if _, stderr, err := runSrc(ctx, e, name, nil); err != nil {
 		t.Fatalf("migration with the address free: %v\n%s", err, stderr)
 	}
