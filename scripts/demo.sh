@@ -6,11 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 L="bash scripts/lab.sh"
-TLS=/var/lib/dockmove-lab/tls
 NAME=${DEMO_NAME:-demo-workload}
 MEM=${DEMO_MEM_MIB:-256}
-eval "$($L env host2)"; H2_ADDR=$LAB_ADDR; H2_DOCKER=$LAB_DOCKER_HOST; H2_CONF=$LAB_CONFIG
-eval "$($L env host1)"; H1_DOCKER=$LAB_DOCKER_HOST
+eval "$($L env host2)"; H2_ADDR=$LAB_ADDR; H2_DOCKER=$LAB_DOCKER_HOST; H2_CONF=$LAB_CONFIG; H2_TLS=$LAB_TLS_DIR; H2_WORK=$LAB_WORK_DIR
+eval "$($L env host1)"; H1_DOCKER=$LAB_DOCKER_HOST; H1_TLS=$LAB_TLS_DIR; H1_WORK=$LAB_WORK_DIR
+PORT=$LAB_AGENT_PORT LOGS=$LAB_LOG_DIR
 
 cleanup() {
 	[ -n "${DST_PID:-}" ] && kill "$DST_PID" 2>/dev/null && wait "$DST_PID" 2>/dev/null
@@ -18,17 +18,17 @@ cleanup() {
 }
 trap cleanup EXIT
 cleanup
-DST_EVENTS=/var/log/dockmove-lab/demo-dst.events
+DST_EVENTS=$LOGS/demo-dst.events
 rm -f "$DST_EVENTS"
 
-echo "== host2: migrate-dst listening on $H2_ADDR:7070"
-$L on host2 bin/migrate-dst --listen "$H2_ADDR:7070" --docker-host "$H2_DOCKER" \
-	--work-dir /var/lib/dockmove-lab/host2/work --runtime-state "$(dirname "$H2_CONF")/runtime" \
-	--tls-dir "$TLS/host2" --events "$DST_EVENTS" >/var/log/dockmove-lab/demo-dst.log 2>&1 &
+echo "== host2: migrate-dst listening on $H2_ADDR:$PORT"
+$L on host2 bin/migrate-dst --listen "$H2_ADDR:$PORT" --docker-host "$H2_DOCKER" \
+	--work-dir "$H2_WORK" --runtime-state "$(dirname "$H2_CONF")/runtime" \
+	--tls-dir "$H2_TLS" --events "$DST_EVENTS" >$LOGS/demo-dst.log 2>&1 &
 DST_PID=$!
 # Its event stream says when it accepts migrations.
 for _ in $(seq 100); do grep -q '"event":"ready"' "$DST_EVENTS" && break; sleep 0.1; done
-grep -q '"event":"ready"' "$DST_EVENTS" || { cat /var/log/dockmove-lab/demo-dst.log >&2; echo "demo: migrate-dst did not start" >&2; exit 1; }
+grep -q '"event":"ready"' "$DST_EVENTS" || { cat $LOGS/demo-dst.log >&2; echo "demo: migrate-dst did not start" >&2; exit 1; }
 
 echo "== host1: workload container $NAME holding $MEM MiB"
 $L on host1 docker run -d --pull never --name "$NAME" --network dmlab dockmove/workload:lab \
@@ -38,9 +38,9 @@ $L on host1 docker exec "$NAME" arping -U -c 1 -I eth0 "$IP" >/dev/null
 until before=$(bin/workload query "$IP:7000" status 2>/dev/null); do sleep 0.2; done
 echo "   before: $before"
 
-echo "== migrate-src --to $H2_ADDR:7070 $NAME"
-$L on host1 bin/migrate-src --to "$H2_ADDR:7070" --docker-host "$H1_DOCKER" \
-	--work-dir /var/lib/dockmove-lab/host1/work --tls-dir "$TLS/host1" "$NAME"
+echo "== migrate-src --to $H2_ADDR:$PORT $NAME"
+$L on host1 bin/migrate-src --to "$H2_ADDR:$PORT" --docker-host "$H1_DOCKER" \
+	--work-dir "$H1_WORK" --tls-dir "$H1_TLS" "$NAME"
 
 after=$(bin/workload query "$IP:7000" verify)
 echo "   after (on host2, memory verified): $after"

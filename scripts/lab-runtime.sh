@@ -25,10 +25,14 @@ for h in host1 host2 host3 host4; do
 done
 
 # TLS credentials for the lab's agents: one CA, one certificate per host.
-tls=/var/lib/dockmove-lab/tls
-if [ ! -s "$tls/host4/key.pem" ]; then
+hosts=()
+for h in host1 host2 host3 host4; do
+	eval "$(bash scripts/lab.sh env "$h")"
+	hosts+=(--host "$h=$LAB_ADDR")
+done
+tls=$(dirname "$LAB_TLS_DIR")
+if [ ! -s "$LAB_TLS_DIR/key.pem" ]; then
 	rm -rf "$tls"
-	bin/migrate-dst certs --out "$tls" --host host1=10.77.0.11 --host host2=10.77.0.12 \
-		--host host3=10.77.0.13 --host host4=10.77.0.14 >/dev/null
+	bin/migrate-dst certs --out "$tls" "${hosts[@]}" >/dev/null
 	echo "lab: TLS credentials in $tls" >&2
 fi

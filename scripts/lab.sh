@@ -42,6 +42,8 @@ NETWORK=dmlab
 LAB_RUN=/run/dockmove-lab
 LAB_LIB=/var/lib/dockmove-lab
 LAB_LOG=/var/log/dockmove-lab
+LAB_TLS=$LAB_LIB/tls # the agents' credentials, one directory per host
+AGENT_PORT=7070      # where a lab host's migrate-dst listens
 CLASSIC=(host1 host2)
 MODERN=(host3 host4)
 ALL=("${CLASSIC[@]}" "${MODERN[@]}")
@@ -276,8 +278,9 @@ cmd_env() {
 	host_index "$h" >/dev/null
 	local flavour=classic
 	is_modern "$h" && flavour=modern
-	printf 'LAB_FLAVOUR=%s\nLAB_NETNS=/run/netns/%s\nLAB_ADDR=%s\nLAB_DOCKER_HOST=unix://%s\nLAB_IP_RANGE=%s\nLAB_CONFIG=%s\nLAB_PIDFILE=%s\nLAB_NETWORK=%s\nLAB_SUBNET=%s\nLAB_GATEWAY=%s\nLAB_SWITCH=%s\n' \
-		"$flavour" "$(netns_of "$h")" "$(addr_of "$h")" "$(sock_of "$h")" "$(range_of "$h")" "$(config_of "$h")" "$(pidfile_of "$h")" "$NETWORK" "$SUBNET" "$GATEWAY" "$SWITCH"
+	printf 'LAB_FLAVOUR=%s\nLAB_NETNS=/run/netns/%s\nLAB_ADDR=%s\nLAB_DOCKER_HOST=unix://%s\nLAB_IP_RANGE=%s\nLAB_CONFIG=%s\nLAB_PIDFILE=%s\nLAB_NETWORK=%s\nLAB_SUBNET=%s\nLAB_GATEWAY=%s\nLAB_SWITCH=%s\nLAB_TLS_DIR=%s\nLAB_AGENT_PORT=%s\nLAB_WORK_DIR=%s\nLAB_LOG_DIR=%s\n' \
+		"$flavour" "$(netns_of "$h")" "$(addr_of "$h")" "$(sock_of "$h")" "$(range_of "$h")" "$(config_of "$h")" "$(pidfile_of "$h")" "$NETWORK" "$SUBNET" "$GATEWAY" "$SWITCH" \
+		"$LAB_TLS/$h" "$AGENT_PORT" "$LAB_LIB/$h/work" "$LAB_LOG"
 }
 
 cmd_on() {

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -59,6 +60,37 @@ func TestEarlyExitPattern(t *testing.T) {
 	} {
 		if got := earlyExit.MatchString(line); got != want {
 			t.Errorf("%s: flagged %v, want %v", line, got, want)
+		}
+	}
+}
+
+// TestGoAgreesWithLabScript: scripts/lab.sh is the lab's single source of
+// settings; what the Go side keeps as constants must be what it prints.
+func TestGoAgreesWithLabScript(t *testing.T) {
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"host1", "host3"} {
+		out, err := exec.Command("bash", filepath.Join(root, "scripts", "lab.sh"), "env", name).Output()
+		if err != nil {
+			t.Fatalf("lab.sh env %s: %v", name, err)
+		}
+		env := map[string]string{}
+		for _, line := range strings.Split(string(out), "\n") {
+			if k, v, ok := strings.Cut(line, "="); ok {
+				env[k] = v
+			}
+		}
+		h := Host{Name: name, Config: env["LAB_CONFIG"]}
+		for k, want := range map[string]string{
+			"LAB_TLS_DIR":    filepath.Join(TLSDir, name),
+			"LAB_AGENT_PORT": AgentPort,
+			"LAB_WORK_DIR":   h.WorkDir(),
+		} {
+			if env[k] != want {
+				t.Errorf("%s: lab.sh says %s=%q, internal/lab %q", name, k, env[k], want)
+			}
 		}
 	}
 }
