@@ -5,7 +5,7 @@ export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 BIN := bin
 
-.PHONY: fault-matrix bench bench-transfer all build deps lab-up lab-up-modern lab-down lab-purge lab-status images test test-unit test-vm test-vm-cgroup2 bench-vm vet fuzz demo clean
+.PHONY: fault-matrix bench bench-transfer all build deps lab-up lab-up-modern lab-down lab-purge lab-status images test test-unit test-vm test-vm-cgroup2 bench-vm soak vet fuzz demo clean
 
 all: build
 
@@ -78,6 +78,12 @@ VM_PAIR ?= host3,host4
 test-vm-cgroup2: lab-up-modern
 	VM_CGROUP=2 VM_MODERN=1 VM_PAIR=$(VM_PAIR) VM_RUN='-test.run ^$$' \
 		VM_DOCKER_RUN='^(TestVMDockerPrecopy|TestVMDockerHybrid|TestMigrateWorkload|TestMigrateTTYContainer|TestSettingsTravel)$$' bash scripts/vm.sh
+
+# soak moves one container between host1 and host2 100 times (stop-and-copy
+# and lazy in turn) while a client stays connected, and checks that the
+# agents do not grow (make test runs the same test with 6 moves).
+soak: deps lab-up
+	DOCKMOVE_SOAK_MOVES=100 $(GO) test -count=1 -timeout 120m -run '^TestSoakBackAndForth$$' -v ./migrate
 
 # bench-vm compares the pre-copy policies in that VM (one migration per
 # policy and dirty rate) and writes the table to bench/results/vm-precopy.md.

@@ -75,6 +75,9 @@ func StartDestination(h Host, bin string, extra ...string) (*Destination, error)
 	return d, d.Start()
 }
 
+// Pid is the running agent's process ID.
+func (d *Destination) Pid() int { return d.cmd.Process.Pid }
+
 // Start (re)starts the agent and returns once it accepts migrations (its
 // "ready" event), or with its log when it does not.
 func (d *Destination) Start() error {

@@ -1,0 +1,126 @@
+package migrate_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dockmove/dockmove/internal/lab"
+	"github.com/dockmove/dockmove/internal/workload"
+)
+
+// soakMovesEnv sets how many moves TestSoakBackAndForth makes (make soak:
+// 100; CI runs the default).
+const soakMovesEnv = "DOCKMOVE_SOAK_MOVES"
+
+// TestSoakBackAndForth moves one container between host1 and host2 again
+// and again, stop-and-copy and lazy in turn, while a client holds a TCP
+// connection to it: after every move its memory verifies, its counter
+// continued and the connection still streams. Both hosts' migrate-dst run
+// throughout; after the first round trip their descriptors and memory are
+// measured, and they must not grow with the moves, nor may the agents'
+// work directories keep anything.
+func TestSoakBackAndForth(t *testing.T) {
+	moves := 6
+	if v := os.Getenv(soakMovesEnv); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 4 {
+			t.Fatalf("%s=%q: want a number of moves, at least 4", soakMovesEnv, v)
+		}
+		moves = n
+	}
+	e := setup(t)
+	back := env{h1: e.h2, h2: e.h1, bin: e.bin}
+	ctx := ctxFor(t, time.Duration(moves)*time.Minute)
+	dsts := map[string]*lab.Destination{e.h2.Name: startDst(t, e), e.h1.Name: startDst(t, back)}
+	name := unique("soak")
+	addr := runWorkloadMiB(t, ctx, e, name, lab.WorkloadImage, 32, 200)
+	watch := watchBeats(t, ctx, addr, 20)
+	last := waitBeat(t, ctx, addr, 0)
+
+	type usage struct{ fds, rssKiB int }
+	var base map[string]usage
+	here := e
+	for i := 1; i <= moves; i++ {
+		strategy := []string{"stop-and-copy", "lazy"}[(i-1)%2]
+		start := time.Now()
+		if _, stderr, err := runSrc(ctx, here, name, nil, "--strategy", strategy); err != nil {
+			t.Fatalf("move %d (%s, %s -> %s): %v\n%s", i, strategy, here.h1.Name, here.h2.Name, err, stderr)
+		}
+		v, err := workload.Query(ctx, addr, workload.CmdVerify)
+		if err != nil || v.Bad != 0 || v.Counter < last.Counter {
+			t.Fatalf("after move %d: %+v (before %+v), %v", i, v, last, err)
+		}
+		last = v
+		if err := watch.WaitBeats(ctx, watch.Stats().Beats+5); err != nil {
+			t.Fatalf("the client's connection after move %d: %v", i, err)
+		}
+		t.Logf("move %d: %s %s -> %s in %v", i, strategy, here.h1.Name, here.h2.Name, time.Since(start).Round(time.Millisecond))
+		here = env{h1: here.h2, h2: here.h1, bin: e.bin}
+		if i == 2 || i == moves {
+			now := map[string]usage{}
+			for h, d := range dsts {
+				now[h] = usage{fds: countFDs(t, d.Pid()), rssKiB: rssKiB(t, d.Pid())}
+			}
+			if i == 2 {
+				base = now
+				continue
+			}
+			for h, u := range now {
+				b := base[h]
+				t.Logf("%s's migrate-dst after %d moves: %d descriptors (%d after 2), RSS %d KiB (%d)", h, moves, u.fds, b.fds, u.rssKiB, b.rssKiB)
+				if u.fds > b.fds+4 || u.rssKiB > b.rssKiB*3/2+8192 {
+					t.Errorf("%s's migrate-dst grows with the moves: %+v after 2, %+v after %d", h, b, u, moves)
+				}
+			}
+		}
+	}
+	if s := watch.Stop(); s.SeqBreaks != 0 || s.Resets != 0 || s.Err != nil {
+		t.Fatalf("the client's stream over %d moves: %+v", moves, s)
+	}
+	for _, h := range []lab.Host{e.h1, e.h2} {
+		for _, sub := range []string{"staging", "processes", "migrations", "outcomes"} {
+			if left, _ := os.ReadDir(filepath.Join(h.WorkDir(), sub)); len(left) != 0 {
+				t.Errorf("%s's work directory keeps %s/%s after the moves", h.Name, sub, entryNames(left))
+			}
+		}
+		if dumps, _ := filepath.Glob(filepath.Join(h.WorkDir(), "dump-*")); len(dumps) != 0 {
+			t.Errorf("%s keeps dump directories: %v", h.Name, dumps)
+		}
+	}
+}
+
+func countFDs(t *testing.T, pid int) int {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+func rssKiB(t *testing.T, pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return n
+		}
+	}
+	t.Fatalf("no VmRSS for %d", pid)
+	return 0
+}
+
+func entryNames(ents []os.DirEntry) string {
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return strings.Join(names, ", ")
+}
