@@ -10,7 +10,7 @@ NAME=${DEMO_NAME:-demo-workload}
 MEM=${DEMO_MEM_MIB:-256}
 eval "$($L env host2)"; H2_ADDR=$LAB_ADDR; H2_DOCKER=$LAB_DOCKER_HOST; H2_CONF=$LAB_CONFIG; H2_TLS=$LAB_TLS_DIR; H2_WORK=$LAB_WORK_DIR
 eval "$($L env host1)"; H1_DOCKER=$LAB_DOCKER_HOST; H1_TLS=$LAB_TLS_DIR; H1_WORK=$LAB_WORK_DIR
-PORT=$LAB_AGENT_PORT LOGS=$LAB_LOG_DIR
+PORT=$LAB_AGENT_PORT LOGS=$LAB_LOG_DIR NET=$LAB_NETWORK
 
 cleanup() {
 	[ -n "${DST_PID:-}" ] && kill "$DST_PID" 2>/dev/null && wait "$DST_PID" 2>/dev/null
@@ -31,9 +31,9 @@ for _ in $(seq 100); do grep -q '"event":"ready"' "$DST_EVENTS" && break; sleep 
 grep -q '"event":"ready"' "$DST_EVENTS" || { cat $LOGS/demo-dst.log >&2; echo "demo: migrate-dst did not start" >&2; exit 1; }
 
 echo "== host1: workload container $NAME holding $MEM MiB"
-$L on host1 docker run -d --pull never --name "$NAME" --network dmlab dockmove/workload:lab \
+$L on host1 docker run -d --pull never --name "$NAME" --network "$NET" dockmove/workload:lab \
 	/usr/local/bin/workload --data-dir /data --mem-mib "$MEM" >/dev/null
-IP=$($L on host1 docker inspect -f '{{.NetworkSettings.Networks.dmlab.IPAddress}}' "$NAME")
+IP=$($L on host1 docker inspect -f "{{(index .NetworkSettings.Networks \"$NET\").IPAddress}}" "$NAME")
 $L on host1 docker exec "$NAME" arping -U -c 1 -I eth0 "$IP" >/dev/null
 until before=$(bin/workload query "$IP:7000" status 2>/dev/null); do sleep 0.2; done
 echo "   before: $before"
