@@ -81,7 +81,7 @@ test-vm-cgroup2: lab-up-modern
 
 # soak moves one container between host1 and host2 100 times (stop-and-copy
 # and lazy in turn) while a client stays connected, and checks that the
-# agents do not grow (make test runs the same test with 6 moves).
+# agents do not grow (make test runs the same test with 10 moves).
 soak: deps lab-up
 	DOCKMOVE_SOAK_MOVES=100 $(GO) test -count=1 -timeout 120m -run '^TestSoakBackAndForth$$' -v ./migrate
 

@@ -25,7 +25,7 @@ const soakMovesEnv = "DOCKMOVE_SOAK_MOVES"
 // measured, and they must not grow with the moves, nor may the agents'
 // work directories keep anything.
 func TestSoakBackAndForth(t *testing.T) {
-	moves := 6
+	moves := 10
 	if v := os.Getenv(soakMovesEnv); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 4 {
