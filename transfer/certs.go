@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -272,4 +273,49 @@ func serial() *big.Int {
 		panic(err) // crypto/rand never fails on Linux
 	}
 	return n
+}
+
+// Revoke adds every certificate issued to host from the CA in dir (the
+// current one and renewed ones) to dir's revocation list, and returns the
+// list's path: copied into each host's TLS directory, it makes the agents
+// refuse those certificates.
+func Revoke(dir, host string) (string, []string, error) {
+	if err := validName("host name", host); err != nil {
+		return "", nil, fmt.Errorf("transfer: %w", err)
+	}
+	dirs, _ := filepath.Glob(filepath.Join(dir, host+".renewed-*"))
+	dirs = append([]string{filepath.Join(dir, host)}, dirs...)
+	var lines, serials []string
+	for _, d := range dirs {
+		data, err := os.ReadFile(filepath.Join(d, "cert.pem"))
+		if os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			return "", nil, err
+		}
+		b, _ := pem.Decode(data)
+		if b == nil {
+			return "", nil, fmt.Errorf("transfer: %s/cert.pem holds no certificate", d)
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return "", nil, fmt.Errorf("transfer: %s/cert.pem: %w", d, err)
+		}
+		serials = append(serials, serialHex(c))
+		lines = append(lines, fmt.Sprintf("%s # %s, revoked %s", serialHex(c), filepath.Base(d), time.Now().UTC().Format(time.DateOnly)))
+	}
+	if len(serials) == 0 {
+		return "", nil, fmt.Errorf("transfer: %s holds no certificate of host %s", dir, host)
+	}
+	path := filepath.Join(dir, RevokedFile)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_NOFOLLOW, 0o644)
+	if err != nil {
+		return "", nil, fmt.Errorf("transfer: %w", err)
+	}
+	_, err = f.WriteString(strings.Join(lines, "\n") + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return path, serials, err
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -467,5 +469,51 @@ func TestUnopenedStreamFailsAfterPeerWaitTimeout(t *testing.T) {
 	_, err := s.ReceiveDir(testContext(t), "images", t.TempDir(), ImagePolicy())
 	if !errors.Is(err, ErrIdle) || !strings.Contains(err.Error(), "did not open") {
 		t.Fatalf("got %v, want ErrIdle naming the stream", err)
+	}
+}
+
+// TestRevokedCertificateIsRefused: a host whose certificate was revoked
+// (certs --revoke, the list copied into the peer's TLS directory) is
+// refused in the handshake, naming the revocation; the list's other
+// entries leave other hosts in, and a malformed list is an error at load.
+func TestRevokedCertificateIsRefused(t *testing.T) {
+	p := loadPKI(t)
+	caDir := filepath.Dir(filepath.Dir(p.host1.Cert))
+	dir := t.TempDir()
+	revoked := filepath.Join(dir, RevokedFile)
+	copyRevocation := func() {
+		path, serials, err := Revoke(caDir, "src")
+		if err != nil || len(serials) != 1 {
+			t.Fatalf("revoke: %v %v", serials, err)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(revoked, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyRevocation()
+	server := p.host2
+	server.Revoked = revoked
+	addr, log, done := tlsServer(t, mustTLS(t, server.Server))
+	_, cerr := tlsClient(mustTLS(t, p.sourceOnly.Client))(t, addr)
+	srv := <-done
+	if cerr == nil || srv.err == nil || !errors.Is(srv.err, ErrAuth) || !strings.Contains(srv.err.Error(), "is revoked") {
+		t.Fatalf("revoked client: client %v, server %v\n%s", cerr, srv.err, log.String())
+	}
+	addr, _, done = tlsServer(t, mustTLS(t, server.Server))
+	if _, cerr := tlsClient(mustTLS(t, p.host1.Client))(t, addr); cerr != nil {
+		t.Fatalf("a host not on the list: %v", cerr)
+	}
+	if srv := <-done; srv.err == nil {
+		srv.s.Close()
+	}
+	if err := os.WriteFile(revoked, []byte("not-a-serial\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := server.Server(); err == nil || !strings.Contains(err.Error(), "not a serial number") {
+		t.Fatalf("a malformed revocation list: %v", err)
 	}
 }

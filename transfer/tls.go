@@ -17,12 +17,20 @@ type TLSFiles struct {
 	CA   string // PEM certificate of the CA every peer must be signed by
 	Cert string // this host's PEM certificate
 	Key  string // this host's PEM private key
+	// Revoked lists revoked certificates' serial numbers (hex, one per
+	// line, as `certs --revoke` writes it); a peer presenting one is
+	// refused. Optional: a missing file revokes nothing.
+	Revoked string
 }
+
+// RevokedFile is the name of the revocation list in a TLS directory.
+const RevokedFile = "revoked.txt"
 
 // HostTLSFiles returns the file names WriteBundle uses inside a host's
 // directory.
 func HostTLSFiles(dir string) TLSFiles {
-	return TLSFiles{CA: filepath.Join(dir, "ca.pem"), Cert: filepath.Join(dir, "cert.pem"), Key: filepath.Join(dir, "key.pem")}
+	return TLSFiles{CA: filepath.Join(dir, "ca.pem"), Cert: filepath.Join(dir, "cert.pem"), Key: filepath.Join(dir, "key.pem"),
+		Revoked: filepath.Join(dir, RevokedFile)}
 }
 
 // ExpiresSoon reports when this host's certificate ends, if that is within
@@ -99,14 +107,61 @@ func (f TLSFiles) Client() (*tls.Config, error) {
 	return cfg, nil
 }
 
-// base is what both sides share: TLS 1.3 and this host's certificate.
+// base is what both sides share: TLS 1.3, this host's certificate, and
+// the refusal of revoked peers.
 func (f TLSFiles) base() (*tls.Config, *x509.CertPool, error) {
 	cert, pool, err := f.load()
 	if err != nil {
 		return nil, nil, err
 	}
-	return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}}, pool, nil
+	revoked, err := readRevoked(f.Revoked)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}}
+	if len(revoked) > 0 {
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return nil // the chain check refuses it where a certificate is required
+			}
+			c := cs.PeerCertificates[0]
+			if revoked[serialHex(c)] {
+				return fmt.Errorf("the certificate of %s (serial %s) is revoked (%s)", c.Subject.CommonName, serialHex(c), f.Revoked)
+			}
+			return nil
+		}
+	}
+	return cfg, pool, nil
 }
+
+// readRevoked reads a revocation list; a missing file revokes nothing.
+func readRevoked(path string) (map[string]bool, error) {
+	if path == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("transfer: revocation list: %w", err)
+	}
+	out := map[string]bool{}
+	for i, line := range strings.Split(string(data), "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		if line = strings.ToLower(strings.TrimSpace(line)); line == "" {
+			continue
+		}
+		if strings.Trim(line, "0123456789abcdef") != "" {
+			return nil, fmt.Errorf("transfer: %s:%d: %q is not a serial number in hex", path, i+1, line)
+		}
+		out[line] = true
+	}
+	return out, nil
+}
+
+// serialHex is a certificate's serial number as revocation lists hold it.
+func serialHex(c *x509.Certificate) string { return c.SerialNumber.Text(16) }
 
 // certNames are the names a certificate proves: its common name, DNS names
 // and IP addresses.

@@ -152,14 +152,26 @@ func certs(args []string) error {
 	var out string
 	var hosts []string
 	var renew bool
+	var revoke []string
 	roles := map[string]string{}
 	fs := pflag.NewFlagSet("certs", pflag.ContinueOnError)
 	fs.StringVar(&out, "out", "dockmove-tls", "directory for the CA and one subdirectory per host; if it holds a CA already, certificates are issued from it for hosts that have none")
 	fs.StringArrayVar(&hosts, "host", nil, "NAME[=ADDR,ADDR...]: a host and the names/IPs it is reached by (repeat)")
 	fs.StringToStringVar(&roles, "role", roles, "NAME=source|destination|both: what the host's certificate allows it to be (default both); a peer's TLS refuses a certificate used in the other role (repeat)")
+	fs.StringSliceVar(&revoke, "revoke", nil, "NAME: add every certificate issued to that host to the CA directory's revoked.txt, to copy to each host's TLS directory (repeat)")
 	fs.BoolVar(&renew, "renew", false, "issue new certificates (valid one year) for hosts that have some, into NAME.renewed-DATE")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	for _, name := range revoke {
+		path, serials, err := transfer.Revoke(out, name)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%s: revoked %s; copy %s to /etc/dockmove/tls/%s on every host\n", name, strings.Join(serials, ", "), path, transfer.RevokedFile)
+	}
+	if len(revoke) > 0 && len(hosts) == 0 {
+		return nil
 	}
 	var bundle []transfer.BundleHost
 	for _, h := range hosts {
