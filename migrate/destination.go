@@ -321,7 +321,11 @@ func (s *Server) serveMigration(ctx context.Context, in *incoming) {
 		sess.Fail(err)
 		return
 	}
-	in.log.Info("migration committed", "container", in.name(), "id", in.state.ContainerID)
+	if in.pre.DryRun {
+		in.log.Info("dry run answered: the migration would be accepted", "container", in.name())
+	} else {
+		in.log.Info("migration committed", "container", in.name(), "id", in.state.ContainerID)
+	}
 	sess.Close()
 }
 

@@ -94,6 +94,9 @@ func (in *incoming) run(ctx context.Context) (err error) {
 		return in.refuse(ctx, err)
 	}
 	defer release()
+	if in.pre.DryRun {
+		return in.sess.Send(ctx, ok) // and keep nothing
+	}
 	defer in.undoOnFailure(ctx, &err)
 	if err := in.srv.saveState(&in.state); err != nil {
 		return err

@@ -38,15 +38,20 @@ func (p *processArrival) accept(context.Context) (*protocol.PreflightOK, func(),
 		return nil, nil, err
 	}
 	p.dir = filepath.Join(in.srv.processDir(), in.pre.MigrationID)
-	if err := os.Mkdir(p.dir, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("migration %s: %w", in.pre.MigrationID, err)
+	if _, err := os.Lstat(p.dir); !os.IsNotExist(err) {
+		return nil, nil, fmt.Errorf("migration %s: %s exists already", in.pre.MigrationID, p.dir)
 	}
-	// From here the state owns the directory: undone with the migration.
+	// The state owns the directory, made next: undone with the migration.
 	in.state = migrationState{MigrationID: in.pre.MigrationID, Name: "process " + in.pre.Process.Name, Phase: phasePrepared, ProcessDir: p.dir}
 	return &protocol.PreflightOK{RestoreMillis: in.srv.lastRestore.Load()}, func() {}, nil
 }
 
-func (p *processArrival) prepare(context.Context) (string, error) { return p.dir, nil }
+func (p *processArrival) prepare(context.Context) (string, error) {
+	if err := os.Mkdir(p.dir, 0o700); err != nil {
+		return "", fmt.Errorf("migration %s: %w", p.in.pre.MigrationID, err)
+	}
+	return p.dir, nil
+}
 
 func (p *processArrival) receive(ctx context.Context) error {
 	images := filepath.Join(p.dir, imagesDir)

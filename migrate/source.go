@@ -55,6 +55,10 @@ type SourceConfig struct {
 	// KeepSource leaves the stopped original container on this host instead
 	// of removing it after a successful migration. Default false.
 	KeepSource bool
+	// DryRun only checks: everything up to the destination's answer to
+	// the preflight, with nothing frozen, locked or made on either host
+	// (migrate-src check). The report's Check holds what was found.
+	DryRun bool
 	// AllowNewAddress accepts that the container gets a new address on the
 	// destination when it cannot keep its own; its TCP connections are then
 	// closed. Default false: such a migration is refused before freezing.
@@ -147,6 +151,19 @@ type Stage struct {
 	MigrationID string
 }
 
+// CheckResult is what a dry run found: the destination would take the
+// container, and this is what the migration would ship.
+type CheckResult struct {
+	Sizes       protocol.Sizes `json:"sizes"`        // the source's estimates
+	NeedImage   bool           `json:"need_image"`   // the destination lacks the image
+	ImageLayers int            `json:"image_layers"` // the image's layers
+	HaveLayers  int            `json:"have_layers"`  // of which the destination has these
+	NewAddress  bool           `json:"new_address"`  // the container would get a new address
+	// LastRestore is how long the destination's last restore took (0:
+	// none since it started), the floor of any freeze there.
+	LastRestore time.Duration `json:"destination_last_restore_ns,omitempty"`
+}
+
 // HostPair is what each side of a migration runs.
 type HostPair struct {
 	Source      transfer.HostInfo `json:"source"`
@@ -179,6 +196,7 @@ type Report struct {
 	PrecopyPolicy     predump.Policy               `json:"precopy_policy,omitempty"`
 	PrecopyLimits     *predump.Limits              `json:"precopy_limits,omitempty"` // as used: the restore floor may be the destination's measurement
 	PreCopy           *predump.Result              `json:"precopy,omitempty"`        // the rounds and the policy's decisions
+	Check             *CheckResult                 `json:"check,omitempty"`          // a dry run's findings (SourceConfig.DryRun)
 	Stages            map[string]time.Duration     `json:"stage_ns"`
 
 	mu        sync.Mutex
@@ -298,8 +316,10 @@ func (s *source) run(ctx context.Context) error {
 	if err := s.tgt.inspect(ctx); err != nil {
 		return err
 	}
-	if err := s.lockTree(ctx); err != nil {
-		return err
+	if !s.cfg.DryRun {
+		if err := s.lockTree(ctx); err != nil {
+			return err
+		}
 	}
 	if err := s.connect(ctx); err != nil {
 		return err
@@ -316,6 +336,9 @@ func (s *source) run(ctx context.Context) error {
 	defer stopWatch()
 	if err := s.preflight(ctx); err != nil {
 		return err
+	}
+	if s.cfg.DryRun {
+		return nil
 	}
 	return s.checkpoint(ctx)
 }
@@ -363,7 +386,7 @@ func (s *source) connect(ctx context.Context) error {
 func (s *source) preflight(ctx context.Context) error {
 	s.stage("preflight")
 	pre := &protocol.Preflight{MigrationID: s.id, Strategy: s.strategy,
-		AllowNewAddress: s.cfg.AllowNewAddress, Sizes: s.tgt.sizes(ctx)}
+		AllowNewAddress: s.cfg.AllowNewAddress, Sizes: s.tgt.sizes(ctx), DryRun: s.cfg.DryRun}
 	if err := s.tgt.describe(ctx, pre); err != nil {
 		return err
 	}
@@ -377,6 +400,11 @@ func (s *source) preflight(ctx context.Context) error {
 	if d := time.Duration(ok.RestoreMillis) * time.Millisecond; d > 0 {
 		// Measured beats assumed: the destination's last restore.
 		s.cfg.PrecopyLimits.RestoreFloor = d
+	}
+	if s.cfg.DryRun {
+		s.report.Check = &CheckResult{Sizes: pre.Sizes, NeedImage: ok.NeedImage, ImageLayers: len(pre.ImageLayers), HaveLayers: ok.HaveLayers,
+			NewAddress: ok.NewAddress, LastRestore: time.Duration(ok.RestoreMillis) * time.Millisecond}
+		return nil
 	}
 	if ok.NewAddress {
 		s.log.Warn("the container cannot keep its address on the destination: it gets a new one and its TCP connections will be closed")

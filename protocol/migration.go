@@ -101,6 +101,10 @@ type Preflight struct {
 	// Process, when set, moves a plain process tree instead of a
 	// container: Container, ImageLayers and the image are then unused.
 	Process *ProcessSpec `json:"process,omitempty"`
+	// DryRun asks only whether the destination would take it (migrate-src
+	// check): it answers as to a migration, then creates and keeps
+	// nothing, and the session ends.
+	DryRun bool `json:"dry_run,omitempty"`
 }
 
 // ProcessSpec describes a plain process tree (migrate-src --pid).

@@ -45,6 +45,7 @@ func run() int {
 	fs := pflag.NewFlagSet("migrate-src", pflag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: migrate-src --to HOST[:PORT] [flags] CONTAINER\n       migrate-src --to HOST[:PORT] [flags] --pid PID\n"+
+			"       migrate-src check --to HOST[:PORT] [flags] CONTAINER   would it move, and how? (nothing frozen, nothing made on HOST)\n"+
 			"       migrate-src status [--resolve] [--json]   unresolved migrations and what guards did\n\n%s", fs.FlagUsages())
 	}
 	fs.StringVar(&cfg.To, "to", "", "destination migrate-dst, HOST[:PORT] (default port 7070)")
@@ -86,11 +87,17 @@ func run() int {
 	if fs.NArg() == 1 && fs.Arg(0) == "status" && cfg.To == "" {
 		return status(cfg, resolve, asJSON, &tf)
 	}
-	if (fs.NArg() != 1 && cfg.Pid == 0) || (fs.NArg() != 0 && cfg.Pid != 0) || cfg.To == "" {
+	args := fs.Args()
+	if len(args) > 0 && args[0] == "check" {
+		cfg.DryRun, args = true, args[1:]
+	}
+	if (len(args) != 1 && cfg.Pid == 0) || (len(args) != 0 && cfg.Pid != 0) || cfg.To == "" {
 		fs.Usage()
 		return 2
 	}
-	cfg.Container = fs.Arg(0)
+	if cfg.Pid == 0 {
+		cfg.Container = args[0]
+	}
 	n, err := units.RAMInBytes(ghostLimit)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "migrate-src: --ghost-limit %q: %v\n", ghostLimit, err)
@@ -147,16 +154,46 @@ func run() int {
 		enc.SetIndent("", "  ")
 		enc.Encode(report)
 	}
+	what := cfg.Container
+	if cfg.Pid != 0 {
+		what = fmt.Sprintf("process %d", cfg.Pid)
+	}
 	if err != nil {
-		what := cfg.Container
-		if cfg.Pid != 0 {
-			what = fmt.Sprintf("process %d", cfg.Pid)
+		if cfg.DryRun {
+			fmt.Fprintf(os.Stderr, "migrate-src: %s would not move to %s: %v\n", what, cfg.To, err)
+			return 1
 		}
 		fmt.Fprintf(os.Stderr, "migrate-src: %s was not migrated: %v\n", what, err)
 		return 1
 	}
+	if cfg.DryRun {
+		printCheck(what, report)
+		return 0
+	}
 	printSummary(report)
 	return 0
+}
+
+// printCheck says what a migration would do, from a dry run's report.
+func printCheck(what string, r *migrate.Report) {
+	c := r.Check
+	fmt.Printf("%s would move to %s (%s, nothing was frozen or made there)\n", what, r.Destination, r.Hosts.Destination)
+	fmt.Printf("  strategy %s: %s\n", r.Strategy, r.StrategyReason)
+	fmt.Printf("  to ship: memory %s, writable layer %s, volumes %s\n", cli.Size(c.Sizes.Memory), cli.Size(c.Sizes.Rootfs), cli.Size(c.Sizes.Volumes))
+	switch {
+	case c.NeedImage && c.HaveLayers > 0:
+		fmt.Printf("  image: host2 has %d of its %d layers; the rest is sent (at most %s)\n", c.HaveLayers, c.ImageLayers, cli.Size(c.Sizes.Image))
+	case c.NeedImage:
+		fmt.Printf("  image: sent whole (%s)\n", cli.Size(c.Sizes.Image))
+	case c.ImageLayers > 0:
+		fmt.Println("  image: present on host2")
+	}
+	if c.NewAddress {
+		fmt.Println("  address: a new one on host2 (its TCP connections will be closed)")
+	}
+	if c.LastRestore > 0 {
+		fmt.Printf("  host2's last restore took %v (the floor of the freeze)\n", c.LastRestore)
+	}
 }
 
 // status shows the commits whose destination has not confirmed them and
