@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -38,15 +39,43 @@ func main() {
 }
 
 func run() int {
+	argv := os.Args[1:]
+	if filepath.Base(os.Args[0]) == pluginName {
+		// Run by the Docker CLI as `docker migrate ...`.
+		if len(argv) == 1 && argv[0] == "docker-cli-plugin-metadata" {
+			pluginMetadata(os.Stdout)
+			return 0
+		}
+		g, rest, err := pluginArgs(argv)
+		if err == nil {
+			var host string
+			if host, err = dockerEndpoint(g); host != "" {
+				rest = append([]string{"--docker-host", host}, rest...)
+			}
+			argv = rest
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "docker migrate:", err)
+			return 2
+		}
+	}
+	if len(argv) > 0 && argv[0] == "install-plugin" {
+		return runInstallPlugin(argv[1:])
+	}
 	cfg := migrate.DefaultSourceConfig()
 	var tf cli.TransferFlags
 	var asJSON, verbose, guard, resolve bool
 	var eventsPath string
 	fs := pflag.NewFlagSet("migrate-src", pflag.ContinueOnError)
 	fs.Usage = func() {
+		if filepath.Base(os.Args[0]) == pluginName {
+			fmt.Fprintf(os.Stderr, "usage: docker migrate CONTAINER --to HOST[:PORT] [flags]\n       docker migrate check CONTAINER --to HOST[:PORT] [flags]\n\n%s", fs.FlagUsages())
+			return
+		}
 		fmt.Fprintf(os.Stderr, "usage: migrate-src --to HOST[:PORT] [flags] CONTAINER\n       migrate-src --to HOST[:PORT] [flags] --pid PID\n"+
 			"       migrate-src check --to HOST[:PORT] [flags] CONTAINER   would it move, and how? (nothing frozen, nothing made on HOST)\n"+
-			"       migrate-src status [--resolve] [--json]   unresolved migrations and what guards did\n\n%s", fs.FlagUsages())
+			"       migrate-src status [--resolve] [--json]   unresolved migrations and what guards did\n"+
+			"       migrate-src install-plugin [--docker-config DIR]   install as the Docker CLI plugin: docker migrate CONTAINER --to HOST\n\n%s", fs.FlagUsages())
 	}
 	fs.StringVar(&cfg.To, "to", "", "destination migrate-dst, HOST[:PORT] (default port 7070)")
 	var allowDestinations []string
@@ -78,7 +107,7 @@ func run() int {
 	fs.MarkHidden("pause-at")
 	fs.MarkHidden("pause-for")
 	tf.Register(fs)
-	if err := fs.Parse(os.Args[1:]); err != nil {
+	if err := fs.Parse(argv); err != nil {
 		return 2
 	}
 	if guard {
@@ -291,4 +320,21 @@ func printSummary(r *migrate.Report) {
 	}
 	fmt.Fprintf(os.Stderr, "migrated %s to %s (%s): freeze time %d ms, total %.2fs, %s sent (%s on the wire)\n",
 		r.Container, r.Destination, r.Strategy, r.FreezeTime.Milliseconds(), r.TotalTime.Seconds(), cli.Size(r.BytesRaw+r.PageBytes), cli.Size(r.BytesWire+r.PageBytes))
+}
+
+// runInstallPlugin installs migrate-src as the Docker CLI plugin.
+func runInstallPlugin(args []string) int {
+	var dir string
+	fs := pflag.NewFlagSet("install-plugin", pflag.ContinueOnError)
+	fs.StringVar(&dir, "docker-config", "", "the Docker CLI's configuration directory (default: DOCKER_CONFIG, or ~/.docker)")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
+		return 2
+	}
+	path, err := installPlugin(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "migrate-src: install-plugin:", err)
+		return 1
+	}
+	fmt.Printf("installed %s: docker migrate CONTAINER --to HOST (the same flags as migrate-src; the current Docker context, --context, -H and DOCKER_HOST choose the daemon)\n", path)
+	return 0
 }
