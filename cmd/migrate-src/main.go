@@ -196,7 +196,9 @@ func run() int {
 		return 1
 	}
 	if cfg.DryRun {
-		printCheck(what, report)
+		if !asJSON {
+			printCheck(what, report)
+		}
 		return 0
 	}
 	printSummary(report)
