@@ -187,64 +187,43 @@ func (in *incoming) refuse(ctx context.Context, err error) error {
 
 // check verifies, before the source freezes anything, everything this host
 // can check: the name is free, the runtime is installed, the network exists
-// with the same subnet, the volumes do not exist yet. It reports whether the
-// image must be sent.
+// with the same subnet, the volumes do not exist yet, the policy allows the
+// settings, the disk has room. It names every reason it finds at once (a
+// Docker it cannot ask ends it at once), and reports whether the image
+// must be sent.
 func (in *incoming) check(ctx context.Context, spec protocol.ContainerSpec) (needImage bool, err error) {
 	dk := in.srv.dk
+	var why []string
+	refuse := func(err error) {
+		if err != nil {
+			why = append(why, err.Error())
+		}
+	}
 	if _, err := dk.Inspect(ctx, spec.Name); err == nil {
-		return false, fmt.Errorf("a container named %q already exists on the destination", spec.Name)
+		refuse(fmt.Errorf("a container named %q already exists on the destination", spec.Name))
 	} else if !errors.Is(err, docker.ErrNotFound) {
 		return false, err
 	}
-	if err := in.checkStrategy(); err != nil {
-		return false, err
-	}
+	refuse(in.checkStrategy())
 	allowed, _ := parseAllowedCaps(in.srv.cfg.AllowCaps) // checked by Validate
-	if err := checkCapabilities(spec.CapAdd, allowed); err != nil {
-		return false, err
-	}
-	if err := docker.CheckHostConfig(spec.DockerHostConfig); err != nil {
-		return false, err
-	}
-	if err := checkCgroups(in.sess.Peer().Host, in.srv.hello.Host); err != nil {
-		return false, err
-	}
+	refuse(checkCapabilities(spec.CapAdd, allowed))
+	refuse(docker.CheckHostConfig(spec.DockerHostConfig))
+	refuse(checkCgroups(in.sess.Peer().Host, in.srv.hello.Host))
 	if ok, err := dk.HasRuntime(ctx, restoreruntime.Name); err != nil || !ok {
-		return false, fmt.Errorf("the restore runtime %q is not installed on the destination (run: migrate-dst install-runtime): %v", restoreruntime.Name, err)
+		refuse(fmt.Errorf("the restore runtime %q is not installed on the destination (run: migrate-dst install-runtime): %v", restoreruntime.Name, err))
 	}
 	if n := spec.Network; n != nil {
-		info, err := dk.Network(ctx, n.Name)
-		if err != nil {
-			return false, fmt.Errorf("the destination has no network %q for the container: %v", n.Name, err)
-		}
-		if subnet := info.Subnet; subnet != n.Subnet {
-			if !in.pre.AllowNewAddress {
-				return false, fmt.Errorf("network %q has subnet %s on the destination, %s on the source: the address %s cannot be kept "+
-					"(migrate-src --allow-new-address accepts a new address, closing the container's TCP connections)", n.Name, subnet, n.Subnet, n.IPv4)
-			}
-			in.newAddress = true
-		}
-		if !in.newAddress {
-			if err := in.checkAddressFree(info, n); err != nil {
-				if !in.pre.AllowNewAddress {
-					return false, err
-				}
-				in.log.Info("the container gets a new address", "why", err)
-				in.newAddress = true
-			}
-		}
+		refuse(in.checkNetwork(ctx, n))
 	}
 	for _, v := range spec.Volumes {
 		if v.Anonymous {
 			continue // a new one, made with the container
 		}
 		if _, err := dk.Volume(ctx, v.Name); err == nil {
-			return false, fmt.Errorf("volume %q already exists on the destination; refusing to mix its contents", v.Name)
+			refuse(fmt.Errorf("volume %q already exists on the destination; refusing to mix its contents", v.Name))
 		}
 	}
-	if err := in.checkStorage(ctx); err != nil {
-		return false, err
-	}
+	refuse(in.checkStorage(ctx))
 	in.image, err = in.localImage(ctx)
 	if errors.Is(err, docker.ErrNotFound) {
 		needImage, err = true, nil
@@ -252,7 +231,37 @@ func (in *incoming) check(ctx context.Context, spec protocol.ContainerSpec) (nee
 	if err != nil {
 		return false, err
 	}
-	return needImage, in.checkDisk(ctx, needImage)
+	refuse(in.checkDisk(ctx, needImage))
+	if len(why) > 0 {
+		return false, errors.New(strings.Join(why, "; "))
+	}
+	return needImage, nil
+}
+
+// checkNetwork checks that the container's network exists here and that
+// it can keep its address on it, or, if the source allows, notes that it
+// gets a new one.
+func (in *incoming) checkNetwork(ctx context.Context, n *protocol.NetworkSpec) error {
+	info, err := in.srv.dk.Network(ctx, n.Name)
+	if err != nil {
+		return fmt.Errorf("the destination has no network %q for the container: %v", n.Name, err)
+	}
+	if subnet := info.Subnet; subnet != n.Subnet {
+		if !in.pre.AllowNewAddress {
+			return fmt.Errorf("network %q has subnet %s on the destination, %s on the source: the address %s cannot be kept "+
+				"(migrate-src --allow-new-address accepts a new address, closing the container's TCP connections)", n.Name, subnet, n.Subnet, n.IPv4)
+		}
+		in.newAddress = true
+		return nil
+	}
+	if err := in.checkAddressFree(info, n); err != nil {
+		if !in.pre.AllowNewAddress {
+			return err
+		}
+		in.log.Info("the container gets a new address", "why", err)
+		in.newAddress = true
+	}
+	return nil
 }
 
 // haveLayers counts the leading layers of the image that a local image

@@ -16,7 +16,7 @@ import (
 // would move and how (strategy, sizes, image, address) with nothing
 // frozen (no dump stage; the client's stream unbroken), locked or made on
 // host2 (no container, volume or migration state); for a container host2
-// would refuse it gives host2's reason and fails.
+// would refuse it gives all of host2's reasons at once and fails.
 func TestCheckMovesNothing(t *testing.T) {
 	e := setup(t)
 	startDst(t, e)
@@ -63,13 +63,19 @@ func TestCheckMovesNothing(t *testing.T) {
 		t.Fatalf("check left migration state on host2: %s", entryNames(left))
 	}
 
-	// A name host2 already uses: refused, with host2's reason.
+	// A name and a volume name host2 already uses: refused, with both of
+	// host2's reasons at once.
 	if _, err := e.h2.Docker(ctx, "create", "--pull", "never", "--name", name, "--network", e.h2.Network, lab.BusyboxImage, "true"); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := e.h2.Docker(ctx, "volume", "create", vol); err != nil {
+		t.Fatal(err)
+	}
 	run = lab.RunSource(ctx, e.h1, e.h2, e.bin, name, nil, "check")
-	if run.Err == nil || !strings.Contains(run.Stderr, "would not move") || !strings.Contains(run.Stderr, "already exists on the destination") {
-		t.Fatalf("check of a container host2 refuses: %v\n%s", run.Err, run.Stderr)
+	for _, want := range []string{"would not move", `a container named "` + name + `" already exists`, `volume "` + vol + `" already exists`} {
+		if run.Err == nil || !strings.Contains(run.Stderr, want) {
+			t.Fatalf("check of a container host2 refuses twice over: %v, want %q in:\n%s", run.Err, want, run.Stderr)
+		}
 	}
 	if st, err := e.h1.Docker(ctx, "inspect", "-f", "{{.State.Status}}", name); err != nil || st != "running" {
 		t.Fatalf("on host1 after the checks: %q, %v", st, err)
