@@ -74,6 +74,7 @@ func run() int {
 		}
 		fmt.Fprintf(os.Stderr, "usage: migrate-src --to HOST[:PORT] [flags] CONTAINER\n       migrate-src --to HOST[:PORT] [flags] --pid PID\n"+
 			"       migrate-src check --to HOST[:PORT] [flags] CONTAINER   would it move, and how? (nothing frozen, nothing made on HOST)\n"+
+			"       migrate-src drain [check] --to HOST[:PORT] [--label KEY[=VALUE]] [flags]   move every running container, one after the other\n"+
 			"       migrate-src status [--resolve] [--json]   unresolved migrations and what guards did\n"+
 			"       migrate-src install-plugin [--docker-config DIR]   install as the Docker CLI plugin: docker migrate CONTAINER --to HOST\n\n%s", fs.FlagUsages())
 	}
@@ -97,6 +98,8 @@ func run() int {
 	fs.StringVar(&cfg.WorkDir, "work-dir", cfg.WorkDir, "where the dump is written while it is shipped")
 	fs.StringVar(&cfg.CRIU, "criu", "", "criu binary (default: criu in PATH)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON on stdout")
+	var labels []string
+	fs.StringArrayVar(&labels, "label", nil, "drain: only the containers with this label, KEY or KEY=VALUE (repeat)")
 	fs.StringVar(&eventsPath, "events", "", "write the migration's events (stages, the outcome) as JSON lines to this file (e.g. /dev/fd/3)")
 	fs.BoolVar(&resolve, "resolve", false, "with status: deliver every commit its destination has not confirmed")
 	fs.BoolVarP(&verbose, "verbose", "v", false, "log details to stderr")
@@ -117,14 +120,20 @@ func run() int {
 		return status(cfg, resolve, asJSON, &tf)
 	}
 	args := fs.Args()
+	drain := len(args) > 0 && args[0] == "drain"
+	if drain {
+		args = args[1:]
+	}
 	if len(args) > 0 && args[0] == "check" {
 		cfg.DryRun, args = true, args[1:]
 	}
-	if (len(args) != 1 && cfg.Pid == 0) || (len(args) != 0 && cfg.Pid != 0) || cfg.To == "" {
+	switch {
+	case drain && (len(args) != 0 || cfg.Pid != 0 || cfg.To == ""),
+		!drain && ((len(args) != 1 && cfg.Pid == 0) || (len(args) != 0 && cfg.Pid != 0) || cfg.To == ""):
 		fs.Usage()
 		return 2
 	}
-	if cfg.Pid == 0 {
+	if !drain && cfg.Pid == 0 {
 		cfg.Container = args[0]
 	}
 	n, err := units.RAMInBytes(ghostLimit)
@@ -176,6 +185,9 @@ func run() int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if drain {
+		return runDrain(ctx, cfg, labels, asJSON)
+	}
 	report, err := migrate.Migrate(ctx, cfg)
 	ev.End(err)
 	if asJSON && report != nil {
@@ -338,5 +350,33 @@ func runInstallPlugin(args []string) int {
 		return 1
 	}
 	fmt.Printf("installed %s: docker migrate CONTAINER --to HOST (the same flags as migrate-src; the current Docker context, --context, -H and DOCKER_HOST choose the daemon)\n", path)
+	return 0
+}
+
+// runDrain moves (or, with check, checks) every running container and
+// says what became of each; it fails if any stays.
+func runDrain(ctx context.Context, cfg migrate.SourceConfig, labels []string, asJSON bool) int {
+	results, err := migrate.Drain(ctx, cfg, labels, func(r migrate.DrainResult) {
+		switch {
+		case r.Error != "" && cfg.DryRun:
+			fmt.Fprintf(os.Stderr, "%s: would not move: %s\n", r.Container, r.Error)
+		case r.Error != "":
+			fmt.Fprintf(os.Stderr, "%s: stays on this host: %s\n", r.Container, r.Error)
+		case cfg.DryRun:
+			fmt.Fprintf(os.Stderr, "%s: would move (%s)\n", r.Container, r.Report.Strategy)
+		default:
+			fmt.Fprintf(os.Stderr, "%s: moved (%s, frozen %d ms)\n", r.Container, r.Report.Strategy, r.Report.FreezeTime.Milliseconds())
+		}
+	})
+	if asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(results)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "migrate-src: drain:", err)
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "drained: %d containers %s %s\n", len(results), map[bool]string{true: "would move to", false: "moved to"}[cfg.DryRun], cfg.To)
 	return 0
 }

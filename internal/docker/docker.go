@@ -11,6 +11,7 @@ import (
 	"io"
 	"regexp"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -455,6 +456,27 @@ func (c *Client) ContainersWithLabel(ctx context.Context, key string) (map[strin
 	for _, s := range list {
 		out[s.ID] = s.Labels[key]
 	}
+	return out, nil
+}
+
+// RunningContainers names the running containers, sorted, carrying every
+// label of labels (KEY or KEY=VALUE, as docker ps --filter label= takes).
+func (c *Client) RunningContainers(ctx context.Context, labels []string) ([]string, error) {
+	f := filters.NewArgs(filters.Arg("status", "running"))
+	for _, l := range labels {
+		f.Add("label", l)
+	}
+	list, err := c.api.ContainerList(ctx, container.ListOptions{Filters: f})
+	if err != nil {
+		return nil, wrap("ps", err)
+	}
+	var out []string
+	for _, s := range list {
+		if len(s.Names) > 0 {
+			out = append(out, strings.TrimPrefix(s.Names[0], "/"))
+		}
+	}
+	sort.Strings(out)
 	return out, nil
 }
 
