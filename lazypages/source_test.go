@@ -78,7 +78,7 @@ func TestAbortWaitsForALatePageServer(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	late, err := net.Listen("tcp", addr)
 	if err != nil {
-		t.Skipf("prerequisite: the port was taken meanwhile: %v", err)
+		t.Fatalf("listen again on %s (taken meanwhile?): %v", addr, err)
 	}
 	defer late.Close()
 	c, err := late.Accept()
