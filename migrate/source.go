@@ -541,10 +541,7 @@ func (s *source) checkpoint(ctx context.Context) error {
 // returns the final dump's spec, the directories shipped with its images
 // and the final images' directory.
 func (s *source) prepareDump(ctx context.Context) (spec criu.DumpSpec, extra []namedDir, images string, err error) {
-	if spec, err = s.tgt.dumpSpec(ctx); err != nil {
-		return spec, nil, "", err
-	}
-	if extra, err = s.tgt.streams(ctx); err != nil {
+	if spec, extra, err = s.tgt.dumpSpec(ctx); err != nil {
 		return spec, nil, "", err
 	}
 	if err := checkNotStopped(spec.Pid); err != nil {

@@ -32,10 +32,9 @@ type target interface {
 	sizes(ctx context.Context) protocol.Sizes
 	// describe fills in what the preflight says about the target.
 	describe(ctx context.Context, pre *protocol.Preflight) error
-	// dumpSpec describes the tree CRIU dumps.
-	dumpSpec(ctx context.Context) (criu.DumpSpec, error)
-	// streams lists what ships besides CRIU's images, by stream name.
-	streams(ctx context.Context) ([]namedDir, error)
+	// dumpSpec describes the tree CRIU dumps and lists what ships beside
+	// CRIU's images, by stream name.
+	dumpSpec(ctx context.Context) (criu.DumpSpec, []namedDir, error)
 	// keepDown has Docker leave the original down once CRIU ends it.
 	keepDown(ctx context.Context) error
 	// running reports whether the dumped original still runs here.
@@ -117,33 +116,30 @@ func (c *dockerContainer) describe(ctx context.Context, pre *protocol.Preflight)
 	return nil
 }
 
-func (c *dockerContainer) dumpSpec(ctx context.Context) (criu.DumpSpec, error) {
+// dumpSpec describes the container's tree; beside the images ship its
+// writable layer and its volumes.
+func (c *dockerContainer) dumpSpec(ctx context.Context) (criu.DumpSpec, []namedDir, error) {
 	r, err := c.dk.Inspect(ctx, c.id)
 	if err != nil {
-		return criu.DumpSpec{}, err
+		return criu.DumpSpec{}, nil, err
 	}
-	return dumpSpec(r)
-}
-
-// streams are the writable layer and the volumes.
-func (c *dockerContainer) streams(ctx context.Context) ([]namedDir, error) {
-	r, err := c.dk.Inspect(ctx, c.id)
+	spec, err := dumpSpec(r)
 	if err != nil {
-		return nil, err
+		return spec, nil, err
 	}
 	upper, _, err := writableLayer(r)
 	if err != nil {
-		return nil, err
+		return spec, nil, err
 	}
-	out := []namedDir{{protocol.StreamRootfs, upper}}
+	extra := []namedDir{{protocol.StreamRootfs, upper}}
 	for i, v := range c.spec.Volumes {
 		mp, err := c.dk.Volume(ctx, v.Name)
 		if err != nil {
-			return nil, err
+			return spec, nil, err
 		}
-		out = append(out, namedDir{protocol.VolumeStream(i), mp})
+		extra = append(extra, namedDir{protocol.VolumeStream(i), mp})
 	}
-	return out, nil
+	return spec, extra, nil
 }
 
 func (c *dockerContainer) keepDown(ctx context.Context) error {
@@ -237,14 +233,14 @@ func (p *processTree) describe(_ context.Context, pre *protocol.Preflight) error
 	return nil
 }
 
-func (p *processTree) dumpSpec(context.Context) (criu.DumpSpec, error) {
-	return criu.DumpSpec{Pid: p.pid, Process: true}, nil
+// dumpSpec: a process tree ships its images only.
+func (p *processTree) dumpSpec(context.Context) (criu.DumpSpec, []namedDir, error) {
+	return criu.DumpSpec{Pid: p.pid, Process: true}, nil, nil
 }
 
-func (p *processTree) streams(context.Context) ([]namedDir, error) { return nil, nil }
-func (p *processTree) keepDown(context.Context) error              { return nil }
-func (p *processTree) running(context.Context) bool                { return processAlive(p.pid) }
-func (p *processTree) remove(context.Context) error                { return nil }
+func (p *processTree) keepDown(context.Context) error { return nil }
+func (p *processTree) running(context.Context) bool   { return processAlive(p.pid) }
+func (p *processTree) remove(context.Context) error   { return nil }
 
 // rollback takes the network back: CRIU leaves its lock on a resumed tree
 // after a failed post-copy.
