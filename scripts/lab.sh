@@ -157,7 +157,7 @@ daemon_up() {
 		log "$h: daemon.json reset to $(base_config_of "$h")"
 	fi
 	# A stale exec-root keeps the managed containerd from coming up.
-	rm -rf "$(exec_root_of "$h")"
+	clear_exec_root "$(exec_root_of "$h")"
 	local enter=()
 	if is_modern "$h"; then
 		[ -s "$MODERN_ROOT/.dockmove-ready" ] || die "$h needs the modern root (run: bash scripts/modern-root.sh)"
@@ -247,11 +247,28 @@ cmd_up() {
 	done
 }
 
+# clear_exec_root removes a dockerd's exec-root. A dockerd that did not
+# exit cleanly leaves its network namespaces bind-mounted there (nsfs on
+# netns/default, one per sandbox), and rm then fails with "Device or
+# resource busy", failing lab-up: unmount what is below it first, deepest
+# first.
+clear_exec_root() {
+	local dir=$1 mnt _ points=()
+	while read -r _ mnt _; do
+		case $mnt in "$dir"/*) points+=("$mnt") ;; esac
+	done </proc/mounts
+	local i
+	for ((i = ${#points[@]} - 1; i >= 0; i--)); do
+		umount -l "${points[i]}" 2>/dev/null || true
+	done
+	rm -rf "$dir"
+}
+
 cmd_down() {
 	local h
 	for h in "${ALL[@]}"; do
 		daemon_stop "$h"
-		rm -rf "$(exec_root_of "$h")"
+		clear_exec_root "$(exec_root_of "$h")"
 		ip netns del "$(netns_of "$h")" 2>/dev/null || true
 		ip link del "$(veth_of "$h")" 2>/dev/null || true
 	done
