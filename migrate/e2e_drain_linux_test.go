@@ -21,22 +21,10 @@ func TestDrainMovesEveryContainer(t *testing.T) {
 	label := "dockmove.test.drain=" + unique("d")
 	movable := []string{unique("drain-a"), unique("drain-b")}
 	stuck := unique("drain-host")
-	run := func(name string, args ...string) {
-		argv := append([]string{"run", "-d", "--pull", "never", "--name", name, "--label", label}, args...)
-		argv = append(argv, lab.BusyboxImage, "sh", "-c", "while sleep 1; do :; done")
-		if _, err := e.h1.Docker(ctx, argv...); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			for _, h := range []lab.Host{e.h1, e.h2} {
-				cleanupDocker(h, "rm", "-f", name)
-			}
-		})
-	}
 	for _, name := range movable {
-		run(name, "--network", e.h1.Network)
+		runIdle(t, ctx, e, name, "--label", label, "--network", e.h1.Network)
 	}
-	run(stuck, "--network", "host")
+	runIdle(t, ctx, e, stuck, "--label", label, "--network", "host")
 
 	out := lab.RunSource(ctx, e.h1, e.h2, e.bin, "", nil, "drain", "--label", label, "--strategy", "stop-and-copy")
 	if out.Err == nil || !strings.Contains(out.Stderr, "the host is not drained: 1 of 3 containers stay") {

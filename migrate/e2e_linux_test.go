@@ -179,6 +179,23 @@ func waitGoneFromHost2(t *testing.T, ctx context.Context, e env, name string, wi
 	}
 }
 
+// runIdle starts on host1 a busybox container called name that only
+// sleeps (args go before the image: network, labels, volumes), removed
+// from both hosts when the test ends.
+func runIdle(t *testing.T, ctx context.Context, e env, name string, args ...string) {
+	t.Helper()
+	argv := append([]string{"run", "-d", "--pull", "never", "--name", name}, args...)
+	argv = append(argv, lab.BusyboxImage, "sh", "-c", "while sleep 1; do :; done")
+	if _, err := e.h1.Docker(ctx, argv...); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, h := range []lab.Host{e.h1, e.h2} {
+			cleanupDocker(h, "rm", "-f", name)
+		}
+	})
+}
+
 // runWorkload starts the workload container on host1 and returns its
 // heartbeat address.
 func runWorkload(t *testing.T, ctx context.Context, e env, name string, image string, args ...string) string {

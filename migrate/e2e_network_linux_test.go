@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/dockmove/dockmove/internal/lab"
 )
 
 // TestAddressHeldElsewhereIsRefused: the container's address is answered
@@ -22,15 +20,7 @@ func TestAddressHeldElsewhereIsRefused(t *testing.T) {
 	startDst(t, e)
 	ctx := ctxFor(t, 3*time.Minute)
 	name := unique("squat")
-	if _, err := e.h1.Docker(ctx, "run", "-d", "--pull", "never", "--name", name, "--network", e.h1.Network, lab.BusyboxImage,
-		"sh", "-c", "while sleep 1; do :; done"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for _, h := range []lab.Host{e.h1, e.h2} {
-			cleanupDocker(h, "rm", "-f", name)
-		}
-	})
+	runIdle(t, ctx, e, name, "--network", e.h1.Network)
 	ip, _, _ := strings.Cut(identity(t, ctx, e.h1, name), " ")
 	sw, err := net.InterfaceByName(e.h1.Switch)
 	if err != nil {

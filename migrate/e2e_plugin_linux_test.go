@@ -21,15 +21,7 @@ func TestDockerPluginMovesWithTheCurrentContext(t *testing.T) {
 	startDst(t, e)
 	ctx := ctxFor(t, 2*time.Minute)
 	name := unique("plugin")
-	if _, err := e.h1.Docker(ctx, "run", "-d", "--pull", "never", "--name", name, "--network", e.h1.Network, lab.BusyboxImage,
-		"sh", "-c", "while sleep 1; do :; done"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for _, h := range []lab.Host{e.h1, e.h2} {
-			cleanupDocker(h, "rm", "-f", name)
-		}
-	})
+	runIdle(t, ctx, e, name, "--network", e.h1.Network)
 	cfg := t.TempDir()
 	var env []string
 	for _, kv := range os.Environ() {

@@ -67,6 +67,22 @@ func buildWorkload(t *testing.T) string {
 	return bin
 }
 
+// startTree runs bin as the init of its own PID namespace and session (so
+// a restore can reuse its PIDs), killed when the test ends; exited closes
+// when it ends.
+func startTree(t *testing.T, bin string, args ...string) (cmd *exec.Cmd, exited chan struct{}) {
+	t.Helper()
+	cmd = exec.Command(bin, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Setsid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited = make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+	return cmd, exited
+}
+
 func freeLoopbackAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -112,14 +128,7 @@ func TestCheckpointRestoreKeepsProcessState(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	cmd := exec.Command(bin, "--mem-mib", "16", "--dirty-pages-per-sec", "2000", "--tick", "2ms", "--verify-every", "0", "--listen", addr)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Setsid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+	cmd, exited := startTree(t, bin, "--mem-mib", "16", "--dirty-pages-per-sec", "2000", "--tick", "2ms", "--verify-every", "0", "--listen", addr)
 
 	before, err := waitStatus(ctx, addr, 100)
 	if err != nil {
@@ -222,14 +231,7 @@ func TestLazyPageServerListensOnlyWhereAsked(t *testing.T) {
 	addr := freeLoopbackAddr(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.Command(bin, "--mem-mib", "8", "--verify-every", "0", "--listen", addr)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Setsid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+	cmd, _ := startTree(t, bin, "--mem-mib", "8", "--verify-every", "0", "--listen", addr)
 	if _, err := waitStatus(ctx, addr, 10); err != nil {
 		t.Fatal(err)
 	}
