@@ -53,6 +53,15 @@ type DestConfig struct {
 	// Docker's default set ("ALL": any). A container that adds another is
 	// refused before anything is frozen. Default none.
 	AllowCaps []string
+	// HostPorts are the host ports a container may publish here (-p):
+	// comma-separated ports and FIRST-LAST ranges. Default "": every port.
+	// A container publishing another is refused before anything is frozen.
+	HostPorts string
+	// BindBases are the directories below which a container's bind mounts
+	// of host paths may be (migrate-src --bind-mounts): copied ones are
+	// made there, shared ones must be found there. Default none: bind
+	// mounts are refused.
+	BindBases []string
 	// Transfer configures sessions (TLS, compression, limits).
 	Transfer transfer.Config
 	// Logger receives the agent's log. Nil discards it.
@@ -74,6 +83,14 @@ func (c DestConfig) Validate() error {
 	}
 	if _, err := parseAllowedCaps(c.AllowCaps); err != nil {
 		return err
+	}
+	if _, err := parsePortRanges(c.HostPorts); err != nil {
+		return err
+	}
+	for _, b := range c.BindBases {
+		if !filepath.IsAbs(b) || filepath.Clean(b) == "/" {
+			return fmt.Errorf("migrate: bind base %q must be an absolute directory other than /", b)
+		}
 	}
 	return c.Transfer.ValidateSettings()
 }
@@ -378,6 +395,9 @@ type migrationState struct {
 	Phase       string   `json:"phase"`
 	ContainerID string   `json:"container_id,omitempty"`
 	Volumes     []string `json:"volumes,omitempty"`
+	// BindDirs are the directories made for copied bind mounts, removed
+	// on rollback.
+	BindDirs    []string `json:"bind_dirs,omitempty"`
 	ImageLoaded string   `json:"image_loaded,omitempty"`
 	Staging     string   `json:"staging,omitempty"`
 	// RootfsStaging holds the writable layer until the restore runtime

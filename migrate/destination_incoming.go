@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -52,6 +53,9 @@ type incoming struct {
 	// volumes are the volumes here that the source's volumes land in, in
 	// its order.
 	volumes []string
+	// bindPaths are where the source's bind mounts live here, in its
+	// order (a copied one below the destination's bind base).
+	bindPaths []string
 }
 
 func (in *incoming) name() string {
@@ -215,6 +219,13 @@ func (in *incoming) check(ctx context.Context, spec protocol.ContainerSpec) (nee
 	if n := spec.Network; n != nil {
 		refuse(in.checkNetwork(ctx, n))
 	}
+	refuse(in.checkPorts(ctx))
+	in.bindPaths = make([]string, len(spec.Binds))
+	for i, b := range spec.Binds {
+		var err error
+		in.bindPaths[i], err = checkBind(in.srv.cfg.BindBases, b)
+		refuse(err)
+	}
 	for _, v := range spec.Volumes {
 		if v.Anonymous {
 			continue // a new one, made with the container
@@ -245,6 +256,18 @@ func (in *incoming) checkNetwork(ctx context.Context, n *protocol.NetworkSpec) e
 	info, err := in.srv.dk.Network(ctx, n.Name)
 	if err != nil {
 		return fmt.Errorf("the destination has no network %q for the container: %v", n.Name, err)
+	}
+	if info.Driver == "bridge" {
+		// Docker's default bridge and user-defined bridges are NAT
+		// networks of each host on its own: the address means nothing
+		// here, and whoever reached the container through it (its
+		// published ports, its neighbours on the bridge) is on the source.
+		if !in.pre.AllowNewAddress {
+			return fmt.Errorf("network %q is a bridge, private to each host: the container's address %s cannot follow it here "+
+				"(migrate-src --allow-new-address accepts a new one: its listening sockets and published ports carry on, its TCP connections are closed)", n.Name, n.IPv4)
+		}
+		in.newAddress = true
+		return nil
 	}
 	if subnet := info.Subnet; subnet != n.Subnet {
 		if !in.pre.AllowNewAddress {
@@ -290,6 +313,12 @@ func (in *incoming) checkDisk(ctx context.Context, needImage bool) error {
 	needs := []diskNeed{
 		{in.srv.cfg.RuntimeState, z.Memory},
 		{root, satAdd(z.Rootfs, z.Volumes)},
+	}
+	for _, b := range in.pre.Container.Binds {
+		if _, base, err := bindPath(in.srv.cfg.BindBases, b); b.Mode == protocol.BindCopy && err == nil {
+			needs = append(needs, diskNeed{base, z.Binds}) // all copies, counted once
+			break
+		}
 	}
 	if needImage {
 		// The image arrives as a tar in staging, then Docker unpacks it.
@@ -398,6 +427,21 @@ func (in *incoming) createShell(ctx context.Context) error {
 		}
 		in.state.Volumes = append(in.state.Volumes, v.Name)
 	}
+	spec.Binds = slices.Clone(spec.Binds)
+	for i, b := range spec.Binds {
+		spec.Binds[i].Source = in.bindPaths[i]
+		if b.Mode != protocol.BindCopy {
+			continue
+		}
+		made, err := makeBindDir(in.srv.cfg.BindBases, b)
+		if made != "" {
+			in.state.BindDirs = append(in.state.BindDirs, made)
+		}
+		if err != nil {
+			in.srv.saveState(&in.state)
+			return fmt.Errorf("bind mount %s: %w", b.Destination, err)
+		}
+	}
 	if in.newAddress {
 		n := *spec.Network
 		n.IPv4, n.MAC = "", ""
@@ -480,6 +524,11 @@ func (in *containerArrival) receive(ctx context.Context) error {
 			return err
 		}
 		recv(protocol.VolumeStream(i), mp, rootfsPolicy())
+	}
+	for i, b := range in.pre.Container.Binds {
+		if b.Mode == protocol.BindCopy {
+			recv(protocol.BindStream(i), in.bindPaths[i], rootfsPolicy())
+		}
 	}
 	if err := g.Wait(); err != nil {
 		return err

@@ -104,6 +104,11 @@ func (s *Server) abandon(ctx context.Context, st *migrationState, cause error) {
 			log.Warn("cleanup: remove volume", "volume", v, "err", err)
 		}
 	}
+	for _, d := range st.BindDirs {
+		if err := os.RemoveAll(d); err != nil {
+			log.Warn("cleanup: remove a bind mount's directory", "dir", d, "err", err)
+		}
+	}
 	if st.ImageLoaded != "" {
 		if err := s.undo().RemoveImage(ctx, st.ImageLoaded); err != nil {
 			log.Warn("cleanup: remove loaded image", "image", st.ImageLoaded, "err", err)

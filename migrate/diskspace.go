@@ -3,6 +3,7 @@
 package migrate
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"math"
@@ -25,9 +26,16 @@ type diskNeed struct {
 type fsInfo func(dir string) (dev uint64, free int64, err error)
 
 // statfsInfo is fsInfo for the real disks.
+// A directory not made yet is measured by its nearest existing parent,
+// where it will be made.
 func statfsInfo(dir string) (uint64, int64, error) {
 	var st syscall.Stat_t
-	if err := syscall.Stat(dir, &st); err != nil {
+	err := syscall.Stat(dir, &st)
+	for errors.Is(err, syscall.ENOENT) && dir != filepath.Dir(dir) {
+		dir = filepath.Dir(dir)
+		err = syscall.Stat(dir, &st)
+	}
+	if err != nil {
 		return 0, 0, err
 	}
 	var fsst syscall.Statfs_t

@@ -184,8 +184,14 @@ func waitGoneFromHost2(t *testing.T, ctx context.Context, e env, name string, wi
 // from both hosts when the test ends.
 func runIdle(t *testing.T, ctx context.Context, e env, name string, args ...string) {
 	t.Helper()
+	runIdleCmd(t, ctx, e, name, args, "while sleep 1; do :; done")
+}
+
+// runIdleCmd is runIdle running the shell script script.
+func runIdleCmd(t *testing.T, ctx context.Context, e env, name string, args []string, script string) {
+	t.Helper()
 	argv := append([]string{"run", "-d", "--pull", "never", "--name", name}, args...)
-	argv = append(argv, lab.BusyboxImage, "sh", "-c", "while sleep 1; do :; done")
+	argv = append(argv, lab.BusyboxImage, "sh", "-c", script)
 	if _, err := e.h1.Docker(ctx, argv...); err != nil {
 		t.Fatal(err)
 	}

@@ -63,6 +63,15 @@ type SourceConfig struct {
 	// destination when it cannot keep its own; its TCP connections are then
 	// closed. Default false: such a migration is refused before freezing.
 	AllowNewAddress bool
+	// RemapPorts publishes the container's host ports elsewhere on the
+	// destination: "[IP:]PORT" -> "[IP:]OTHER". Default none: the same
+	// ports, which must be free there.
+	RemapPorts map[string]string
+	// BindMounts is how the container's bind mounts of host paths move:
+	// copy (their contents, to the same paths on the destination) or
+	// shared (the destination sees the same paths on shared storage).
+	// Default "": a container with bind mounts is refused.
+	BindMounts protocol.BindMode
 	// DumpTimeout bounds CRIU's dump from the freeze to the images being
 	// complete; past it CRIU is killed, the container thawed and resumed,
 	// and the migration fails. Default 5m.
@@ -122,6 +131,8 @@ func (c SourceConfig) Validate() error {
 		return errors.New("migrate: a container or a process, not both")
 	case c.Pid < 0 || c.Pid == 1:
 		return fmt.Errorf("migrate: cannot move process %d", c.Pid)
+	case c.BindMounts != "" && c.BindMounts != protocol.BindCopy && c.BindMounts != protocol.BindShared:
+		return fmt.Errorf("migrate: unknown bind mount mode %q (want copy or shared)", c.BindMounts)
 	case c.Strategy != protocol.StrategyAuto && !slices.Contains(protocol.Strategies, c.Strategy):
 		_, err := protocol.ParseStrategy(string(c.Strategy))
 		return fmt.Errorf("migrate: %w", err)
@@ -232,8 +243,11 @@ type source struct {
 	// restoreAsked: the destination was asked to restore (stop-and-copy
 	// and pre-copy), so it may hold a copy in doubt if the session breaks.
 	restoreAsked bool
-	lock         *os.File
-	tc           transfer.Config // the session's configuration, for resolving
+	// newAddress: the destination said the container gets a new address
+	// (which may be numerically the old one, on another host's bridge).
+	newAddress bool
+	lock       *os.File
+	tc         transfer.Config // the session's configuration, for resolving
 }
 
 // Migrate moves the container to the destination. On any failure before the
@@ -257,9 +271,7 @@ func Migrate(ctx context.Context, cfg SourceConfig) (*Report, error) {
 		s.tgt = &dockerContainer{s: s}
 	}
 	defer s.close()
-	id := make([]byte, 16)
-	rand.Read(id)
-	s.id = hex.EncodeToString(id)
+	s.id = randomHex(16)
 	s.report.MigrationID = s.id
 	sweepStale(cfg.WorkDir, s.log)
 	err := s.run(ctx)
@@ -387,7 +399,9 @@ func (s *source) preflight(ctx context.Context) error {
 	s.stage("preflight")
 	pre := &protocol.Preflight{MigrationID: s.id, Strategy: s.strategy,
 		AllowNewAddress: s.cfg.AllowNewAddress, Sizes: s.tgt.sizes(ctx), DryRun: s.cfg.DryRun}
-	if err := s.tgt.describe(ctx, pre); err != nil {
+	err := s.tgt.describe(ctx, pre)
+	defer s.tgt.preflightDone()
+	if err != nil {
 		return err
 	}
 	if err := s.sess.Send(ctx, pre); err != nil {
@@ -406,7 +420,7 @@ func (s *source) preflight(ctx context.Context) error {
 			NewAddress: ok.NewAddress, LastRestore: time.Duration(ok.RestoreMillis) * time.Millisecond}
 		return nil
 	}
-	if ok.NewAddress {
+	if s.newAddress = ok.NewAddress; ok.NewAddress {
 		s.log.Warn("the container cannot keep its address on the destination: it gets a new one and its TCP connections will be closed")
 		s.stage("new-address")
 	}
@@ -736,7 +750,7 @@ func (s *source) awaitRestored(ctx context.Context) error {
 	s.report.ContainerID, s.report.Pid = done.ContainerID, done.Pid
 	s.report.RestoreTime = time.Duration(done.RestoreMillis) * time.Millisecond
 	s.report.Restore = criu.RestoreStats{PagesRestored: done.PagesRestored, ForkingMicros: done.ForkingMicros, RestoreMicros: done.RestoreMicros}
-	if a := s.tgt.address(); a != "" && done.IPv4 != a {
+	if a := s.tgt.address(); s.newAddress || a != "" && done.IPv4 != a {
 		s.report.NewAddress = done.IPv4
 	}
 	return nil
@@ -881,4 +895,11 @@ func (s *source) guardUpdate(change func(*guardPlan)) {
 	if err := s.guard.update(change); err != nil {
 		s.log.Warn("guard", "err", err)
 	}
+}
+
+// randomHex returns n random bytes in hex.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }

@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/mount"
 	"golang.org/x/sys/unix"
 
 	"github.com/dockmove/dockmove/internal/criu"
@@ -28,8 +30,8 @@ var dockerMounts = []string{"/etc/resolv.conf", "/etc/hostname", "/etc/hosts"}
 
 // specFromInspect turns a running container's description into the spec the
 // destination recreates, refusing what cannot move yet.
-func specFromInspect(ctx context.Context, dk *docker.Client, r container.InspectResponse) (protocol.ContainerSpec, error) {
-	if err := refusals(r); err != nil {
+func specFromInspect(ctx context.Context, dk *docker.Client, r container.InspectResponse, binds protocol.BindMode) (protocol.ContainerSpec, error) {
+	if err := refusals(r, binds); err != nil {
 		return protocol.ContainerSpec{}, err
 	}
 	cfg, host := r.Config, r.HostConfig
@@ -53,6 +55,15 @@ func specFromInspect(ctx context.Context, dk *docker.Client, r container.Inspect
 	}
 	sort.Strings(spec.ExposedPorts)
 	for _, m := range r.Mounts {
+		if m.Type == mount.TypeBind {
+			b := protocol.BindSpec{Source: m.Source, Destination: m.Destination, ReadOnly: !m.RW, Mode: binds}
+			if binds == protocol.BindShared {
+				// Written there for the preflight (writeMarkers).
+				b.Marker = ".dockmove-shared-" + randomHex(16)
+			}
+			spec.Binds = append(spec.Binds, b)
+			continue
+		}
 		spec.Volumes = append(spec.Volumes, protocol.VolumeSpec{Name: m.Name, Destination: m.Destination, ReadOnly: !m.RW,
 			Anonymous: dk.AnonymousVolume(ctx, m.Name, m.Destination, cfg.Volumes)})
 	}
@@ -84,8 +95,9 @@ func userAliases(aliases []string, id string) []string {
 	return out
 }
 
-// refusals lists every reason the container cannot move.
-func refusals(r container.InspectResponse) error {
+// refusals lists every reason the container cannot move, its bind mounts
+// moving as binds says ("": they do not).
+func refusals(r container.InspectResponse, binds protocol.BindMode) error {
 	var why []string
 	add := func(cond bool, reason string) {
 		if cond {
@@ -103,13 +115,24 @@ func refusals(r container.InspectResponse) error {
 	add(host.Privileged, "it is privileged")
 	add(len(host.Devices) > 0, "it has devices mapped from the host")
 	add(host.Init != nil && *host.Init, "it runs docker-init (--init)")
-	add(len(host.PortBindings) > 0, "it publishes ports on the host (-p); host2's ports may differ")
 	add(len(r.NetworkSettings.Networks) > 1, "it is attached to more than one network")
 	add(r.GraphDriver.Name != driverOverlay2 && r.GraphDriver.Name != driverSnapshotter,
 		"its storage driver is "+r.GraphDriver.Name+", not overlay2 or the containerd image store's overlayfs")
 	for _, m := range r.Mounts {
-		add(m.Type != "volume", fmt.Sprintf("%s is a %s mount of a host path (%s)", m.Destination, m.Type, m.Source))
-		add(m.Type == "volume" && m.Driver != "local", fmt.Sprintf("volume %s uses driver %s", m.Name, m.Driver))
+		switch m.Type {
+		case mount.TypeVolume:
+			add(m.Driver != "local", fmt.Sprintf("volume %s uses driver %s", m.Name, m.Driver))
+		case mount.TypeBind:
+			add(binds == "", fmt.Sprintf("%s is a bind mount of a host path (%s): --bind-mounts copy ships its contents to the same path "+
+				"on the destination, --bind-mounts shared declares that the destination sees that path on shared storage", m.Destination, m.Source))
+			if binds == protocol.BindCopy {
+				fi, err := os.Stat(m.Source)
+				add(err != nil, fmt.Sprintf("bind mount %s: %v", m.Destination, err))
+				add(err == nil && !fi.IsDir(), fmt.Sprintf("bind mount %s is of a file (%s): --bind-mounts copy ships directories; use --bind-mounts shared", m.Destination, m.Source))
+			}
+		default:
+			add(true, fmt.Sprintf("%s is a %s mount (%s)", m.Destination, m.Type, m.Source))
+		}
 	}
 	if len(why) == 0 {
 		return nil

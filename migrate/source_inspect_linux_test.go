@@ -49,14 +49,14 @@ func TestRefusalsNameEveryReason(t *testing.T) {
 		{"init", func(r *container.InspectResponse) { r.HostConfig.Init = &yes }, "--init"},
 		{"published ports", func(r *container.InspectResponse) {
 			r.HostConfig.PortBindings = nat.PortMap{"80/tcp": {{HostPort: "8080"}}}
-		}, "publishes ports"},
+		}, ""},
 		{"two networks", func(r *container.InspectResponse) {
 			r.NetworkSettings.Networks["other"] = &network.EndpointSettings{}
 		}, "more than one network"},
 		{"other storage driver", func(r *container.InspectResponse) { r.GraphDriver.Name = "vfs" }, "storage driver"},
 		{"bind mount", func(r *container.InspectResponse) {
 			r.Mounts = []container.MountPoint{{Type: "bind", Source: "/srv", Destination: "/data"}}
-		}, "mount of a host path"},
+		}, "--bind-mounts copy ships its contents"},
 		{"remote volume", func(r *container.InspectResponse) {
 			r.Mounts = []container.MountPoint{{Type: "volume", Name: "v", Driver: "nfs", Destination: "/data"}}
 		}, "uses driver nfs"},
@@ -65,7 +65,7 @@ func TestRefusalsNameEveryReason(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := movable()
 			tt.modify(&r)
-			err := refusals(r)
+			err := refusals(r, "")
 			if tt.want == "" {
 				if err != nil {
 					t.Fatalf("refused a movable container: %v", err)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/dockmove/dockmove/internal/criu"
@@ -32,6 +33,9 @@ type target interface {
 	sizes(ctx context.Context) protocol.Sizes
 	// describe fills in what the preflight says about the target.
 	describe(ctx context.Context, pre *protocol.Preflight) error
+	// preflightDone removes what describe left for the destination to
+	// check, once it has answered.
+	preflightDone()
 	// dumpSpec describes the tree CRIU dumps and lists what ships beside
 	// CRIU's images, by stream name.
 	dumpSpec(ctx context.Context) (criu.DumpSpec, []namedDir, error)
@@ -55,6 +59,8 @@ type dockerContainer struct {
 	dk   *docker.Client
 	id   string
 	spec protocol.ContainerSpec
+	// markers are the shared-storage markers written for the preflight.
+	markers []string
 	// The original restart policy, restored on rollback.
 	restartName    string
 	restartMax     int
@@ -72,8 +78,11 @@ func (c *dockerContainer) inspect(ctx context.Context) error {
 		return err
 	}
 	c.id = r.ID
-	if c.spec, err = specFromInspect(ctx, dk, r); err != nil {
+	if c.spec, err = specFromInspect(ctx, dk, r, c.s.cfg.BindMounts); err != nil {
 		return err
+	}
+	if c.spec.DockerHostConfig, err = docker.RemapPorts(c.spec.DockerHostConfig, c.s.cfg.RemapPorts); err != nil {
+		return fmt.Errorf("%w: --remap-port: %v", ErrCannotMove, err)
 	}
 	c.restartName, c.restartMax = c.spec.RestartPolicy, c.spec.RestartMax
 	return nil
@@ -103,6 +112,11 @@ func (c *dockerContainer) sizes(ctx context.Context) protocol.Sizes {
 			z.Volumes += treeSize(mp)
 		}
 	}
+	for _, b := range c.spec.Binds {
+		if b.Mode == protocol.BindCopy {
+			z.Binds += treeSize(b.Source)
+		}
+	}
 	z.Image, _ = c.dk.ImageSize(ctx, c.spec.ImageID)
 	return z
 }
@@ -112,8 +126,41 @@ func (c *dockerContainer) describe(ctx context.Context, pre *protocol.Preflight)
 	if err != nil {
 		return err
 	}
+	if err := c.writeMarkers(); err != nil {
+		return err
+	}
 	pre.Container, pre.ImageLayers = c.spec, layers
 	return nil
+}
+
+// writeMarkers writes, in each shared bind mount's directory, a file of a
+// name no one can guess, for the destination to find through its own path.
+func (c *dockerContainer) writeMarkers() error {
+	for _, b := range c.spec.Binds {
+		if b.Mode != protocol.BindShared {
+			continue
+		}
+		dir := b.Source
+		if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+			dir = filepath.Dir(dir) // a file shared: its directory is
+		}
+		p := filepath.Join(dir, b.Marker)
+		if err := os.WriteFile(p, []byte(b.Marker), 0o600); err != nil {
+			return fmt.Errorf("bind mount %s: writing the shared-storage marker: %w", b.Destination, err)
+		}
+		c.markers = append(c.markers, p)
+	}
+	return nil
+}
+
+// preflightDone removes the shared-storage markers.
+func (c *dockerContainer) preflightDone() {
+	for _, p := range c.markers {
+		if err := os.Remove(p); err != nil {
+			c.s.log.Warn("removing a shared-storage marker", "file", p, "err", err)
+		}
+	}
+	c.markers = nil
 }
 
 // dumpSpec describes the container's tree; beside the images ship its
@@ -138,6 +185,11 @@ func (c *dockerContainer) dumpSpec(ctx context.Context) (criu.DumpSpec, []namedD
 			return spec, nil, err
 		}
 		extra = append(extra, namedDir{protocol.VolumeStream(i), mp})
+	}
+	for i, b := range c.spec.Binds {
+		if b.Mode == protocol.BindCopy {
+			extra = append(extra, namedDir{protocol.BindStream(i), b.Source})
+		}
 	}
 	return spec, extra, nil
 }
@@ -238,6 +290,7 @@ func (p *processTree) dumpSpec(context.Context) (criu.DumpSpec, []namedDir, erro
 	return criu.DumpSpec{Pid: p.pid, Process: true}, nil, nil
 }
 
+func (p *processTree) preflightDone()                 {}
 func (p *processTree) keepDown(context.Context) error { return nil }
 func (p *processTree) running(context.Context) bool   { return processAlive(p.pid) }
 func (p *processTree) remove(context.Context) error   { return nil }

@@ -37,6 +37,10 @@ const (
 // VolumeStream names the stream carrying volume i.
 func VolumeStream(i int) string { return "volume-" + strconv.Itoa(i) }
 
+// BindStream names the stream carrying the contents of bind mount i
+// (copied binds only).
+func BindStream(i int) string { return "bind-" + strconv.Itoa(i) }
+
 // RoundStream names the stream carrying pre-copy round i (from 1).
 func RoundStream(i int) string { return "round-" + strconv.Itoa(i) }
 
@@ -127,6 +131,7 @@ type Sizes struct {
 	Memory  int64 `json:"memory"`  // the container's memory use: the CRIU images
 	Rootfs  int64 `json:"rootfs"`  // its writable layer
 	Volumes int64 `json:"volumes"` // its named volumes
+	Binds   int64 `json:"binds"`   // its copied bind mounts
 	Image   int64 `json:"image"`   // its image, should it be sent
 }
 
@@ -141,11 +146,11 @@ func (m *Preflight) Validate() error {
 	if !slices.Contains(Strategies, m.Strategy) {
 		return fmt.Errorf("unknown strategy %q", m.Strategy)
 	}
-	if m.Sizes.Memory < 0 || m.Sizes.Rootfs < 0 || m.Sizes.Volumes < 0 || m.Sizes.Image < 0 {
+	if m.Sizes.Memory < 0 || m.Sizes.Rootfs < 0 || m.Sizes.Volumes < 0 || m.Sizes.Binds < 0 || m.Sizes.Image < 0 {
 		return fmt.Errorf("negative size estimate %+v", m.Sizes)
 	}
 	if m.Process != nil {
-		if len(m.ImageLayers) != 0 || m.Sizes.Image != 0 || m.Sizes.Rootfs != 0 || m.Sizes.Volumes != 0 {
+		if len(m.ImageLayers) != 0 || m.Sizes.Image != 0 || m.Sizes.Rootfs != 0 || m.Sizes.Volumes != 0 || m.Sizes.Binds != 0 {
 			return errors.New("a process migration carries no image, file system or volumes")
 		}
 		return m.Process.Validate()
@@ -306,6 +311,7 @@ type ContainerSpec struct {
 	CapDrop       []string          `json:"cap_drop"`
 	Network       *NetworkSpec      `json:"network"`
 	Volumes       []VolumeSpec      `json:"volumes"`
+	Binds         []BindSpec        `json:"binds,omitempty"`
 	// DockerConfig and DockerHostConfig are the container's whole creation
 	// settings as the source's Docker reports them (its Config and
 	// HostConfig, Docker's JSON), so that limits, healthchecks, DNS, log
@@ -351,6 +357,57 @@ type VolumeSpec struct {
 	// Anonymous: Docker made it for the container (`-v /path`, an image's
 	// VOLUME); it belongs to the container and goes with it.
 	Anonymous bool `json:"anonymous,omitempty"`
+}
+
+// BindMode is how a bind mount of a host path moves (migrate-src
+// --bind-mounts).
+type BindMode string
+
+const (
+	// BindCopy ships the directory's contents, at the freeze, to the same
+	// path on the destination, which must not hold anything there.
+	BindCopy BindMode = "copy"
+	// BindShared declares that the destination sees the same path on
+	// shared storage; a marker the source writes there proves it.
+	BindShared BindMode = "shared"
+)
+
+// BindSpec is a bind mount of a host path: Source on the host, Destination
+// in the container.
+type BindSpec struct {
+	Source      string   `json:"source"`
+	Destination string   `json:"destination"`
+	ReadOnly    bool     `json:"read_only"`
+	Mode        BindMode `json:"mode"`
+	// Marker (shared binds) is a file the source wrote in Source for this
+	// migration, named and filled with Marker: the destination reads it
+	// through its own Source.
+	Marker string `json:"marker,omitempty"`
+}
+
+var markerPattern = regexp.MustCompile(`^\.dockmove-shared-[0-9a-f]{32}$`)
+
+// Validate checks a bind mount: absolute, clean paths a bind string can
+// carry, a known mode, and a marker for a shared one.
+func (b *BindSpec) Validate() error {
+	for what, p := range map[string]string{"source": b.Source, "destination": b.Destination} {
+		if !path.IsAbs(p) || path.Clean(p) != p || p == "/" || strings.ContainsAny(p, ":,") || checkText(what, p) != nil {
+			return fmt.Errorf("invalid bind mount %s %q", what, p)
+		}
+	}
+	switch b.Mode {
+	case BindCopy:
+		if b.Marker != "" {
+			return fmt.Errorf("bind mount %s: a marker for a copied bind", b.Source)
+		}
+	case BindShared:
+		if !markerPattern.MatchString(b.Marker) {
+			return fmt.Errorf("bind mount %s: invalid marker %q", b.Source, b.Marker)
+		}
+	default:
+		return fmt.Errorf("bind mount %s: unknown mode %q", b.Source, b.Mode)
+	}
+	return nil
 }
 
 // Limits on what a peer may send in a ContainerSpec.
@@ -425,6 +482,14 @@ func (c *ContainerSpec) Validate() error {
 	}
 	for _, v := range c.Volumes {
 		if err := v.Validate(); err != nil {
+			return err
+		}
+	}
+	if len(c.Binds) > 64 {
+		return fmt.Errorf("%d bind mounts", len(c.Binds))
+	}
+	for _, b := range c.Binds {
+		if err := b.Validate(); err != nil {
 			return err
 		}
 	}

@@ -101,3 +101,27 @@ func TestContainerSpecNetworkAndSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestBindSpecValidation(t *testing.T) {
+	marker := ".dockmove-shared-" + strings.Repeat("0f", 16)
+	for _, c := range []struct {
+		b  BindSpec
+		ok bool
+	}{
+		{BindSpec{Source: "/srv/app", Destination: "/data", Mode: BindCopy}, true},
+		{BindSpec{Source: "/srv/app", Destination: "/data", Mode: BindShared, Marker: marker}, true},
+		{BindSpec{Source: "/srv/app", Destination: "/data", Mode: BindShared}, false},
+		{BindSpec{Source: "/srv/app", Destination: "/data", Mode: BindShared, Marker: "../../etc/passwd"}, false},
+		{BindSpec{Source: "/srv/app", Destination: "/data", Mode: BindCopy, Marker: marker}, false},
+		{BindSpec{Source: "/srv/../etc", Destination: "/data", Mode: BindCopy}, false},
+		{BindSpec{Source: "srv", Destination: "/data", Mode: BindCopy}, false},
+		{BindSpec{Source: "/", Destination: "/data", Mode: BindCopy}, false},
+		{BindSpec{Source: "/srv/a:/etc", Destination: "/data", Mode: BindCopy}, false},
+		{BindSpec{Source: "/srv/app", Destination: "/data:rw,z", Mode: BindCopy}, false},
+		{BindSpec{Source: "/srv/app", Destination: "/data", Mode: "mirror"}, false},
+	} {
+		if err := c.b.Validate(); (err == nil) != c.ok {
+			t.Errorf("%+v: %v", c.b, err)
+		}
+	}
+}

@@ -8,6 +8,9 @@
 #   on every host: macvlan network "dmlab" (10.77.0.0/24, parent eth0),
 #          containers get 10.77.0.64/27 on host1, .96/27 on host2,
 #          .128/27 on host3 and .160/27 on host4
+#   on every host: Docker's default bridge (docker0, 172.17.0.0/16, NAT
+#          to eth0), where `docker run` puts a container unless told
+#          otherwise: private to each host, as on real ones
 #
 # Two flavours of host:
 #   classic (host1, host2): this machine's own Docker (Debian bookworm:
@@ -147,7 +150,7 @@ daemon_alive() {
 # `ip netns exec`: the latter remounts /sys and hides the cgroup mounts.
 daemon_up() {
 	local h=$1 i
-	config_ok "$h" && daemon_alive "$h" && return
+	config_ok "$h" && daemon_alive "$h" && dk "$h" network inspect bridge >/dev/null 2>&1 && return
 	daemon_stop "$h"
 	mkdir -p "$LAB_LOG" "$LAB_RUN" "$(data_root_of "$h")"
 	if ! config_ok "$h"; then
@@ -169,7 +172,7 @@ daemon_up() {
 		--host "unix://$(sock_of "$h")" \
 		--pidfile "$(pidfile_of "$h")" \
 		--config-file "$(config_of "$h")" \
-		--bridge none --experimental \
+		--experimental \
 		</dev/null >>"$LAB_LOG/$h-dockerd.log" 2>&1 &
 	for i in $(seq 1 120); do
 		daemon_alive "$h" && { log "dockerd $h up (pid $(cat "$(pidfile_of "$h")"))"; return; }

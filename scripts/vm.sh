@@ -119,7 +119,7 @@ if [ "${VM_DOCKER:-1}" = 1 ]; then
 	fi
 	printf 'root:x:0:0:root:/root:/bin/sh\n' > "$root/etc/passwd"
 	printf 'root:x:0:\n' > "$root/etc/group"
-	mods="$mods overlay bridge veth macvlan br_netfilter nft_compat nft_chain_nat nf_nat nf_conntrack xt_conntrack xt_addrtype xt_MASQUERADE xt_comment nf_conntrack_netlink"
+	mods="$mods overlay bridge veth macvlan br_netfilter nft_compat nft_chain_nat nf_nat nf_conntrack xt_conntrack xt_addrtype xt_MASQUERADE xt_nat xt_tcpudp xt_comment nf_conntrack_netlink"
 	docker_lab=1
 fi
 

@@ -105,6 +105,8 @@ func serve(args []string) error {
 	fs.StringVar(&cfg.RuntimeState, "runtime-state", cfg.RuntimeState, "the restore runtime's state directory (as given to install-runtime)")
 	fs.StringVar(&cfg.CRIU, "criu", "", "criu binary (default: criu in PATH)")
 	fs.StringArrayVar(&cfg.RestoreCRIUOptions, "restore-criu-option", nil, "extra CRIU option for every restore, as in a CRIU config file (repeat)")
+	fs.StringArrayVar(&cfg.BindBases, "bind-base", nil, "accept containers' bind mounts of host paths below this directory (repeat): copied ones are made there, shared ones must be found there; default: none accepted")
+	fs.StringVar(&cfg.HostPorts, "host-ports", "", "host ports a container may publish here (-p), e.g. 80,443,8000-9000; default every port. A container publishing another is refused before it is frozen")
 	fs.StringSliceVar(&cfg.AllowCaps, "allow-cap", nil, "capabilities a container may add beyond Docker's default set (comma-separated or repeated; ALL allows any): a source is trusted with them")
 	var allowSources []string
 	fs.StringSliceVar(&allowSources, "allow-source", nil, "accept migrations only from these hosts (names or addresses in their certificates; comma-separated or repeated); default: any host whose certificate the CA signed")

@@ -95,6 +95,9 @@ func run() int {
 	fs.IntVar(&cfg.Pid, "pid", 0, "move the plain process tree rooted at PID instead of a container (best the init of its own PID namespace; the destination needs --allow-processes)")
 	fs.BoolVar(&cfg.KeepSource, "keep-source", false, "keep the stopped original container instead of removing it")
 	fs.BoolVar(&cfg.AllowNewAddress, "allow-new-address", false, "if the destination cannot keep the container's IP/MAC, accept a new address (its TCP connections are closed)")
+	bindMounts := ""
+	fs.StringVar(&bindMounts, "bind-mounts", "", "move bind mounts of host paths: copy (their contents, at the freeze, to the same paths on the destination) or shared (the destination sees the same paths on shared storage, checked before freezing); default: refused")
+	fs.StringToStringVar(&cfg.RemapPorts, "remap-port", nil, "publish a host port elsewhere on the destination: [IP:]PORT=[IP:]OTHER (repeat); default the same ports")
 	fs.StringVar(&cfg.WorkDir, "work-dir", cfg.WorkDir, "where the dump is written while it is shipped")
 	fs.StringVar(&cfg.CRIU, "criu", "", "criu binary (default: criu in PATH)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON on stdout")
@@ -142,6 +145,7 @@ func run() int {
 		return 2
 	}
 	cfg.GhostLimit = n
+	cfg.BindMounts = protocol.BindMode(bindMounts)
 	if cfg.Strategy, err = protocol.ParseStrategy(strategy); err != nil {
 		fmt.Fprintf(os.Stderr, "migrate-src: --strategy: %v\n", err)
 		return 2

@@ -26,12 +26,13 @@ var (
 		"ShmSize", "Tmpfs", "Dns", "DnsOptions", "DnsSearch", "ExtraHosts",
 		"LogConfig", "OomScoreAdj", "ReadonlyRootfs", "GroupAdd", "Sysctls",
 		"AutoRemove", "Init", "SecurityOpt", "IpcMode",
+		"PortBindings", "PublishAllPorts",
 	}
 	// translatedHost are set by dockmove from the validated spec (names of
 	// volumes and networks, restart policy, capabilities under the
 	// destination's policy, the restore runtime).
 	translatedHost = []string{
-		"Binds", "Mounts", "NetworkMode", "RestartPolicy", "CapAdd", "CapDrop", "Runtime", "PortBindings",
+		"Binds", "Mounts", "NetworkMode", "RestartPolicy", "CapAdd", "CapDrop", "Runtime",
 	}
 	// ownHost are the destination's own: defaults of its Docker and
 	// kernel, or client-side leftovers.
@@ -56,7 +57,6 @@ var refusedHost = map[string]string{
 	"VolumesFrom":          "another container's volumes",
 	"Links":                "links to other containers",
 	"VolumeDriver":         "a volume driver",
-	"PublishAllPorts":      "ports published on the host",
 	"StorageOpt":           "storage driver options",
 	"BlkioWeightDevice":    "settings of host block devices",
 	"BlkioDeviceReadBps":   "settings of host block devices",
@@ -108,6 +108,9 @@ func CheckHostConfig(raw json.RawMessage) error {
 	var h container.HostConfig
 	if err := json.Unmarshal(raw, &h); err != nil {
 		return fmt.Errorf("docker host config: %w", err)
+	}
+	if _, err := PortBindings(raw); err != nil {
+		why = append(why, fmt.Sprintf("PortBindings (%v)", err))
 	}
 	for _, o := range h.SecurityOpt {
 		if !noNewPrivileges(o) {

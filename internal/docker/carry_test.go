@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/go-connections/nat"
 	"github.com/docker/go-units"
 
 	"github.com/dockmove/dockmove/protocol"
@@ -30,6 +31,7 @@ func sourceSettings(t *testing.T, mod func(*container.Config, *container.HostCon
 		SecurityOpt: []string{"no-new-privileges"}, Tmpfs: map[string]string{"/scratch": "size=16m"},
 		LogConfig:   container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "1m"}},
 		MaskedPaths: []string{"/proc/kcore"}, ConsoleSize: [2]uint{24, 80},
+		PortBindings: nat.PortMap{"7000/tcp": {{HostIP: "127.0.0.1", HostPort: "18080"}}}, PublishAllPorts: true,
 		Resources: container.Resources{Memory: 300 << 20, MemorySwap: 600 << 20, NanoCPUs: 5e8, PidsLimit: &pids,
 			Ulimits: []*units.Ulimit{{Name: "nofile", Soft: 1024, Hard: 2048}}},
 	}
@@ -67,6 +69,9 @@ func TestCreateConfigCarriesTheSourcesSettings(t *testing.T) {
 	if host.Runtime != "dockmove" || len(host.CapAdd) != 0 || host.CgroupnsMode != "" || len(host.MaskedPaths) != 0 || host.RestartPolicy.Name != "always" {
 		t.Fatalf("a setting the destination decides came from the wire: %+v", host)
 	}
+	if b := host.PortBindings["7000/tcp"]; len(b) != 1 || b[0].HostIP != "127.0.0.1" || b[0].HostPort != "18080" || !host.PublishAllPorts {
+		t.Fatalf("published ports lost: %+v %v", host.PortBindings, host.PublishAllPorts)
+	}
 	if cfg.Healthcheck == nil || cfg.StopTimeout == nil || *cfg.StopTimeout != 7 || cfg.Cmd[0] != "serve" {
 		t.Fatalf("config lost: %+v", cfg)
 	}
@@ -100,6 +105,15 @@ func TestCheckHostConfigRefusesWhatReachesTheHost(t *testing.T) {
 			h.LogConfig = container.LogConfig{Type: "syslog", Config: map[string]string{"syslog-address": "udp://203.0.113.1:514"}}
 		}, `LogConfig "syslog"`},
 		{"spared by the OOM killer", func(_ *container.Config, h *container.HostConfig) { h.OomScoreAdj = -1000 }, "OomScoreAdj -1000"},
+		{"published port with a host name for an address", func(_ *container.Config, h *container.HostConfig) {
+			h.PortBindings = nat.PortMap{"7000/tcp": {{HostIP: "evil.example", HostPort: "80"}}}
+		}, "PortBindings (invalid host address"},
+		{"published port out of range", func(_ *container.Config, h *container.HostConfig) {
+			h.PortBindings = nat.PortMap{"7000/tcp": {{HostPort: "70000"}}}
+		}, "PortBindings (invalid host port"},
+		{"published port of an unknown protocol", func(_ *container.Config, h *container.HostConfig) {
+			h.PortBindings = nat.PortMap{"7000/icmp": {{HostPort: "80"}}}
+		}, "PortBindings (invalid published port"},
 		{"OOM kill off without a limit", func(_ *container.Config, h *container.HostConfig) {
 			h.Memory, h.OomKillDisable = 0, new(bool)
 			*h.OomKillDisable = true

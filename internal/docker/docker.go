@@ -355,6 +355,14 @@ func createConfig(spec protocol.ContainerSpec, runtime string, labels map[string
 		}
 		host.Binds = append(host.Binds, v.Name+":"+v.Destination+mode)
 	}
+	for _, b := range spec.Binds {
+		// The destination checked the source path against its own policy.
+		mode := ""
+		if b.ReadOnly {
+			mode = ":ro"
+		}
+		host.Binds = append(host.Binds, b.Source+":"+b.Destination+mode)
+	}
 	var netcfg *network.NetworkingConfig
 	if n := spec.Network; n != nil {
 		host.NetworkMode = container.NetworkMode(n.Name)
