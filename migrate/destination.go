@@ -397,9 +397,13 @@ type migrationState struct {
 	Volumes     []string `json:"volumes,omitempty"`
 	// BindDirs are the directories made for copied bind mounts, removed
 	// on rollback.
-	BindDirs    []string `json:"bind_dirs,omitempty"`
-	ImageLoaded string   `json:"image_loaded,omitempty"`
-	Staging     string   `json:"staging,omitempty"`
+	BindDirs []string `json:"bind_dirs,omitempty"`
+	// Reservations are this host's reservations of the container's
+	// addresses, removed to make way for it (package reserve): made
+	// again on rollback.
+	Reservations []docker.Reservation `json:"reservations,omitempty"`
+	ImageLoaded  string               `json:"image_loaded,omitempty"`
+	Staging      string               `json:"staging,omitempty"`
 	// RootfsStaging holds the writable layer until the restore runtime
 	// moves it in (the containerd image store).
 	RootfsStaging string `json:"rootfs_staging,omitempty"`

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/docker/docker/api/types/container"
+
+	"github.com/dockmove/dockmove/internal/docker"
 )
 
 // fakeDocker (a fake: no daemon) records what abandon asks of Docker.
@@ -49,15 +51,21 @@ func (f *fakeDocker) RemoveImage(_ context.Context, id string) error {
 	return nil
 }
 
+func (f *fakeDocker) Reserve(_ context.Context, network, ip, image, _, _ string) (docker.Reservation, error) {
+	f.calls = append(f.calls, "reserve "+network+"/"+ip+" "+image)
+	return docker.Reservation{Network: network, IPv4: ip, Image: image}, nil
+}
+
 // The safety core with a fake Docker: for each phase a migration can fail
 // in, abandon leaves exactly what "never two running copies, never none"
 // requires. Before the copy was reported restored, everything made here
 // goes (container, an orphan shell labelled with the migration, volumes,
 // the loaded image, the state); once reported, the copy is paused and kept
 // in doubt (the source may have ended its original); a lazy copy missing
-// memory goes; a post-copy whose every page arrived is kept, running.
+// memory goes; a post-copy whose every page arrived is kept, running. A
+// reservation that made way for the copy is made again when it goes.
 func TestAbandonPerPhaseWithFakeDocker(t *testing.T) {
-	removeAll := []string{"rm c1", "rm orphan", "volume rm v1", "rmi sha256:img"}
+	removeAll := []string{"rm c1", "rm orphan", "reserve lan/10.0.0.5 sha256:old", "volume rm v1", "rmi sha256:img"}
 	for _, c := range []struct {
 		phase     string
 		lazy      bool
@@ -79,7 +87,8 @@ func TestAbandonPerPhaseWithFakeDocker(t *testing.T) {
 				t.Fatal(err)
 			}
 			st := &migrationState{MigrationID: "m-1", Name: "web", Phase: c.phase, Lazy: c.lazy, ContainerID: "c1",
-				Volumes: []string{"v1"}, ImageLoaded: "sha256:img"}
+				Volumes: []string{"v1"}, ImageLoaded: "sha256:img",
+				Reservations: []docker.Reservation{{ID: "r1", Network: "lan", IPv4: "10.0.0.5", Image: "sha256:old"}}}
 			if err := s.saveState(st); err != nil {
 				t.Fatal(err)
 			}

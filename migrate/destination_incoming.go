@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,9 +33,9 @@ type incoming struct {
 	log   *slog.Logger
 	pre   *protocol.Preflight
 	state migrationState
-	// newAddress: the container cannot keep its address here and the
-	// source accepted a new one.
-	newAddress bool
+	// renumber names the networks where the container cannot keep its
+	// address here and the source accepted a new one.
+	renumber map[string]bool
 	// pages is the lazy-pages daemon of a post-copy migration.
 	pages *lazypages.Daemon
 	// rounds is how many pre-copy rounds arrived.
@@ -149,7 +149,8 @@ func (c *containerArrival) accept(ctx context.Context) (*protocol.PreflightOK, f
 		release()
 		return nil, nil, err
 	}
-	ok := &protocol.PreflightOK{NeedImage: c.needImage, NewAddress: c.newAddress, RestoreMillis: c.srv.lastRestore.Load()}
+	ok := &protocol.PreflightOK{NeedImage: c.needImage, NewAddress: c.newAddress(), RestoreMillis: c.srv.lastRestore.Load(),
+		Renumbered: slices.Sorted(maps.Keys(c.renumber))}
 	if c.needImage {
 		ok.HaveLayers = c.haveLayers(ctx)
 	}
@@ -216,9 +217,7 @@ func (in *incoming) check(ctx context.Context, spec protocol.ContainerSpec) (nee
 	if ok, err := dk.HasRuntime(ctx, restoreruntime.Name); err != nil || !ok {
 		refuse(fmt.Errorf("the restore runtime %q is not installed on the destination (run: migrate-dst install-runtime): %v", restoreruntime.Name, err))
 	}
-	if n := spec.Network; n != nil {
-		refuse(in.checkNetwork(ctx, n))
-	}
+	refuse(in.checkNetworks(ctx, spec.Networks))
 	refuse(in.checkPorts(ctx))
 	in.bindPaths = make([]string, len(spec.Binds))
 	for i, b := range spec.Binds {
@@ -247,44 +246,6 @@ func (in *incoming) check(ctx context.Context, spec protocol.ContainerSpec) (nee
 		return false, errors.New(strings.Join(why, "; "))
 	}
 	return needImage, nil
-}
-
-// checkNetwork checks that the container's network exists here and that
-// it can keep its address on it, or, if the source allows, notes that it
-// gets a new one.
-func (in *incoming) checkNetwork(ctx context.Context, n *protocol.NetworkSpec) error {
-	info, err := in.srv.dk.Network(ctx, n.Name)
-	if err != nil {
-		return fmt.Errorf("the destination has no network %q for the container: %v", n.Name, err)
-	}
-	if info.Driver == "bridge" {
-		// Docker's default bridge and user-defined bridges are NAT
-		// networks of each host on its own: the address means nothing
-		// here, and whoever reached the container through it (its
-		// published ports, its neighbours on the bridge) is on the source.
-		if !in.pre.AllowNewAddress {
-			return fmt.Errorf("network %q is a bridge, private to each host: the container's address %s cannot follow it here "+
-				"(migrate-src --allow-new-address accepts a new one: its listening sockets and published ports carry on, its TCP connections are closed)", n.Name, n.IPv4)
-		}
-		in.newAddress = true
-		return nil
-	}
-	if subnet := info.Subnet; subnet != n.Subnet {
-		if !in.pre.AllowNewAddress {
-			return fmt.Errorf("network %q has subnet %s on the destination, %s on the source: the address %s cannot be kept "+
-				"(migrate-src --allow-new-address accepts a new address, closing the container's TCP connections)", n.Name, subnet, n.Subnet, n.IPv4)
-		}
-		in.newAddress = true
-		return nil
-	}
-	if err := in.checkAddressFree(info, n); err != nil {
-		if !in.pre.AllowNewAddress {
-			return err
-		}
-		in.log.Info("the container gets a new address", "why", err)
-		in.newAddress = true
-	}
-	return nil
 }
 
 // haveLayers counts the leading layers of the image that a local image
@@ -442,10 +403,11 @@ func (in *incoming) createShell(ctx context.Context) error {
 			return fmt.Errorf("bind mount %s: %w", b.Destination, err)
 		}
 	}
-	if in.newAddress {
-		n := *spec.Network
-		n.IPv4, n.MAC = "", ""
-		spec.Network = &n
+	spec.Networks = slices.Clone(spec.Networks)
+	for i, n := range spec.Networks {
+		if in.renumber[n.Name] {
+			spec.Networks[i].IPv4, spec.Networks[i].MAC = "", ""
+		}
 	}
 	spec.ImageID = in.image
 	id, err := in.srv.dk.Create(ctx, spec, restoreruntime.Name, map[string]string{LabelMigration: in.pre.MigrationID})
@@ -458,7 +420,37 @@ func (in *incoming) createShell(ctx context.Context) error {
 	if serr := in.srv.saveState(&in.state); err == nil {
 		err = serr
 	}
+	if err == nil {
+		err = in.takeReservations(ctx)
+	}
 	return err
+}
+
+// takeReservations removes the reservations this host keeps for the
+// container's addresses (it is coming home: package reserve), each recorded
+// first so that a rollback makes it again.
+func (in *incoming) takeReservations(ctx context.Context) error {
+	for _, n := range in.pre.Container.Networks {
+		if in.renumber[n.Name] || n.IPv4 == "" {
+			continue
+		}
+		r, ok, err := in.srv.dk.FindReservation(ctx, n.Name, n.IPv4)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		in.state.Reservations = append(in.state.Reservations, r)
+		if err := in.srv.saveState(&in.state); err != nil {
+			return err
+		}
+		if err := in.srv.dk.Remove(ctx, r.ID); err != nil {
+			return fmt.Errorf("make way for the container's address %s on %s, which this host kept reserved: %w", n.IPv4, n.Name, err)
+		}
+		in.log.Info("the container's address comes home: its reservation made way", "network", n.Name, "address", n.IPv4)
+	}
+	return nil
 }
 
 // nameVolumes finds, once the container exists, the volume each of the
@@ -536,34 +528,9 @@ func (in *containerArrival) receive(ctx context.Context) error {
 	return linkParent(filepath.Join(dir, restoreruntime.ImagesDir), in.rounds)
 }
 
-// addressProbeWait is how long the destination listens for an answer to
-// its ARP probe of the container's address.
-const addressProbeWait = 300 * time.Millisecond
-
-// checkAddressFree refuses an address that another machine holds on the
-// container's network: host2 would take it over and announce it. On a
-// macvlan network the container keeps its MAC, so an answer from any other
-// MAC than the container's (whose original still answers from the source)
-// is someone else's. Other drivers are not probed: ipvlan answers with
-// the host's MAC, and a bridge network is this host's own.
-func (in *incoming) checkAddressFree(info docker.NetworkInfo, n *protocol.NetworkSpec) error {
-	if info.Driver != "macvlan" || info.Parent == "" || n.IPv4 == "" || n.MAC == "" {
-		return nil
-	}
-	ip, mac := net.ParseIP(n.IPv4), strings.ToLower(n.MAC)
-	holders, err := netrewire.Holders(info.Parent, ip, addressProbeWait)
-	if err != nil {
-		in.log.Warn("could not check that the container's address is free on its network", "address", n.IPv4, "network", n.Name, "err", err)
-		return nil
-	}
-	for _, h := range holders {
-		if h.String() != mac {
-			return fmt.Errorf("address %s on network %q already answers from MAC %s, not the container's %s: another machine holds it there; "+
-				"free the address, or accept a new one (migrate-src --allow-new-address)", n.IPv4, n.Name, h, n.MAC)
-		}
-	}
-	return nil
-}
+// newAddress: the container gets a new address on one of its networks
+// here, and its TCP connections close.
+func (in *incoming) newAddress() bool { return len(in.renumber) > 0 }
 
 // checkStrategy refuses a strategy this host's kernel cannot serve.
 func (in *incoming) checkStrategy() error {
@@ -647,14 +614,16 @@ func (in *containerArrival) restore(ctx context.Context) error {
 	dir, _ := restoreruntime.ContainerDir(in.srv.cfg.RuntimeState, id)
 	lazy := in.pre.Strategy.PostCopy()
 	opts := append([]string{"mntns-compat-mode"}, in.srv.cfg.RestoreCRIUOptions...)
-	if in.newAddress {
+	if in.newAddress() {
 		// Connections cannot follow to a new address: restore them closed,
 		// so the application sees them fail instead of hanging.
 		opts = append(opts, "tcp-close")
 	}
 	plan := restoreruntime.Plan{TCPEstablished: true, ExtUnixSk: true, FileLocks: true, LazyPages: lazy, CRIUOptions: opts, Netns: true, RootfsDir: in.state.RootfsStaging}
-	if n := in.pre.Container.Network; n != nil && !in.newAddress && n.IPv4 != "" {
-		plan.Addresses = []string{n.IPv4}
+	for _, n := range in.pre.Container.Networks {
+		if !in.renumber[n.Name] && n.IPv4 != "" {
+			plan.Addresses = append(plan.Addresses, n.IPv4)
+		}
 	}
 	if err := restoreruntime.WritePlan(dir, plan); err != nil {
 		return err
@@ -689,14 +658,23 @@ func (in *containerArrival) restore(ctx context.Context) error {
 	if r.State == nil || !r.State.Running {
 		return fmt.Errorf("restored container is not running: %s", docker.ExitInfo(r))
 	}
+	addrs := map[string]string{}
+	for name, ep := range r.NetworkSettings.Networks {
+		if ep != nil {
+			addrs[name] = ep.IPAddress
+		}
+	}
+	if err := verifyInterfaces(r.State.Pid, in.pre.Container.Networks, addrs, in.renumber); err != nil {
+		return err
+	}
 	in.announce(r.State.Pid)
 	in.state.Phase = phaseRestored
 	if err := in.srv.saveState(&in.state); err != nil {
 		return err
 	}
 	msg := &protocol.Restored{ContainerID: id, RestoreMillis: took.Milliseconds()}
-	for _, ep := range r.NetworkSettings.Networks {
-		msg.IPv4 = ep.IPAddress
+	if nets := in.pre.Container.Networks; len(nets) > 0 {
+		msg.IPv4 = addrs[nets[0].Name]
 	}
 	if st, ok := criu.RestoreStatsOf(filepath.Join(dir, restoreruntime.ImagesDir)); ok {
 		msg.PagesRestored, msg.ForkingMicros, msg.RestoreMicros = st.PagesRestored, st.ForkingMicros, st.RestoreMicros

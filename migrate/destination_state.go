@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 
 	"github.com/dockmove/dockmove/internal/docker"
+	"github.com/dockmove/dockmove/internal/reserve"
 	"github.com/dockmove/dockmove/internal/restoreruntime"
 )
 
@@ -45,6 +47,7 @@ type undoer interface {
 	ContainersWithLabel(ctx context.Context, key string) (map[string]string, error)
 	RemoveVolume(ctx context.Context, name string) error
 	RemoveImage(ctx context.Context, id string) error
+	Reserve(ctx context.Context, network, ip, image, holder, runtime string) (docker.Reservation, error)
 }
 
 // undo is the Docker abandon works with: the test's fake, or this host's.
@@ -99,6 +102,7 @@ func (s *Server) abandon(ctx context.Context, st *migrationState, cause error) {
 			restoreruntime.RemoveState(dir)
 		}
 	}
+	s.reserveAgain(ctx, st, log)
 	for _, v := range st.Volumes {
 		if err := s.undo().RemoveVolume(ctx, v); err != nil {
 			log.Warn("cleanup: remove volume", "volume", v, "err", err)
@@ -117,6 +121,26 @@ func (s *Server) abandon(ctx context.Context, st *migrationState, cause error) {
 	st.removeStaging()
 	s.dropState(st)
 	log.Info("cleaned up after failed migration", "cause", cause)
+}
+
+// reserveAgain makes again the reservations that made way for the
+// container, which stays elsewhere.
+func (s *Server) reserveAgain(ctx context.Context, st *migrationState, log *slog.Logger) {
+	if len(st.Reservations) == 0 {
+		return
+	}
+	holder, ierr := reserve.Install(filepath.Join(s.cfg.WorkDir, "reserve"))
+	for _, r := range st.Reservations {
+		err := ierr
+		if err == nil {
+			// This host runs the restore runtime (package reserve says why).
+			_, err = s.undo().Reserve(ctx, r.Network, r.IPv4, r.Image, holder, restoreruntime.Name)
+		}
+		if err != nil {
+			log.Error("cleanup: reserve the container's address again: this host's Docker may hand it out while the container "+
+				"answers for it elsewhere", "network", r.Network, "address", r.IPv4, "err", err)
+		}
+	}
 }
 
 // shellsOf lists the containers made for migration st: the one its state

@@ -399,7 +399,7 @@ func TestNewAddressOnlyWhenAccepted(t *testing.T) {
 	netName := unique("alt")
 	// A host-local bridge network: same name, a different subnet on each host.
 	for i, h := range []lab.Host{e.h1, e.h2} {
-		subnet := fmt.Sprintf("10.%d.0.0/24", 78+i)
+		subnet := fmt.Sprintf("10.%d.0.0/24", 88+i) // off the lab's 10.77 and 10.78
 		if _, err := h.Docker(ctx, "network", "create", "-d", "bridge", "--subnet", subnet, netName); err != nil {
 			t.Fatal(err)
 		}
@@ -445,7 +445,7 @@ func TestNewAddressOnlyWhenAccepted(t *testing.T) {
 	if err != nil {
 		t.Fatalf("migration with --allow-new-address: %v\n%s", err, stderr)
 	}
-	if !strings.HasPrefix(report.NewAddress, "10.79.0.") {
+	if !strings.HasPrefix(report.NewAddress, "10.89.0.") {
 		t.Fatalf("new address %q is not on host2's subnet", report.NewAddress)
 	}
 	after := query(e.h2, "verify")

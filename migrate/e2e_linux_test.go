@@ -17,6 +17,7 @@ import (
 
 	"github.com/dockmove/dockmove/internal/lab"
 	"github.com/dockmove/dockmove/internal/lab/labtest"
+	"github.com/dockmove/dockmove/internal/reserve"
 	"github.com/dockmove/dockmove/internal/workload"
 	"github.com/dockmove/dockmove/migrate"
 )
@@ -93,6 +94,15 @@ func setupHosts(t *testing.T, src, dst string) env {
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
+	// A container that moved away leaves its address reserved on its
+	// home host (package reserve); the tests' containers go for good.
+	t.Cleanup(func() {
+		for _, h := range []lab.Host{h1, h2} {
+			if ids, _ := cleanupDocker(h, "ps", "-aq", "--filter", "label="+reserve.Label); ids != "" {
+				cleanupDocker(h, append([]string{"rm", "-f"}, strings.Fields(ids)...)...)
+			}
+		}
+	})
 	return env{h1: h1, h2: h2, bin: buildDir}
 }
 

@@ -208,7 +208,12 @@ type Report struct {
 	PrecopyLimits     *predump.Limits              `json:"precopy_limits,omitempty"` // as used: the restore floor may be the destination's measurement
 	PreCopy           *predump.Result              `json:"precopy,omitempty"`        // the rounds and the policy's decisions
 	Check             *CheckResult                 `json:"check,omitempty"`          // a dry run's findings (SourceConfig.DryRun)
-	Stages            map[string]time.Duration     `json:"stage_ns"`
+	// Reservations hold, on this host, the addresses the container took
+	// from this host's own ranges (see package reserve).
+	Reservations []docker.Reservation `json:"reservations,omitempty"`
+	// Warnings are what went wrong after the commit: the container moved.
+	Warnings []string                 `json:"warnings,omitempty"`
+	Stages   map[string]time.Duration `json:"stage_ns"`
 
 	mu        sync.Mutex
 	start     time.Time
@@ -246,6 +251,8 @@ type source struct {
 	// newAddress: the destination said the container gets a new address
 	// (which may be numerically the old one, on another host's bridge).
 	newAddress bool
+	// renumbered names the networks where it does (PreflightOK).
+	renumbered []string
 	lock       *os.File
 	tc         transfer.Config // the session's configuration, for resolving
 }
@@ -420,6 +427,7 @@ func (s *source) preflight(ctx context.Context) error {
 			NewAddress: ok.NewAddress, LastRestore: time.Duration(ok.RestoreMillis) * time.Millisecond}
 		return nil
 	}
+	s.renumbered = ok.Renumbered
 	if s.newAddress = ok.NewAddress; ok.NewAddress {
 		s.log.Warn("the container cannot keep its address on the destination: it gets a new one and its TCP connections will be closed")
 		s.stage("new-address")
@@ -771,10 +779,19 @@ func (s *source) commit(ctx context.Context) error {
 		}
 	}
 	dropOutcome(s.cfg.WorkDir, s.id)
-	if s.cfg.KeepSource {
-		return nil
+	if !s.cfg.KeepSource {
+		if err := s.tgt.remove(ctx); err != nil {
+			return err
+		}
 	}
-	return s.tgt.remove(ctx)
+	var err error
+	s.report.Reservations, err = s.tgt.reserve(ctx, s.renumbered)
+	if err != nil {
+		s.log.Error("the container moved, but this host could not reserve its address", "err", err)
+		s.report.Warnings = append(s.report.Warnings, fmt.Sprintf("this host could not reserve the address the container took along, "+
+			"so its Docker may give the address to another container: %v", err))
+	}
+	return nil
 }
 
 func (s *source) sendCommit(ctx context.Context) error {

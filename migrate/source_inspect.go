@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/docker/docker/api/types/container"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/dockmove/dockmove/internal/criu"
 	"github.com/dockmove/dockmove/internal/docker"
+	"github.com/dockmove/dockmove/netrewire"
 	"github.com/dockmove/dockmove/protocol"
 )
 
@@ -67,20 +70,98 @@ func specFromInspect(ctx context.Context, dk *docker.Client, r container.Inspect
 		spec.Volumes = append(spec.Volumes, protocol.VolumeSpec{Name: m.Name, Destination: m.Destination, ReadOnly: !m.RW,
 			Anonymous: dk.AnonymousVolume(ctx, m.Name, m.Destination, cfg.Volumes)})
 	}
-	for name, ep := range r.NetworkSettings.Networks {
-		if name == "none" {
-			continue // no network: spec.Network stays nil, host2 uses "none" too
-		}
-		subnet, err := dk.NetworkSubnet(ctx, name)
-		if err != nil {
-			return spec, err
-		}
-		spec.Network = &protocol.NetworkSpec{Name: name, Subnet: subnet, IPv4: ep.IPAddress, MAC: ep.MacAddress, Aliases: userAliases(ep.Aliases, r.ID)}
+	if spec.Networks, err = networksOf(ctx, dk, r); err != nil {
+		return spec, err
 	}
 	if err := spec.Validate(); err != nil {
 		return spec, fmt.Errorf("%w: %v", ErrCannotMove, err)
 	}
 	return spec, nil
+}
+
+// networksOf lists the container's networks in the order of its
+// interfaces, each named as the container's processes see it.
+func networksOf(ctx context.Context, dk *docker.Client, r container.InspectResponse) ([]protocol.NetworkSpec, error) {
+	var out []protocol.NetworkSpec
+	for name, ep := range r.NetworkSettings.Networks {
+		if name == "none" || ep == nil {
+			continue // no network: host2 uses "none" too
+		}
+		subnet, err := dk.NetworkSubnet(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, protocol.NetworkSpec{Name: name, Subnet: subnet, IPv4: ep.IPAddress, MAC: ep.MacAddress,
+			Aliases: userAliases(ep.Aliases, r.ID), GwPriority: ep.GwPriority})
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	links, err := netrewire.Addresses(r.State.Pid)
+	if err != nil && len(out) > 1 {
+		// Without the names, host2 could swap eth0 and eth1 under the
+		// processes.
+		return nil, fmt.Errorf("reading the container's interfaces, to keep their names on the destination: %w", err)
+	}
+	nameInterfaces(out, links)
+	return out, nil
+}
+
+// nameInterfaces names each network's interface from the container's own
+// (found by its address, else its MAC: ipvlan interfaces share one) and
+// puts the networks in the order of their interfaces, eth0's first.
+func nameInterfaces(nets []protocol.NetworkSpec, links []netrewire.Announcement) {
+	for i := range nets {
+		n := &nets[i]
+		for _, l := range links {
+			if l.IP.String() == n.IPv4 {
+				n.Interface = l.Interface
+				break
+			}
+			if strings.EqualFold(l.MAC.String(), n.MAC) && n.Interface == "" {
+				n.Interface = l.Interface
+			}
+		}
+	}
+	slices.SortFunc(nets, func(a, b protocol.NetworkSpec) int {
+		if c := compareInterfaces(a.Interface, b.Interface); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+}
+
+// compareInterfaces orders interface names as Docker numbers them (eth2
+// before eth10), unknown ("") last.
+func compareInterfaces(a, b string) int {
+	if (a == "") != (b == "") {
+		if a == "" {
+			return 1
+		}
+		return -1
+	}
+	pa, na := splitIndex(a)
+	pb, nb := splitIndex(b)
+	if c := strings.Compare(pa, pb); c != 0 {
+		return c
+	}
+	if na != nb {
+		return na - nb
+	}
+	return strings.Compare(a, b)
+}
+
+// splitIndex splits "eth12" into "eth" and 12 (-1 without digits).
+func splitIndex(name string) (string, int) {
+	i := len(name)
+	for i > 0 && name[i-1] >= '0' && name[i-1] <= '9' {
+		i--
+	}
+	n, err := strconv.Atoi(name[i:])
+	if err != nil {
+		return name, -1
+	}
+	return name[:i], n
 }
 
 // userAliases drops the alias Docker adds itself (the short container ID).
@@ -115,7 +196,6 @@ func refusals(r container.InspectResponse, binds protocol.BindMode) error {
 	add(host.Privileged, "it is privileged")
 	add(len(host.Devices) > 0, "it has devices mapped from the host")
 	add(host.Init != nil && *host.Init, "it runs docker-init (--init)")
-	add(len(r.NetworkSettings.Networks) > 1, "it is attached to more than one network")
 	add(r.GraphDriver.Name != driverOverlay2 && r.GraphDriver.Name != driverSnapshotter,
 		"its storage driver is "+r.GraphDriver.Name+", not overlay2 or the containerd image store's overlayfs")
 	for _, m := range r.Mounts {

@@ -4,13 +4,19 @@ package migrate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
+
+	"github.com/docker/docker/api/types/versions"
 
 	"github.com/dockmove/dockmove/internal/criu"
 	"github.com/dockmove/dockmove/internal/docker"
+	"github.com/dockmove/dockmove/internal/reserve"
+	"github.com/dockmove/dockmove/internal/restoreruntime"
 	"github.com/dockmove/dockmove/netrewire"
 	"github.com/dockmove/dockmove/protocol"
 )
@@ -27,7 +33,8 @@ type target interface {
 	lockKey() string
 	// containerID is Docker's ID of the container; "" for a process.
 	containerID() string
-	// address is the IPv4 address that moves with the target; "" if none.
+	// address is the IPv4 address that moves with the target (its first
+	// network's, eth0's); "" if none.
 	address() string
 	// sizes estimates what the destination will store.
 	sizes(ctx context.Context) protocol.Sizes
@@ -48,6 +55,10 @@ type target interface {
 	rollback(ctx context.Context, postCopy bool)
 	// remove deletes the ended original after the commit.
 	remove(ctx context.Context) error
+	// reserve keeps, after the commit, the addresses that moved away
+	// from this host's own ranges (package reserve), except on the
+	// renumbered networks, where the container did not take its address.
+	reserve(ctx context.Context, renumbered []string) ([]docker.Reservation, error)
 }
 
 // namedDir is a directory shipped as the stream of that name.
@@ -92,10 +103,10 @@ func (c *dockerContainer) lockKey() string     { return c.id }
 func (c *dockerContainer) containerID() string { return c.id }
 
 func (c *dockerContainer) address() string {
-	if c.spec.Network == nil {
+	if len(c.spec.Networks) == 0 {
 		return ""
 	}
-	return c.spec.Network.IPv4
+	return c.spec.Networks[0].IPv4
 }
 
 func (c *dockerContainer) sizes(ctx context.Context) protocol.Sizes {
@@ -227,7 +238,7 @@ func (c *dockerContainer) rollback(ctx context.Context, postCopy bool) {
 		return
 	}
 	c.s.unlockNetwork(r.State.Pid)
-	if c.spec.Network == nil {
+	if len(c.spec.Networks) == 0 {
 		return
 	}
 	count, gap := 3, 50*time.Millisecond
@@ -247,6 +258,67 @@ func (c *dockerContainer) rollback(ctx context.Context, postCopy bool) {
 func (c *dockerContainer) remove(ctx context.Context) error {
 	return c.dk.RemoveWithAnonymousVolumes(ctx, c.id)
 }
+
+func (c *dockerContainer) reserve(ctx context.Context, renumbered []string) ([]docker.Reservation, error) {
+	var out []docker.Reservation
+	var errs []error
+	holder, runtime := "", ""
+	for _, n := range c.spec.Networks {
+		if n.IPv4 == "" || slices.Contains(renumbered, n.Name) {
+			continue
+		}
+		info, err := c.dk.Network(ctx, n.Name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		// Only a network shared with other hosts lets an address move;
+		// only this host's own range is this host's to give out again.
+		if !sharedLink(info.Driver) || !info.Allocates(n.IPv4) {
+			continue
+		}
+		if holder == "" {
+			if runtime, err = c.reservationRuntime(ctx); err != nil {
+				return out, err
+			}
+			if holder, err = reserve.Install(filepath.Join(c.s.cfg.WorkDir, "reserve")); err != nil {
+				return out, err
+			}
+		}
+		r, err := c.dk.Reserve(ctx, n.Name, n.IPv4, c.spec.ImageID, holder, runtime)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		c.s.log.Info("address reserved here while the container lives elsewhere", "network", n.Name, "address", n.IPv4, "reservation", reserve.Name(n.Name, n.IPv4))
+		out = append(out, r)
+	}
+	return out, errors.Join(errs...)
+}
+
+// reservationRuntime is the OCI runtime a reservation runs under here:
+// dockmove's where installed (it keeps the reservation from taking any
+// packet: package restoreruntime); else Docker's own where Docker does not
+// advertise addresses (before Docker 27, API 1.46), since nothing then
+// sends the moved container's traffic to the reservation.
+func (c *dockerContainer) reservationRuntime(ctx context.Context) (string, error) {
+	if ok, err := c.dk.HasRuntime(ctx, restoreruntime.Name); err == nil && ok {
+		return restoreruntime.Name, nil
+	}
+	api, err := c.dk.APIVersion(ctx)
+	if err != nil {
+		return "", err
+	}
+	if versions.LessThan(api, "1.46") {
+		return "", nil
+	}
+	return "", fmt.Errorf("this host's Docker (API %s) advertises an address as it attaches a container, which would draw the moved container's "+
+		"clients to a reservation; install dockmove's runtime here (migrate-dst install-runtime) for this host to keep reservations", api)
+}
+
+// sharedLink reports whether driver's networks are links shared with other
+// hosts, where a container's address is portable.
+func sharedLink(driver string) bool { return driver == "macvlan" || driver == "ipvlan" }
 
 // processTree is a plain process tree, rooted at a process of this host.
 type processTree struct {
@@ -294,6 +366,9 @@ func (p *processTree) preflightDone()                 {}
 func (p *processTree) keepDown(context.Context) error { return nil }
 func (p *processTree) running(context.Context) bool   { return processAlive(p.pid) }
 func (p *processTree) remove(context.Context) error   { return nil }
+func (p *processTree) reserve(context.Context, []string) ([]docker.Reservation, error) {
+	return nil, nil
+}
 
 // rollback takes the network back: CRIU leaves its lock on a resumed tree
 // after a failed post-copy.

@@ -14,10 +14,43 @@ import (
 // address in the network namespace of pid, and returns what it announced.
 func Announce(pid, count int, gap time.Duration) ([]Announcement, error) {
 	var out []Announcement
+	err := inNetns(pid, func() (err error) {
+		if out, err = list(); err != nil {
+			return err
+		}
+		return send(out, count, gap)
+	})
+	return out, err
+}
+
+// Addresses lists the IPv4 addresses in the network namespace of pid, with
+// the interface holding each: what Announce would announce.
+func Addresses(pid int) ([]Announcement, error) {
+	var out []Announcement
+	err := inNetns(pid, func() (err error) {
+		out, err = list()
+		return err
+	})
+	return out, err
+}
+
+func list() ([]Announcement, error) {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return nil, err
+	}
+	out := announcements(ifaces, func(i net.Interface) ([]net.Addr, error) { return i.Addrs() })
+	if len(out) == 0 {
+		return nil, ErrNoAddress
+	}
+	return out, nil
+}
+
+// inNetns runs fn on a thread in the network namespace of pid. The thread
+// is never handed back to the scheduler: it exits with its goroutine.
+func inNetns(pid int, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
-		// This thread joins the container's namespace and is never handed
-		// back to the scheduler: it exits with the goroutine.
 		runtime.LockOSThread()
 		errc <- func() error {
 			ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
@@ -28,18 +61,10 @@ func Announce(pid, count int, gap time.Duration) ([]Announcement, error) {
 			if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
 				return fmt.Errorf("netrewire: setns: %w", err)
 			}
-			ifaces, err := net.Interfaces()
-			if err != nil {
-				return err
-			}
-			out = announcements(ifaces, func(i net.Interface) ([]net.Addr, error) { return i.Addrs() })
-			if len(out) == 0 {
-				return ErrNoAddress
-			}
-			return send(out, count, gap)
+			return fn()
 		}()
 	}()
-	return out, <-errc
+	return <-errc
 }
 
 func send(as []Announcement, count int, gap time.Duration) error {

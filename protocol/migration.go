@@ -166,6 +166,9 @@ type PreflightOK struct {
 	NeedImage  bool `json:"need_image"`  // send the image: the destination lacks it
 	NewAddress bool `json:"new_address"` // the container gets a new address; connections close
 	HaveLayers int  `json:"have_layers"` // leading image layers the destination has: not sent
+	// Renumbered names the networks where the container gets a new
+	// address (NewAddress); on the others it keeps its own.
+	Renumbered []string `json:"renumbered,omitempty"`
 	// RestoreMillis is how long the destination's last restore took (0:
 	// none yet): the floor of the next freeze, for pre-copy's policy.
 	RestoreMillis int64 `json:"restore_ms,omitempty"`
@@ -176,6 +179,12 @@ func (*PreflightOK) Type() transfer.MsgType { return MsgPreflightOK }
 func (m *PreflightOK) Validate() error {
 	if m.HaveLayers < 0 || m.HaveLayers > maxSpecItems {
 		return fmt.Errorf("have_layers %d", m.HaveLayers)
+	}
+	if len(m.Renumbered) > maxNetworks {
+		return fmt.Errorf("%d renumbered networks", len(m.Renumbered))
+	}
+	if err := checkList("renumbered network", m.Renumbered, dockerNamePattern); err != nil {
+		return err
 	}
 	if m.RestoreMillis < 0 || m.RestoreMillis > 3600_000 {
 		return fmt.Errorf("restore_ms %d", m.RestoreMillis)
@@ -309,9 +318,11 @@ type ContainerSpec struct {
 	RestartMax    int               `json:"restart_max"`
 	CapAdd        []string          `json:"cap_add"`
 	CapDrop       []string          `json:"cap_drop"`
-	Network       *NetworkSpec      `json:"network"`
-	Volumes       []VolumeSpec      `json:"volumes"`
-	Binds         []BindSpec        `json:"binds,omitempty"`
+	// Networks are the container's networks in the order of its
+	// interfaces (eth0's first); none: Docker's "none".
+	Networks []NetworkSpec `json:"networks"`
+	Volumes  []VolumeSpec  `json:"volumes"`
+	Binds    []BindSpec    `json:"binds,omitempty"`
 	// DockerConfig and DockerHostConfig are the container's whole creation
 	// settings as the source's Docker reports them (its Config and
 	// HostConfig, Docker's JSON), so that limits, healthchecks, DNS, log
@@ -340,14 +351,23 @@ func checkJSONObject(what string, raw json.RawMessage) error {
 	return nil
 }
 
-// NetworkSpec is the container's one network and its identity on it.
+// NetworkSpec is one of the container's networks and its identity on it.
 type NetworkSpec struct {
 	Name    string   `json:"name"`
 	Subnet  string   `json:"subnet"`
 	IPv4    string   `json:"ipv4"`
 	MAC     string   `json:"mac"`
 	Aliases []string `json:"aliases"`
+	// Interface is the name of the container's interface on the network
+	// as its processes see it (eth0, eth1, ...); "" when unknown.
+	Interface string `json:"interface,omitempty"`
+	// GwPriority is the endpoint's say in which network gives the
+	// container its default route (Docker 28, API 1.48).
+	GwPriority int `json:"gw_priority,omitempty"`
 }
+
+// maxNetworks bounds the networks of one container.
+const maxNetworks = 32
 
 // VolumeSpec is a named local volume and where it is mounted.
 type VolumeSpec struct {
@@ -466,10 +486,8 @@ func (c *ContainerSpec) Validate() error {
 	if c.RestartMax < 0 {
 		return fmt.Errorf("restart count %d", c.RestartMax)
 	}
-	if c.Network != nil {
-		if err := c.Network.Validate(); err != nil {
-			return err
-		}
+	if err := validateNetworks(c.Networks); err != nil {
+		return err
 	}
 	if len(c.Volumes) > 64 {
 		return fmt.Errorf("%d volumes", len(c.Volumes))
@@ -496,6 +514,32 @@ func (c *ContainerSpec) Validate() error {
 	return nil
 }
 
+// validateNetworks checks each network and that no network or interface
+// name comes twice.
+func validateNetworks(list []NetworkSpec) error {
+	if len(list) > maxNetworks {
+		return fmt.Errorf("%d networks, limit %d", len(list), maxNetworks)
+	}
+	names, ifaces := map[string]bool{}, map[string]bool{}
+	for i := range list {
+		n := &list[i]
+		if err := n.Validate(); err != nil {
+			return err
+		}
+		if names[n.Name] {
+			return fmt.Errorf("network %q listed twice", n.Name)
+		}
+		if n.Interface != "" && ifaces[n.Interface] {
+			return fmt.Errorf("interface %q named for two networks", n.Interface)
+		}
+		names[n.Name], ifaces[n.Interface] = true, true
+	}
+	return nil
+}
+
+// ifacePattern is an interface name Linux takes (IFNAMSIZ: 15 bytes).
+var ifacePattern = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_-]{0,14}$`)
+
 // Validate checks a network identity.
 func (n *NetworkSpec) Validate() error {
 	if !dockerNamePattern.MatchString(n.Name) {
@@ -516,6 +560,9 @@ func (n *NetworkSpec) Validate() error {
 	}
 	if _, err := net.ParseMAC(n.MAC); err != nil {
 		return fmt.Errorf("invalid MAC %q", n.MAC)
+	}
+	if n.Interface != "" && !ifacePattern.MatchString(n.Interface) {
+		return fmt.Errorf("network %q: invalid interface name %q", n.Name, n.Interface)
 	}
 	return checkList("alias", n.Aliases, dockerNamePattern)
 }

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -82,7 +83,7 @@ func TestVolumeDestinationCannotCarryABindMode(t *testing.T) {
 func TestContainerSpecNetworkAndSettings(t *testing.T) {
 	spec := func(network string, cfg json.RawMessage) ContainerSpec {
 		return ContainerSpec{Name: "web", ImageID: "sha256:" + strings.Repeat("0", 64), DockerConfig: cfg,
-			Network: &NetworkSpec{Name: network, Subnet: "10.0.0.0/24", IPv4: "10.0.0.5", MAC: "02:42:0a:00:00:05"}}
+			Networks: []NetworkSpec{{Name: network, Subnet: "10.0.0.0/24", IPv4: "10.0.0.5", MAC: "02:42:0a:00:00:05"}}}
 	}
 	for _, c := range []struct {
 		name string
@@ -97,6 +98,32 @@ func TestContainerSpecNetworkAndSettings(t *testing.T) {
 		{"settings too large", spec("lan", json.RawMessage(`{"Env":["`+strings.Repeat("x", maxDockerSettings)+`"]}`)), false},
 	} {
 		if err := c.spec.Validate(); (err == nil) != c.ok {
+			t.Errorf("%s: %v, want ok=%v", c.name, err, c.ok)
+		}
+	}
+}
+
+// Several networks: each once, each interface name once and one Linux
+// takes.
+func TestSeveralNetworksValidation(t *testing.T) {
+	net := func(name, iface string) NetworkSpec {
+		return NetworkSpec{Name: name, Subnet: "10.0.0.0/24", IPv4: "10.0.0.5", MAC: "02:42:0a:00:00:05", Interface: iface}
+	}
+	for _, c := range []struct {
+		name string
+		nets []NetworkSpec
+		ok   bool
+	}{
+		{"two", []NetworkSpec{net("a", "eth0"), net("b", "eth1")}, true},
+		{"interfaces unknown", []NetworkSpec{net("a", ""), net("b", "")}, true},
+		{"a network twice", []NetworkSpec{net("a", "eth0"), net("a", "eth1")}, false},
+		{"an interface twice", []NetworkSpec{net("a", "eth0"), net("b", "eth0")}, false},
+		{"interface with a slash", []NetworkSpec{net("a", "../eth0")}, false},
+		{"interface too long", []NetworkSpec{net("a", "eth0123456789012")}, false},
+		{"too many", slices.Repeat([]NetworkSpec{net("a", "")}, maxNetworks+1), false},
+	} {
+		spec := ContainerSpec{Name: "web", ImageID: "sha256:" + strings.Repeat("0", 64), Networks: c.nets}
+		if err := spec.Validate(); (err == nil) != c.ok {
 			t.Errorf("%s: %v, want ok=%v", c.name, err, c.ok)
 		}
 	}

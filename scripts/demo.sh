@@ -15,6 +15,9 @@ PORT=$LAB_AGENT_PORT LOGS=$LAB_LOG_DIR NET=$LAB_NETWORK
 cleanup() {
 	[ -n "${DST_PID:-}" ] && kill "$DST_PID" 2>/dev/null && wait "$DST_PID" 2>/dev/null
 	for h in host1 host2; do $L on "$h" docker rm -f "$NAME" >/dev/null 2>&1 || true; done
+	# The demo's container goes for good: so does the reservation of its
+	# address that host1 keeps while it lives on host2.
+	[ -n "${IP:-}" ] && $L on host1 docker rm -f "dockmove-reserve-$NET-$IP" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 cleanup
@@ -46,3 +49,4 @@ after=$(bin/workload query "$IP:7000" verify)
 echo "   after (on host2, memory verified): $after"
 echo "   host2: $($L on host2 docker ps --filter "name=^/$NAME\$" --format '{{.Names}}: {{.Status}}')"
 echo "   host1: $($L on host1 docker ps -a --filter "name=^/$NAME\$" --format '{{.Names}}: {{.Status}}')"
+echo "   host1 keeps the address reserved: $($L on host1 docker ps --filter "label=dockmove.reservation=$NET/$IP" --format '{{.Names}}: {{.Status}}')"

@@ -2,12 +2,16 @@
 # lab.sh runs Docker "hosts" on this machine with one L2 network between
 # them:
 #
-#   root netns: bridge dmsw0 (the switch, 10.77.0.1/24)
-#   hostN: netns dm-hostN, eth0 10.77.0.1N/24 on the switch, dockerd on
+#   root netns: bridge dmsw0 (the switch, 10.77.0.1/24) and bridge dmsw1
+#          (a second segment, 10.78.0.1/24)
+#   hostN: netns dm-hostN, eth0 10.77.0.1N/24 on the switch, eth1 (no
+#          address) on the second segment, dockerd on
 #          /run/dockmove-lab/hostN.sock
 #   on every host: macvlan network "dmlab" (10.77.0.0/24, parent eth0),
 #          containers get 10.77.0.64/27 on host1, .96/27 on host2,
-#          .128/27 on host3 and .160/27 on host4
+#          .128/27 on host3 and .160/27 on host4; macvlan network
+#          "dmlab2" (10.78.0.0/24, parent eth1), the same ranges in it, for
+#          containers on two networks
 #   on every host: Docker's default bridge (docker0, 172.17.0.0/16, NAT
 #          to eth0), where `docker run` puts a container unless told
 #          otherwise: private to each host, as on real ones
@@ -42,6 +46,11 @@ SUBNET=10.77.0.0/24
 GATEWAY=10.77.0.1
 PREFIX=24
 NETWORK=dmlab
+# The second segment (this kernel has no VLAN driver: a second switch).
+SWITCH2=dmsw1
+SUBNET2=10.78.0.0/24
+GATEWAY2=10.78.0.1
+NETWORK2=dmlab2
 LAB_RUN=/run/dockmove-lab
 LAB_LIB=/var/lib/dockmove-lab
 LAB_LOG=/var/log/dockmove-lab
@@ -71,6 +80,7 @@ netns_of() { echo "dm-$1"; }
 veth_of() { echo "dm$(host_index "$1")eth"; }
 addr_of() { echo "10.77.0.1$(host_index "$1")"; }
 range_of() { echo "10.77.0.$((32 + 32 * $(host_index "$1")))/27"; }
+range2_of() { echo "10.78.0.$((32 + 32 * $(host_index "$1")))/27"; }
 sock_of() { echo "$LAB_RUN/$1.sock"; }
 exec_root_of() { echo "$LAB_RUN/$1"; }
 data_root_of() { echo "$LAB_LIB/$1/docker"; }
@@ -91,33 +101,43 @@ has_addr() {
 	grep -qF " $want " <<<"$out"
 }
 
+# switch_up SWITCH GATEWAY makes the bridge SWITCH with GATEWAY/PREFIX.
 switch_up() {
-	if ! ip link show "$SWITCH" >/dev/null 2>&1; then
-		ip link add "$SWITCH" type bridge
-		log "created switch $SWITCH"
+	local sw=$1 gw=$2
+	if ! ip link show "$sw" >/dev/null 2>&1; then
+		ip link add "$sw" type bridge
+		log "created switch $sw"
 	fi
-	has_addr "$GATEWAY/$PREFIX" ip addr show dev "$SWITCH" ||
-		ip addr add "$GATEWAY/$PREFIX" dev "$SWITCH"
-	ip link set "$SWITCH" up
+	has_addr "$gw/$PREFIX" ip addr show dev "$sw" ||
+		ip addr add "$gw/$PREFIX" dev "$sw"
+	ip link set "$sw" up
 }
 
-# host_net_up gives HOST a netns with an eth0 cabled to the switch.
-host_net_up() {
-	local h=$1 ns veth
-	ns=$(netns_of "$h")
-	veth=$(veth_of "$h")
-	[ -e "/run/netns/$ns" ] || { ip netns add "$ns"; log "created netns $ns"; }
-	if ! in_netns "$h" ip link show eth0 >/dev/null 2>&1; then
+# cable HOST VETH IFACE SWITCH gives HOST's netns the interface IFACE, one
+# end of the veth pair VETH, whose other end is on SWITCH.
+cable() {
+	local h=$1 veth=$2 iface=$3 sw=$4
+	if ! in_netns "$h" ip link show "$iface" >/dev/null 2>&1; then
 		ip link del "$veth" 2>/dev/null || true
 		ip link add "$veth" type veth peer name "$veth-p"
-		ip link set "$veth-p" netns "$ns"
-		in_netns "$h" ip link set "$veth-p" name eth0
+		ip link set "$veth-p" netns "$(netns_of "$h")"
+		in_netns "$h" ip link set "$veth-p" name "$iface"
 	fi
-	ip link set "$veth" master "$SWITCH" up
+	ip link set "$veth" master "$sw" up
+	in_netns "$h" ip link set "$iface" up
+}
+
+# host_net_up gives HOST a netns with an eth0 cabled to the switch and an
+# eth1 to the second segment.
+host_net_up() {
+	local h=$1 ns
+	ns=$(netns_of "$h")
+	[ -e "/run/netns/$ns" ] || { ip netns add "$ns"; log "created netns $ns"; }
+	cable "$h" "$(veth_of "$h")" eth0 "$SWITCH"
+	cable "$h" "$(veth_of "$h")1" eth1 "$SWITCH2"
 	in_netns "$h" ip link set lo up
 	has_addr "$(addr_of "$h")/$PREFIX" in_netns "$h" ip addr show dev eth0 ||
 		in_netns "$h" ip addr add "$(addr_of "$h")/$PREFIX" dev eth0
-	in_netns "$h" ip link set eth0 up
 	in_netns "$h" ip route replace default via "$GATEWAY" dev eth0
 }
 
@@ -197,16 +217,18 @@ daemon_stop() {
 	rm -f "$(pidfile_of "$h")" "$(sock_of "$h")"
 }
 
+# network_up HOST NAME SUBNET GATEWAY RANGE PARENT makes HOST's macvlan
+# network NAME.
 network_up() {
-	local h=$1 want have
-	want="$SUBNET $GATEWAY $(range_of "$h") eth0"
-	have=$(dk "$h" network inspect "$NETWORK" \
+	local h=$1 name=$2 subnet=$3 gw=$4 range=$5 parent=$6 want have
+	want="$subnet $gw $range $parent"
+	have=$(dk "$h" network inspect "$name" \
 		--format '{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}} {{.IPRange}}{{end}} {{index .Options "parent"}}' 2>/dev/null || true)
 	[ "$have" = "$want" ] && return
-	[ -n "$have" ] && dk "$h" network rm "$NETWORK" >/dev/null
-	dk "$h" network create -d macvlan --subnet "$SUBNET" --gateway "$GATEWAY" \
-		--ip-range "$(range_of "$h")" -o parent=eth0 "$NETWORK" >/dev/null
-	log "network $NETWORK on $h ($(range_of "$h"))"
+	[ -n "$have" ] && dk "$h" network rm "$name" >/dev/null
+	dk "$h" network create -d macvlan --subnet "$subnet" --gateway "$gw" \
+		--ip-range "$range" -o parent="$parent" "$name" >/dev/null
+	log "network $name on $h ($range)"
 }
 
 # cmd_enter_root runs CMD with the modern root as its / (called by daemon_up
@@ -242,11 +264,13 @@ hosts_of() {
 cmd_up() {
 	local hosts h
 	hosts=$(hosts_of "${1:-classic}")
-	switch_up
+	switch_up "$SWITCH" "$GATEWAY"
+	switch_up "$SWITCH2" "$GATEWAY2"
 	for h in $hosts; do
 		host_net_up "$h"
 		daemon_up "$h"
-		network_up "$h"
+		network_up "$h" "$NETWORK" "$SUBNET" "$GATEWAY" "$(range_of "$h")" eth0
+		network_up "$h" "$NETWORK2" "$SUBNET2" "$GATEWAY2" "$(range2_of "$h")" eth1
 	done
 }
 
@@ -274,8 +298,10 @@ cmd_down() {
 		clear_exec_root "$(exec_root_of "$h")"
 		ip netns del "$(netns_of "$h")" 2>/dev/null || true
 		ip link del "$(veth_of "$h")" 2>/dev/null || true
+		ip link del "$(veth_of "$h")1" 2>/dev/null || true
 	done
 	ip link del "$SWITCH" 2>/dev/null || true
+	ip link del "$SWITCH2" 2>/dev/null || true
 	log "down"
 }
 
@@ -298,8 +324,9 @@ cmd_env() {
 	host_index "$h" >/dev/null
 	local flavour=classic
 	is_modern "$h" && flavour=modern
-	printf 'LAB_FLAVOUR=%s\nLAB_NETNS=/run/netns/%s\nLAB_ADDR=%s\nLAB_DOCKER_HOST=unix://%s\nLAB_IP_RANGE=%s\nLAB_CONFIG=%s\nLAB_PIDFILE=%s\nLAB_NETWORK=%s\nLAB_SUBNET=%s\nLAB_GATEWAY=%s\nLAB_SWITCH=%s\nLAB_TLS_DIR=%s\nLAB_AGENT_PORT=%s\nLAB_WORK_DIR=%s\nLAB_LOG_DIR=%s\n' \
+	printf 'LAB_FLAVOUR=%s\nLAB_NETNS=/run/netns/%s\nLAB_ADDR=%s\nLAB_DOCKER_HOST=unix://%s\nLAB_IP_RANGE=%s\nLAB_CONFIG=%s\nLAB_PIDFILE=%s\nLAB_NETWORK=%s\nLAB_SUBNET=%s\nLAB_GATEWAY=%s\nLAB_SWITCH=%s\nLAB_NETWORK2=%s\nLAB_SUBNET2=%s\nLAB_GATEWAY2=%s\nLAB_SWITCH2=%s\nLAB_IP_RANGE2=%s\nLAB_TLS_DIR=%s\nLAB_AGENT_PORT=%s\nLAB_WORK_DIR=%s\nLAB_LOG_DIR=%s\n' \
 		"$flavour" "$(netns_of "$h")" "$(addr_of "$h")" "$(sock_of "$h")" "$(range_of "$h")" "$(config_of "$h")" "$(pidfile_of "$h")" "$NETWORK" "$SUBNET" "$GATEWAY" "$SWITCH" \
+		"$NETWORK2" "$SUBNET2" "$GATEWAY2" "$SWITCH2" "$(range2_of "$h")" \
 		"$LAB_TLS/$h" "$AGENT_PORT" "$LAB_LIB/$h/work" "$LAB_LOG"
 }
 

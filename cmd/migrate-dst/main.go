@@ -30,6 +30,7 @@ import (
 	"github.com/dockmove/dockmove/internal/cli"
 	"github.com/dockmove/dockmove/internal/docker"
 	"github.com/dockmove/dockmove/internal/events"
+	"github.com/dockmove/dockmove/internal/reserve"
 	"github.com/dockmove/dockmove/internal/restoreruntime"
 	"github.com/dockmove/dockmove/migrate"
 	"github.com/dockmove/dockmove/transfer"
@@ -53,6 +54,9 @@ func main() {
 		err = installRuntime(args, false)
 	case "status":
 		err = status(args)
+	case reserve.HoldArg:
+		// In a reservation container (package reserve).
+		os.Exit(reserve.Hold())
 	default:
 		err = fmt.Errorf("unknown command %q (serve, certs, install-runtime, uninstall-runtime, status)", cmd)
 	}

@@ -27,7 +27,9 @@ import (
 
 	"github.com/dockmove/dockmove/internal/cli"
 	"github.com/dockmove/dockmove/internal/criu"
+	"github.com/dockmove/dockmove/internal/docker"
 	"github.com/dockmove/dockmove/internal/events"
+	"github.com/dockmove/dockmove/internal/reserve"
 	"github.com/dockmove/dockmove/migrate"
 	"github.com/dockmove/dockmove/predump"
 	"github.com/dockmove/dockmove/protocol"
@@ -40,6 +42,10 @@ func main() {
 
 func run() int {
 	argv := os.Args[1:]
+	if len(argv) == 1 && argv[0] == reserve.HoldArg {
+		// In a reservation container (package reserve).
+		return reserve.Hold()
+	}
 	if filepath.Base(os.Args[0]) == pluginName {
 		// Run by the Docker CLI as `docker migrate ...`.
 		if len(argv) == 1 && argv[0] == "docker-cli-plugin-metadata" {
@@ -273,17 +279,38 @@ func status(cfg migrate.SourceConfig, resolve, asJSON bool, tf *cli.TransferFlag
 		pending, _ = migrate.PendingOutcomes(workDir)
 	}
 	guards := migrate.GuardResults(workDir)
+	reservations, err := listReservations(cfg.Docker)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "migrate-src: reservations:", err)
+	}
 	if asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
-		enc.Encode(map[string]any{"unresolved": pending, "resolved": said, "guards": guards})
+		enc.Encode(map[string]any{"unresolved": pending, "resolved": said, "guards": guards, "reservations": reservations})
 	} else {
 		printStatus(pending, said, guards)
+		for _, r := range reservations {
+			fmt.Printf("reserved: %s on %s (container %s) for a container that moved away; `docker rm -f` it once that container is gone for good\n",
+				r.IPv4, r.Network, reserve.Name(r.Network, r.IPv4))
+		}
 	}
 	if len(pending) > 0 {
 		return 3
 	}
 	return 0
+}
+
+// listReservations lists the addresses this host's Docker keeps reserved
+// (package reserve).
+func listReservations(host string) ([]docker.Reservation, error) {
+	dk, err := docker.New(host)
+	if err != nil {
+		return nil, err
+	}
+	defer dk.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return dk.Reservations(ctx)
 }
 
 func printStatus(pending []migrate.OutcomeRecord, said map[string]string, guards []migrate.GuardResult) {
@@ -338,6 +365,12 @@ func printSummary(r *migrate.Report) {
 	}
 	fmt.Fprintf(os.Stderr, "migrated %s to %s (%s): freeze time %d ms, total %.2fs, %s sent (%s on the wire)\n",
 		r.Container, r.Destination, r.Strategy, r.FreezeTime.Milliseconds(), r.TotalTime.Seconds(), cli.Size(r.BytesRaw+r.PageBytes), cli.Size(r.BytesWire+r.PageBytes))
+	for _, res := range r.Reservations {
+		fmt.Fprintf(os.Stderr, "  address %s on %s stays reserved on this host (container %s) while the container lives elsewhere\n", res.IPv4, res.Network, reserve.Name(res.Network, res.IPv4))
+	}
+	for _, w := range r.Warnings {
+		fmt.Fprintln(os.Stderr, "warning:", w)
+	}
 }
 
 // runInstallPlugin installs migrate-src as the Docker CLI plugin.

@@ -48,7 +48,7 @@ func sourceSettings(t *testing.T, mod func(*container.Config, *container.HostCon
 	}
 	return protocol.ContainerSpec{Name: "web", ImageID: "sha256:abc", Labels: map[string]string{"x": "y"},
 		RestartPolicy: "always", DockerConfig: c, DockerHostConfig: h,
-		Network: &protocol.NetworkSpec{Name: "lan", IPv4: "10.0.0.5", MAC: "02:42:0a:00:00:05"}}
+		Networks: []protocol.NetworkSpec{{Name: "lan", IPv4: "10.0.0.5", MAC: "02:42:0a:00:00:05"}}}
 }
 
 // The source's limits, healthcheck, DNS and log options reach the new

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"regexp"
 	"slices"
 	"sort"
@@ -189,9 +190,26 @@ func (c *Client) FindImage(ctx context.Context, refs []string, layers []string) 
 
 // NetworkInfo is what dockmove needs to know of a network on this host.
 type NetworkInfo struct {
-	Subnet string // the first IPv4 subnet
-	Driver string // bridge, macvlan, ipvlan, ...
-	Parent string // macvlan and ipvlan: the host interface underneath
+	Subnet   string // the first IPv4 subnet
+	Driver   string // bridge, macvlan, ipvlan, ...
+	Parent   string // macvlan and ipvlan: the host interface underneath
+	Internal bool   // no way out of it: no gateway for its containers
+	IPv6     bool   // its containers get IPv6 addresses
+	// Ranges are where this host's Docker picks its containers' IPv4
+	// addresses: each pool's --ip-range, or its subnet.
+	Ranges []string
+}
+
+// Allocates reports whether this host's Docker hands out address ip on
+// the network by itself.
+func (i NetworkInfo) Allocates(ip string) bool {
+	a := net.ParseIP(ip)
+	for _, r := range i.Ranges {
+		if _, n, err := net.ParseCIDR(r); err == nil && a != nil && n.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // Network describes the network name.
@@ -200,14 +218,24 @@ func (c *Client) Network(ctx context.Context, name string) (NetworkInfo, error) 
 	if err != nil {
 		return NetworkInfo{}, wrap("network inspect "+name, err)
 	}
-	info := NetworkInfo{Driver: n.Driver, Parent: n.Options["parent"]}
+	info := NetworkInfo{Driver: n.Driver, Parent: n.Options["parent"], Internal: n.Internal, IPv6: n.EnableIPv6}
 	for _, cfg := range n.IPAM.Config {
-		if !strings.Contains(cfg.Subnet, ":") {
-			info.Subnet = cfg.Subnet
-			return info, nil
+		if strings.Contains(cfg.Subnet, ":") {
+			continue
 		}
+		if info.Subnet == "" {
+			info.Subnet = cfg.Subnet
+		}
+		r := cfg.IPRange
+		if r == "" {
+			r = cfg.Subnet
+		}
+		info.Ranges = append(info.Ranges, r)
 	}
-	return info, fmt.Errorf("docker: network %s has no IPv4 subnet", name)
+	if info.Subnet == "" {
+		return info, fmt.Errorf("docker: network %s has no IPv4 subnet", name)
+	}
+	return info, nil
 }
 
 // NetworkSubnet returns the first IPv4 subnet of a network.
@@ -291,6 +319,16 @@ func (c *Client) Create(ctx context.Context, spec protocol.ContainerSpec, runtim
 	if err != nil {
 		return "", wrap("create "+spec.Name, err)
 	}
+	for _, n := range spec.Networks {
+		if _, done := netcfg.EndpointsConfig[n.Name]; done {
+			continue
+		}
+		// Before API 1.44 a create attaches one network; Docker wires
+		// the others connected before the start with it.
+		if err := c.api.NetworkConnect(ctx, n.Name, resp.ID, endpoint(n, api, nil)); err != nil {
+			return resp.ID, wrap("network connect "+n.Name, err)
+		}
+	}
 	return resp.ID, nil
 }
 
@@ -363,27 +401,60 @@ func createConfig(spec protocol.ContainerSpec, runtime string, labels map[string
 		}
 		host.Binds = append(host.Binds, b.Source+":"+b.Destination+mode)
 	}
-	var netcfg *network.NetworkingConfig
-	if n := spec.Network; n != nil {
-		host.NetworkMode = container.NetworkMode(n.Name)
-		ep := &network.EndpointSettings{Aliases: n.Aliases}
-		if versions.LessThan(api, perEndpointMAC) {
-			//lint:ignore SA1019 the only MAC setting before API 1.44 (Docker 20.10 speaks 1.41)
-			cfg.MacAddress = n.MAC
-		} else {
-			// From 1.44 the MAC is the endpoint's; Docker 28 ignores the
-			// container-level field and picks a random one.
-			ep.MacAddress = n.MAC
+	netcfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{}}
+	host.NetworkMode = "none"
+	for i, n := range spec.Networks {
+		if i == 0 {
+			host.NetworkMode = container.NetworkMode(n.Name)
+		} else if versions.LessThan(api, severalAtCreate) {
+			break // connected after the create (Create)
 		}
-		if n.IPv4 != "" {
-			ep.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: n.IPv4}
-		}
-		netcfg = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{n.Name: ep}}
-	} else {
-		host.NetworkMode = "none"
+		netcfg.EndpointsConfig[n.Name] = endpoint(n, api, cfg)
 	}
 	return cfg, host, netcfg, nil
 }
+
+// endpoint is the endpoint settings of network n at API version api; the
+// first network's MAC goes in cfg before API 1.44.
+func endpoint(n protocol.NetworkSpec, api string, cfg *container.Config) *network.EndpointSettings {
+	ep := &network.EndpointSettings{Aliases: n.Aliases}
+	switch {
+	case versions.LessThan(api, perEndpointMAC):
+		if cfg != nil {
+			//lint:ignore SA1019 the only MAC setting before API 1.44 (Docker 20.10 speaks 1.41)
+			cfg.MacAddress = n.MAC
+		}
+	default:
+		// From 1.44 the MAC is the endpoint's; Docker 28 ignores the
+		// container-level field and picks a random one.
+		ep.MacAddress = n.MAC
+	}
+	if n.IPv4 != "" {
+		ep.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: n.IPv4}
+	}
+	if !versions.LessThan(api, InterfaceNames) {
+		ep.GwPriority = n.GwPriority
+		if n.Interface != "" {
+			ep.DriverOpts = map[string]string{IfnameOption: n.Interface}
+		}
+	}
+	return ep
+}
+
+// IfnameOption is the endpoint driver option naming the container's
+// interface on a network (Docker 28).
+const IfnameOption = "com.docker.network.endpoint.ifname"
+
+// API versions of network features.
+const (
+	// severalAtCreate: a create request may attach several networks;
+	// before it, the others are connected to the created container.
+	severalAtCreate = "1.44"
+	// InterfaceNames: an endpoint may name its interface (IfnameOption)
+	// and say which network gives the default route (GwPriority). Before
+	// it, Docker names them itself, in an order of its own.
+	InterfaceNames = "1.48"
+)
 
 // perEndpointMAC is the first API version that takes a MAC address per
 // network endpoint.

@@ -14,7 +14,7 @@ import (
 // MAC, so a moved container would change its MAC).
 func TestCreateConfigPutsTheMACWhereTheAPIReadsIt(t *testing.T) {
 	spec := protocol.ContainerSpec{Name: "c", ImageID: "sha256:x",
-		Network: &protocol.NetworkSpec{Name: "lan", IPv4: "10.0.0.5", MAC: "02:42:0a:00:00:05"}}
+		Networks: []protocol.NetworkSpec{{Name: "lan", IPv4: "10.0.0.5", MAC: "02:42:0a:00:00:05"}}}
 	for _, c := range []struct {
 		api           string
 		container, ep string
@@ -37,6 +37,51 @@ func TestCreateConfigPutsTheMACWhereTheAPIReadsIt(t *testing.T) {
 		if ep.IPAMConfig == nil || ep.IPAMConfig.IPv4Address != "10.0.0.5" {
 			t.Errorf("API %s: address %+v", c.api, ep.IPAMConfig)
 		}
+	}
+}
+
+// Several networks: all in the create request from API 1.44, each
+// interface named and the gateway priority set from 1.48; before 1.44 the
+// create takes the first (eth0's, the container's network mode) and Create
+// connects the others.
+func TestCreateConfigAttachesEveryNetwork(t *testing.T) {
+	spec := protocol.ContainerSpec{Name: "c", ImageID: "sha256:x", Networks: []protocol.NetworkSpec{
+		{Name: "front", IPv4: "10.0.0.5", MAC: "02:42:0a:00:00:05", Interface: "eth0", GwPriority: 10},
+		{Name: "back", IPv4: "10.1.0.5", MAC: "02:42:0a:01:00:05", Interface: "eth1", Aliases: []string{"db"}},
+	}}
+	for _, c := range []struct {
+		api     string
+		attach  []string
+		ifnames bool
+	}{
+		{"1.41", []string{"front"}, false},
+		{"1.44", []string{"front", "back"}, false},
+		{"1.48", []string{"front", "back"}, true},
+		{"1.51", []string{"front", "back"}, true},
+	} {
+		_, host, netcfg, err := createConfig(spec, "dockmove", nil, c.api)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if host.NetworkMode != "front" || len(netcfg.EndpointsConfig) != len(c.attach) {
+			t.Errorf("API %s: network mode %q, endpoints %v; want front, %v", c.api, host.NetworkMode, netcfg.EndpointsConfig, c.attach)
+			continue
+		}
+		for _, n := range spec.Networks[:len(c.attach)] {
+			ep := netcfg.EndpointsConfig[n.Name]
+			if ep == nil || ep.IPAMConfig.IPv4Address != n.IPv4 || len(ep.Aliases) != len(n.Aliases) {
+				t.Errorf("API %s: endpoint of %s: %+v", c.api, n.Name, ep)
+				continue
+			}
+			name, named := ep.DriverOpts[IfnameOption]
+			if named != c.ifnames || named && name != n.Interface || c.ifnames && ep.GwPriority != n.GwPriority {
+				t.Errorf("API %s: %s named %q (%v), priority %d", c.api, n.Name, name, named, ep.GwPriority)
+			}
+		}
+	}
+	_, host, netcfg, err := createConfig(protocol.ContainerSpec{Name: "c", ImageID: "sha256:x"}, "dockmove", nil, "1.51")
+	if err != nil || host.NetworkMode != "none" || len(netcfg.EndpointsConfig) != 0 {
+		t.Errorf("no network: mode %q, endpoints %v, %v", host.NetworkMode, netcfg.EndpointsConfig, err)
 	}
 }
 
@@ -73,5 +118,27 @@ func TestCreateConfigMountsAnonymousVolumesUnnamed(t *testing.T) {
 	}
 	if _, ok := cfg.Volumes["/tmp/x"]; !ok || len(cfg.Volumes) != 1 {
 		t.Errorf("declared volumes %v, want /tmp/x as `-v /tmp/x` declares it", cfg.Volumes)
+	}
+}
+
+// A host gives out addresses from its networks' ranges (--ip-range), or
+// from the whole subnet of a pool without one.
+func TestNetworkInfoAllocates(t *testing.T) {
+	ranged := NetworkInfo{Ranges: []string{"10.77.0.64/27"}}
+	whole := NetworkInfo{Ranges: []string{"10.77.0.0/24"}}
+	for _, c := range []struct {
+		info NetworkInfo
+		ip   string
+		want bool
+	}{
+		{ranged, "10.77.0.65", true},
+		{ranged, "10.77.0.97", false},
+		{whole, "10.77.0.97", true},
+		{whole, "10.78.0.1", false},
+		{ranged, "not an address", false},
+	} {
+		if got := c.info.Allocates(c.ip); got != c.want {
+			t.Errorf("%v allocates %s: %v, want %v", c.info.Ranges, c.ip, got, c.want)
+		}
 	}
 }

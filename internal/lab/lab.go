@@ -42,6 +42,9 @@ type Host struct {
 	Subnet     string
 	Gateway    string // the switch's address in the root network namespace
 	Switch     string // the switch: a bridge in the root network namespace
+	// The second segment, for containers on two networks: a macvlan
+	// network on the host's eth1, cabled to its own switch.
+	Network2, Subnet2, Gateway2, Switch2, IPRange2 string
 }
 
 // RepoRoot finds the module root from the working directory upwards.
@@ -77,6 +80,7 @@ func Load(ctx context.Context, name string) (Host, error) {
 		"LAB_NETNS": &h.Netns, "LAB_ADDR": &h.Addr, "LAB_DOCKER_HOST": &h.DockerHost,
 		"LAB_IP_RANGE": &h.IPRange, "LAB_CONFIG": &h.Config, "LAB_PIDFILE": &h.PIDFile, "LAB_NETWORK": &h.Network,
 		"LAB_SUBNET": &h.Subnet, "LAB_GATEWAY": &h.Gateway, "LAB_SWITCH": &h.Switch,
+		"LAB_NETWORK2": &h.Network2, "LAB_SUBNET2": &h.Subnet2, "LAB_GATEWAY2": &h.Gateway2, "LAB_SWITCH2": &h.Switch2, "LAB_IP_RANGE2": &h.IPRange2,
 	}
 	var flavour string
 	fields["LAB_FLAVOUR"] = &flavour

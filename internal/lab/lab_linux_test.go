@@ -237,6 +237,7 @@ func setupState(t *testing.T, ctx context.Context, hosts ...lab.Host) string {
 		fmt.Fprintf(&b, "%s: pid=%s netns=%d ", h.Name, strings.TrimSpace(string(pid)), ns.Sys().(*syscall.Stat_t).Ino)
 		for _, q := range [][]string{
 			{"network", "inspect", "-f", "{{.Id}}", h.Network},
+			{"network", "inspect", "-f", "{{.Id}}", h.Network2},
 			{"image", "inspect", "-f", "{{.Id}}", lab.BusyboxImage},
 			{"image", "inspect", "-f", "{{.Id}}", lab.WorkloadImage},
 		} {

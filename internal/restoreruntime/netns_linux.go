@@ -204,20 +204,11 @@ func dropRestoreIface(dir string) error {
 	if _, err := os.Stat(filepath.Join(dir, ifaceMark)); err != nil {
 		return nil
 	}
-	data, err := os.ReadFile(filepath.Join(dir, pidFileName))
+	pid, err := readPID(filepath.Join(dir, pidFileName))
 	if err != nil {
 		return err
 	}
-	pid, err := strconv.Atoi(string(data))
-	if err != nil {
-		return err
-	}
-	ns, err := netns.GetFromPid(pid)
-	if err != nil {
-		return err
-	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	h, err := netlinkOf(pid)
 	if err != nil {
 		return err
 	}
@@ -234,4 +225,57 @@ func dropRestoreIface(dir string) error {
 		return fmt.Errorf("remove %s: %w", RestoreIface, err)
 	}
 	return os.Remove(filepath.Join(dir, ifaceMark))
+}
+
+// dropLocalDelivery removes the local routing rules (table local, both
+// families) from the network namespace of pid: nothing there is delivered
+// locally or answered any more.
+func dropLocalDelivery(pid int) error {
+	h, err := netlinkOf(pid)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		rules, err := h.RuleList(family)
+		if err != nil {
+			if family == netlink.FAMILY_V6 {
+				continue // IPv6 off in the namespace
+			}
+			return err
+		}
+		for _, r := range rules {
+			if r.Table != unix.RT_TABLE_LOCAL {
+				continue
+			}
+			r.Family = family
+			if err := h.RuleDel(&r); err != nil {
+				return fmt.Errorf("remove the local routing rule: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// netlinkOf opens a netlink handle in the network namespace of pid.
+func netlinkOf(pid int) (*netlink.Handle, error) {
+	ns, err := netns.GetFromPid(pid)
+	if err != nil {
+		return nil, err
+	}
+	defer ns.Close()
+	return netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+}
+
+// readPID reads a PID file (runc's, or the runtime's own).
+func readPID(path string) (int, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		return 0, fmt.Errorf("pid file %s: %w", path, err)
+	}
+	return pid, nil
 }

@@ -2,12 +2,15 @@ package restoreruntime
 
 import (
 	"encoding/json"
+	"errors"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -132,5 +135,60 @@ func TestBundleNamespacePathAndHooks(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A reservation's namespace delivers nothing locally once the runtime has
+// cut it off: neither its address nor loopback resets a connection to a
+// closed port any more. Real kernel objects (needs root).
+func TestDropLocalDeliveryAnswersNothing(t *testing.T) {
+	labtest.RequireRoot(t)
+	dir := t.TempDir()
+	path, err := prepareNetns(dir, []string{"10.99.0.9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { releaseNetns(dir) })
+	sleeper := exec.Command("nsenter", "--net="+path, "sleep", "60")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { sleeper.Process.Kill(); sleeper.Wait() }()
+	waitInNetns(t, sleeper.Process.Pid, path)
+	// A TCP connection to a port nobody listens on: refused (a reset)
+	// while the namespace delivers locally.
+	refused := func(addr string) bool {
+		errc := make(chan error, 1)
+		go func() {
+			runtime.LockOSThread() // dies with the goroutine, in the namespace
+			ns, err := netns.GetFromPath(path)
+			if err == nil {
+				err = netns.Set(ns)
+				ns.Close()
+			}
+			if err != nil {
+				errc <- err
+				return
+			}
+			c, err := net.DialTimeout("tcp", net.JoinHostPort(addr, "9"), time.Second)
+			if err == nil {
+				c.Close()
+			}
+			errc <- err
+		}()
+		return errors.Is(<-errc, unix.ECONNREFUSED)
+	}
+	for _, addr := range []string{"127.0.0.1", "10.99.0.9"} {
+		if !refused(addr) {
+			t.Fatalf("before: %s does not answer", addr)
+		}
+	}
+	if err := dropLocalDelivery(sleeper.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	for _, addr := range []string{"127.0.0.1", "10.99.0.9"} {
+		if refused(addr) {
+			t.Fatalf("after: %s still answers", addr)
+		}
 	}
 }

@@ -14,3 +14,5 @@ func releaseNetns(string)                           {}
 func recordPID(string, string) error                { return errNotLinux }
 func dropRestoreIface(string) error                 { return nil }
 func placeRootfs(string, string) error              { return errNotLinux }
+func dropLocalDelivery(int) error                   { return errNotLinux }
+func readPID(string) (int, error)                   { return 0, errNotLinux }

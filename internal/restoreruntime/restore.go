@@ -33,11 +33,7 @@ func restore(inv Invocation, c createArgs, dir string, p Plan, log *slog.Logger)
 	res := Result{OK: err == nil, Runc: ranRunc}
 	if err != nil {
 		res.Error = err.Error()
-		res.ExitCode = 1
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			res.ExitCode = ee.ExitCode()
-		}
+		res.ExitCode = exitCode(err)
 		log.Error("restore failed", "id", c.id, "err", err)
 		fmt.Fprintln(os.Stderr, "dockmove runtime: restore failed:", err)
 	} else {
@@ -210,6 +206,15 @@ func (s *bundleSpec) setNamespacePath(typ, path string) error {
 // runRunc runs runc as a child with this process's stdio, which containerd
 // set up for the container (runc restore re-attaches it through
 // descriptors.json).
+// exitCode is the exit status err reports (1 if it is not an exit).
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	return 1
+}
+
 func runRunc(args []string) error {
 	runc, err := exec.LookPath("runc")
 	if err != nil {

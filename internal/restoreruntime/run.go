@@ -109,6 +109,9 @@ func Main(argv []string) int {
 		if code, handled := maybeRestore(inv, log); handled {
 			return code
 		}
+		if c, err := parseCreate(inv.Args); err == nil && c.pidFile != "" && isReservation(c.bundle) {
+			return createReservation(inv, c, log)
+		}
 	case "start":
 		if len(inv.Args) > 0 && consumePendingStart(inv.State, inv.Args[len(inv.Args)-1]) {
 			id := inv.Args[len(inv.Args)-1]

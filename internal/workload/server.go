@@ -228,7 +228,8 @@ func (w *Workload) serve(ctx context.Context, ln net.Listener) error {
 func (w *Workload) handle(ctx context.Context, c net.Conn) {
 	defer c.Close()
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	line, err := bufio.NewReader(c).ReadString('\n')
+	br := bufio.NewReader(c)
+	line, err := br.ReadString('\n')
 	if err != nil {
 		return
 	}
@@ -241,6 +242,8 @@ func (w *Workload) handle(ctx context.Context, c net.Conn) {
 		fmt.Fprintln(c, w.status().String())
 	case CmdStream:
 		w.stream(ctx, c)
+	case CmdFlood:
+		w.flood(ctx, c, br)
 	default:
 		fmt.Fprintf(c, "error=unknown-command\n")
 	}

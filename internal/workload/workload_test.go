@@ -167,3 +167,31 @@ func TestWatcherCutMidLine(t *testing.T) {
 		cancel()
 	}
 }
+
+// A flood keeps both directions moving in sequence, on loopback; a record
+// out of sequence ends it.
+func TestFloodBothWays(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	w, err := New(Config{MemMiB: 1, Tick: 10 * time.Millisecond, Listen: ln.Addr().String()}, slog.New(slog.NewTextHandler(io.Discard, nil)), make([]byte, 1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	go w.serve(ctx, ln)
+	fl, err := StartFlood(ctx, ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fl.WaitFlowing(ctx, FloodReadRate/floodRecord); err != nil {
+		t.Fatal(err)
+	}
+	s := fl.Stop()
+	if s.Err != nil || s.Sent <= s.PeerGot {
+		t.Fatalf("flood: %+v (the client should have written more than the workload read)", s)
+	}
+}
