@@ -62,6 +62,19 @@ type DestConfig struct {
 	// made there, shared ones must be found there. Default none: bind
 	// mounts are refused.
 	BindBases []string
+	// Networks are the networks a migration may attach a container to
+	// here. Default none listed: any this host has (or creates).
+	Networks []string
+	// CreateNetworks lets a migration whose source asks for it
+	// (migrate-src --create-networks) create here, from the source's
+	// definition under this host's policy, a network the container is on
+	// and this host lacks. Default false: refused.
+	CreateNetworks bool
+	// NetworkRanges are this host's own allocation ranges (--ip-range)
+	// for networks it creates, by name (one IPv4 and, for a dual-stack
+	// network, one IPv6): required for a network shared with other hosts
+	// (macvlan, ipvlan), whose ranges must not overlap.
+	NetworkRanges map[string][]string
 	// Transfer configures sessions (TLS, compression, limits).
 	Transfer transfer.Config
 	// Logger receives the agent's log. Nil discards it.
@@ -90,6 +103,18 @@ func (c DestConfig) Validate() error {
 	for _, b := range c.BindBases {
 		if !filepath.IsAbs(b) || filepath.Clean(b) == "/" {
 			return fmt.Errorf("migrate: bind base %q must be an absolute directory other than /", b)
+		}
+	}
+	for name, rs := range c.NetworkRanges {
+		families := map[bool]int{}
+		for _, r := range rs {
+			ip, _, err := net.ParseCIDR(r)
+			if err != nil {
+				return fmt.Errorf("migrate: network range %s=%q is not a CIDR", name, r)
+			}
+			if families[ip.To4() != nil]++; families[ip.To4() != nil] > 1 {
+				return fmt.Errorf("migrate: network %s has two ranges of one family: one IPv4, one IPv6", name)
+			}
 		}
 	}
 	return c.Transfer.ValidateSettings()
@@ -395,6 +420,9 @@ type migrationState struct {
 	Phase       string   `json:"phase"`
 	ContainerID string   `json:"container_id,omitempty"`
 	Volumes     []string `json:"volumes,omitempty"`
+	// Networks are the networks made for the container, removed on
+	// rollback.
+	Networks []string `json:"networks,omitempty"`
 	// BindDirs are the directories made for copied bind mounts, removed
 	// on rollback.
 	BindDirs []string `json:"bind_dirs,omitempty"`

@@ -56,6 +56,11 @@ func (f *fakeDocker) Reserve(_ context.Context, network, ip, image, _, _ string)
 	return docker.Reservation{Network: network, IPv4: ip, Image: image}, nil
 }
 
+func (f *fakeDocker) RemoveNetwork(_ context.Context, name string) error {
+	f.calls = append(f.calls, "network rm "+name)
+	return nil
+}
+
 // The safety core with a fake Docker: for each phase a migration can fail
 // in, abandon leaves exactly what "never two running copies, never none"
 // requires. Before the copy was reported restored, everything made here
@@ -63,9 +68,10 @@ func (f *fakeDocker) Reserve(_ context.Context, network, ip, image, _, _ string)
 // the loaded image, the state); once reported, the copy is paused and kept
 // in doubt (the source may have ended its original); a lazy copy missing
 // memory goes; a post-copy whose every page arrived is kept, running. A
-// reservation that made way for the copy is made again when it goes.
+// reservation that made way for the copy is made again when it goes, and a
+// network made for it goes with it.
 func TestAbandonPerPhaseWithFakeDocker(t *testing.T) {
-	removeAll := []string{"rm c1", "rm orphan", "reserve lan/10.0.0.5 sha256:old", "volume rm v1", "rmi sha256:img"}
+	removeAll := []string{"rm c1", "rm orphan", "network rm made", "reserve lan/10.0.0.5 sha256:old", "volume rm v1", "rmi sha256:img"}
 	for _, c := range []struct {
 		phase     string
 		lazy      bool
@@ -87,7 +93,7 @@ func TestAbandonPerPhaseWithFakeDocker(t *testing.T) {
 				t.Fatal(err)
 			}
 			st := &migrationState{MigrationID: "m-1", Name: "web", Phase: c.phase, Lazy: c.lazy, ContainerID: "c1",
-				Volumes: []string{"v1"}, ImageLoaded: "sha256:img",
+				Volumes: []string{"v1"}, ImageLoaded: "sha256:img", Networks: []string{"made"},
 				Reservations: []docker.Reservation{{ID: "r1", Network: "lan", IPv4: "10.0.0.5", Image: "sha256:old"}}}
 			if err := s.saveState(st); err != nil {
 				t.Fatal(err)

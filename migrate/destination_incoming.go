@@ -36,6 +36,8 @@ type incoming struct {
 	// renumber names the networks where the container cannot keep its
 	// address here and the source accepted a new one.
 	renumber map[string]bool
+	// createNets are the networks to create here for the container.
+	createNets []namedNetwork
 	// pages is the lazy-pages daemon of a post-copy migration.
 	pages *lazypages.Daemon
 	// rounds is how many pre-copy rounds arrived.
@@ -406,8 +408,16 @@ func (in *incoming) createShell(ctx context.Context) error {
 	spec.Networks = slices.Clone(spec.Networks)
 	for i, n := range spec.Networks {
 		if in.renumber[n.Name] {
-			spec.Networks[i].IPv4, spec.Networks[i].MAC = "", ""
+			spec.Networks[i].IPv4, spec.Networks[i].IPv6, spec.Networks[i].MAC = "", "", ""
 		}
+	}
+	for _, n := range in.createNets {
+		if err := in.srv.dk.CreateNetwork(ctx, n.name, n.def, map[string]string{LabelMigration: in.pre.MigrationID}); err != nil {
+			in.srv.saveState(&in.state)
+			return err
+		}
+		in.state.Networks = append(in.state.Networks, n.name)
+		in.log.Info("network created for the container", "network", n.name, "driver", n.def.Driver, "subnet", n.def.Subnet, "range", n.def.IPRange)
 	}
 	spec.ImageID = in.image
 	id, err := in.srv.dk.Create(ctx, spec, restoreruntime.Name, map[string]string{LabelMigration: in.pre.MigrationID})
@@ -621,8 +631,10 @@ func (in *containerArrival) restore(ctx context.Context) error {
 	}
 	plan := restoreruntime.Plan{TCPEstablished: true, ExtUnixSk: true, FileLocks: true, LazyPages: lazy, CRIUOptions: opts, Netns: true, RootfsDir: in.state.RootfsStaging}
 	for _, n := range in.pre.Container.Networks {
-		if !in.renumber[n.Name] && n.IPv4 != "" {
-			plan.Addresses = append(plan.Addresses, n.IPv4)
+		for _, a := range []string{n.IPv4, n.IPv6} {
+			if !in.renumber[n.Name] && a != "" {
+				plan.Addresses = append(plan.Addresses, a)
+			}
 		}
 	}
 	if err := restoreruntime.WritePlan(dir, plan); err != nil {

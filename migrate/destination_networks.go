@@ -14,6 +14,7 @@ import (
 	"github.com/docker/docker/api/types/versions"
 
 	"github.com/dockmove/dockmove/internal/docker"
+	"github.com/dockmove/dockmove/internal/reserve"
 	"github.com/dockmove/dockmove/netrewire"
 	"github.com/dockmove/dockmove/protocol"
 )
@@ -28,6 +29,11 @@ import (
 // the destination predicts (dockerInterfaceOrder) and refuses before
 // anything is frozen when it would differ. After the restore the names are
 // checked in the container itself (verifyInterfaces).
+//
+// A network this host lacks is refused, unless the source asks for it and
+// this host allows it: then it is made in prepare from the source's
+// definition under this host's policy (planNetwork), and removed again if
+// the migration fails.
 
 // checkNetworks checks each of the container's networks here, and that the
 // interfaces will come up as the source had them.
@@ -55,14 +61,37 @@ func (in *incoming) checkNetworks(ctx context.Context, nets []protocol.NetworkSp
 	return nil
 }
 
-// checkNetwork checks that network n exists here and that the container
-// can keep its address on it, or, if the source allows, notes that it gets
-// a new one.
+// checkNetwork checks that network n is one a container may join here,
+// that it exists here (or is to be made), that the container can keep its
+// address on it or, if the source allows, gets a new one, and that nothing
+// here already has its identity there.
 func (in *incoming) checkNetwork(ctx context.Context, n *protocol.NetworkSpec) (docker.NetworkInfo, error) {
-	info, err := in.srv.dk.Network(ctx, n.Name)
-	if err != nil {
-		return info, fmt.Errorf("the destination has no network %q for the container: %v", n.Name, err)
+	if allowed := in.srv.cfg.Networks; len(allowed) > 0 && !slices.Contains(allowed, n.Name) {
+		return docker.NetworkInfo{}, fmt.Errorf("network %q is not one a migration may attach a container to here (migrate-dst --networks %s)",
+			n.Name, strings.Join(allowed, ","))
 	}
+	info, err := in.srv.dk.Network(ctx, n.Name)
+	exists := err == nil
+	if errors.Is(err, docker.ErrNotFound) {
+		info, err = in.networkToCreate(n)
+	} else if err != nil {
+		err = fmt.Errorf("the destination cannot read its network %q for the container: %v", n.Name, err)
+	}
+	if err == nil {
+		err = in.placeAddress(info, n)
+	}
+	if err == nil && exists {
+		var eps []docker.Endpoint
+		if eps, err = in.srv.dk.NetworkEndpoints(ctx, n.Name); err == nil {
+			err = checkNeighbours(*n, in.pre.Container.Name, in.renumber[n.Name], eps)
+		}
+	}
+	return info, err
+}
+
+// placeAddress decides whether the container keeps its address on network
+// n (info: the network here) or, if the source allows, gets a new one.
+func (in *incoming) placeAddress(info docker.NetworkInfo, n *protocol.NetworkSpec) error {
 	renumber := func() {
 		if in.renumber == nil {
 			in.renumber = map[string]bool{}
@@ -75,28 +104,169 @@ func (in *incoming) checkNetwork(ctx context.Context, n *protocol.NetworkSpec) (
 		// here, and whoever reached the container through it (its
 		// published ports, its neighbours on the bridge) is on the source.
 		if !in.pre.AllowNewAddress {
-			return info, fmt.Errorf("network %q is a bridge, private to each host: the container's address %s cannot follow it here "+
+			return fmt.Errorf("network %q is a bridge, private to each host: the container's address %s cannot follow it here "+
 				"(migrate-src --allow-new-address accepts a new one: its listening sockets and published ports carry on, its TCP connections are closed)", n.Name, n.IPv4)
 		}
 		renumber()
-		return info, nil
+		return nil
 	}
 	if subnet := info.Subnet; subnet != n.Subnet {
 		if !in.pre.AllowNewAddress {
-			return info, fmt.Errorf("network %q has subnet %s on the destination, %s on the source: the address %s cannot be kept "+
+			return fmt.Errorf("network %q has subnet %s on the destination, %s on the source: the address %s cannot be kept "+
 				"(migrate-src --allow-new-address accepts a new address, closing the container's TCP connections)", n.Name, subnet, n.Subnet, n.IPv4)
 		}
 		renumber()
-		return info, nil
+		return nil
 	}
-	if err := in.checkAddressFree(info, n); err != nil {
+	err := in.checkAddressFree(info, n)
+	if err == nil && n.IPv6 != "" && !holdsIPv6(info, n.IPv6) {
+		err = fmt.Errorf("network %q has no IPv6 subnet holding the container's address %s on the destination (its IPv6 subnet: %q)", n.Name, n.IPv6, info.Subnet6)
+	}
+	if err != nil {
 		if !in.pre.AllowNewAddress {
-			return info, err
+			return err
 		}
 		in.log.Info("the container gets a new address", "network", n.Name, "why", err)
 		renumber()
 	}
-	return info, nil
+	return nil
+}
+
+// holdsIPv6 reports whether the network (info) gives its containers IPv6
+// addresses in a subnet that holds ip.
+func holdsIPv6(info docker.NetworkInfo, ip string) bool {
+	_, sub, err := net.ParseCIDR(info.Subnet6)
+	return info.IPv6 && err == nil && sub.Contains(net.ParseIP(ip))
+}
+
+// checkNeighbours refuses an identity on network n that a container here
+// (eps) already has there: its address or MAC, unless the container gets
+// new ones (renumbered), since Docker would refuse the start or two
+// interfaces would answer; or a name the others reach it by, since an
+// alias the source claims would draw their traffic to the moved container.
+// This host's own reservation of the address is no clash: the container
+// is coming home.
+func checkNeighbours(n protocol.NetworkSpec, name string, renumbered bool, eps []docker.Endpoint) error {
+	var why []string
+	for _, ep := range eps {
+		if ep.Labels[reserve.Label] == reserve.Value(n.Name, n.IPv4) {
+			continue
+		}
+		if !renumbered && n.IPv4 != "" && ep.IPv4 == n.IPv4 {
+			why = append(why, fmt.Sprintf("address %s on network %q is container %s's here", n.IPv4, n.Name, ep.Container))
+		}
+		if !renumbered && n.MAC != "" && strings.EqualFold(ep.MAC, n.MAC) {
+			why = append(why, fmt.Sprintf("MAC %s on network %q is container %s's here", n.MAC, n.Name, ep.Container))
+		}
+		names := append([]string{ep.Container}, ep.Aliases...)
+		for _, a := range n.Aliases {
+			if slices.Contains(names, a) {
+				why = append(why, fmt.Sprintf("alias %q on network %q is a name of container %s here: the moved container would take its traffic", a, n.Name, ep.Container))
+			}
+		}
+		if slices.Contains(ep.Aliases, name) {
+			why = append(why, fmt.Sprintf("the container's name %q is an alias of container %s on network %q here", name, ep.Container, n.Name))
+		}
+	}
+	return joinReasons(why)
+}
+
+// networkToCreate plans, for a network this host lacks, the network it
+// would create (made in prepare), and describes it as Docker would.
+func (in *incoming) networkToCreate(n *protocol.NetworkSpec) (docker.NetworkInfo, error) {
+	switch {
+	case !in.pre.CreateNetworks || n.Definition == nil:
+		return docker.NetworkInfo{}, fmt.Errorf("the destination has no network %q for the container "+
+			"(migrate-src --create-networks creates it from the source's definition, where the destination allows it)", n.Name)
+	case !in.srv.cfg.CreateNetworks:
+		return docker.NetworkInfo{}, fmt.Errorf("the destination has no network %q, and does not create networks for migrations "+
+			"(migrate-dst --allow-create-networks)", n.Name)
+	}
+	d, err := planNetwork(n.Name, *n.Definition, in.srv.cfg.NetworkRanges, haveInterface)
+	if err != nil {
+		return docker.NetworkInfo{}, err
+	}
+	in.createNets = append(in.createNets, namedNetwork{n.Name, d})
+	r := d.IPRange
+	if r == "" {
+		r = d.Subnet
+	}
+	return docker.NetworkInfo{Subnet: d.Subnet, Driver: d.Driver, Parent: d.Options["parent"], Internal: d.Internal, Ranges: []string{r},
+		IPv6: d.Subnet6 != "", Subnet6: d.Subnet6}, nil
+}
+
+// namedNetwork is a network to create here.
+type namedNetwork struct {
+	name string
+	def  protocol.NetworkDefinition
+}
+
+// createOptions are the drivers this host creates networks of for a
+// migration, with the driver options it takes from the source's
+// definition for each.
+var createOptions = map[string][]string{
+	"bridge":  {"com.docker.network.bridge.enable_icc", "com.docker.network.bridge.enable_ip_masquerade", "com.docker.network.driver.mtu"},
+	"macvlan": {"parent", "macvlan_mode"},
+	"ipvlan":  {"parent", "ipvlan_mode", "ipvlan_flag"},
+}
+
+// planNetwork decides how this host creates network name, which the source
+// defines as def: under this host's policy, never only as the source says.
+// A network shared with other hosts (macvlan, ipvlan) must sit on an
+// interface this host has (haveIface) and gets this host's own allocation
+// range from ranges, never the source's (the hosts would hand out each
+// other's addresses); a bridge, each host's own, keeps the source's.
+func planNetwork(name string, def protocol.NetworkDefinition, ranges map[string][]string, haveIface func(string) bool) (protocol.NetworkDefinition, error) {
+	allowed, ok := createOptions[def.Driver]
+	if !ok {
+		return def, fmt.Errorf("network %q uses driver %s: the destination creates only bridge, macvlan and ipvlan networks", name, def.Driver)
+	}
+	var unknown []string
+	for k := range def.Options {
+		if !slices.Contains(allowed, k) {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		return def, fmt.Errorf("network %q has options the destination does not create networks with: %s", name, strings.Join(unknown, ", "))
+	}
+	out := def
+	if !sharedLink(def.Driver) {
+		return out, nil
+	}
+	parent := def.Options["parent"]
+	if parent == "" || !haveIface(parent) {
+		return def, fmt.Errorf("network %q is a %s network on interface %q, which the destination does not have", name, def.Driver, parent)
+	}
+	var err error
+	if out.IPRange, err = ownRange(name, def.Subnet, ranges[name]); err != nil {
+		return def, err
+	}
+	if def.Subnet6 != "" {
+		if out.IPRange6, err = ownRange(name, def.Subnet6, ranges[name]); err != nil {
+			return def, err
+		}
+	}
+	return out, nil
+}
+
+// ownRange finds among this host's ranges for network name the one in
+// subnet.
+func ownRange(name, subnet string, ranges []string) (string, error) {
+	for _, r := range ranges {
+		if protocol.Within(r, subnet) {
+			return r, nil
+		}
+	}
+	return "", fmt.Errorf("network %q is shared with other hosts: creating it here needs this host's own allocation range in its subnet %s "+
+		"(migrate-dst --network-range %s=CIDR; this host has %q), so that its Docker does not hand out addresses the others do", name, subnet, name, ranges)
+}
+
+// haveInterface reports whether this host has a network interface name.
+func haveInterface(name string) bool {
+	_, err := net.InterfaceByName(name)
+	return err == nil
 }
 
 // checkInterfaces refuses networks whose interfaces Docker (API version

@@ -1,6 +1,7 @@
 package migrate
 
 import (
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -109,5 +110,81 @@ func TestMatchInterfaces(t *testing.T) {
 	}
 	if err := matchInterfaces(nets, addrs, nil, same[:1]); err == nil || !strings.Contains(err.Error(), `network "b": no interface holds`) {
 		t.Fatalf("a missing interface: %v", err)
+	}
+}
+
+// A network host2 lacks is created under host2's policy: known drivers and
+// options only, a shared one on an interface host2 has and in host2's own
+// range (never the source's), a bridge as the source defines it.
+func TestPlanNetwork(t *testing.T) {
+	have := func(name string) bool { return name == "eth1" }
+	macvlan := protocol.NetworkDefinition{Driver: "macvlan", Subnet: "10.78.0.0/24", Gateway: "10.78.0.1", IPRange: "10.78.0.64/27",
+		Options: map[string]string{"parent": "eth1"}, Labels: map[string]string{"team": "a"}}
+	bridge := protocol.NetworkDefinition{Driver: "bridge", Subnet: "10.88.0.0/24", IPRange: "10.88.0.128/25",
+		Options: map[string]string{"com.docker.network.bridge.enable_icc": "false"}}
+	with := func(d protocol.NetworkDefinition, mod func(*protocol.NetworkDefinition)) protocol.NetworkDefinition {
+		d.Options = maps.Clone(d.Options)
+		mod(&d)
+		return d
+	}
+	mine := map[string][]string{"lan": {"10.78.0.96/27", "fd78::2:0/112"}}
+	for _, c := range []struct {
+		name   string
+		def    protocol.NetworkDefinition
+		ranges map[string][]string
+		want   string // "" accepted
+		rng    string // the range it gets
+	}{
+		{"macvlan in this host's range", macvlan, mine, "", "10.78.0.96/27"},
+		{"macvlan without a range here", macvlan, nil, "migrate-dst --network-range lan=CIDR", ""},
+		{"macvlan, a range outside the subnet", macvlan, map[string][]string{"lan": {"10.79.0.0/27"}}, "this host's own allocation range in its subnet 10.78.0.0/24", ""},
+		{"dual-stack macvlan", with(macvlan, func(d *protocol.NetworkDefinition) { d.Subnet6, d.IPRange6 = "fd78::/64", "fd78::1:0/112" }), mine, "", "10.78.0.96/27"},
+		{"dual-stack macvlan without an IPv6 range here", with(macvlan, func(d *protocol.NetworkDefinition) { d.Subnet6 = "fd78::/64" }),
+			map[string][]string{"lan": {"10.78.0.96/27"}}, "range in its subnet fd78::/64", ""},
+		{"macvlan on an interface host2 lacks", with(macvlan, func(d *protocol.NetworkDefinition) { d.Options["parent"] = "eth9" }), mine, `interface "eth9"`, ""},
+		{"macvlan making a VLAN", with(macvlan, func(d *protocol.NetworkDefinition) { d.Options["parent"] = "eth1.42" }), mine, `interface "eth1.42"`, ""},
+		{"an unknown option", with(macvlan, func(d *protocol.NetworkDefinition) { d.Options["com.example.x"] = "1" }), mine, "options the destination does not create networks with: com.example.x", ""},
+		{"bridge as defined", bridge, nil, "", "10.88.0.128/25"},
+		{"bridge naming a host interface", with(bridge, func(d *protocol.NetworkDefinition) { d.Options["com.docker.network.bridge.name"] = "eth1" }), nil, "com.docker.network.bridge.name", ""},
+		{"overlay", protocol.NetworkDefinition{Driver: "overlay", Subnet: "10.0.9.0/24"}, nil, "creates only bridge, macvlan and ipvlan", ""},
+	} {
+		got, err := planNetwork("lan", c.def, c.ranges, have)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		case c.want == "" && (got.IPRange != c.rng || got.Subnet != c.def.Subnet || !maps.Equal(got.Labels, c.def.Labels)):
+			t.Errorf("%s: planned %+v, want range %s", c.name, got, c.rng)
+		}
+	}
+}
+
+// A source cannot claim, on a network of host2's, an identity a container
+// of host2's has there: its address, its MAC, or a name others reach it by;
+// host2's own reservation of the address (the container coming home) is
+// no clash, and a renumbered network keeps neither address nor MAC.
+func TestCheckNeighbours(t *testing.T) {
+	n := protocol.NetworkSpec{Name: "lan", Subnet: "10.0.0.0/24", IPv4: "10.0.0.5", MAC: "02:42:0a:00:00:05", Aliases: []string{"api"}}
+	for _, c := range []struct {
+		name       string
+		ep         docker.Endpoint
+		renumbered bool
+		want       string // "" accepted
+	}{
+		{"a stranger", docker.Endpoint{Container: "other", IPv4: "10.0.0.9", MAC: "02:42:0a:00:00:09"}, false, ""},
+		{"the address taken", docker.Endpoint{Container: "other", IPv4: "10.0.0.5"}, false, "address 10.0.0.5 on network \"lan\" is container other's here"},
+		{"the address, renumbered", docker.Endpoint{Container: "other", IPv4: "10.0.0.5"}, true, ""},
+		{"the MAC taken", docker.Endpoint{Container: "other", MAC: "02:42:0A:00:00:05"}, false, "MAC 02:42:0a:00:00:05"},
+		{"an alias that is a container's name", docker.Endpoint{Container: "api"}, false, `alias "api" on network "lan" is a name of container api here`},
+		{"an alias that is another's alias", docker.Endpoint{Container: "db", Aliases: []string{"api"}}, false, `alias "api"`},
+		{"the name, another's alias", docker.Endpoint{Container: "db", Aliases: []string{"web"}}, false, `the container's name "web" is an alias of container db`},
+		{"this host's reservation", docker.Endpoint{Container: "dockmove-reserve-lan-10.0.0.5", IPv4: "10.0.0.5",
+			Labels: map[string]string{"dockmove.reservation": "lan/10.0.0.5"}}, false, ""},
+	} {
+		err := checkNeighbours(n, "web", c.renumbered, []docker.Endpoint{c.ep})
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
 	}
 }

@@ -48,6 +48,7 @@ type undoer interface {
 	RemoveVolume(ctx context.Context, name string) error
 	RemoveImage(ctx context.Context, id string) error
 	Reserve(ctx context.Context, network, ip, image, holder, runtime string) (docker.Reservation, error)
+	RemoveNetwork(ctx context.Context, name string) error
 }
 
 // undo is the Docker abandon works with: the test's fake, or this host's.
@@ -100,6 +101,11 @@ func (s *Server) abandon(ctx context.Context, st *migrationState, cause error) {
 		}
 		if dir, err := restoreruntime.ContainerDir(s.cfg.RuntimeState, id); err == nil {
 			restoreruntime.RemoveState(dir)
+		}
+	}
+	for _, n := range st.Networks {
+		if err := s.undo().RemoveNetwork(ctx, n); err != nil {
+			log.Warn("cleanup: remove the network made for the container", "network", n, "err", err)
 		}
 	}
 	s.reserveAgain(ctx, st, log)

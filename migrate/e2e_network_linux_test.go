@@ -173,3 +173,39 @@ func TestAddressStaysWithItsContainer(t *testing.T) {
 	move(e, "to host2 again")
 	reserved("after the second move to host2,")
 }
+
+// TestNetworkPolicy: host2 decides which of its networks a migrated
+// container may join (migrate-dst --networks), and a source cannot claim
+// there a name a container of host2's goes by: an alias that would draw
+// that container's traffic is refused before anything is frozen.
+func TestNetworkPolicy(t *testing.T) {
+	e := setup(t)
+	ctx := ctxFor(t, 3*time.Minute)
+	name, peer := unique("claims"), unique("peer")
+	t.Cleanup(func() { cleanupDocker(e.h2, "rm", "-f", peer) })
+	runIdle(t, ctx, e, name, "--network", e.h1.Network, "--network-alias", peer)
+	refused := func(want string) {
+		t.Helper()
+		_, stderr, err := runSrc(ctx, e, name, nil)
+		if err == nil || !strings.Contains(stderr, want) {
+			t.Fatalf("migration: %v, want %q in\n%s", err, want, stderr)
+		}
+		if st, _ := e.h1.Docker(ctx, "inspect", "-f", "{{.State.Status}}", name); st != "running" {
+			t.Fatalf("after the refusal the container is %q on host1", st)
+		}
+	}
+	d := startDst(t, e, "--networks", e.h2.Network2)
+	refused(fmt.Sprintf("network %q is not one a migration may attach a container to here (migrate-dst --networks %s)", e.h2.Network, e.h2.Network2))
+	d.Stop()
+	startDst(t, e)
+	if _, err := e.h2.Docker(ctx, "run", "-d", "--pull", "never", "--name", peer, "--network", e.h2.Network, lab.BusyboxImage, "sleep", "600"); err != nil {
+		t.Fatal(err)
+	}
+	refused(fmt.Sprintf("alias %q on network %q is a name of container %s here", peer, e.h2.Network, peer))
+	if _, err := e.h2.Docker(ctx, "rm", "-f", peer); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, err := runSrc(ctx, e, name, nil); err != nil {
+		t.Fatalf("migration once host2's %s is gone: %v\n%s", peer, err, stderr)
+	}
+}

@@ -63,6 +63,10 @@ type SourceConfig struct {
 	// destination when it cannot keep its own; its TCP connections are then
 	// closed. Default false: such a migration is refused before freezing.
 	AllowNewAddress bool
+	// CreateNetworks asks the destination to create, from this host's
+	// definitions, the container's networks it lacks (where its policy
+	// allows: migrate-dst --allow-create-networks).
+	CreateNetworks bool
 	// RemapPorts publishes the container's host ports elsewhere on the
 	// destination: "[IP:]PORT" -> "[IP:]OTHER". Default none: the same
 	// ports, which must be free there.
@@ -405,7 +409,7 @@ func (s *source) connect(ctx context.Context) error {
 func (s *source) preflight(ctx context.Context) error {
 	s.stage("preflight")
 	pre := &protocol.Preflight{MigrationID: s.id, Strategy: s.strategy,
-		AllowNewAddress: s.cfg.AllowNewAddress, Sizes: s.tgt.sizes(ctx), DryRun: s.cfg.DryRun}
+		AllowNewAddress: s.cfg.AllowNewAddress, Sizes: s.tgt.sizes(ctx), DryRun: s.cfg.DryRun, CreateNetworks: s.cfg.CreateNetworks}
 	err := s.tgt.describe(ctx, pre)
 	defer s.tgt.preflightDone()
 	if err != nil {

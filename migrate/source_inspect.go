@@ -87,12 +87,12 @@ func networksOf(ctx context.Context, dk *docker.Client, r container.InspectRespo
 		if name == "none" || ep == nil {
 			continue // no network: host2 uses "none" too
 		}
-		subnet, err := dk.NetworkSubnet(ctx, name)
+		def, err := dk.NetworkDefinition(ctx, name)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, protocol.NetworkSpec{Name: name, Subnet: subnet, IPv4: ep.IPAddress, MAC: ep.MacAddress,
-			Aliases: userAliases(ep.Aliases, r.ID), GwPriority: ep.GwPriority})
+		out = append(out, protocol.NetworkSpec{Name: name, Subnet: def.Subnet, IPv4: ep.IPAddress, IPv6: ep.GlobalIPv6Address, MAC: ep.MacAddress,
+			Aliases: userAliases(ep.Aliases, r.ID), GwPriority: ep.GwPriority, Definition: def})
 	}
 	if len(out) == 0 {
 		return nil, nil

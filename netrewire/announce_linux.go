@@ -10,8 +10,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Announce sends gratuitous ARP, count times spaced by gap, for every IPv4
-// address in the network namespace of pid, and returns what it announced.
+// Announce sends gratuitous ARP for every IPv4 address, and an unsolicited
+// neighbour advertisement for every global IPv6 one, in the network
+// namespace of pid, count times spaced by gap, and returns what it
+// announced.
 func Announce(pid, count int, gap time.Duration) ([]Announcement, error) {
 	var out []Announcement
 	err := inNetns(pid, func() (err error) {
@@ -23,8 +25,9 @@ func Announce(pid, count int, gap time.Duration) ([]Announcement, error) {
 	return out, err
 }
 
-// Addresses lists the IPv4 addresses in the network namespace of pid, with
-// the interface holding each: what Announce would announce.
+// Addresses lists the IPv4 and global IPv6 addresses in the network
+// namespace of pid, with the interface holding each: what Announce would
+// announce.
 func Addresses(pid int) ([]Announcement, error) {
 	var out []Announcement
 	err := inNetns(pid, func() (err error) {
@@ -78,6 +81,12 @@ func send(as []Announcement, count int, gap time.Duration) error {
 			time.Sleep(gap)
 		}
 		for _, a := range as {
+			if a.IP.To4() == nil {
+				if err := advertise(a); err != nil {
+					return fmt.Errorf("netrewire: advertise %s on %s: %w", a.IP, a.Interface, err)
+				}
+				continue
+			}
 			to := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ARP), Ifindex: a.Index, Halen: 6}
 			copy(to.Addr[:], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
 			if err := unix.Sendto(fd, garp(a.MAC, a.IP), 0, to); err != nil {
@@ -86,6 +95,30 @@ func send(as []Announcement, count int, gap time.Duration) error {
 		}
 	}
 	return nil
+}
+
+// advertise sends one unsolicited neighbour advertisement for a's IPv6
+// address to all nodes on its link, from that address, with the hop limit
+// of 255 that receivers require.
+func advertise(a Announcement) error {
+	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_RAW, unix.IPPROTO_ICMPV6)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	for _, o := range [][2]int{{unix.IPV6_MULTICAST_HOPS, 255}, {unix.IPV6_UNICAST_HOPS, 255}, {unix.IPV6_MULTICAST_IF, a.Index}} {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, o[0], o[1]); err != nil {
+			return err
+		}
+	}
+	from := &unix.SockaddrInet6{}
+	copy(from.Addr[:], a.IP.To16())
+	if err := unix.Bind(fd, from); err != nil {
+		return err
+	}
+	to := &unix.SockaddrInet6{ZoneId: uint32(a.Index)}
+	copy(to.Addr[:], net.IPv6linklocalallnodes)
+	return unix.Sendto(fd, neighbourAdvert(a.MAC, a.IP), 0, to)
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }

@@ -33,7 +33,7 @@ func TestGarpFrameLayout(t *testing.T) {
 	}
 }
 
-func TestAnnouncementsSkipLoopbackDownAndIPv6FakeInterfaces(t *testing.T) {
+func TestAnnouncementsSkipLoopbackDownLinkLocalAndFakeInterfaces(t *testing.T) {
 	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
 	ifaces := []net.Interface{
 		{Index: 1, Name: "lo", Flags: net.FlagUp | net.FlagLoopback},
@@ -43,7 +43,7 @@ func TestAnnouncementsSkipLoopbackDownAndIPv6FakeInterfaces(t *testing.T) {
 	}
 	addrs := map[string][]net.Addr{
 		"lo":   {&net.IPNet{IP: net.IPv4(127, 0, 0, 1)}},
-		"eth0": {&net.IPNet{IP: net.IPv4(10, 0, 0, 2)}, &net.IPNet{IP: net.ParseIP("fe80::1")}},
+		"eth0": {&net.IPNet{IP: net.IPv4(10, 0, 0, 2)}, &net.IPNet{IP: net.ParseIP("fe80::1")}, &net.IPNet{IP: net.ParseIP("fd00::2")}},
 		"eth1": {&net.IPNet{IP: net.IPv4(10, 0, 1, 2)}},
 		"tun0": {&net.IPNet{IP: net.IPv4(10, 0, 2, 2)}},
 	}
@@ -53,8 +53,20 @@ func TestAnnouncementsSkipLoopbackDownAndIPv6FakeInterfaces(t *testing.T) {
 		}
 		return nil, errors.New("none")
 	})
-	if len(got) != 1 || got[0].Interface != "eth0" || !got[0].IP.Equal(net.IPv4(10, 0, 0, 2)) {
-		t.Fatalf("announcements: %+v", got)
+	if len(got) != 2 || got[0].Interface != "eth0" || !got[0].IP.Equal(net.IPv4(10, 0, 0, 2)) || !got[1].IP.Equal(net.ParseIP("fd00::2")) {
+		t.Fatalf("announcements: %+v (want eth0's IPv4 and global IPv6 addresses, not its link-local one)", got)
+	}
+}
+
+// An unsolicited neighbour advertisement overrides caches and names the
+// address's MAC (RFC 4861 4.4).
+func TestNeighbourAdvertLayout(t *testing.T) {
+	mac := net.HardwareAddr{0x02, 0x42, 0x0a, 0x4e, 0x00, 0x40}
+	ip := net.ParseIP("fd78::1:40")
+	m := neighbourAdvert(mac, ip)
+	want := append(append([]byte{136, 0, 0, 0, 0x20, 0, 0, 0}, ip.To16()...), append([]byte{2, 1}, mac...)...)
+	if !bytes.Equal(m, want) {
+		t.Fatalf("advertisement % x, want % x", m, want)
 	}
 }
 

@@ -109,6 +109,10 @@ type Preflight struct {
 	// check): it answers as to a migration, then creates and keeps
 	// nothing, and the session ends.
 	DryRun bool `json:"dry_run,omitempty"`
+	// CreateNetworks asks the destination to create, from their
+	// definitions, the container's networks it lacks (migrate-src
+	// --create-networks); the destination's policy decides.
+	CreateNetworks bool `json:"create_networks,omitempty"`
 }
 
 // ProcessSpec describes a plain process tree (migrate-src --pid).
@@ -358,12 +362,92 @@ type NetworkSpec struct {
 	IPv4    string   `json:"ipv4"`
 	MAC     string   `json:"mac"`
 	Aliases []string `json:"aliases"`
+	// IPv6 is its global IPv6 address on a dual-stack network ("": none).
+	IPv6 string `json:"ipv6,omitempty"`
 	// Interface is the name of the container's interface on the network
 	// as its processes see it (eth0, eth1, ...); "" when unknown.
 	Interface string `json:"interface,omitempty"`
 	// GwPriority is the endpoint's say in which network gives the
 	// container its default route (Docker 28, API 1.48).
 	GwPriority int `json:"gw_priority,omitempty"`
+	// Definition is how the source's Docker defines the network, for a
+	// destination that lacks it (Preflight.CreateNetworks).
+	Definition *NetworkDefinition `json:"definition,omitempty"`
+}
+
+// NetworkDefinition is a Docker network's definition: its driver, its IPv4
+// pool and the driver's options.
+type NetworkDefinition struct {
+	Driver  string `json:"driver"`
+	Subnet  string `json:"subnet"`
+	Gateway string `json:"gateway,omitempty"`
+	IPRange string `json:"ip_range,omitempty"`
+	// The IPv6 pool of a dual-stack network.
+	Subnet6  string            `json:"subnet6,omitempty"`
+	Gateway6 string            `json:"gateway6,omitempty"`
+	IPRange6 string            `json:"ip_range6,omitempty"`
+	Options  map[string]string `json:"options,omitempty"`
+	Labels   map[string]string `json:"labels,omitempty"`
+	Internal bool              `json:"internal,omitempty"`
+}
+
+var driverPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}$`)
+
+// Validate checks a definition's form; what the destination accepts is its
+// own policy.
+func (d *NetworkDefinition) Validate() error {
+	if !driverPattern.MatchString(d.Driver) {
+		return fmt.Errorf("invalid network driver %q", d.Driver)
+	}
+	if err := checkPool(d.Subnet, d.Gateway, d.IPRange, true); err != nil {
+		return err
+	}
+	if d.Subnet6 != "" || d.Gateway6 != "" || d.IPRange6 != "" {
+		if err := checkPool(d.Subnet6, d.Gateway6, d.IPRange6, false); err != nil {
+			return err
+		}
+	}
+	for what, m := range map[string]map[string]string{"network option": d.Options, "network label": d.Labels} {
+		if len(m) > 64 {
+			return fmt.Errorf("%d %ss", len(m), what)
+		}
+		for k, v := range m {
+			if k == "" || checkText(what, k+v) != nil {
+				return fmt.Errorf("invalid %s %q", what, k)
+			}
+		}
+	}
+	return nil
+}
+
+// checkPool checks an address pool of one family (v4): its subnet, and a
+// gateway and allocation range inside it.
+func checkPool(subnet, gateway, ipRange string, v4 bool) error {
+	_, sub, err := net.ParseCIDR(subnet)
+	if err != nil || (sub.IP.To4() != nil) != v4 {
+		return fmt.Errorf("invalid network subnet %q", subnet)
+	}
+	if gateway != "" {
+		if ip := net.ParseIP(gateway); ip == nil || !sub.Contains(ip) {
+			return fmt.Errorf("invalid gateway %q for subnet %s", gateway, subnet)
+		}
+	}
+	if ipRange != "" && !Within(ipRange, subnet) {
+		return fmt.Errorf("invalid IP range %q for subnet %s", ipRange, subnet)
+	}
+	return nil
+}
+
+// Within reports whether CIDR inner lies wholly inside CIDR outer.
+func Within(inner, outer string) bool {
+	ip, in, err := net.ParseCIDR(inner)
+	_, out, err2 := net.ParseCIDR(outer)
+	if err != nil || err2 != nil {
+		return false
+	}
+	ones, bits := in.Mask.Size()
+	outOnes, outBits := out.Mask.Size()
+	return bits == outBits && ones >= outOnes && out.Contains(ip)
 }
 
 // maxNetworks bounds the networks of one container.
@@ -561,8 +645,21 @@ func (n *NetworkSpec) Validate() error {
 	if _, err := net.ParseMAC(n.MAC); err != nil {
 		return fmt.Errorf("invalid MAC %q", n.MAC)
 	}
+	if n.IPv6 != "" {
+		if ip := net.ParseIP(n.IPv6); ip == nil || ip.To4() != nil || !ip.IsGlobalUnicast() {
+			return fmt.Errorf("network %q: invalid IPv6 address %q", n.Name, n.IPv6)
+		}
+	}
 	if n.Interface != "" && !ifacePattern.MatchString(n.Interface) {
 		return fmt.Errorf("network %q: invalid interface name %q", n.Name, n.Interface)
+	}
+	if d := n.Definition; d != nil {
+		if err := d.Validate(); err != nil {
+			return fmt.Errorf("network %q: %w", n.Name, err)
+		}
+		if d.Subnet != n.Subnet {
+			return fmt.Errorf("network %q: defined with subnet %s, not %s", n.Name, d.Subnet, n.Subnet)
+		}
 	}
 	return checkList("alias", n.Aliases, dockerNamePattern)
 }

@@ -121,12 +121,20 @@ func TestSeveralNetworksValidation(t *testing.T) {
 		{"interface with a slash", []NetworkSpec{net("a", "../eth0")}, false},
 		{"interface too long", []NetworkSpec{net("a", "eth0123456789012")}, false},
 		{"too many", slices.Repeat([]NetworkSpec{net("a", "")}, maxNetworks+1), false},
+		{"dual-stack", []NetworkSpec{withIPv6(net("a", "eth0"), "fd78::1:40")}, true},
+		{"an IPv4 address as IPv6", []NetworkSpec{withIPv6(net("a", "eth0"), "10.0.0.9")}, false},
+		{"a link-local IPv6 address", []NetworkSpec{withIPv6(net("a", "eth0"), "fe80::1")}, false},
 	} {
 		spec := ContainerSpec{Name: "web", ImageID: "sha256:" + strings.Repeat("0", 64), Networks: c.nets}
 		if err := spec.Validate(); (err == nil) != c.ok {
 			t.Errorf("%s: %v, want ok=%v", c.name, err, c.ok)
 		}
 	}
+}
+
+func withIPv6(n NetworkSpec, ip string) NetworkSpec {
+	n.IPv6 = ip
+	return n
 }
 
 func TestBindSpecValidation(t *testing.T) {
@@ -149,6 +157,34 @@ func TestBindSpecValidation(t *testing.T) {
 	} {
 		if err := c.b.Validate(); (err == nil) != c.ok {
 			t.Errorf("%+v: %v", c.b, err)
+		}
+	}
+}
+
+func TestNetworkDefinitionValidation(t *testing.T) {
+	ok := NetworkDefinition{Driver: "macvlan", Subnet: "10.78.0.0/24", Gateway: "10.78.0.1", IPRange: "10.78.0.64/27", Options: map[string]string{"parent": "eth1"}}
+	for _, c := range []struct {
+		name string
+		mod  func(*NetworkDefinition)
+		ok   bool
+	}{
+		{"macvlan", func(*NetworkDefinition) {}, true},
+		{"bad driver", func(d *NetworkDefinition) { d.Driver = "../x" }, false},
+		{"IPv6 subnet", func(d *NetworkDefinition) { d.Subnet = "fd00::/64" }, false},
+		{"gateway outside", func(d *NetworkDefinition) { d.Gateway = "10.79.0.1" }, false},
+		{"range outside", func(d *NetworkDefinition) { d.IPRange = "10.78.1.0/27" }, false},
+		{"range wider than the subnet", func(d *NetworkDefinition) { d.IPRange = "10.78.0.0/16" }, false},
+		{"empty option name", func(d *NetworkDefinition) { d.Options = map[string]string{"": "x"} }, false},
+		{"dual-stack", func(d *NetworkDefinition) {
+			d.Subnet6, d.Gateway6, d.IPRange6 = "fd78::/64", "fd78::1", "fd78::1:0/112"
+		}, true},
+		{"an IPv4 pool as IPv6", func(d *NetworkDefinition) { d.Subnet6 = "10.9.0.0/24" }, false},
+		{"IPv6 range outside", func(d *NetworkDefinition) { d.Subnet6, d.IPRange6 = "fd78::/64", "fd79::/112" }, false},
+	} {
+		d := ok
+		c.mod(&d)
+		if err := d.Validate(); (err == nil) != c.ok {
+			t.Errorf("%s: %v, want ok=%v", c.name, err, c.ok)
 		}
 	}
 }

@@ -11,7 +11,8 @@
 #          containers get 10.77.0.64/27 on host1, .96/27 on host2,
 #          .128/27 on host3 and .160/27 on host4; macvlan network
 #          "dmlab2" (10.78.0.0/24, parent eth1), the same ranges in it, for
-#          containers on two networks
+#          containers on two networks; dual-stack: fd78::/64 too, where
+#          hostN hands out fd78::N:0/112 (the switch has fd78::1)
 #   on every host: Docker's default bridge (docker0, 172.17.0.0/16, NAT
 #          to eth0), where `docker run` puts a container unless told
 #          otherwise: private to each host, as on real ones
@@ -36,6 +37,7 @@
 #   lab.sh purge          down, then delete the daemons' data
 #   lab.sh status         print what is up
 #   lab.sh on HOST CMD..  run CMD inside HOST's netns with DOCKER_HOST set
+#   lab.sh networks HOST  make HOST's lab networks as they should be again
 #   lab.sh env HOST       print HOST's settings as shell assignments
 #
 # Logs: /var/log/dockmove-lab. Data: /var/lib/dockmove-lab.
@@ -51,6 +53,8 @@ SWITCH2=dmsw1
 SUBNET2=10.78.0.0/24
 GATEWAY2=10.78.0.1
 NETWORK2=dmlab2
+SUBNET6_2=fd78::/64
+GATEWAY6_2=fd78::1
 LAB_RUN=/run/dockmove-lab
 LAB_LIB=/var/lib/dockmove-lab
 LAB_LOG=/var/log/dockmove-lab
@@ -81,6 +85,7 @@ veth_of() { echo "dm$(host_index "$1")eth"; }
 addr_of() { echo "10.77.0.1$(host_index "$1")"; }
 range_of() { echo "10.77.0.$((32 + 32 * $(host_index "$1")))/27"; }
 range2_of() { echo "10.78.0.$((32 + 32 * $(host_index "$1")))/27"; }
+range6_2_of() { echo "fd78::$(host_index "$1"):0/112"; }
 sock_of() { echo "$LAB_RUN/$1.sock"; }
 exec_root_of() { echo "$LAB_RUN/$1"; }
 data_root_of() { echo "$LAB_LIB/$1/docker"; }
@@ -101,15 +106,20 @@ has_addr() {
 	grep -qF " $want " <<<"$out"
 }
 
-# switch_up SWITCH GATEWAY makes the bridge SWITCH with GATEWAY/PREFIX.
+# switch_up SWITCH GATEWAY [GATEWAY6] makes the bridge SWITCH with
+# GATEWAY/PREFIX (and GATEWAY6/64).
 switch_up() {
-	local sw=$1 gw=$2
+	local sw=$1 gw=$2 gw6=${3:-}
 	if ! ip link show "$sw" >/dev/null 2>&1; then
 		ip link add "$sw" type bridge
 		log "created switch $sw"
 	fi
 	has_addr "$gw/$PREFIX" ip addr show dev "$sw" ||
 		ip addr add "$gw/$PREFIX" dev "$sw"
+	if [ -n "$gw6" ]; then
+		has_addr "$gw6/64" ip -6 addr show dev "$sw" ||
+			ip -6 addr add "$gw6/64" dev "$sw" nodad
+	fi
 	ip link set "$sw" up
 }
 
@@ -217,18 +227,24 @@ daemon_stop() {
 	rm -f "$(pidfile_of "$h")" "$(sock_of "$h")"
 }
 
-# network_up HOST NAME SUBNET GATEWAY RANGE PARENT makes HOST's macvlan
-# network NAME.
+# network_up HOST NAME PARENT SUBNET GATEWAY RANGE [SUBNET6 GATEWAY6 RANGE6]
+# makes HOST's macvlan network NAME (dual-stack with the IPv6 pool).
 network_up() {
-	local h=$1 name=$2 subnet=$3 gw=$4 range=$5 parent=$6 want have
-	want="$subnet $gw $range $parent"
+	local h=$1 name=$2 parent=$3 want have args=()
+	shift 3
+	want="$parent"
+	while [ $# -ge 3 ]; do
+		want+=" $1 $2 $3"
+		args+=(--subnet "$1" --gateway "$2" --ip-range "$3")
+		shift 3
+	done
+	[ ${#args[@]} -gt 6 ] && args+=(--ipv6)
 	have=$(dk "$h" network inspect "$name" \
-		--format '{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}} {{.IPRange}}{{end}} {{index .Options "parent"}}' 2>/dev/null || true)
+		--format '{{index .Options "parent"}}{{range .IPAM.Config}} {{.Subnet}} {{.Gateway}} {{.IPRange}}{{end}}' 2>/dev/null || true)
 	[ "$have" = "$want" ] && return
 	[ -n "$have" ] && dk "$h" network rm "$name" >/dev/null
-	dk "$h" network create -d macvlan --subnet "$subnet" --gateway "$gw" \
-		--ip-range "$range" -o parent="$parent" "$name" >/dev/null
-	log "network $name on $h ($range)"
+	dk "$h" network create -d macvlan "${args[@]}" -o parent="$parent" "$name" >/dev/null
+	log "network $name on $h (${want#* })"
 }
 
 # cmd_enter_root runs CMD with the modern root as its / (called by daemon_up
@@ -265,13 +281,19 @@ cmd_up() {
 	local hosts h
 	hosts=$(hosts_of "${1:-classic}")
 	switch_up "$SWITCH" "$GATEWAY"
-	switch_up "$SWITCH2" "$GATEWAY2"
+	switch_up "$SWITCH2" "$GATEWAY2" "$GATEWAY6_2"
 	for h in $hosts; do
 		host_net_up "$h"
 		daemon_up "$h"
-		network_up "$h" "$NETWORK" "$SUBNET" "$GATEWAY" "$(range_of "$h")" eth0
-		network_up "$h" "$NETWORK2" "$SUBNET2" "$GATEWAY2" "$(range2_of "$h")" eth1
+		cmd_networks "$h"
 	done
+}
+
+# cmd_networks HOST makes (or remakes) HOST's lab networks as they should be.
+cmd_networks() {
+	local h=$1
+	network_up "$h" "$NETWORK" eth0 "$SUBNET" "$GATEWAY" "$(range_of "$h")"
+	network_up "$h" "$NETWORK2" eth1 "$SUBNET2" "$GATEWAY2" "$(range2_of "$h")" "$SUBNET6_2" "$GATEWAY6_2" "$(range6_2_of "$h")"
 }
 
 # clear_exec_root removes a dockerd's exec-root. A dockerd that did not
@@ -324,9 +346,9 @@ cmd_env() {
 	host_index "$h" >/dev/null
 	local flavour=classic
 	is_modern "$h" && flavour=modern
-	printf 'LAB_FLAVOUR=%s\nLAB_NETNS=/run/netns/%s\nLAB_ADDR=%s\nLAB_DOCKER_HOST=unix://%s\nLAB_IP_RANGE=%s\nLAB_CONFIG=%s\nLAB_PIDFILE=%s\nLAB_NETWORK=%s\nLAB_SUBNET=%s\nLAB_GATEWAY=%s\nLAB_SWITCH=%s\nLAB_NETWORK2=%s\nLAB_SUBNET2=%s\nLAB_GATEWAY2=%s\nLAB_SWITCH2=%s\nLAB_IP_RANGE2=%s\nLAB_TLS_DIR=%s\nLAB_AGENT_PORT=%s\nLAB_WORK_DIR=%s\nLAB_LOG_DIR=%s\n' \
+	printf 'LAB_FLAVOUR=%s\nLAB_NETNS=/run/netns/%s\nLAB_ADDR=%s\nLAB_DOCKER_HOST=unix://%s\nLAB_IP_RANGE=%s\nLAB_CONFIG=%s\nLAB_PIDFILE=%s\nLAB_NETWORK=%s\nLAB_SUBNET=%s\nLAB_GATEWAY=%s\nLAB_SWITCH=%s\nLAB_NETWORK2=%s\nLAB_SUBNET2=%s\nLAB_GATEWAY2=%s\nLAB_SWITCH2=%s\nLAB_IP_RANGE2=%s\nLAB_SUBNET2_V6=%s\nLAB_IP_RANGE2_V6=%s\nLAB_TLS_DIR=%s\nLAB_AGENT_PORT=%s\nLAB_WORK_DIR=%s\nLAB_LOG_DIR=%s\n' \
 		"$flavour" "$(netns_of "$h")" "$(addr_of "$h")" "$(sock_of "$h")" "$(range_of "$h")" "$(config_of "$h")" "$(pidfile_of "$h")" "$NETWORK" "$SUBNET" "$GATEWAY" "$SWITCH" \
-		"$NETWORK2" "$SUBNET2" "$GATEWAY2" "$SWITCH2" "$(range2_of "$h")" \
+		"$NETWORK2" "$SUBNET2" "$GATEWAY2" "$SWITCH2" "$(range2_of "$h")" "$SUBNET6_2" "$(range6_2_of "$h")" \
 		"$LAB_TLS/$h" "$AGENT_PORT" "$LAB_LIB/$h/work" "$LAB_LOG"
 }
 
@@ -347,6 +369,7 @@ up) shift; cmd_up "$@" ;;
 down | purge | status) "cmd_$1" ;;
 enter-root) shift; cmd_enter_root "$@" ;;
 on) shift; cmd_on "$@" ;;
+networks) [ $# = 2 ] || die "usage: lab.sh networks HOST"; host_index "$2" >/dev/null; cmd_networks "$2" ;;
 env) [ $# = 2 ] || die "usage: lab.sh env HOST"; cmd_env "$2" ;;
-*) die "usage: lab.sh up [classic|modern|all]|down|purge|status|on HOST CMD...|env HOST" ;;
+*) die "usage: lab.sh up [classic|modern|all]|down|purge|status|on HOST CMD...|networks HOST|env HOST" ;;
 esac

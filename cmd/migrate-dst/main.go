@@ -110,6 +110,10 @@ func serve(args []string) error {
 	fs.StringVar(&cfg.CRIU, "criu", "", "criu binary (default: criu in PATH)")
 	fs.StringArrayVar(&cfg.RestoreCRIUOptions, "restore-criu-option", nil, "extra CRIU option for every restore, as in a CRIU config file (repeat)")
 	fs.StringArrayVar(&cfg.BindBases, "bind-base", nil, "accept containers' bind mounts of host paths below this directory (repeat): copied ones are made there, shared ones must be found there; default: none accepted")
+	fs.StringSliceVar(&cfg.Networks, "networks", nil, "the networks a migrated container may be attached to here (comma-separated or repeated); default any this host has")
+	fs.BoolVar(&cfg.CreateNetworks, "allow-create-networks", false, "create, for a migration whose source asks (migrate-src --create-networks), a network the container is on and this host lacks, from the source's definition under this host's policy (bridge, macvlan, ipvlan; a shared one needs --network-range); default: refused")
+	var networkRanges []string
+	fs.StringArrayVar(&networkRanges, "network-range", nil, "this host's own allocation range for a shared (macvlan, ipvlan) network it creates: NAME=CIDR (repeat: one IPv4 and, for a dual-stack network, one IPv6 range each)")
 	fs.StringVar(&cfg.HostPorts, "host-ports", "", "host ports a container may publish here (-p), e.g. 80,443,8000-9000; default every port. A container publishing another is refused before it is frozen")
 	fs.StringSliceVar(&cfg.AllowCaps, "allow-cap", nil, "capabilities a container may add beyond Docker's default set (comma-separated or repeated; ALL allows any): a source is trusted with them")
 	var allowSources []string
@@ -120,6 +124,16 @@ func serve(args []string) error {
 	tf.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	for _, r := range networkRanges {
+		name, cidr, ok := strings.Cut(r, "=")
+		if !ok || name == "" {
+			return fmt.Errorf("--network-range %q: want NAME=CIDR", r)
+		}
+		if cfg.NetworkRanges == nil {
+			cfg.NetworkRanges = map[string][]string{}
+		}
+		cfg.NetworkRanges[name] = append(cfg.NetworkRanges[name], cidr)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	cfg.Logger = log

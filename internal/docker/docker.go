@@ -195,6 +195,7 @@ type NetworkInfo struct {
 	Parent   string // macvlan and ipvlan: the host interface underneath
 	Internal bool   // no way out of it: no gateway for its containers
 	IPv6     bool   // its containers get IPv6 addresses
+	Subnet6  string // its first IPv6 subnet, if any
 	// Ranges are where this host's Docker picks its containers' IPv4
 	// addresses: each pool's --ip-range, or its subnet.
 	Ranges []string
@@ -221,6 +222,9 @@ func (c *Client) Network(ctx context.Context, name string) (NetworkInfo, error) 
 	info := NetworkInfo{Driver: n.Driver, Parent: n.Options["parent"], Internal: n.Internal, IPv6: n.EnableIPv6}
 	for _, cfg := range n.IPAM.Config {
 		if strings.Contains(cfg.Subnet, ":") {
+			if info.Subnet6 == "" {
+				info.Subnet6 = cfg.Subnet
+			}
 			continue
 		}
 		if info.Subnet == "" {
@@ -236,12 +240,6 @@ func (c *Client) Network(ctx context.Context, name string) (NetworkInfo, error) 
 		return info, fmt.Errorf("docker: network %s has no IPv4 subnet", name)
 	}
 	return info, nil
-}
-
-// NetworkSubnet returns the first IPv4 subnet of a network.
-func (c *Client) NetworkSubnet(ctx context.Context, name string) (string, error) {
-	info, err := c.Network(ctx, name)
-	return info.Subnet, err
 }
 
 // Volume returns a volume's mount point on this host.
@@ -429,8 +427,8 @@ func endpoint(n protocol.NetworkSpec, api string, cfg *container.Config) *networ
 		// container-level field and picks a random one.
 		ep.MacAddress = n.MAC
 	}
-	if n.IPv4 != "" {
-		ep.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: n.IPv4}
+	if n.IPv4 != "" || n.IPv6 != "" {
+		ep.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: n.IPv4, IPv6Address: n.IPv6}
 	}
 	if !versions.LessThan(api, InterfaceNames) {
 		ep.GwPriority = n.GwPriority

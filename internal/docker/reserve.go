@@ -47,7 +47,10 @@ func (c *Client) Reserve(ctx context.Context, netName, ip, image, holder, runtim
 		ReadonlyRootfs: true,
 		// Answer no ARP for the address, even in the instant before the
 		// holder puts the interface down.
-		Sysctls: map[string]string{"net.ipv4.conf.all.arp_ignore": "8"},
+		// No IPv6 at all: Docker 27 and later would advertise an IPv6
+		// address of the reservation's, which may be the moved
+		// container's (IPv6 addresses are not reserved yet).
+		Sysctls: map[string]string{"net.ipv4.conf.all.arp_ignore": "8", "net.ipv6.conf.all.disable_ipv6": "1"},
 		Tmpfs:   map[string]string{},
 	}
 	if img.Config != nil {

@@ -45,6 +45,9 @@ type Host struct {
 	// The second segment, for containers on two networks: a macvlan
 	// network on the host's eth1, cabled to its own switch.
 	Network2, Subnet2, Gateway2, Switch2, IPRange2 string
+	// Its IPv6 pool (the second segment is dual-stack): the subnet and
+	// the host's own range in it.
+	Subnet2V6, IPRange2V6 string
 }
 
 // RepoRoot finds the module root from the working directory upwards.
@@ -81,6 +84,7 @@ func Load(ctx context.Context, name string) (Host, error) {
 		"LAB_IP_RANGE": &h.IPRange, "LAB_CONFIG": &h.Config, "LAB_PIDFILE": &h.PIDFile, "LAB_NETWORK": &h.Network,
 		"LAB_SUBNET": &h.Subnet, "LAB_GATEWAY": &h.Gateway, "LAB_SWITCH": &h.Switch,
 		"LAB_NETWORK2": &h.Network2, "LAB_SUBNET2": &h.Subnet2, "LAB_GATEWAY2": &h.Gateway2, "LAB_SWITCH2": &h.Switch2, "LAB_IP_RANGE2": &h.IPRange2,
+		"LAB_SUBNET2_V6": &h.Subnet2V6, "LAB_IP_RANGE2_V6": &h.IPRange2V6,
 	}
 	var flavour string
 	fields["LAB_FLAVOUR"] = &flavour

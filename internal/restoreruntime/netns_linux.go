@@ -117,27 +117,45 @@ func prepareNetns(dir string, addrs []string) (path string, err error) {
 		}
 	}
 	for _, ip := range ips {
-		bits := 32
+		a := &netlink.Addr{IPNet: &net.IPNet{IP: ip, Mask: net.CIDRMask(32, 32)}}
 		if ip.To4() == nil {
-			bits = 128
+			// Usable at once: no duplicate address detection, which
+			// would keep it tentative while CRIU restores its sockets.
+			// And no route of its own in the main table, as an IPv4 /32
+			// has none: Docker 28 refuses to program the address on the
+			// real interface over a route to it.
+			a.IPNet.Mask, a.Flags = net.CIDRMask(128, 128), unix.IFA_F_NODAD|unix.IFA_F_NOPREFIXROUTE
 		}
 		if err == nil {
-			err = h.AddrAdd(link, &netlink.Addr{IPNet: &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)}})
+			err = h.AddrAdd(link, a)
 		}
 	}
-	// Two halves of the address space per family: more specific than the
+	// IPv4: two halves of the address space, more specific than the
 	// default route Docker adds, gone with the interface.
-	var halves []string
+	// IPv6: Docker 28 refuses to put an address on the real interface
+	// where a main-table route covers it, so the halves go in a table of
+	// their own, looked up after the main one: they serve only until
+	// Docker has wired the namespace.
+	type half struct {
+		cidr  string
+		table int
+	}
+	var halves []half
 	if hasFamily(ips, true) {
-		halves = append(halves, "0.0.0.0/1", "128.0.0.0/1")
+		halves = append(halves, half{"0.0.0.0/1", unix.RT_TABLE_MAIN}, half{"128.0.0.0/1", unix.RT_TABLE_MAIN})
 	}
 	if hasFamily(ips, false) {
-		halves = append(halves, "::/1", "8000::/1")
-	}
-	for _, half := range halves {
-		_, dst, _ := net.ParseCIDR(half)
+		halves = append(halves, half{"::/1", restoreTable}, half{"8000::/1", restoreTable})
 		if err == nil {
-			err = h.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Dst: dst, Scope: netlink.SCOPE_LINK})
+			rule := netlink.NewRule()
+			rule.Family, rule.Table, rule.Priority = netlink.FAMILY_V6, restoreTable, restoreRulePriority
+			err = h.RuleAdd(rule)
+		}
+	}
+	for _, hf := range halves {
+		_, dst, _ := net.ParseCIDR(hf.cidr)
+		if err == nil {
+			err = h.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Dst: dst, Scope: netlink.SCOPE_LINK, Table: hf.table})
 		}
 	}
 	if err != nil {
@@ -145,6 +163,13 @@ func prepareNetns(dir string, addrs []string) (path string, err error) {
 	}
 	return path, nil
 }
+
+// The routing table of the temporary interface's IPv6 routes, and the
+// priority of the rule that looks it up: after the main table (32766).
+const (
+	restoreTable        = 4242
+	restoreRulePriority = 32767
+)
 
 // hasFamily reports whether ips holds an IPv4 address (v4) or an IPv6 one.
 func hasFamily(ips []net.IP, v4 bool) bool {
@@ -213,6 +238,13 @@ func dropRestoreIface(dir string) error {
 		return err
 	}
 	defer h.Close()
+	rules, _ := h.RuleList(netlink.FAMILY_V6)
+	for _, r := range rules {
+		if r.Table == restoreTable {
+			r.Family = netlink.FAMILY_V6
+			h.RuleDel(&r) // its routes go with the interface
+		}
+	}
 	link, err := h.LinkByName(RestoreIface)
 	var notFound netlink.LinkNotFoundError
 	if errors.As(err, &notFound) {

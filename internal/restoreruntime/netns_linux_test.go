@@ -26,7 +26,7 @@ import (
 func TestRestoreNetnsHoldsTheAddressUntilStart(t *testing.T) {
 	labtest.RequireRoot(t)
 	dir := t.TempDir()
-	path, err := prepareNetns(dir, []string{"10.99.0.7"})
+	path, err := prepareNetns(dir, []string{"10.99.0.7", "fd99::7"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,6 +58,28 @@ func TestRestoreNetnsHoldsTheAddressUntilStart(t *testing.T) {
 	if err != nil || len(routes) == 0 || routes[0].LinkIndex != link.Attrs().Index {
 		t.Fatalf("route to a peer: %v %v", routes, err)
 	}
+	// The IPv6 address is usable at once (no DAD), and has no route of
+	// its own in the main table, which Docker 28 would take for a clash
+	// with the address it puts on the real interface.
+	addrs6, _ := h.AddrList(link, netlink.FAMILY_V6)
+	found := false
+	for _, a := range addrs6 {
+		if a.IP.String() == "fd99::7" {
+			found = a.Flags&unix.IFA_F_TENTATIVE == 0
+		}
+	}
+	if !found {
+		t.Fatalf("IPv6 addresses on %s: %+v (want fd99::7, not tentative)", RestoreIface, addrs6)
+	}
+	main, _ := h.RouteListFiltered(netlink.FAMILY_V6, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	for _, r := range main {
+		if r.Dst != nil && (r.Dst.Contains(net.ParseIP("fd99::7")) || r.Dst.IP.IsUnspecified()) {
+			t.Fatalf("a main-table route covering the address: %+v", r)
+		}
+	}
+	if routes, err := h.RouteGet(net.ParseIP("2001:db8::1")); err != nil || len(routes) == 0 || routes[0].LinkIndex != link.Attrs().Index {
+		t.Fatalf("route to an IPv6 peer: %v %v", routes, err)
+	}
 
 	// A process in the namespace stands in for the restored container.
 	sleeper := exec.Command("nsenter", "--net="+path, "sleep", "60")
@@ -80,6 +102,12 @@ func TestRestoreNetnsHoldsTheAddressUntilStart(t *testing.T) {
 	}
 	if _, err := h.LinkByName(RestoreIface); err == nil {
 		t.Fatal("the temporary interface survived start")
+	}
+	rules, _ := h.RuleList(netlink.FAMILY_V6)
+	for _, r := range rules {
+		if r.Table == restoreTable {
+			t.Fatalf("the temporary interface's routing rule survived start: %+v", r)
+		}
 	}
 	if err := dropRestoreIface(dir); err != nil {
 		t.Fatalf("a second start: %v", err)
