@@ -419,26 +419,32 @@ func matchInterfaces(nets []protocol.NetworkSpec, addrs map[string]string, renum
 // its ARP probe of the container's address.
 const addressProbeWait = 300 * time.Millisecond
 
-// checkAddressFree refuses an address that another machine holds on the
-// container's network: host2 would take it over and announce it. On a
+// checkAddressFree refuses an address (IPv4 or IPv6) that another machine
+// holds on the container's network: host2 would take it over and announce
+// it. On a
 // macvlan network the container keeps its MAC, so an answer from any other
 // MAC than the container's (whose original still answers from the source)
 // is someone else's. Other drivers are not probed: ipvlan answers with
 // the host's MAC, and a bridge network is this host's own.
 func (in *incoming) checkAddressFree(info docker.NetworkInfo, n *protocol.NetworkSpec) error {
-	if info.Driver != "macvlan" || info.Parent == "" || n.IPv4 == "" || n.MAC == "" {
+	if info.Driver != "macvlan" || info.Parent == "" || n.MAC == "" {
 		return nil
 	}
-	ip, mac := net.ParseIP(n.IPv4), strings.ToLower(n.MAC)
-	holders, err := netrewire.Holders(info.Parent, ip, addressProbeWait)
-	if err != nil {
-		in.log.Warn("could not check that the container's address is free on its network", "address", n.IPv4, "network", n.Name, "err", err)
-		return nil
-	}
-	for _, h := range holders {
-		if h.String() != mac {
-			return fmt.Errorf("address %s on network %q already answers from MAC %s, not the container's %s: another machine holds it there; "+
-				"free the address, or accept a new one (migrate-src --allow-new-address)", n.IPv4, n.Name, h, n.MAC)
+	mac := strings.ToLower(n.MAC)
+	for _, a := range []string{n.IPv4, n.IPv6} {
+		if a == "" {
+			continue
+		}
+		holders, err := netrewire.Holders(info.Parent, net.ParseIP(a), addressProbeWait)
+		if err != nil {
+			in.log.Warn("could not check that the container's address is free on its network", "address", a, "network", n.Name, "err", err)
+			continue
+		}
+		for _, h := range holders {
+			if h.String() != mac {
+				return fmt.Errorf("address %s on network %q already answers from MAC %s, not the container's %s: another machine holds it there; "+
+					"free the address, or accept a new one (migrate-src --allow-new-address)", a, n.Name, h, n.MAC)
+			}
 		}
 	}
 	return nil

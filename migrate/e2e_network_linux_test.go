@@ -19,22 +19,38 @@ import (
 // which takes the address as a second one): host2 would take it over and
 // announce it, so the migration is refused before anything is frozen,
 // naming the address and who holds it; the container runs on in host1 and
-// host2 keeps nothing. With the address free again, it moves.
+// host2 keeps nothing. With the address free again, it moves. IPv4 (an
+// ARP probe) and IPv6 (a duplicate address detection's solicitation, on
+// the lab's dual-stack second network).
 func TestAddressHeldElsewhereIsRefused(t *testing.T) {
 	e := setup(t)
 	startDst(t, e)
+	t.Run("ipv4", func(t *testing.T) { heldElsewhere(t, e, e.h1.Network, e.h1.Switch, "IPAddress", "/32") })
+	t.Run("ipv6", func(t *testing.T) { heldElsewhere(t, e, e.h1.Network2, e.h1.Switch2, "GlobalIPv6Address", "/128") })
+}
+
+// heldElsewhere squats the container's address (field of its endpoint on
+// network) on the lab switch sw.
+func heldElsewhere(t *testing.T, e env, network, sw, field, hostPrefix string) {
 	ctx := ctxFor(t, 3*time.Minute)
 	name := unique("squat")
-	runIdle(t, ctx, e, name, "--network", e.h1.Network)
-	ip, _, _ := strings.Cut(identity(t, ctx, e.h1, name), " ")
-	sw, err := net.InterfaceByName(e.h1.Switch)
+	runIdle(t, ctx, e, name, "--network", network)
+	ip, err := e.h1.Docker(ctx, "inspect", "-f", `{{(index .NetworkSettings.Networks "`+network+`").`+field+`}}`, name)
+	if err != nil || net.ParseIP(ip) == nil {
+		t.Fatalf("the container's address: %q, %v", ip, err)
+	}
+	swi, err := net.InterfaceByName(sw)
 	if err != nil {
 		t.Fatal(err)
 	}
 	squat := func(op string) error {
-		out, err := exec.Command("ip", "addr", op, ip+"/32", "dev", e.h1.Switch).CombinedOutput()
+		args := []string{"addr", op, ip + hostPrefix, "dev", sw}
+		if strings.Contains(ip, ":") {
+			args = append([]string{"-6"}, append(args, "nodad")...)
+		}
+		out, err := exec.Command("ip", args...).CombinedOutput()
 		if err != nil {
-			return fmt.Errorf("ip addr %s %s: %v: %s", op, ip, err, out)
+			return fmt.Errorf("ip %v: %v: %s", args, err, out)
 		}
 		return nil
 	}
@@ -49,8 +65,8 @@ func TestAddressHeldElsewhereIsRefused(t *testing.T) {
 	})
 
 	_, stderr, err := runSrc(ctx, e, name, nil)
-	want := "already answers from MAC " + sw.HardwareAddr.String()
-	if err == nil || !strings.Contains(stderr, want) || !strings.Contains(stderr, ip) {
+	want := fmt.Sprintf("address %s on network %q already answers from MAC %s", ip, network, swi.HardwareAddr)
+	if err == nil || !strings.Contains(stderr, want) {
 		t.Fatalf("migration with the address held elsewhere: %v, want %q in:\n%s", err, want, stderr)
 	}
 	if st, err := e.h1.Docker(ctx, "inspect", "-f", "{{.State.Status}}", name); err != nil || st != "running" {
@@ -67,7 +83,7 @@ func TestAddressHeldElsewhereIsRefused(t *testing.T) {
 	if _, stderr, err := runSrc(ctx, e, name, nil); err != nil {
 		t.Fatalf("migration with the address free: %v\n%s", err, stderr)
 	}
-	if got, _, _ := strings.Cut(identity(t, ctx, e.h2, name), " "); got != ip {
+	if got, _ := e.h2.Docker(ctx, "inspect", "-f", `{{(index .NetworkSettings.Networks "`+network+`").`+field+`}}`, name); got != ip {
 		t.Fatalf("address on host2 %q, want %q", got, ip)
 	}
 }

@@ -9,28 +9,35 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Holders asks, by an ARP probe on the interface named ifname of this
-// network namespace, who holds ip, and returns the hardware addresses that
-// answered within wait (none: the address is free, or its holder is down).
+// Holders asks who holds ip on the interface named ifname of this network
+// namespace, and returns the hardware addresses that answered within wait
+// (none: the address is free, or its holder is down). IPv4: an ARP probe
+// (RFC 5227); IPv6: a duplicate address detection's neighbour
+// solicitation (RFC 4862), which a holder answers to all nodes.
 func Holders(ifname string, ip net.IP, wait time.Duration) ([]net.HardwareAddr, error) {
 	ifc, err := net.InterfaceByName(ifname)
 	if err != nil {
 		return nil, fmt.Errorf("netrewire: %w", err)
 	}
-	if len(ifc.HardwareAddr) != 6 || ip.To4() == nil {
+	if len(ifc.HardwareAddr) != 6 || ip.To16() == nil {
 		return nil, fmt.Errorf("netrewire: cannot probe %s on %s", ip, ifname)
 	}
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, int(htons(unix.ETH_P_ARP)))
+	proto, frame, dst := uint16(unix.ETH_P_ARP), probe(ifc.HardwareAddr, ip), []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	answer := holder
+	if ip.To4() == nil {
+		proto, frame, dst, answer = unix.ETH_P_IPV6, solicit(ifc.HardwareAddr, ip), frame6Dst(ip), holder6
+	}
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, int(htons(proto)))
 	if err != nil {
 		return nil, fmt.Errorf("netrewire: packet socket: %w", err)
 	}
 	defer unix.Close(fd)
-	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ARP), Ifindex: ifc.Index}); err != nil {
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(proto), Ifindex: ifc.Index}); err != nil {
 		return nil, fmt.Errorf("netrewire: bind to %s: %w", ifname, err)
 	}
-	to := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ARP), Ifindex: ifc.Index, Halen: 6}
-	copy(to.Addr[:], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
-	if err := unix.Sendto(fd, probe(ifc.HardwareAddr, ip), 0, to); err != nil {
+	to := &unix.SockaddrLinklayer{Protocol: htons(proto), Ifindex: ifc.Index, Halen: 6}
+	copy(to.Addr[:], dst)
+	if err := unix.Sendto(fd, frame, 0, to); err != nil {
 		return nil, fmt.Errorf("netrewire: probe on %s: %w", ifname, err)
 	}
 	var out []net.HardwareAddr
@@ -51,7 +58,7 @@ func Holders(ifname string, ip net.IP, wait time.Duration) ([]net.HardwareAddr, 
 		if err != nil {
 			return out, fmt.Errorf("netrewire: receive on %s: %w", ifname, err)
 		}
-		if mac := holder(buf[:n], ip); mac != nil && !bytes.Equal(mac, ifc.HardwareAddr) && !containsMAC(out, mac) {
+		if mac := answer(buf[:n], ip); mac != nil && !bytes.Equal(mac, ifc.HardwareAddr) && !containsMAC(out, mac) {
 			out = append(out, mac)
 		}
 	}
