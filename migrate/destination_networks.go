@@ -275,7 +275,7 @@ func haveInterface(name string) bool {
 // so a new MAC).
 func checkInterfaces(api string, nets []protocol.NetworkSpec, infos []docker.NetworkInfo, renumber map[string]bool) error {
 	var why []string
-	if versions.LessThan(api, "1.44") {
+	if versions.LessThan(api, docker.PerEndpointMAC) {
 		// Before 1.44 the MAC is the container's, set on the network it
 		// is created with; Docker derives the others' from the address.
 		for _, n := range nets[1:] {

@@ -299,7 +299,7 @@ func (c *dockerContainer) reserve(ctx context.Context, renumbered []string) ([]d
 // reservationRuntime is the OCI runtime a reservation runs under here:
 // dockmove's where installed (it keeps the reservation from taking any
 // packet: package restoreruntime); else Docker's own where Docker does not
-// advertise addresses (before Docker 27, API 1.46), since nothing then
+// advertise addresses (docker.AdvertisesAddresses), since nothing then
 // sends the moved container's traffic to the reservation.
 func (c *dockerContainer) reservationRuntime(ctx context.Context) (string, error) {
 	if ok, err := c.dk.HasRuntime(ctx, restoreruntime.Name); err == nil && ok {
@@ -309,7 +309,7 @@ func (c *dockerContainer) reservationRuntime(ctx context.Context) (string, error
 	if err != nil {
 		return "", err
 	}
-	if versions.LessThan(api, "1.46") {
+	if versions.LessThan(api, docker.AdvertisesAddresses) {
 		return "", nil
 	}
 	return "", fmt.Errorf("this host's Docker (API %s) advertises an address as it attaches a container, which would draw the moved container's "+

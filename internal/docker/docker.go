@@ -404,7 +404,7 @@ func createConfig(spec protocol.ContainerSpec, runtime string, labels map[string
 	for i, n := range spec.Networks {
 		if i == 0 {
 			host.NetworkMode = container.NetworkMode(n.Name)
-		} else if versions.LessThan(api, severalAtCreate) {
+		} else if versions.LessThan(api, SeveralAtCreate) {
 			break // connected after the create (Create)
 		}
 		netcfg.EndpointsConfig[n.Name] = endpoint(n, api, cfg)
@@ -417,7 +417,7 @@ func createConfig(spec protocol.ContainerSpec, runtime string, labels map[string
 func endpoint(n protocol.NetworkSpec, api string, cfg *container.Config) *network.EndpointSettings {
 	ep := &network.EndpointSettings{Aliases: n.Aliases}
 	switch {
-	case versions.LessThan(api, perEndpointMAC):
+	case versions.LessThan(api, PerEndpointMAC):
 		if cfg != nil {
 			//lint:ignore SA1019 the only MAC setting before API 1.44 (Docker 20.10 speaks 1.41)
 			cfg.MacAddress = n.MAC
@@ -445,18 +445,20 @@ const IfnameOption = "com.docker.network.endpoint.ifname"
 
 // API versions of network features.
 const (
-	// severalAtCreate: a create request may attach several networks;
+	// SeveralAtCreate: a create request may attach several networks;
 	// before it, the others are connected to the created container.
-	severalAtCreate = "1.44"
+	SeveralAtCreate = "1.44"
+	// PerEndpointMAC: the MAC address is each endpoint's; before it, the
+	// container's, set on the network it is created with.
+	PerEndpointMAC = "1.44"
+	// AdvertisesAddresses: Docker (27) sends unsolicited ARP and
+	// neighbour advertisements for an endpoint's addresses as it wires it.
+	AdvertisesAddresses = "1.46"
 	// InterfaceNames: an endpoint may name its interface (IfnameOption)
 	// and say which network gives the default route (GwPriority). Before
 	// it, Docker names them itself, in an order of its own.
 	InterfaceNames = "1.48"
 )
-
-// perEndpointMAC is the first API version that takes a MAC address per
-// network endpoint.
-const perEndpointMAC = "1.44"
 
 // Start starts a created container.
 func (c *Client) Start(ctx context.Context, id string) error {
