@@ -717,9 +717,25 @@ func (in *incoming) commit(ctx context.Context) error {
 	// must never make this host undo (pause or stop) a committed copy.
 	if err := in.sess.Send(ctx, &protocol.Done{}); err != nil {
 		in.log.Warn("committed; the acknowledgement may not have reached the source", "container", in.name(), "err", err)
+		return nil
+	}
+	// Let the source end the session once it has read the acknowledgement:
+	// closing it from here at once could end it while the source's own
+	// write of the commit still waited for its completion, failing that
+	// write ("session shutdown") although the commit had arrived, and the
+	// source would report a committed migration as failed (seen in the
+	// soak test, once in five runs).
+	select {
+	case <-in.sess.Done():
+	case <-time.After(ackLinger):
+	case <-ctx.Done():
 	}
 	return nil
 }
+
+// ackLinger bounds how long the destination waits, after acknowledging a
+// commit, for the source to end the session.
+const ackLinger = 10 * time.Second
 
 // awaitPages waits for both the daemon and the source's commit.
 func (in *incoming) awaitPages(ctx context.Context) error {
