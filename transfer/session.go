@@ -291,12 +291,19 @@ func (s *Session) Send(ctx context.Context, m Message) error {
 	return nil
 }
 
-// Recv returns the next control message from the peer.
+// Recv returns the next control message from the peer. Messages that
+// arrived before the session ended come first: a peer that sends its
+// reason (a Reject) and then ends the session is heard.
 func (s *Session) Recv(ctx context.Context) (Message, error) {
 	select {
 	case m := <-s.inbox:
 		return m, nil
 	case <-s.done:
+		select {
+		case m := <-s.inbox:
+			return m, nil
+		default:
+		}
 		return nil, s.err
 	case <-ctx.Done():
 		return nil, ctx.Err()
