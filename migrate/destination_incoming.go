@@ -171,7 +171,11 @@ func (c *containerArrival) prepare(ctx context.Context) (string, error) {
 	if err := c.createShell(ctx); err != nil {
 		return "", err
 	}
-	return restoreruntime.ContainerDir(c.srv.cfg.RuntimeState, c.state.ContainerID)
+	dir, err := restoreruntime.ContainerDir(c.srv.cfg.RuntimeState, c.state.ContainerID)
+	if err == nil && c.pre.Container.InitBinary != nil {
+		err = c.receiveInit(ctx, dir)
+	}
+	return dir, err
 }
 
 // undoOnFailure undoes what this host made for the migration when *err
@@ -629,7 +633,8 @@ func (in *containerArrival) restore(ctx context.Context) error {
 		// so the application sees them fail instead of hanging.
 		opts = append(opts, "tcp-close")
 	}
-	plan := restoreruntime.Plan{TCPEstablished: true, ExtUnixSk: true, FileLocks: true, LazyPages: lazy, CRIUOptions: opts, Netns: true, RootfsDir: in.state.RootfsStaging}
+	plan := restoreruntime.Plan{TCPEstablished: true, ExtUnixSk: true, FileLocks: true, LazyPages: lazy, CRIUOptions: opts, Netns: true, RootfsDir: in.state.RootfsStaging,
+		Init: in.pre.Container.InitBinary != nil}
 	for _, n := range in.pre.Container.Networks {
 		for _, a := range []string{n.IPv4, n.IPv6} {
 			if !in.renumber[n.Name] && a != "" {

@@ -247,17 +247,22 @@ func TestFailureNameTakenOnHost2(t *testing.T) {
 	assertHost2Clean(t, ctx, e, name, false)
 }
 
-func TestFailureRestoreFailsOnHost2(t *testing.T) { failureRestoreFailsOnHost2(t, setup(t)) }
+func TestFailureRestoreFailsOnHost2(t *testing.T) {
+	failureRestoreFailsOnHost2(t, setup(t), "stop-and-copy")
+}
 
-func failureRestoreFailsOnHost2(t *testing.T, e env) {
+// failureRestoreFailsOnHost2: host2's restore fails; the container runs
+// on host1 again and migrate-src names host2's failure as the cause (in
+// post-copy too, where host1's CRIU sees only its page client go).
+func failureRestoreFailsOnHost2(t *testing.T, e env, strategy string) {
 	ctx := ctxFor(t, 3*time.Minute)
 	// An option CRIU does not know makes the real restore fail on host2.
 	startDst(t, e, "--restore-criu-option", "no-such-criu-option")
 	name := unique("rstfail")
 	addr := runWorkload(t, ctx, e, name, lab.WorkloadImage)
 	before := waitBeat(t, ctx, addr, 0)
-	_, stderr, err := runSrc(ctx, e, name, nil)
-	failedMigration(t, ctx, e, name, addr, before, err, stderr, "criu restore")
+	_, stderr, err := runSrc(ctx, e, name, nil, "--strategy", strategy)
+	failedMigration(t, ctx, e, name, addr, before, err, stderr, "restore on destination: transfer: peer failed: criu restore")
 	t.Logf("migrate-src reported:\n%s", stderr)
 	assertHost2Clean(t, ctx, e, name, true)
 }

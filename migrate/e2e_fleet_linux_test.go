@@ -47,7 +47,7 @@ func TestMixedFleet(t *testing.T) {
 		{"28-to-20.10/several-networks", new2old, func(t *testing.T, e env) { severalNetworks(t, e, false) }},
 		{"28-to-20.10/busy-connection", new2old, func(t *testing.T, e env) { busyConnection(t, e, "lazy") }},
 		{"28-to-28-containerd-store/tty", new2store, migrateTTYContainer},
-		{"28-to-28-containerd-store/restore-fails", new2store, failureRestoreFailsOnHost2},
+		{"28-to-28-containerd-store/restore-fails-lazy", new2store, func(t *testing.T, e env) { failureRestoreFailsOnHost2(t, e, "lazy") }},
 		{"28-to-28-containerd-store/destination-killed", new2store, failureDestinationKilledDuringTransfer},
 		{"28-containerd-store-to-28/source-killed-in-post-copy", store2new, lazySourceKilledDuringPostCopy},
 	} {

@@ -27,7 +27,7 @@ var settingsArgs = []string{
 	"--security-opt", "no-new-privileges", "--stop-timeout", "7", "--stop-signal", "SIGTERM",
 	"--cap-drop", "MKNOD", "--oom-score-adj", "100", "--group-add", "10",
 	"--env", "SETTING=kept", "--workdir", "/data", "--hostname", "settings-host",
-	"--label", "team=storage", "--restart", "unless-stopped",
+	"--label", "team=storage", "--restart", "unless-stopped", "--init",
 }
 
 // mayDiffer are the inspect fields that differ on host2 by design.
@@ -45,8 +45,8 @@ var mayDiffer = map[string]string{
 // TestSettingsTravel: a container run with limits, a healthcheck, a tmpfs,
 // DNS and host entries, log options, no-new-privileges, a stop timeout and
 // signal, a shm size, a dropped capability, an OOM score, an extra group,
-// environment, working directory, hostname, labels and a restart policy is
-// migrated with each strategy. On host2 `docker inspect` equals host1's in
+// environment, working directory, hostname, labels, a restart policy and
+// docker-init as PID 1 is migrated with each strategy. On host2 `docker inspect` equals host1's in
 // Config and HostConfig, field by field (generically: a field Docker adds
 // later shows up here), except the commented mayDiffer list; the limits are
 // in the restored container's cgroup and process limits, and its

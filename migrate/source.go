@@ -436,12 +436,17 @@ func (s *source) preflight(ctx context.Context) error {
 		s.log.Warn("the container cannot keep its address on the destination: it gets a new one and its TCP connections will be closed")
 		s.stage("new-address")
 	}
-	if !ok.NeedImage {
-		return nil
+	if ok.NeedImage {
+		s.stage("image")
+		s.report.ImageSent = true
+		if err := s.sendImage(ctx, pre.Container, ok.HaveLayers); err != nil {
+			return err
+		}
 	}
-	s.stage("image")
-	s.report.ImageSent = true
-	return s.sendImage(ctx, pre.Container, ok.HaveLayers)
+	if pre.Container.InitBinary != nil {
+		return s.sendInit(ctx, pre.Container.InitBinary)
+	}
+	return nil
 }
 
 // sendImage ships `docker save` of the image without the first have layers,
@@ -546,6 +551,11 @@ func (s *source) checkpoint(ctx context.Context) error {
 			select {
 			case rerr := <-restored:
 				postCopy = rerr == nil
+				if rerr != nil {
+					// The destination's failure is the cause; CRIU only
+					// saw its page client go.
+					hookErr = rerr
+				}
 			case <-time.After(time.Second):
 			}
 		}

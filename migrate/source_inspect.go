@@ -73,6 +73,11 @@ func specFromInspect(ctx context.Context, dk *docker.Client, r container.Inspect
 	if spec.Networks, err = networksOf(ctx, dk, r); err != nil {
 		return spec, err
 	}
+	if host.Init != nil && *host.Init {
+		if spec.InitBinary, err = initDigest(r.State.Pid); err != nil {
+			return spec, fmt.Errorf("%w: %v", ErrCannotMove, err)
+		}
+	}
 	if err := spec.Validate(); err != nil {
 		return spec, fmt.Errorf("%w: %v", ErrCannotMove, err)
 	}
@@ -195,7 +200,6 @@ func refusals(r container.InspectResponse, binds protocol.BindMode) error {
 	add(host.UsernsMode.IsHost(), "it uses the host's user namespace")
 	add(host.Privileged, "it is privileged")
 	add(len(host.Devices) > 0, "it has devices mapped from the host")
-	add(host.Init != nil && *host.Init, "it runs docker-init (--init)")
 	add(r.GraphDriver.Name != driverOverlay2 && r.GraphDriver.Name != driverSnapshotter,
 		"its storage driver is "+r.GraphDriver.Name+", not overlay2 or the containerd image store's overlayfs")
 	for _, m := range r.Mounts {
@@ -241,6 +245,9 @@ func dumpSpec(r container.InspectResponse) (criu.DumpSpec, error) {
 	ext := append(append([]string(nil), dockerMounts...), cgroups...)
 	for _, m := range r.Mounts {
 		ext = append(ext, m.Destination)
+	}
+	if r.HostConfig.Init != nil && *r.HostConfig.Init {
+		ext = append(ext, initMount)
 	}
 	var ns unix.Stat_t
 	if err := unix.Stat(fmt.Sprintf("/proc/%d/ns/net", pid), &ns); err != nil {

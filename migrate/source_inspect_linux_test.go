@@ -46,7 +46,7 @@ func TestRefusalsNameEveryReason(t *testing.T) {
 		{"devices", func(r *container.InspectResponse) {
 			r.HostConfig.Devices = []container.DeviceMapping{{PathOnHost: "/dev/fuse"}}
 		}, "devices"},
-		{"init", func(r *container.InspectResponse) { r.HostConfig.Init = &yes }, "--init"},
+		{"init", func(r *container.InspectResponse) { r.HostConfig.Init = &yes }, ""}, // its docker-init travels
 		{"published ports", func(r *container.InspectResponse) {
 			r.HostConfig.PortBindings = nat.PortMap{"80/tcp": {{HostPort: "8080"}}}
 		}, ""},

@@ -32,7 +32,15 @@ const (
 	StreamImage  = "image"  // `docker save` of the container's image
 	StreamRootfs = "rootfs" // the container's writable layer
 	StreamImages = "images" // the CRIU images of the final dump
+	StreamInit   = "init"   // the source's docker-init (InitFile), for --init containers
 )
+
+// InitFile names the one file of the init stream.
+const InitFile = "docker-init"
+
+// MaxInitBinary bounds the docker-init a source may send (tini, Docker's
+// init, is under 1 MiB static).
+const MaxInitBinary = 64 << 20
 
 // VolumeStream names the stream carrying volume i.
 func VolumeStream(i int) string { return "volume-" + strconv.Itoa(i) }
@@ -335,6 +343,44 @@ type ContainerSpec struct {
 	// most 256 KiB).
 	DockerConfig     json.RawMessage `json:"docker_config,omitempty"`
 	DockerHostConfig json.RawMessage `json:"docker_host_config,omitempty"`
+	// InitBinary describes the docker-init the container runs as its PID
+	// 1 (--init), which the source sends on StreamInit before the freeze:
+	// the restored process maps that very file, and another Docker's
+	// docker-init differs (CRIU refuses a mapped file of another size).
+	InitBinary *FileDigest `json:"init_binary,omitempty"`
+}
+
+// FileDigest identifies a file's content.
+type FileDigest struct {
+	SHA256 string `json:"sha256"` // hex
+	Size   int64  `json:"size"`
+}
+
+var sha256Pattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// runsInit reports whether Docker settings say --init.
+func runsInit(hostConfig json.RawMessage) bool {
+	var h struct{ Init *bool }
+	return len(hostConfig) > 0 && json.Unmarshal(hostConfig, &h) == nil && h.Init != nil && *h.Init
+}
+
+// validateInit checks that an --init container comes with its docker-init
+// and only such a container does.
+func (c *ContainerSpec) validateInit() error {
+	init := runsInit(c.DockerHostConfig)
+	switch {
+	case init && c.InitBinary == nil:
+		return errors.New("the container runs docker-init (--init) but the source does not send it (a migrate-src older than the destination's: upgrade it)")
+	case !init && c.InitBinary != nil:
+		return errors.New("a docker-init is announced for a container that does not run one")
+	case c.InitBinary == nil:
+		return nil
+	case !sha256Pattern.MatchString(c.InitBinary.SHA256):
+		return fmt.Errorf("invalid docker-init digest %q", c.InitBinary.SHA256)
+	case c.InitBinary.Size <= 0 || c.InitBinary.Size > MaxInitBinary:
+		return fmt.Errorf("docker-init of %d bytes (limit %d)", c.InitBinary.Size, MaxInitBinary)
+	}
+	return nil
 }
 
 // maxDockerSettings bounds each of DockerConfig and DockerHostConfig.
@@ -580,6 +626,9 @@ func (c *ContainerSpec) Validate() error {
 		return err
 	}
 	if err := checkJSONObject("docker host config", c.DockerHostConfig); err != nil {
+		return err
+	}
+	if err := c.validateInit(); err != nil {
 		return err
 	}
 	for _, v := range c.Volumes {

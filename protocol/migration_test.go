@@ -103,6 +103,32 @@ func TestContainerSpecNetworkAndSettings(t *testing.T) {
 	}
 }
 
+// An --init container comes with the digest of its docker-init, and only
+// such a container announces one.
+func TestContainerSpecInitBinary(t *testing.T) {
+	initOn := json.RawMessage(`{"Init":true}`)
+	good := &FileDigest{SHA256: strings.Repeat("ab", 32), Size: 708080}
+	for _, c := range []struct {
+		name string
+		host json.RawMessage
+		bin  *FileDigest
+		ok   bool
+	}{
+		{"init with its binary", initOn, good, true},
+		{"no init, no binary", json.RawMessage(`{"Init":false}`), nil, true},
+		{"init without its binary", initOn, nil, false},
+		{"a binary without init", nil, good, false},
+		{"bad digest", initOn, &FileDigest{SHA256: "../x", Size: 1}, false},
+		{"empty", initOn, &FileDigest{SHA256: good.SHA256}, false},
+		{"too large", initOn, &FileDigest{SHA256: good.SHA256, Size: MaxInitBinary + 1}, false},
+	} {
+		spec := ContainerSpec{Name: "web", ImageID: "sha256:" + strings.Repeat("0", 64), DockerHostConfig: c.host, InitBinary: c.bin}
+		if err := spec.Validate(); (err == nil) != c.ok {
+			t.Errorf("%s: %v, want ok=%v", c.name, err, c.ok)
+		}
+	}
+}
+
 // Several networks: each once, each interface name once and one Linux
 // takes.
 func TestSeveralNetworksValidation(t *testing.T) {

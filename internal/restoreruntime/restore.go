@@ -65,6 +65,11 @@ func prepareRestore(inv Invocation, c createArgs, dir string, p Plan) ([]string,
 				return fmt.Errorf("writable layer: %w", err)
 			}
 		}
+		if p.Init {
+			if err := spec.setMountSource(InitMount, filepath.Join(dir, InitFile)); err != nil {
+				return fmt.Errorf("docker-init: %w", err)
+			}
+		}
 		if !p.Netns {
 			return nil
 		}
@@ -181,26 +186,46 @@ func (s *bundleSpec) hasPrestartHooks() bool {
 
 // setNamespacePath gives the container's namespace of type typ a path.
 func (s *bundleSpec) setNamespacePath(typ, path string) error {
-	var nss []map[string]json.RawMessage
-	if raw, ok := s.linux["namespaces"]; ok {
-		if err := json.Unmarshal(raw, &nss); err != nil {
-			return err
+	raw, err := setWhere(s.linux["namespaces"], "type", typ, "path", path)
+	if err != nil {
+		return fmt.Errorf("the bundle's %s namespace: %w", typ, err)
+	}
+	s.linux["namespaces"] = raw
+	return nil
+}
+
+// setMountSource binds source at the bundle's bind mount on destination
+// (runc restore maps the images' external mount of that path to it).
+func (s *bundleSpec) setMountSource(destination, source string) error {
+	raw, err := setWhere(s.top["mounts"], "destination", destination, "source", source)
+	if err != nil {
+		return fmt.Errorf("the bundle's mount at %s: %w", destination, err)
+	}
+	s.top["mounts"] = raw
+	return nil
+}
+
+// setWhere sets field to value in the objects of the JSON array list whose
+// key is match; it fails if there is none.
+func setWhere(list json.RawMessage, key, match, field, value string) (json.RawMessage, error) {
+	var objs []map[string]json.RawMessage
+	if len(list) > 0 {
+		if err := json.Unmarshal(list, &objs); err != nil {
+			return nil, err
 		}
 	}
-	t, _ := json.Marshal(typ)
-	p, _ := json.Marshal(path)
+	m, _ := json.Marshal(match)
+	v, _ := json.Marshal(value)
 	found := false
-	for _, ns := range nss {
-		if string(ns["type"]) == string(t) {
-			ns["path"], found = p, true
+	for _, o := range objs {
+		if string(o[key]) == string(m) {
+			o[field], found = v, true
 		}
 	}
 	if !found {
-		return fmt.Errorf("the bundle has no %s namespace", typ)
+		return nil, errors.New("not found")
 	}
-	raw, err := json.Marshal(nss)
-	s.linux["namespaces"] = raw
-	return err
+	return json.Marshal(objs)
 }
 
 // runRunc runs runc as a child with this process's stdio, which containerd

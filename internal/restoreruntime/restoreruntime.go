@@ -29,6 +29,7 @@ const StateFlag = "--dockmove-state"
 const (
 	PlanFile     = "plan.json" // written by migrate-dst: restore this container
 	ImagesDir    = "images"    // the CRIU images to restore from
+	InitDir      = "init"      // the source's docker-init (Plan.Init)
 	WorkDir      = "work"      // CRIU's work directory (restore.log)
 	CRIUConfig   = "criu.conf" // per-restore CRIU options (org.criu.config)
 	ConsumedFile = "consumed"  // the plan was used; never restore again
@@ -64,7 +65,18 @@ type Plan struct {
 	// the runtime moves it in then, by rename (RootfsDir lies in Docker's
 	// data root, on the same mount).
 	RootfsDir string `json:"rootfs_dir,omitempty"`
+	// Init restores an --init container with the source's docker-init,
+	// InitDir/docker-init, bound where Docker binds its own: the restored
+	// PID 1 maps that file, and CRIU restores the mapping only from it.
+	Init bool `json:"init,omitempty"`
 }
+
+// InitMount is where Docker binds docker-init into an --init container.
+const InitMount = "/sbin/docker-init"
+
+// InitFile is the docker-init a Plan.Init restore binds, in the container's
+// state directory.
+const InitFile = InitDir + "/docker-init"
 
 // Result is what the runtime reports back after a restore attempt.
 type Result struct {

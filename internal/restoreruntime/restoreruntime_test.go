@@ -138,3 +138,41 @@ func TestInstallMergesDaemonJSONWithFakeDockerd(t *testing.T) {
 		t.Fatalf("after uninstall: %s", data)
 	}
 }
+
+// An --init restore binds the source's docker-init where Docker binds its
+// own, and only there; a bundle without that mount is refused.
+func TestPrepareRestoreBindsTheSourcesInit(t *testing.T) {
+	for _, c := range []struct {
+		name, mounts string
+		ok           bool
+	}{
+		{"docker's init mount", `[{"destination":"/etc/hosts","source":"/h","type":"bind"},{"destination":"/sbin/docker-init","source":"/usr/bin/docker-init","type":"bind","options":["bind","ro"]}]`, true},
+		{"no init mount", `[{"destination":"/etc/hosts","source":"/h","type":"bind"}]`, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir, bundle := t.TempDir(), t.TempDir()
+			spec := `{"ociVersion":"1.0.2","mounts":` + c.mounts + `}`
+			if err := os.WriteFile(filepath.Join(bundle, "config.json"), []byte(spec), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := prepareRestore(Invocation{}, createArgs{id: "cid", bundle: bundle}, dir, Plan{Init: true})
+			if (err == nil) != c.ok {
+				t.Fatalf("err %v, want ok=%v", err, c.ok)
+			}
+			if !c.ok {
+				return
+			}
+			var out struct {
+				Mounts []struct{ Destination, Source string }
+			}
+			data, _ := os.ReadFile(filepath.Join(bundle, "config.json"))
+			json.Unmarshal(data, &out)
+			want := map[string]string{"/etc/hosts": "/h", InitMount: filepath.Join(dir, "init", "docker-init")}
+			for _, m := range out.Mounts {
+				if want[m.Destination] != m.Source {
+					t.Fatalf("mount %s from %s after the edit: %s", m.Destination, m.Source, data)
+				}
+			}
+		})
+	}
+}
