@@ -175,6 +175,9 @@ func (c *containerArrival) prepare(ctx context.Context) (string, error) {
 	if err == nil && c.pre.Container.InitBinary != nil {
 		err = c.receiveInit(ctx, dir)
 	}
+	if err == nil && c.pre.Logs != "" {
+		err = c.receiveLogs(ctx, dir, false)
+	}
 	return dir, err
 }
 
@@ -219,6 +222,7 @@ func (in *incoming) check(ctx context.Context, spec protocol.ContainerSpec) (nee
 	allowed, _ := parseAllowedCaps(in.srv.cfg.AllowCaps) // checked by Validate
 	refuse(checkCapabilities(spec.CapAdd, allowed))
 	refuse(docker.CheckHostConfig(spec.DockerHostConfig))
+	refuse(checkDevices(in.pre.Devices, spec))
 	refuse(checkCgroups(in.sess.Peer().Host, in.srv.hello.Host))
 	if ok, err := dk.HasRuntime(ctx, restoreruntime.Name); err != nil || !ok {
 		refuse(fmt.Errorf("the restore runtime %q is not installed on the destination (run: migrate-dst install-runtime): %v", restoreruntime.Name, err))
@@ -278,8 +282,8 @@ func (in *incoming) checkDisk(ctx context.Context, needImage bool) error {
 	}
 	z := in.pre.Sizes
 	needs := []diskNeed{
-		{in.srv.cfg.RuntimeState, z.Memory},
-		{root, satAdd(z.Rootfs, z.Volumes)},
+		{in.srv.cfg.RuntimeState, satAdd(z.Memory, z.Logs)},
+		{root, satAdd(satAdd(z.Rootfs, z.Volumes), z.Logs)},
 	}
 	for _, b := range in.pre.Container.Binds {
 		if _, base, err := bindPath(in.srv.cfg.BindBases, b); b.Mode == protocol.BindCopy && err == nil {
@@ -523,21 +527,33 @@ func (in *containerArrival) receive(ctx context.Context) error {
 		})
 	}
 	recv(protocol.StreamImages, filepath.Join(dir, restoreruntime.ImagesDir), imagePolicy())
-	recv(protocol.StreamRootfs, upper, rootfsPolicy())
+	recv(protocol.StreamRootfs, upper, in.withDevices(rootfsPolicy(), protocol.StreamRootfs))
 	for i, name := range in.volumes {
 		mp, err := dk.Volume(ctx, name)
 		if err != nil {
 			return err
 		}
-		recv(protocol.VolumeStream(i), mp, rootfsPolicy())
+		recv(protocol.VolumeStream(i), mp, in.withDevices(rootfsPolicy(), protocol.VolumeStream(i)))
 	}
 	for i, b := range in.pre.Container.Binds {
 		if b.Mode == protocol.BindCopy {
-			recv(protocol.BindStream(i), in.bindPaths[i], rootfsPolicy())
+			recv(protocol.BindStream(i), in.bindPaths[i], in.withDevices(rootfsPolicy(), protocol.BindStream(i)))
 		}
+	}
+	if in.pre.Logs != "" {
+		g.Go(func() error { return in.receiveLogs(gctx, dir, true) })
 	}
 	if err := g.Wait(); err != nil {
 		return err
+	}
+	if in.pre.Logs != "" {
+		root, err := dk.RootDir(ctx)
+		if err != nil {
+			return err
+		}
+		if err := in.installLogs(dir, root); err != nil {
+			return err
+		}
 	}
 	return linkParent(filepath.Join(dir, restoreruntime.ImagesDir), in.rounds)
 }

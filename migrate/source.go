@@ -259,6 +259,8 @@ type source struct {
 	renumbered []string
 	lock       *os.File
 	tc         transfer.Config // the session's configuration, for resolving
+	// logs ships the container's log files (nil: none ship).
+	logs *logShipper
 }
 
 // Migrate moves the container to the destination. On any failure before the
@@ -444,7 +446,12 @@ func (s *source) preflight(ctx context.Context) error {
 		}
 	}
 	if pre.Container.InitBinary != nil {
-		return s.sendInit(ctx, pre.Container.InitBinary)
+		if err := s.sendInit(ctx, pre.Container.InitBinary); err != nil {
+			return err
+		}
+	}
+	if s.logs != nil {
+		return s.sendLogs(ctx, false)
 	}
 	return nil
 }
@@ -743,6 +750,9 @@ func (s *source) ship(ctx context.Context, images string, extra []namedDir) erro
 	})
 	for _, d := range extra {
 		send(d.name, d.dir)
+	}
+	if s.logs != nil {
+		g.Go(func() error { return s.sendLogs(gctx, true) })
 	}
 	if err := g.Wait(); err != nil {
 		return err

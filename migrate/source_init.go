@@ -63,16 +63,14 @@ func (s *source) sendInit(ctx context.Context, want *protocol.FileDigest) error 
 	if r.State == nil || !r.State.Running {
 		return fmt.Errorf("%w: it stopped during the preflight", ErrCannotMove)
 	}
-	pid := r.State.Pid
-	claimed, release, err := claimDir(s.cfg.WorkDir, "init-")
-	if err != nil {
-		return err
-	}
-	defer release()
-	dir := filepath.Join(claimed, protocol.StreamInit) // beside the claim's lock
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		return err
-	}
+	return s.sendFiles(ctx, protocol.StreamInit, func(dir string) error {
+		return copyInit(r.State.Pid, dir, want)
+	})
+}
+
+// copyInit copies the docker-init that process pid runs into dir, checking
+// that it is still the one described by want.
+func copyInit(pid int, dir string, want *protocol.FileDigest) error {
 	src, err := os.Open(fmt.Sprintf("/proc/%d/exe", pid))
 	if err != nil {
 		return fmt.Errorf("reading the container's docker-init: %w", err)
@@ -101,10 +99,5 @@ func (s *source) sendInit(ctx context.Context, want *protocol.FileDigest) error 
 	if *got != *want {
 		return fmt.Errorf("the container's docker-init changed since the preflight (%s, %d bytes; was %s, %d bytes)", got.SHA256, got.Size, want.SHA256, want.Size)
 	}
-	st, err := s.sess.SendDir(ctx, protocol.StreamInit, dir)
-	if err != nil {
-		return fmt.Errorf("send docker-init: %w", err)
-	}
-	s.report.stream(protocol.StreamInit, st)
 	return nil
 }

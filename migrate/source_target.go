@@ -137,6 +137,28 @@ func (c *dockerContainer) describe(ctx context.Context, pre *protocol.Preflight)
 	if err != nil {
 		return err
 	}
+	r, err := c.dk.Inspect(ctx, c.id)
+	if err != nil {
+		return err
+	}
+	upper, _, err := writableLayer(r)
+	if err != nil {
+		return err
+	}
+	trees, err := c.trees(ctx, upper)
+	if err != nil {
+		return err
+	}
+	if pre.Devices, err = deviceNodes(trees); err != nil {
+		return err
+	}
+	dockerRoot, err := c.dk.RootDir(ctx)
+	if err != nil {
+		return err
+	}
+	if c.s.logs, pre.Sizes.Logs = containerLogs(r, dockerRoot); c.s.logs != nil {
+		pre.Logs = c.s.logs.driver
+	}
 	if err := c.writeMarkers(); err != nil {
 		return err
 	}
@@ -189,11 +211,18 @@ func (c *dockerContainer) dumpSpec(ctx context.Context) (criu.DumpSpec, []namedD
 	if err != nil {
 		return spec, nil, err
 	}
+	extra, err := c.trees(ctx, upper)
+	return spec, extra, err
+}
+
+// trees lists what ships beside CRIU's images, by stream: the writable
+// layer (upper), the volumes and the copied bind mounts.
+func (c *dockerContainer) trees(ctx context.Context, upper string) ([]namedDir, error) {
 	extra := []namedDir{{protocol.StreamRootfs, upper}}
 	for i, v := range c.spec.Volumes {
 		mp, err := c.dk.Volume(ctx, v.Name)
 		if err != nil {
-			return spec, nil, err
+			return nil, err
 		}
 		extra = append(extra, namedDir{protocol.VolumeStream(i), mp})
 	}
@@ -202,7 +231,7 @@ func (c *dockerContainer) dumpSpec(ctx context.Context) (criu.DumpSpec, []namedD
 			extra = append(extra, namedDir{protocol.BindStream(i), b.Source})
 		}
 	}
-	return spec, extra, nil
+	return extra, nil
 }
 
 func (c *dockerContainer) keepDown(ctx context.Context) error {

@@ -4,6 +4,7 @@ package migrate
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/dockmove/dockmove/protocol"
 )
 
 // The source's work directory holds one directory per dump or image in
@@ -23,10 +26,14 @@ import (
 const lockName = ".lock"
 
 // workPrefixes are the directories the source makes in its work directory.
-var workPrefixes = []string{"dump-", "image-"}
+var workPrefixes = []string{"dump-", "image-", protocol.StreamInit + "-", protocol.StreamLogs + "-"}
 
 // claimDir makes a new directory under parent and locks it until release.
 func claimDir(parent, prefix string) (dir string, release func(), err error) {
+	if !hasPrefix(prefix, workPrefixes) {
+		// sweepStale would never find it.
+		return "", nil, fmt.Errorf("work directory prefix %q is not among %v", prefix, workPrefixes)
+	}
 	if err := os.MkdirAll(parent, 0o700); err != nil {
 		return "", nil, err
 	}

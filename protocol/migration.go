@@ -29,11 +29,41 @@ const (
 
 // Stream names used by a migration.
 const (
-	StreamImage  = "image"  // `docker save` of the container's image
-	StreamRootfs = "rootfs" // the container's writable layer
-	StreamImages = "images" // the CRIU images of the final dump
-	StreamInit   = "init"   // the source's docker-init (InitFile), for --init containers
+	StreamImage    = "image"     // `docker save` of the container's image
+	StreamRootfs   = "rootfs"    // the container's writable layer
+	StreamImages   = "images"    // the CRIU images of the final dump
+	StreamInit     = "init"      // the source's docker-init (InitFile), for --init containers
+	StreamLogs     = "logs"      // the container's log files, before the freeze (Preflight.Logs)
+	StreamLogsTail = "logs-tail" // what they gained since, with the final dump
 )
+
+// The log drivers whose files ship (Preflight.Logs): both keep them in the
+// container's directory, in a format of their own that every Docker
+// release reads.
+const (
+	LogsJSONFile = "json-file"
+	LogsLocal    = "local"
+)
+
+// Files of the log streams: the current log, the rotated ones (RotatedLog)
+// and, in StreamLogsTail, what the current log gained since StreamLogs
+// (LogTail) or, if it was rotated meanwhile, a whole new set.
+const (
+	CurrentLog = "current"
+	LogTail    = "tail"
+)
+
+// RotatedLog names rotated log n (1: the newest), compressed or not.
+func RotatedLog(n int, gz bool) string {
+	name := "rotated-" + strconv.Itoa(n)
+	if gz {
+		name += ".gz"
+	}
+	return name
+}
+
+// MaxRotatedLogs bounds the rotated logs that ship.
+const MaxRotatedLogs = 100
 
 // InitFile names the one file of the init stream.
 const InitFile = "docker-init"
@@ -121,6 +151,49 @@ type Preflight struct {
 	// definitions, the container's networks it lacks (migrate-src
 	// --create-networks); the destination's policy decides.
 	CreateNetworks bool `json:"create_networks,omitempty"`
+	// Logs names the log driver whose files ship, so that `docker logs`
+	// on the destination shows the container's whole history: on
+	// StreamLogs before the freeze, then what was appended since on
+	// StreamLogsTail with the final dump ("": none ship).
+	Logs string `json:"logs,omitempty"`
+	// Devices are the device nodes in the trees that ship (a process made
+	// them with mknod), so that the destination decides before anything
+	// is frozen; its receiver takes those and no other.
+	Devices []DeviceNode `json:"devices,omitempty"`
+}
+
+// MaxDeviceNodes bounds the device nodes a preflight announces.
+const MaxDeviceNodes = 1024
+
+// DeviceNode is a device node in a shipped tree.
+type DeviceNode struct {
+	Stream string `json:"stream"` // StreamRootfs, VolumeStream(i) or BindStream(i)
+	Path   string `json:"path"`   // relative to the stream's root
+	Block  bool   `json:"block,omitempty"`
+	Major  uint32 `json:"major"`
+	Minor  uint32 `json:"minor"`
+}
+
+func (d DeviceNode) String() string {
+	kind := "c"
+	if d.Block {
+		kind = "b"
+	}
+	return fmt.Sprintf("%s (%s %d:%d)", d.Path, kind, d.Major, d.Minor)
+}
+
+var deviceStreamPattern = regexp.MustCompile(`^(` + StreamRootfs + `|volume-[0-9]{1,2}|bind-[0-9]{1,2})$`)
+
+func (d DeviceNode) Validate() error {
+	switch {
+	case !deviceStreamPattern.MatchString(d.Stream):
+		return fmt.Errorf("device node in stream %q", d.Stream)
+	case d.Path == "" || path.IsAbs(d.Path) || path.Clean(d.Path) != d.Path || d.Path == ".." || strings.HasPrefix(d.Path, "../") || checkText("device path", d.Path) != nil:
+		return fmt.Errorf("invalid device node path %q", d.Path)
+	case d.Major >= 1<<12 || d.Minor >= 1<<20:
+		return fmt.Errorf("device node %s: no such device number", d)
+	}
+	return nil
 }
 
 // ProcessSpec describes a plain process tree (migrate-src --pid).
@@ -140,11 +213,12 @@ func (p *ProcessSpec) Validate() error {
 
 // Sizes are the source's estimates, in bytes, of what a migration ships.
 type Sizes struct {
-	Memory  int64 `json:"memory"`  // the container's memory use: the CRIU images
-	Rootfs  int64 `json:"rootfs"`  // its writable layer
-	Volumes int64 `json:"volumes"` // its named volumes
-	Binds   int64 `json:"binds"`   // its copied bind mounts
-	Image   int64 `json:"image"`   // its image, should it be sent
+	Memory  int64 `json:"memory"`         // the container's memory use: the CRIU images
+	Rootfs  int64 `json:"rootfs"`         // its writable layer
+	Volumes int64 `json:"volumes"`        // its named volumes
+	Binds   int64 `json:"binds"`          // its copied bind mounts
+	Image   int64 `json:"image"`          // its image, should it be sent
+	Logs    int64 `json:"logs,omitempty"` // its log files (Preflight.Logs)
 }
 
 func (*Preflight) Type() transfer.MsgType { return MsgPreflight }
@@ -158,11 +232,24 @@ func (m *Preflight) Validate() error {
 	if !slices.Contains(Strategies, m.Strategy) {
 		return fmt.Errorf("unknown strategy %q", m.Strategy)
 	}
-	if m.Sizes.Memory < 0 || m.Sizes.Rootfs < 0 || m.Sizes.Volumes < 0 || m.Sizes.Binds < 0 || m.Sizes.Image < 0 {
+	if m.Sizes.Memory < 0 || m.Sizes.Rootfs < 0 || m.Sizes.Volumes < 0 || m.Sizes.Binds < 0 || m.Sizes.Image < 0 || m.Sizes.Logs < 0 {
 		return fmt.Errorf("negative size estimate %+v", m.Sizes)
 	}
+	switch m.Logs {
+	case "", LogsJSONFile, LogsLocal:
+	default:
+		return fmt.Errorf("logs of driver %q", m.Logs)
+	}
+	if len(m.Devices) > MaxDeviceNodes {
+		return fmt.Errorf("%d device nodes, limit %d", len(m.Devices), MaxDeviceNodes)
+	}
+	for _, d := range m.Devices {
+		if err := d.Validate(); err != nil {
+			return err
+		}
+	}
 	if m.Process != nil {
-		if len(m.ImageLayers) != 0 || m.Sizes.Image != 0 || m.Sizes.Rootfs != 0 || m.Sizes.Volumes != 0 || m.Sizes.Binds != 0 {
+		if len(m.ImageLayers) != 0 || len(m.Devices) != 0 || m.Logs != "" || m.Sizes.Image != 0 || m.Sizes.Rootfs != 0 || m.Sizes.Volumes != 0 || m.Sizes.Binds != 0 || m.Sizes.Logs != 0 {
 			return errors.New("a process migration carries no image, file system or volumes")
 		}
 		return m.Process.Validate()

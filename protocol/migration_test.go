@@ -214,3 +214,32 @@ func TestNetworkDefinitionValidation(t *testing.T) {
 		}
 	}
 }
+
+// Device nodes are named by stream and relative path, with a number Linux
+// can have; a process migration announces none.
+func TestPreflightDeviceNodes(t *testing.T) {
+	base := func(devs ...DeviceNode) *Preflight {
+		return &Preflight{MigrationID: strings.Repeat("a", 32), Strategy: StrategyStopAndCopy, Devices: devs,
+			Container: ContainerSpec{Name: "web", ImageID: "sha256:" + strings.Repeat("0", 64)}}
+	}
+	for _, c := range []struct {
+		name string
+		pre  *Preflight
+		ok   bool
+	}{
+		{"a console node in the layer", base(DeviceNode{Stream: StreamRootfs, Path: "dev/console2", Major: 5, Minor: 1}), true},
+		{"a block node in a volume", base(DeviceNode{Stream: VolumeStream(3), Path: "disk", Block: true, Major: 8}), true},
+		{"in the images", base(DeviceNode{Stream: StreamImages, Path: "x", Major: 1, Minor: 3}), false},
+		{"absolute", base(DeviceNode{Stream: StreamRootfs, Path: "/dev/x", Major: 1, Minor: 3}), false},
+		{"climbing out", base(DeviceNode{Stream: StreamRootfs, Path: "../x", Major: 1, Minor: 3}), false},
+		{"not clean", base(DeviceNode{Stream: StreamRootfs, Path: "a/./x", Major: 1, Minor: 3}), false},
+		{"no such number", base(DeviceNode{Stream: StreamRootfs, Path: "x", Major: 1 << 12}), false},
+		{"too many", base(slices.Repeat([]DeviceNode{{Stream: StreamRootfs, Path: "x", Major: 1, Minor: 3}}, MaxDeviceNodes+1)...), false},
+		{"in a process migration", &Preflight{MigrationID: strings.Repeat("a", 32), Strategy: StrategyStopAndCopy, Process: &ProcessSpec{Name: "sleep"},
+			Devices: []DeviceNode{{Stream: StreamRootfs, Path: "x", Major: 1, Minor: 3}}}, false},
+	} {
+		if err := c.pre.Validate(); (err == nil) != c.ok {
+			t.Errorf("%s: %v, want ok=%v", c.name, err, c.ok)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -56,6 +57,17 @@ type Policy struct {
 	// (directories' paths, modes and times, set last so that read-only
 	// directories can be filled). Default 64 MiB; must be positive.
 	MaxRetained int64
+	// Devices are the device nodes the stream may carry (beyond Rootfs'
+	// whiteouts), each at its path with its number: the receiver's owner
+	// decided on them before the stream began. Default none.
+	Devices []Device
+}
+
+// Device is a device node a Policy accepts.
+type Device struct {
+	Path         string // relative to the target
+	Block        bool
+	Major, Minor uint32
 }
 
 // ImagePolicy is the policy for CRIU image directories.
@@ -245,12 +257,13 @@ func (r *receiver) check(e Entry) error {
 		if err := checkRelPath(e.Link); err != nil || r.known[e.Link] != KindFile {
 			return fmt.Errorf("%w: hard link %s -> %q does not name a file of this stream", ErrUnsafeEntry, e.Path, e.Link)
 		}
-	case KindCharDev:
-		if !r.policy.Rootfs || e.DevMajor != 0 || e.DevMinor != 0 {
-			return fmt.Errorf("%w: device %s (%d:%d)", ErrUnsafeEntry, e.Path, e.DevMajor, e.DevMinor)
+	case KindCharDev, KindBlockDev:
+		if e.Kind == KindCharDev && e.DevMajor == 0 && e.DevMinor == 0 && r.policy.Rootfs {
+			break // an overlay whiteout
 		}
-	case KindBlockDev:
-		return fmt.Errorf("%w: block device %s", ErrUnsafeEntry, e.Path)
+		if !slices.Contains(r.policy.Devices, Device{Path: e.Path, Block: e.Kind == KindBlockDev, Major: e.DevMajor, Minor: e.DevMinor}) {
+			return fmt.Errorf("%w: %s %s (%d:%d) is not among the device nodes accepted", ErrUnsafeEntry, e.Kind, e.Path, e.DevMajor, e.DevMinor)
+		}
 	case KindFifo:
 		if !r.policy.Rootfs {
 			return fmt.Errorf("%w: fifo %s", ErrUnsafeEntry, e.Path)

@@ -248,11 +248,19 @@ func TestRootfsStreamKeepsWhiteouts(t *testing.T) {
 	if err := unix.Mkfifo(filepath.Join(src, "fifo"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Device nodes a process made, which the policy accepts by name.
+	if err := unix.Mknod(filepath.Join(src, "console2"), unix.S_IFCHR|0o620, int(unix.Mkdev(5, 1))); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mknod(filepath.Join(src, "opaque", "loop9"), unix.S_IFBLK|0o600, int(unix.Mkdev(7, 9))); err != nil {
+		t.Fatal(err)
+	}
 	c, s := sessionPair(t, transports[1])
 	ctx := testContext(t)
 	dst := t.TempDir()
 	got := make(chan error, 1)
-	go func() { _, err := s.ReceiveDir(ctx, "rootfs", dst, RootfsPolicy()); got <- err }()
+	p := withDevices(Device{Path: "console2", Major: 5, Minor: 1}, Device{Path: "opaque/loop9", Block: true, Major: 7, Minor: 9})
+	go func() { _, err := s.ReceiveDir(ctx, "rootfs", dst, p); got <- err }()
 	if _, err := c.SendDir(ctx, "rootfs", src); err != nil {
 		t.Fatal(err)
 	}
@@ -261,6 +269,13 @@ func TestRootfsStreamKeepsWhiteouts(t *testing.T) {
 	}
 	if want, have := treeSummary(t, src), treeSummary(t, dst); want != have {
 		t.Fatalf("trees differ:\nsent:\n%s\nreceived:\n%s", want, have)
+	}
+	for _, d := range p.Devices {
+		var st unix.Stat_t
+		err := unix.Lstat(filepath.Join(dst, d.Path), &st)
+		if err != nil || unix.Major(st.Rdev) != d.Major || unix.Minor(st.Rdev) != d.Minor || (st.Mode&unix.S_IFMT == unix.S_IFBLK) != d.Block {
+			t.Fatalf("device node %s received as mode %o rdev %d:%d (%v)", d.Path, st.Mode, unix.Major(st.Rdev), unix.Minor(st.Rdev), err)
+		}
 	}
 }
 
@@ -363,6 +378,9 @@ func TestDirStreamRefusals(t *testing.T) {
 		}, ErrUnsafeEntry},
 		{"device node", RootfsPolicy(), node(Entry{Kind: KindCharDev, Path: "null", DevMajor: 1, DevMinor: 3}), ErrUnsafeEntry},
 		{"block device", RootfsPolicy(), node(Entry{Kind: KindBlockDev, Path: "sda", DevMajor: 8}), ErrUnsafeEntry},
+		{"device node of another number than accepted", withDevices(Device{Path: "null", Major: 1, Minor: 3}), node(Entry{Kind: KindCharDev, Path: "null", DevMajor: 1, DevMinor: 1}), ErrUnsafeEntry},
+		{"device node at another path than accepted", withDevices(Device{Path: "null", Major: 1, Minor: 3}), node(Entry{Kind: KindCharDev, Path: "null2", DevMajor: 1, DevMinor: 3}), ErrUnsafeEntry},
+		{"block node where a character one is accepted", withDevices(Device{Path: "null", Major: 1, Minor: 3}), node(Entry{Kind: KindBlockDev, Path: "null", DevMajor: 1, DevMinor: 3}), ErrUnsafeEntry},
 		{"whiteout in images", ImagePolicy(), node(Entry{Kind: KindCharDev, Path: "wh"}), ErrUnsafeEntry},
 		{"fifo in images", ImagePolicy(), node(Entry{Kind: KindFifo, Path: "p"}), ErrUnsafeEntry},
 		{"xattr not accepted", RootfsPolicy(), node(Entry{Kind: KindDirectory, Path: "d", Xattrs: []Xattr{{"security.selinux", []byte("x")}}}), ErrUnsafeEntry},
@@ -671,4 +689,11 @@ func TestReceiverKeepsFreeSpace(t *testing.T) {
 	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "disk would fill") {
 		t.Fatalf("6 MiB with 12 MiB free and 8 kept: got %v", err)
 	}
+}
+
+// withDevices is RootfsPolicy accepting the device nodes devs.
+func withDevices(devs ...Device) Policy {
+	p := RootfsPolicy()
+	p.Devices = devs
+	return p
 }
