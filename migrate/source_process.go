@@ -232,3 +232,75 @@ func checkGhosts(pid int, limit int64) error {
 	return fmt.Errorf("%w: %s; a deleted file that is still open moves inside the images, up to %s: raise --ghost-limit, or have the process close it",
 		ErrCannotMove, strings.Join(big, "; "), cli.Size(limit))
 }
+
+// capSysResource is CAP_SYS_RESOURCE's bit in /proc/PID/status's CapEff.
+const capSysResource = 24
+
+// checkLimitsReadable refuses, before anything is frozen, a tree CRIU
+// could not dump on this host: CRIU reads every process's resource limits
+// (prlimit), which takes CAP_SYS_RESOURCE for a process of another user,
+// and a host whose root lacks it (a restricted container or VM, as the
+// lab's) fails the dump with "Can't get rlimit 0: Operation not
+// permitted". status reads /proc/PID/status ("self" for this process).
+func checkLimitsReadable(pid int, status func(pid string) (string, error)) error {
+	self, err := status("self")
+	if err != nil || hasCap(self, capSysResource) {
+		return nil
+	}
+	myUID, myGID := statusIDs(self, "Uid:"), statusIDs(self, "Gid:")
+	var others []string
+	for _, p := range tree(pid) {
+		st, err := status(strconv.Itoa(p))
+		if err != nil {
+			continue // gone
+		}
+		uids, gids := statusIDs(st, "Uid:"), statusIDs(st, "Gid:")
+		if sameIDs(uids, myUID) && sameIDs(gids, myGID) {
+			continue
+		}
+		name, _, _ := strings.Cut(statusField(st, "Name:"), "\n")
+		others = append(others, fmt.Sprintf("%s (pid %d here, %d inside, uid %s)", name, p, nsPID(p), strings.Join(uids, "/")))
+	}
+	if len(others) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s run as another user, and this host's root lacks CAP_SYS_RESOURCE (a restricted container or VM), "+
+		"without which CRIU may not read their resource limits and the dump would fail (\"Can't get rlimit\"): "+
+		"run migrate-src with CAP_SYS_RESOURCE", ErrCannotMove, strings.Join(others, ", "))
+}
+
+// statusField is the value of field (with its colon) in a status file.
+func statusField(status, field string) string {
+	for _, l := range strings.Split(status, "\n") {
+		if v, ok := strings.CutPrefix(l, field); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// statusIDs are the real, effective, saved and file-system IDs of a Uid:
+// or Gid: line.
+func statusIDs(status, field string) []string { return strings.Fields(statusField(status, field)) }
+
+// sameIDs reports whether a process's real, effective and saved IDs are
+// all mine (my real one), as prlimit asks of a caller without the
+// capability.
+func sameIDs(ids, mine []string) bool {
+	if len(ids) < 3 || len(mine) < 1 {
+		return false
+	}
+	return ids[0] == mine[0] && ids[1] == mine[0] && ids[2] == mine[0]
+}
+
+// hasCap reports whether the CapEff line of a status file holds bit.
+func hasCap(status string, bit uint) bool {
+	v, err := strconv.ParseUint(statusField(status, "CapEff:"), 16, 64)
+	return err == nil && v&(1<<bit) != 0
+}
+
+// procStatus reads /proc/PID/status.
+func procStatus(pid string) (string, error) {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
+	return string(b), err
+}

@@ -3,9 +3,13 @@ package migrate
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/dockmove/dockmove/internal/lab/labtest"
 )
 
 // This test process holds a deleted 2 MiB file open: it is found with its
@@ -44,5 +48,52 @@ func TestDeletedOpenFilesAreFoundAndLimited(t *testing.T) {
 	}
 	if err := checkGhosts(os.Getpid(), 4<<20); err != nil && strings.Contains(err.Error(), path) {
 		t.Fatalf("under a 4 MiB limit: %v", err)
+	}
+}
+
+// A process of another user is refused before anything is frozen when
+// this host's root cannot read its resource limits (no CAP_SYS_RESOURCE,
+// as on the lab's machine), naming it; with the capability, or for this
+// user's own processes, nothing is refused. Real processes and /proc; the
+// capability is faked in the fake-status case.
+func TestLimitsReadableOrRefused(t *testing.T) {
+	labtest.RequireRoot(t)
+	start := func(cred *syscall.Credential) *exec.Cmd {
+		cmd := exec.Command("sleep", "60")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd
+	}
+	self, err := procStatus("self")
+	if err != nil {
+		t.Fatal(err)
+	}
+	capable := hasCap(self, capSysResource)
+	mine := start(nil)
+	if err := checkLimitsReadable(mine.Process.Pid, procStatus); err != nil {
+		t.Fatalf("a process of this user: %v", err)
+	}
+	nobody := start(&syscall.Credential{Uid: 65534, Gid: 65534})
+	err = checkLimitsReadable(nobody.Process.Pid, procStatus)
+	if capable && err != nil {
+		t.Fatalf("with CAP_SYS_RESOURCE: %v", err)
+	}
+	if !capable && (!errors.Is(err, ErrCannotMove) || !strings.Contains(err.Error(), "sleep (pid ") || !strings.Contains(err.Error(), "uid 65534/65534/65534")) {
+		t.Fatalf("without CAP_SYS_RESOURCE, a process of another user: %v", err)
+	}
+	// With the capability (faked in this process's status) it is never
+	// refused.
+	withCap := func(pid string) (string, error) {
+		st, err := procStatus(pid)
+		if pid == "self" {
+			st = strings.Replace(st, "CapEff:", "CapEff:\t0000000001000000\nOld:", 1)
+		}
+		return st, err
+	}
+	if err := checkLimitsReadable(nobody.Process.Pid, withCap); err != nil {
+		t.Fatalf("with CAP_SYS_RESOURCE (fake status): %v", err)
 	}
 }

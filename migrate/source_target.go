@@ -96,7 +96,7 @@ func (c *dockerContainer) inspect(ctx context.Context) error {
 		return fmt.Errorf("%w: --remap-port: %v", ErrCannotMove, err)
 	}
 	c.restartName, c.restartMax = c.spec.RestartPolicy, c.spec.RestartMax
-	return nil
+	return checkLimitsReadable(r.State.Pid, procStatus)
 }
 
 func (c *dockerContainer) lockKey() string     { return c.id }
@@ -366,6 +366,9 @@ func (p *processTree) inspect(ctx context.Context) error {
 		return fmt.Errorf("%w: process %d is migrate-src itself", ErrCannotMove, p.pid)
 	}
 	p.spec = &protocol.ProcessSpec{Name: processName(string(comm))}
+	if err := checkLimitsReadable(p.pid, procStatus); err != nil {
+		return err
+	}
 	if !initOfPIDNamespace(p.pid) {
 		p.s.log.Warn("the process is not the init of its own PID namespace: the destination must have its PIDs free",
 			"pid", p.pid, "hint", "start it with unshare --pid --fork")

@@ -38,15 +38,24 @@ func (c Capabilities) VersionString() string {
 
 // Error is a failed CRIU operation with the log lines that explain it.
 type Error struct {
-	Op      string   // "dump", "restore", "pre-dump", ...
-	LogPath string   // CRIU's log file for this operation
-	Lines   []string // the log's error lines and what preceded them
-	Err     error    // the failure reported through RPC or exit status
+	Op      string // "dump", "restore", "pre-dump", ...
+	LogPath string // CRIU's log file for this operation
+	// Cause is the first error CRIU logged that is not noise: what went
+	// wrong first ("" if the log names none). CRIU's RPC answer carries
+	// its first error line, which on a host without CAP_SYS_RESOURCE is
+	// an rlimit failure CRIU ignores.
+	Cause string
+	Lines []string // the log's error lines and what preceded them
+	Err   error    // the failure reported through RPC or exit status
 }
 
 func (e *Error) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "criu %s: %v", e.Op, e.Err)
+	if e.Cause != "" {
+		fmt.Fprintf(&b, "criu %s failed: %s", e.Op, e.Cause)
+	} else {
+		fmt.Fprintf(&b, "criu %s: %v", e.Op, e.Err)
+	}
 	if e.LogPath != "" {
 		fmt.Fprintf(&b, " (log %s)", e.LogPath)
 	}
@@ -62,7 +71,37 @@ func (e *Error) Unwrap() error { return e.Err }
 // NewError wraps err from operation op and attaches the interesting lines of
 // the log at logPath, if it can be read.
 func NewError(op, logPath string, err error) *Error {
-	return &Error{Op: op, LogPath: logPath, Lines: errorLines(logPath, 3, 12), Err: err}
+	lines := errorLines(logPath, 3, 12)
+	return &Error{Op: op, LogPath: logPath, Cause: firstCause(logPath), Lines: lines, Err: err}
+}
+
+// noise is an error CRIU logs and goes on from: without CAP_SYS_RESOURCE
+// it cannot raise its own open-files limit.
+func noise(line string) bool { return strings.Contains(line, "RLIMIT_NOFILE") }
+
+// firstCause is the message of the first error line of a CRIU log that is
+// not noise ("File sbin/docker-init has bad size 752504 (expect 708080)"
+// of "(00.056187) 1: Error (criu/files-reg.c:2175): File sbin/...").
+func firstCause(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		i := strings.Index(line, "Error (")
+		if i < 0 || noise(line) {
+			continue
+		}
+		if j := strings.Index(line[i:], "): "); j > 0 {
+			return strings.TrimSpace(line[i+j+3:])
+		}
+		return strings.TrimSpace(line[i:])
+	}
+	return ""
 }
 
 // errorLines returns each "Error" line of a CRIU log with up to before lines
@@ -79,8 +118,7 @@ func errorLines(path string, before, max int) []string {
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		// Without CAP_SYS_RESOURCE CRIU reports an rlimit error it ignores.
-		if strings.Contains(line, "Error") && !strings.Contains(line, "RLIMIT_NOFILE") {
+		if strings.Contains(line, "Error") && !noise(line) {
 			out = append(out, window...)
 			out = append(out, line)
 			window = window[:0]

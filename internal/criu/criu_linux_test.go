@@ -215,6 +215,38 @@ func TestNewErrorCarriesLogLines(t *testing.T) {
 	if !strings.Contains(e.Error(), "boom") || !strings.Contains(e.Error(), log) {
 		t.Fatalf("message %q lacks the cause or the log path", e.Error())
 	}
+	if !strings.HasPrefix(e.Error(), "criu dump failed: boom (log ") {
+		t.Fatalf("message %q does not begin with the first error CRIU logged", e.Error())
+	}
+}
+
+// The headline is the first error CRIU logged that is not the rlimit
+// failure it goes on from (which is what its RPC answer carries on a host
+// without CAP_SYS_RESOURCE); without one, the RPC's failure.
+func TestErrorHeadlineIsTheFirstRealCause(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "restore.log")
+	lines := []string{
+		"(00.000100) Error (criu/util.c:1534): rlimit: Can't setup RLIMIT_NOFILE for self: Operation not permitted",
+		"(00.056187)      1: Error (criu/files-reg.c:2175): File sbin/docker-init has bad size 752504 (expect 708080)",
+		"(00.056188)      1: Error (criu/mem.c:1467): `- Can't open vma",
+		"(00.057181) Error (criu/cr-restore.c:2331): Restoring FAILED.",
+	}
+	if err := os.WriteFile(log, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rpc := errors.New("operation failed (msg:Error (criu/util.c:1534): rlimit: Can't setup RLIMIT_NOFILE for self: Operation not permitted err:0)")
+	e := NewError("restore", log, rpc)
+	if want := "criu restore failed: File sbin/docker-init has bad size 752504 (expect 708080) (log " + log + ")"; !strings.HasPrefix(e.Error(), want) {
+		t.Fatalf("message %q, want it to begin %q", e.Error(), want)
+	}
+	if !errors.Is(e, rpc) {
+		t.Fatal("Error does not unwrap to the RPC's failure")
+	}
+	noCause := filepath.Join(t.TempDir(), "dump.log")
+	os.WriteFile(noCause, []byte(lines[0]+"\n(00.1) something else\n"), 0o644)
+	if e := NewError("dump", noCause, rpc); !strings.HasPrefix(e.Error(), "criu dump: operation failed") {
+		t.Fatalf("without a cause in the log: %q", e.Error())
+	}
 }
 
 // TestLazyPageServerListensOnlyWhereAsked dumps a workload with real CRIU
