@@ -5,7 +5,6 @@ package migrate
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -87,20 +86,6 @@ func checkDisk(needs []diskNeed, info fsInfo) error {
 		}
 	}
 	return nil
-}
-
-// treeSize is the apparent size of the files under dir.
-func treeSize(dir string) int64 {
-	var n int64
-	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			if fi, err := d.Info(); err == nil {
-				n += fi.Size()
-			}
-		}
-		return nil
-	})
-	return n
 }
 
 // memoryUse reads the memory charged to pid's cgroup (v1 or v2).

@@ -9,8 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/versions"
 
 	"github.com/dockmove/dockmove/internal/criu"
@@ -38,7 +40,8 @@ type target interface {
 	address() string
 	// sizes estimates what the destination will store.
 	sizes(ctx context.Context) protocol.Sizes
-	// describe fills in what the preflight says about the target.
+	// describe fills in what the preflight says about the target; it
+	// runs after sizes, which walked the target's files.
 	describe(ctx context.Context, pre *protocol.Preflight) error
 	// preflightDone removes what describe left for the destination to
 	// check, once it has answered.
@@ -76,6 +79,10 @@ type dockerContainer struct {
 	restartName    string
 	restartMax     int
 	restartChanged bool
+	// What sizes found for describe: the device nodes of the trees that
+	// ship, or why it could not list them.
+	devices []protocol.DeviceNode
+	scanErr error
 }
 
 func (c *dockerContainer) inspect(ctx context.Context) error {
@@ -109,38 +116,23 @@ func (c *dockerContainer) address() string {
 	return c.spec.Networks[0].IPv4
 }
 
+// sizes walks what ships once: for the sizes, and for the device nodes
+// and log files that describe announces.
 func (c *dockerContainer) sizes(ctx context.Context) protocol.Sizes {
 	var z protocol.Sizes
+	c.scanErr = errors.New("the container could not be inspected")
 	if r, err := c.dk.Inspect(ctx, c.id); err == nil {
 		// Deleted-but-open files travel in the images too.
 		z.Memory = satAdd(memoryUse(r.State.Pid), ghostBytes(r.State.Pid))
-		if upper, _, err := writableLayer(r); err == nil {
-			z.Rootfs = treeSize(upper)
-		}
-	}
-	for _, v := range c.spec.Volumes {
-		if mp, err := c.dk.Volume(ctx, v.Name); err == nil {
-			z.Volumes += treeSize(mp)
-		}
-	}
-	for _, b := range c.spec.Binds {
-		if b.Mode == protocol.BindCopy {
-			z.Binds += treeSize(b.Source)
-		}
+		c.scanErr = c.scanTrees(ctx, r, &z)
 	}
 	z.Image, _ = c.dk.ImageSize(ctx, c.spec.ImageID)
 	return z
 }
 
-func (c *dockerContainer) describe(ctx context.Context, pre *protocol.Preflight) error {
-	layers, err := c.dk.ImageLayers(ctx, c.spec.ImageID)
-	if err != nil {
-		return err
-	}
-	r, err := c.dk.Inspect(ctx, c.id)
-	if err != nil {
-		return err
-	}
+// scanTrees sums the trees that ship into z and finds their device nodes
+// and the container's log files.
+func (c *dockerContainer) scanTrees(ctx context.Context, r container.InspectResponse, z *protocol.Sizes) error {
 	upper, _, err := writableLayer(r)
 	if err != nil {
 		return err
@@ -149,14 +141,42 @@ func (c *dockerContainer) describe(ctx context.Context, pre *protocol.Preflight)
 	if err != nil {
 		return err
 	}
-	if pre.Devices, err = deviceNodes(trees); err != nil {
-		return err
+	c.devices = nil
+	for _, t := range trees {
+		size, devs, err := scanTree(t, protocol.MaxDeviceNodes-len(c.devices))
+		if err != nil {
+			return err
+		}
+		c.devices = append(c.devices, devs...)
+		switch {
+		case t.name == protocol.StreamRootfs:
+			z.Rootfs = size
+		case strings.HasPrefix(t.name, "volume-"):
+			z.Volumes = satAdd(z.Volumes, size)
+		default:
+			z.Binds = satAdd(z.Binds, size)
+		}
 	}
-	dockerRoot, err := c.dk.RootDir(ctx)
+	var dockerRoot string
+	if r.HostConfig.LogConfig.Type == protocol.LogsLocal {
+		if dockerRoot, err = c.dk.RootDir(ctx); err != nil {
+			return err
+		}
+	}
+	c.s.logs, z.Logs = containerLogs(r, dockerRoot)
+	return nil
+}
+
+func (c *dockerContainer) describe(ctx context.Context, pre *protocol.Preflight) error {
+	layers, err := c.dk.ImageLayers(ctx, c.spec.ImageID)
 	if err != nil {
 		return err
 	}
-	if c.s.logs, pre.Sizes.Logs = containerLogs(r, dockerRoot); c.s.logs != nil {
+	if c.scanErr != nil {
+		return fmt.Errorf("listing what ships: %w", c.scanErr)
+	}
+	pre.Devices = c.devices
+	if c.s.logs != nil {
 		pre.Logs = c.s.logs.driver
 	}
 	if err := c.writeMarkers(); err != nil {
