@@ -368,6 +368,12 @@ func (s *source) run(ctx context.Context) error {
 	return s.checkpoint(ctx)
 }
 
+// criuReadsProc asks this host's CRIU, when called, whether it reads the
+// limits of another user's processes from /proc (checkLimitsReadable).
+func (s *source) criuReadsProc(ctx context.Context) func() bool {
+	return func() bool { return criu.ReadsLimitsFromProc(ctx, s.cfg.CRIU) }
+}
+
 // connect opens the session, announcing this host's CRIU.
 func (s *source) connect(ctx context.Context) error {
 	s.stage("connect")

@@ -237,12 +237,14 @@ func checkGhosts(pid int, limit int64) error {
 const capSysResource = 24
 
 // checkLimitsReadable refuses, before anything is frozen, a tree CRIU
-// could not dump on this host: CRIU reads every process's resource limits
-// (prlimit), which takes CAP_SYS_RESOURCE for a process of another user,
-// and a host whose root lacks it (a restricted container or VM, as the
-// lab's) fails the dump with "Can't get rlimit 0: Operation not
-// permitted". status reads /proc/PID/status ("self" for this process).
-func checkLimitsReadable(pid int, status func(pid string) (string, error)) error {
+// could not dump on this host: stock CRIU reads every process's resource
+// limits with prlimit(), which takes CAP_SYS_RESOURCE for a process of
+// another user, and a host whose root lacks it (a restricted container or
+// VM, as the lab's) fails the dump with "Can't get rlimit 0: Operation not
+// permitted". A CRIU that reads them from /proc/PID/limits instead
+// (readsProc, asked only when it matters) dumps them anyway. status reads
+// /proc/PID/status ("self" for this process).
+func checkLimitsReadable(pid int, status func(pid string) (string, error), readsProc func() bool) error {
 	self, err := status("self")
 	if err != nil || hasCap(self, capSysResource) {
 		return nil
@@ -261,12 +263,13 @@ func checkLimitsReadable(pid int, status func(pid string) (string, error)) error
 		name, _, _ := strings.Cut(statusField(st, "Name:"), "\n")
 		others = append(others, fmt.Sprintf("%s (pid %d here, %d inside, uid %s)", name, p, nsPID(p), strings.Join(uids, "/")))
 	}
-	if len(others) == 0 {
+	if len(others) == 0 || readsProc() {
 		return nil
 	}
 	return fmt.Errorf("%w: %s run as another user, and this host's root lacks CAP_SYS_RESOURCE (a restricted container or VM), "+
-		"without which CRIU may not read their resource limits and the dump would fail (\"Can't get rlimit\"): "+
-		"run migrate-src with CAP_SYS_RESOURCE", ErrCannotMove, strings.Join(others, ", "))
+		"without which this CRIU may not read their resource limits and the dump would fail (\"Can't get rlimit\"): "+
+		"run migrate-src with CAP_SYS_RESOURCE, or use a CRIU that reads them from /proc (scripts/deps.sh builds one: criu check --feature rlimits_proc)",
+		ErrCannotMove, strings.Join(others, ", "))
 }
 
 // statusField is the value of field (with its colon) in a status file.

@@ -54,9 +54,10 @@ func TestDeletedOpenFilesAreFoundAndLimited(t *testing.T) {
 // A process of another user is refused before anything is frozen when
 // this host's root cannot read its resource limits (no CAP_SYS_RESOURCE,
 // as on the lab's machine), naming it; with the capability, or for this
-// user's own processes, nothing is refused. Real processes and /proc; the
-// capability is faked in the fake-status case.
-func TestLimitsReadableOrRefused(t *testing.T) {
+// user's own processes, or with a CRIU that reads limits from /proc,
+// nothing is refused. Real processes and /proc; the capability and the
+// CRIU's answer are faked (stockCRIU, procCRIU).
+func TestLimitsReadableOrRefusedWithFakeCRIU(t *testing.T) {
 	labtest.RequireRoot(t)
 	start := func(cred *syscall.Credential) *exec.Cmd {
 		cmd := exec.Command("sleep", "60")
@@ -73,11 +74,11 @@ func TestLimitsReadableOrRefused(t *testing.T) {
 	}
 	capable := hasCap(self, capSysResource)
 	mine := start(nil)
-	if err := checkLimitsReadable(mine.Process.Pid, procStatus); err != nil {
+	if err := checkLimitsReadable(mine.Process.Pid, procStatus, stockCRIU); err != nil {
 		t.Fatalf("a process of this user: %v", err)
 	}
 	nobody := start(&syscall.Credential{Uid: 65534, Gid: 65534})
-	err = checkLimitsReadable(nobody.Process.Pid, procStatus)
+	err = checkLimitsReadable(nobody.Process.Pid, procStatus, stockCRIU)
 	if capable && err != nil {
 		t.Fatalf("with CAP_SYS_RESOURCE: %v", err)
 	}
@@ -93,7 +94,18 @@ func TestLimitsReadableOrRefused(t *testing.T) {
 		}
 		return st, err
 	}
-	if err := checkLimitsReadable(nobody.Process.Pid, withCap); err != nil {
+	if err := checkLimitsReadable(nobody.Process.Pid, withCap, stockCRIU); err != nil {
 		t.Fatalf("with CAP_SYS_RESOURCE (fake status): %v", err)
 	}
+	asked := false
+	procCRIU := func() bool { asked = true; return true }
+	if err := checkLimitsReadable(nobody.Process.Pid, procStatus, procCRIU); err != nil {
+		t.Fatalf("with a CRIU that reads /proc/PID/limits: %v", err)
+	}
+	if asked != !capable {
+		t.Fatalf("CRIU asked %v, want it asked only without the capability (capable %v)", asked, capable)
+	}
 }
+
+// stockCRIU is a CRIU that reads limits only with prlimit().
+func stockCRIU() bool { return false }

@@ -103,7 +103,7 @@ func (c *dockerContainer) inspect(ctx context.Context) error {
 		return fmt.Errorf("%w: --remap-port: %v", ErrCannotMove, err)
 	}
 	c.restartName, c.restartMax = c.spec.RestartPolicy, c.spec.RestartMax
-	return checkLimitsReadable(r.State.Pid, procStatus)
+	return checkLimitsReadable(r.State.Pid, procStatus, c.s.criuReadsProc(ctx))
 }
 
 func (c *dockerContainer) lockKey() string     { return c.id }
@@ -386,7 +386,7 @@ func (p *processTree) inspect(ctx context.Context) error {
 		return fmt.Errorf("%w: process %d is migrate-src itself", ErrCannotMove, p.pid)
 	}
 	p.spec = &protocol.ProcessSpec{Name: processName(string(comm))}
-	if err := checkLimitsReadable(p.pid, procStatus); err != nil {
+	if err := checkLimitsReadable(p.pid, procStatus, p.s.criuReadsProc(ctx)); err != nil {
 		return err
 	}
 	if !initOfPIDNamespace(p.pid) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # deps.sh installs everything dockmove needs on a Debian 12 machine, as root:
 # Debian packages (Docker, runc, containerd, CRIU's build and run dependencies),
-# CRIU >= 4.2.1 built from Debian's source package, and the sysctls CRIU needs.
+# CRIU >= 4.2.1 built from Debian's source package with the patches in
+# scripts/criu-patches (each says why), and the sysctls CRIU needs.
 # It is idempotent: when everything is present it changes nothing and takes
 # seconds. It ends by printing CRIU's version and which kernel features (and so
 # which migration strategies) this machine allows.
@@ -11,10 +12,13 @@ CRIU_MIN=4.2.1
 CRIU_BIN=/usr/local/sbin/criu
 SRC_LIST=/etc/apt/sources.list.d/dockmove-src.sources
 BUILD_ROOT=${DOCKMOVE_BUILD_ROOT:-/var/cache/dockmove/criu-build}
+PATCH_DIR=$(cd "$(dirname "$0")" && pwd)/criu-patches
+# PATCH_STAMP holds the hash of the patches the installed CRIU was built with.
+PATCH_STAMP=/usr/local/lib/dockmove/criu-patches.sha256
 
 PKGS=(
 	docker.io containerd runc iproute2 iptables kmod busybox-static redis-tools
-	ca-certificates curl xz-utils make gcc pkgconf
+	ca-certificates curl xz-utils make gcc pkgconf patch
 	libbsd-dev libcap-dev libgnutls28-dev libnet1-dev libnftables-dev
 	libnl-3-dev libprotobuf-c-dev libprotobuf-dev protobuf-c-compiler
 	protobuf-compiler python3-protobuf uuid-dev
@@ -92,10 +96,15 @@ fetch_orig() {
 	echo "$dir/$name"
 }
 
+# patches_hash prints one hash of every patch CRIU is built with.
+patches_hash() {
+	cat "$PATCH_DIR"/*.patch | sha256sum | cut -d' ' -f1
+}
+
 build_criu() {
-	local have version upstream tarball src
+	local have version upstream tarball src p
 	have=$(installed_criu_version)
-	if [ -n "$have" ] && version_ge "$have" "$CRIU_MIN"; then
+	if [ -n "$have" ] && version_ge "$have" "$CRIU_MIN" && [ "$(cat "$PATCH_STAMP" 2>/dev/null)" = "$(patches_hash)" ]; then
 		log "CRIU $have present at $CRIU_BIN"
 		return
 	fi
@@ -112,9 +121,14 @@ build_criu() {
 	rm -rf "$src"
 	mkdir -p "$src"
 	tar -xf "$tarball" -C "$src" --strip-components=1
+	for p in "$PATCH_DIR"/*.patch; do
+		patch -d "$src" -p1 -s <"$p" || die "CRIU patch $(basename "$p") does not apply to $upstream"
+	done
 	make -C "$src" -j"$(nproc)" criu >"$BUILD_ROOT/build.log" 2>&1 ||
 		{ tail -n 30 "$BUILD_ROOT/build.log" >&2; die "CRIU build failed (log: $BUILD_ROOT/build.log)"; }
 	install -m 0755 "$src/criu/criu" "$CRIU_BIN"
+	mkdir -p "$(dirname "$PATCH_STAMP")"
+	patches_hash >"$PATCH_STAMP"
 	log "installed CRIU $(installed_criu_version) at $CRIU_BIN"
 }
 

@@ -329,3 +329,60 @@ func listeningOn(t *testing.T, port string) string {
 	}
 	return ""
 }
+
+// TestDumpReadsLimitsOfAnotherUser dumps, with real CRIU, a process of
+// another user whose open-files limits were lowered to odd values, and
+// restores it: the restored process has the same limits. On a host whose
+// root lacks CAP_SYS_RESOURCE (the lab's) stock CRIU fails this dump with
+// "Can't get rlimit 0"; the CRIU scripts/deps.sh builds reads
+// /proc/PID/limits instead.
+func TestDumpReadsLimitsOfAnotherUser(t *testing.T) {
+	requireCRIU(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	labtest.SkipUnless(t, ReadsLimitsFromProc(ctx, ""), "a CRIU that reads limits from /proc (criu check --feature rlimits_proc; run: make deps)")
+	cmd := exec.Command("/bin/sh", "-c", "ulimit -S -n 777 && ulimit -H -n 888 && exec sleep 600")
+	// Not in a PID namespace of its own: CRIU's parasite would mount a
+	// /proc for it, which the other user may not (a container has one).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+	limits := func(pid int) string {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "Max open files") {
+				return strings.Join(strings.Fields(l), " ")
+			}
+		}
+		return ""
+	}
+	const want = "Max open files 777 888 files"
+	for limits(cmd.Process.Pid) != want {
+		if ctx.Err() != nil {
+			t.Fatalf("the process never had its limits: %q", limits(cmd.Process.Pid))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	dir := t.TempDir()
+	if _, err := Dump("", dir, DumpSpec{Pid: cmd.Process.Pid, Process: true}, DumpHooks{PostDump: func() error { return nil }}); err != nil {
+		t.Fatal(err)
+	}
+	<-exited
+	pid, err := ProcessRestore{ImagesDir: dir, WorkDir: dir}.Restore("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { killAndReap(pid) })
+	if got := limits(pid); got != want {
+		t.Fatalf("restored process: %q, want %q", got, want)
+	}
+	st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if !strings.Contains(string(st), "Uid:\t65534\t65534\t65534") {
+		t.Fatalf("restored process is not the other user's:\n%s", st)
+	}
+}

@@ -37,6 +37,19 @@ func Probe(ctx context.Context, path string) (Capabilities, error) {
 	return caps, nil
 }
 
+// ReadsLimitsFromProc reports whether the criu binary at path ("" finds
+// "criu" in PATH) reads the resource limits of a task it may not prlimit()
+// (another user's, when root lacks CAP_SYS_RESOURCE) from /proc/PID/limits:
+// the build scripts/deps.sh makes does (scripts/criu-patches), stock CRIU
+// 4.2 fails such a dump with "Can't get rlimit 0".
+func ReadsLimitsFromProc(ctx context.Context, path string) bool {
+	if path == "" {
+		path = "criu"
+	}
+	bin, err := exec.LookPath(path)
+	return err == nil && checkFeature(ctx, bin, "rlimits_proc")
+}
+
 func checkFeature(ctx context.Context, bin, feature string) bool {
 	return exec.CommandContext(ctx, bin, "check", "--feature", feature).Run() == nil
 }
