@@ -39,8 +39,8 @@ func TestMedianAndSummary(t *testing.T) {
 func TestBenchSmoke(t *testing.T) {
 	h1, _ := labtest.Require(t)
 	labtest.RequireBinary(t, "criu")
-	out, err := h1.Docker(context.Background(), "image", "inspect", "-f", "{{.Id}}", RedisImage)
-	labtest.SkipUnless(t, err == nil && out != "", RedisImage+" (run: make lab-up)")
+	out, err := h1.Docker(context.Background(), "image", "inspect", "-f", "{{.Id}}", lab.RedisImage)
+	labtest.SkipUnless(t, err == nil && out != "", lab.RedisImage+" (run: make lab-up)")
 	root, err := lab.RepoRoot()
 	if err != nil {
 		t.Fatal(err)

@@ -3,9 +3,7 @@
 package bench
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -13,11 +11,9 @@ import (
 	"time"
 
 	"github.com/dockmove/dockmove/internal/lab"
+	"github.com/dockmove/dockmove/internal/resp"
 	"github.com/dockmove/dockmove/migrate"
 )
-
-// RedisImage is the lab's redis-server image (scripts/images.sh).
-const RedisImage = "dockmove/redis:lab"
 
 const redisValueSize = 1024
 
@@ -32,92 +28,6 @@ func redisValue(i int) string {
 		b[j] = 'a' + byte(x%26)
 	}
 	return string(b)
-}
-
-// redisConn is a minimal RESP client: enough for SET and GET.
-type redisConn struct {
-	c net.Conn
-	r *bufio.Reader
-	w *bufio.Writer
-}
-
-func dialRedis(ctx context.Context, addr string) (*redisConn, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	return &redisConn{c: c, r: bufio.NewReaderSize(c, 64<<10), w: bufio.NewWriterSize(c, 64<<10)}, nil
-}
-
-func (rc *redisConn) send(args ...string) {
-	fmt.Fprintf(rc.w, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(rc.w, "$%d\r\n%s\r\n", len(a), a)
-	}
-}
-
-// reply reads one reply: a status line or a bulk string.
-func (rc *redisConn) reply() (string, error) {
-	line, err := rc.r.ReadString('\n')
-	if err != nil {
-		return "", err
-	}
-	if len(line) < 3 {
-		return "", errors.New("redis: short reply")
-	}
-	switch line[0] {
-	case '+':
-		return line[1 : len(line)-2], nil
-	case '-':
-		return "", errors.New("redis: " + line[1:len(line)-2])
-	case '$':
-		n, err := strconv.Atoi(line[1 : len(line)-2])
-		if err != nil || n < 0 {
-			return "", fmt.Errorf("redis: nil or bad bulk %q", line)
-		}
-		buf := make([]byte, n+2)
-		if _, err := ioReadFull(rc.r, buf); err != nil {
-			return "", err
-		}
-		return string(buf[:n]), nil
-	}
-	return "", fmt.Errorf("redis: unexpected reply %q", line)
-}
-
-func ioReadFull(r *bufio.Reader, b []byte) (int, error) {
-	n := 0
-	for n < len(b) {
-		m, err := r.Read(b[n:])
-		n += m
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
-}
-
-// pipeline sends batches of commands and checks each reply with check.
-func (rc *redisConn) pipeline(n, batch int, cmd func(i int) []string, check func(i int, reply string) error) error {
-	for start := 0; start < n; start += batch {
-		end := min(start+batch, n)
-		for i := start; i < end; i++ {
-			rc.send(cmd(i)...)
-		}
-		if err := rc.w.Flush(); err != nil {
-			return err
-		}
-		for i := start; i < end; i++ {
-			rep, err := rc.reply()
-			if err != nil {
-				return err
-			}
-			if err := check(i, rep); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 // redisLoad keeps one client issuing GET and SET, reconnecting when the
@@ -137,43 +47,35 @@ func startRedisLoad(ctx context.Context, addr string, keys int) *redisLoad {
 	l := &redisLoad{cancel: cancel, stopped: make(chan struct{})}
 	go func() {
 		defer close(l.stopped)
-		var rc *redisConn
+		var rc *resp.Conn
 		for i := 0; ctx.Err() == nil; i++ {
 			start := time.Now()
 			for ctx.Err() == nil {
 				if rc == nil {
-					if rc, _ = dialRedis(ctx, addr); rc == nil {
+					if rc, _ = resp.Dial(ctx, addr); rc == nil {
 						time.Sleep(5 * time.Millisecond)
 						continue
 					}
 				}
-				rc.c.SetDeadline(time.Now().Add(2 * time.Second))
+				rc.SetDeadline(time.Now().Add(2 * time.Second))
 				k := i % keys
-				rc.send("GET", "k"+strconv.Itoa(k))
-				got, err := flushReply(rc)
+				got, err := rc.Do("GET", "k"+strconv.Itoa(k))
 				if err == nil && got != redisValue(k) {
 					l.setErr(fmt.Errorf("redis: key %d changed", k))
 				}
 				if err == nil {
 					break
 				}
-				rc.c.Close()
+				rc.Close()
 				rc = nil
 			}
 			l.record(time.Since(start))
 		}
 		if rc != nil {
-			rc.c.Close()
+			rc.Close()
 		}
 	}()
 	return l
-}
-
-func flushReply(rc *redisConn) (string, error) {
-	if err := rc.w.Flush(); err != nil {
-		return "", err
-	}
-	return rc.reply()
 }
 
 func (l *redisLoad) record(d time.Duration) {
@@ -277,23 +179,23 @@ func (r *runner) redis(ctx context.Context, strategy string, rep int) Result {
 
 // startRedis runs redis-server on host1 and loads keys values.
 func (r *runner) startRedis(ctx context.Context, name string, keys int) (string, error) {
-	ip, err := r.run(ctx, name, RedisImage,
+	ip, err := r.run(ctx, name, lab.RedisImage,
 		"/usr/bin/redis-server", "--bind", "0.0.0.0", "--protected-mode", "no", "--save", "", "--appendonly", "no")
 	if err != nil {
 		return "", err
 	}
 	addr := net.JoinHostPort(ip, "6379")
-	var rc *redisConn
+	var rc *resp.Conn
 	for rc == nil && ctx.Err() == nil {
-		if rc, err = dialRedis(ctx, addr); err != nil {
+		if rc, err = resp.Dial(ctx, addr); err != nil {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
 	if rc == nil {
 		return "", ctx.Err()
 	}
-	defer rc.c.Close()
-	err = rc.pipeline(keys, 1000, func(i int) []string { return []string{"SET", "k" + strconv.Itoa(i), redisValue(i)} },
+	defer rc.Close()
+	err = rc.Pipeline(keys, 1000, func(i int) []string { return []string{"SET", "k" + strconv.Itoa(i), redisValue(i)} },
 		func(i int, rep string) error {
 			if rep != "OK" {
 				return fmt.Errorf("redis: SET k%d: %s", i, rep)
@@ -305,12 +207,12 @@ func (r *runner) startRedis(ctx context.Context, name string, keys int) (string,
 
 // checkRedis reads every key back.
 func checkRedis(ctx context.Context, addr string, keys int) string {
-	rc, err := dialRedis(ctx, addr)
+	rc, err := resp.Dial(ctx, addr)
 	if err != nil {
 		return "check: " + err.Error()
 	}
-	defer rc.c.Close()
-	err = rc.pipeline(keys, 1000, func(i int) []string { return []string{"GET", "k" + strconv.Itoa(i)} },
+	defer rc.Close()
+	err = rc.Pipeline(keys, 1000, func(i int) []string { return []string{"GET", "k" + strconv.Itoa(i)} },
 		func(i int, rep string) error {
 			if rep != redisValue(i) {
 				return fmt.Errorf("key k%d lost or changed", i)

@@ -3,6 +3,9 @@
 # both lab daemons:
 #   dockmove/busybox:lab   busybox-static applets
 #   dockmove/workload:lab  the same plus /usr/local/bin/workload (cmd/workload)
+#   dockmove/redis:lab     redis-server from Debian's redis-tools
+#   dockmove/postgres:lab  PostgreSQL 15 from Debian, a cluster and a local client
+#   dockmove/nginx:lab     nginx from Debian, serving a large file
 # Each image is imported on host1 and moved to every other lab host that is
 # up with save/load, as a user without a registry would. An image whose inputs did not change is left alone
 # (the hash of its inputs is kept in a label).
@@ -32,9 +35,9 @@ make_rootfs() {
 	printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
 }
 
-# tree_hash prints a hash of a directory's names, modes and contents.
+# tree_hash prints a hash of a directory's names, modes, owners and contents.
 tree_hash() {
-	(cd "$1" && find . -printf '%p %m %l\n' | LC_ALL=C sort && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-16
+	(cd "$1" && find . -printf '%p %m %U:%G %l\n' | LC_ALL=C sort && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-16
 }
 
 # up_hosts prints the lab hosts besides host1 whose dockerd answers.
@@ -46,15 +49,18 @@ up_hosts() {
 	return 0
 }
 
-# import_image TAG ROOT CMD: import on host1 unless current, then copy to the
-# other hosts.
+# import_image TAG ROOT CMD [CHANGE...]: import on host1 unless current
+# (CHANGE: more Dockerfile instructions, as USER postgres), then copy to
+# the other hosts.
 import_image() {
-	local tag=$1 root=$2 cmd=$3 hash h have
-	hash=$(tree_hash "$root")
+	local tag=$1 root=$2 cmd=$3 hash h have c
+	local changes=(--change "CMD $cmd")
+	for c in "${@:4}"; do changes+=(--change "$c"); done
+	hash=$(printf '%s %s\n' "$(tree_hash "$root")" "$cmd ${*:4}" | sha256sum | cut -c1-16)
 	have=$(dk host1 image inspect --format "{{index .Config.Labels \"$HASH_LABEL\"}}" "$tag" 2>/dev/null || true)
 	if [ "$have" != "$hash" ]; then
 		tar -C "$root" --numeric-owner -c . |
-			dk host1 import --change "CMD $cmd" --change "LABEL $HASH_LABEL=$hash" - "$tag" >/dev/null
+			dk host1 import "${changes[@]}" --change "LABEL $HASH_LABEL=$hash" - "$tag" >/dev/null
 		log "built $tag ($hash) on host1"
 	fi
 	# Compared by the inputs' hash, not the image ID: the containerd image
@@ -85,3 +91,47 @@ for lib in $(ldd /usr/bin/redis-check-rdb | grep -o '/[^ ]*'); do
 	cp -L "$lib" "$BUILD/redis$lib"
 done
 import_image dockmove/redis:lab "$BUILD/redis" '["/usr/bin/redis-server","--bind","0.0.0.0","--protected-mode","no","--save","","--appendonly","no"]'
+
+# copy_from_root ROOT IMG PATH...: each PATH of ROOT (a file or a
+# directory) into the image root IMG, with the shared libraries every ELF
+# file among them needs, as ROOT's own loader resolves them.
+copy_from_root() {
+	local root=$1 img=$2 p f lib
+	shift 2
+	for p in "$@"; do
+		mkdir -p "$img$(dirname "$p")"
+		cp -a "$root$p" "$img$(dirname "$p")/"
+		while IFS= read -r f; do
+			f=${f#"$root"}
+			for lib in $(chroot "$root" ldd "$f" 2>/dev/null | grep -o '/[^ ]*' || true); do
+				[ -e "$img$lib" ] && continue
+				mkdir -p "$img$(dirname "$lib")"
+				cp -L "$root$lib" "$img$lib"
+			done
+		done < <(find "$root$p" -type f \( -perm -u+x -o -name '*.so*' \))
+	done
+}
+
+# PostgreSQL 15 and nginx from Debian's packages (scripts/apps-root.sh
+# makes the root they are cut from), each with busybox for its scripts.
+APPS_ROOT=${APPS_ROOT:-/var/lib/dockmove-root/apps}
+bash scripts/apps-root.sh
+PG=/usr/lib/postgresql/15
+make_rootfs "$BUILD/postgres"
+copy_from_root "$APPS_ROOT" "$BUILD/postgres" "$PG/bin/postgres" "$PG/bin/psql" \
+	"$PG/lib/plpgsql.so" "$PG/lib/dict_snowball.so" /usr/share/postgresql/15 /usr/share/zoneinfo /srv/pgdata
+mkdir -p "$BUILD/postgres/run/postgresql"
+chown 100:102 "$BUILD/postgres/run/postgresql"
+printf 'postgres:x:100:102::/srv:/bin/sh\n' >>"$BUILD/postgres/etc/passwd"
+printf 'postgres:x:102:\n' >>"$BUILD/postgres/etc/group"
+install -m 0755 scripts/apps/pg-lab "$BUILD/postgres/usr/local/bin/pg-lab"
+import_image dockmove/postgres:lab "$BUILD/postgres" '["/usr/local/bin/pg-lab"]' 'USER postgres'
+
+make_rootfs "$BUILD/nginx"
+copy_from_root "$APPS_ROOT" "$BUILD/nginx" /usr/sbin/nginx
+mkdir -p "$BUILD/nginx/etc/nginx" "$BUILD/nginx/var/lib/nginx" "$BUILD/nginx/var/log/nginx" "$BUILD/nginx/srv/www" "$BUILD/nginx/run"
+install -m 0644 scripts/apps/nginx.conf "$BUILD/nginx/etc/nginx/nginx.conf"
+install -m 0755 scripts/apps/nginx-lab "$BUILD/nginx/usr/local/bin/nginx-lab"
+printf 'www-data:x:33:33::/var/www:/bin/false\n' >>"$BUILD/nginx/etc/passwd"
+printf 'www-data:x:33:\n' >>"$BUILD/nginx/etc/group"
+import_image dockmove/nginx:lab "$BUILD/nginx" '["/usr/local/bin/nginx-lab"]'

@@ -21,6 +21,12 @@ import (
 const (
 	BusyboxImage  = "dockmove/busybox:lab"
 	WorkloadImage = "dockmove/workload:lab"
+	// PostgresImage runs PostgreSQL 15 (Debian's) with a local client on
+	// its Unix socket; NginxImage runs nginx (Debian's) serving /big.
+	PostgresImage = "dockmove/postgres:lab"
+	// RedisImage runs redis-server (Debian's), without persistence.
+	RedisImage = "dockmove/redis:lab"
+	NginxImage = "dockmove/nginx:lab"
 	// WorkloadPort is the heartbeat port of the workload image.
 	WorkloadPort = 7000
 )
