@@ -13,12 +13,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	_ "github.com/lib/pq"
 
 	"github.com/dockmove/dockmove/internal/lab"
+	"github.com/dockmove/dockmove/internal/resp"
 )
 
 // Real applications, each from Debian's packages in a local image
@@ -238,23 +240,27 @@ func nginxMoves(t *testing.T, e env, strategy string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
-	// The client reads 2 MiB/s: the 48 MiB file takes about 24 s, and
-	// the move happens a few seconds in.
+	// The client reads 2 MiB/s: the 16 MiB file takes about 8 s, and
+	// the move happens a second in.
 	got := make(chan download, 1)
 	started := make(chan struct{})
-	go func() { got <- slowDownload(ctx, url, 2<<20, started) }()
+	var read atomic.Int64
+	go func() { got <- slowDownload(ctx, url, 2<<20, started, &read) }()
 	select {
 	case <-started:
 	case d := <-got:
 		t.Fatalf("download ended before the move: %+v", d)
 	}
-	time.Sleep(2 * time.Second)
+	time.Sleep(time.Second)
 	r, stderr, err := runSrc(ctx, e, name, nil, "--strategy", strategy)
 	if err != nil {
 		t.Fatalf("migration failed: %v\n%s", err, stderr)
 	}
+	if n := read.Load(); n >= 16<<20 {
+		t.Fatalf("the download ended (%d bytes) before the move did: it proves nothing", n)
+	}
 	d := <-got
-	if d.err != nil || d.sum != want || d.bytes != 48<<20 {
+	if d.err != nil || d.sum != want || d.bytes != 16<<20 {
 		t.Fatalf("download across the move: %d bytes, sha256 %s (want %s), %v", d.bytes, d.sum, want, d.err)
 	}
 	t.Logf("%s: freeze %v; %d MiB downloaded intact in %v, one connection", r.Strategy, r.FreezeTime, d.bytes>>20, d.took)
@@ -280,8 +286,9 @@ type download struct {
 }
 
 // slowDownload fetches url over one connection, reading at most rate
-// bytes a second, and closes started once the body began.
-func slowDownload(ctx context.Context, url string, rate int64, started chan<- struct{}) download {
+// bytes a second, closes started once the body began and counts what it
+// read in progress.
+func slowDownload(ctx context.Context, url string, rate int64, started chan<- struct{}, progress *atomic.Int64) download {
 	begin := time.Now()
 	tr := &http.Transport{DisableKeepAlives: true, ReadBufferSize: 64 << 10}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -304,6 +311,7 @@ func slowDownload(ctx context.Context, url string, rate int64, started chan<- st
 		chunk := rate / 10
 		m, err := io.CopyN(h, body, chunk)
 		n += m
+		progress.Store(n)
 		if err == io.EOF {
 			break
 		}
@@ -317,10 +325,9 @@ func slowDownload(ctx context.Context, url string, rate int64, started chan<- st
 
 // runApp starts image on host1's lab network, removed from both hosts when
 // the test ends, and returns its address.
-func runApp(t *testing.T, ctx context.Context, e env, name, image string, args ...string) string {
+func runApp(t *testing.T, ctx context.Context, e env, name, image string) string {
 	t.Helper()
-	argv := append([]string{"run", "-d", "--pull", "never", "--name", name, "--network", e.h1.Network}, args...)
-	if _, err := e.h1.Docker(ctx, append(argv, image)...); err != nil {
+	if _, err := e.h1.Docker(ctx, "run", "-d", "--pull", "never", "--name", name, "--network", e.h1.Network, image); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -337,4 +344,171 @@ func runApp(t *testing.T, ctx context.Context, e env, name, image string, args .
 		t.Fatal(err)
 	}
 	return ip
+}
+
+// TestRedisKeepsEveryAcknowledgedWrite moves redis while one client
+// writes as fast as a pipeline lets it: batches of 1 KiB values on one
+// TCP connection, and a counter incremented once per batch whose replies
+// must count 1, 2, 3... (a write lost or applied twice across the move
+// breaks the sequence). Afterwards every acknowledged key holds its value
+// on host2 and the database holds nothing else.
+func TestRedisKeepsEveryAcknowledgedWrite(t *testing.T) {
+	for _, strategy := range []string{"stop-and-copy", "lazy"} {
+		t.Run(strategy, func(t *testing.T) { redisMoves(t, setup(t), strategy) })
+	}
+}
+
+func redisMoves(t *testing.T, e env, strategy string) {
+	ctx := ctxFor(t, 4*time.Minute)
+	startDst(t, e)
+	name := unique("redis")
+	ip := runApp(t, ctx, e, name, lab.RedisImage)
+	addr := net.JoinHostPort(ip, "6379")
+	w := &redisWriter{}
+	done, stopped := make(chan struct{}), make(chan struct{})
+	rc := dialRedis(t, ctx, addr)
+	go func() { w.run(rc, done); close(stopped) }()
+	w.waitFor(ctx, t, 5000)
+
+	r, stderr, err := runSrc(ctx, e, name, nil, "--strategy", strategy)
+	if err != nil {
+		t.Fatalf("migration failed: %v\n%s", err, stderr)
+	}
+	moved := w.count()
+	w.waitFor(ctx, t, moved+5000)
+	close(done)
+	<-stopped
+	acked, failure := w.result()
+	if failure != nil {
+		t.Fatalf("the writer failed across the move (%d keys acknowledged): %v", acked, failure)
+	}
+	t.Logf("%s: freeze %v; %d keys acknowledged over one connection, %d after the move", r.Strategy, r.FreezeTime, acked, acked-moved)
+
+	check := dialRedis(t, ctx, addr)
+	if size, err := check.Do("DBSIZE"); err != nil || size != strconv.Itoa(acked+1) {
+		t.Fatalf("host2's redis holds %s keys (%v), want the %d acknowledged and the counter", size, err, acked)
+	}
+	err = check.Pipeline(acked, 1000, func(i int) []string { return []string{"GET", redisKey(i)} },
+		func(i int, rep string) error {
+			if rep != redisValue(i) {
+				return fmt.Errorf("%s lost or changed", redisKey(i))
+			}
+			return nil
+		})
+	if err != nil {
+		t.Fatalf("acknowledged writes on host2: %v", err)
+	}
+	if out, _ := e.h1.Docker(ctx, "ps", "-aq", "--filter", "name=^/"+name+"$"); out != "" {
+		t.Fatalf("host1 still has the container: %s", out)
+	}
+	assertHost2Clean(t, ctx, e, name, false)
+}
+
+func dialRedis(t *testing.T, ctx context.Context, addr string) *resp.Conn {
+	t.Helper()
+	for {
+		rc, err := resp.Dial(ctx, addr)
+		if err == nil {
+			if _, err = rc.Do("PING"); err == nil {
+				t.Cleanup(func() { rc.Close() })
+				return rc
+			}
+			rc.Close()
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("redis at %s: %v", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func redisKey(i int) string { return "key:" + strconv.Itoa(i) }
+
+// redisValue is key i's 1 KiB value, different for every key.
+func redisValue(i int) string {
+	b := make([]byte, 1024)
+	x := uint32(i)*2654435761 + 1
+	for j := range b {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		b[j] = 'a' + byte(x%26)
+	}
+	return string(b)
+}
+
+// redisWriter sets keys in pipelined batches of 50 (a counter INCR
+// closing each batch) until told to stop or a reply is wrong, and
+// counts the keys acknowledged.
+type redisWriter struct {
+	mu    sync.Mutex
+	acked int
+	err   error
+}
+
+func (w *redisWriter) run(rc *resp.Conn, done <-chan struct{}) {
+	const batch = 50
+	for b := 1; ; b++ {
+		select {
+		case <-done:
+			return
+		default:
+		}
+		first := (b - 1) * batch
+		for i := first; i < first+batch; i++ {
+			rc.Send("SET", redisKey(i), redisValue(i))
+		}
+		rc.Send("INCR", "batches")
+		err := rc.Flush()
+		for i := 0; i < batch && err == nil; i++ {
+			var rep string
+			if rep, err = rc.Reply(); err == nil && rep != "OK" {
+				err = fmt.Errorf("SET %s: %q", redisKey(first+i), rep)
+			}
+		}
+		if err == nil {
+			var rep string
+			if rep, err = rc.Reply(); err == nil && rep != strconv.Itoa(b) {
+				err = fmt.Errorf("INCR after batch %d answered %s: a write was lost or applied twice", b, rep)
+			}
+		}
+		w.mu.Lock()
+		if err != nil {
+			w.err = fmt.Errorf("batch %d: %w", b, err)
+			w.mu.Unlock()
+			return
+		}
+		w.acked = first + batch
+		w.mu.Unlock()
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (w *redisWriter) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.acked
+}
+
+func (w *redisWriter) result() (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.acked, w.err
+}
+
+func (w *redisWriter) waitFor(ctx context.Context, t *testing.T, n int) {
+	t.Helper()
+	for {
+		got, err := w.result()
+		if err != nil {
+			t.Fatalf("after %d keys: %v", got, err)
+		}
+		if got >= n {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("%d keys acknowledged, want %d", got, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
