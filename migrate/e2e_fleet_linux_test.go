@@ -46,6 +46,7 @@ func TestMixedFleet(t *testing.T) {
 		{"28-to-28-containerd-store/several-networks", new2store, func(t *testing.T, e env) { severalNetworks(t, e, true) }},
 		{"28-to-20.10/several-networks", new2old, func(t *testing.T, e env) { severalNetworks(t, e, false) }},
 		{"28-to-20.10/busy-connection", new2old, func(t *testing.T, e env) { busyConnection(t, e, "lazy") }},
+		{"28-to-20.10/setting-20.10-lacks", new2old, settingTheDestinationLacks},
 		{"28-to-28-containerd-store/tty", new2store, migrateTTYContainer},
 		{"28-to-28-containerd-store/restore-fails-lazy", new2store, func(t *testing.T, e env) { failureRestoreFailsOnHost2(t, e, "lazy") }},
 		{"28-to-28-containerd-store/destination-killed", new2store, failureDestinationKilledDuringTransfer},

@@ -277,3 +277,42 @@ func TestNetworkNoneMoves(t *testing.T) {
 		t.Fatalf("network mode on host2: %q", mode)
 	}
 }
+
+// settingTheDestinationLacks: a container with a setting that host2's
+// older Docker would ignore (a healthcheck's start interval, API 1.44:
+// Docker 25) is refused before anything is frozen, naming the setting and
+// both API versions; it runs on where it was and host2 keeps nothing.
+func settingTheDestinationLacks(t *testing.T, e env) {
+	ctx := ctxFor(t, 2*time.Minute)
+	startDst(t, e)
+	name := unique("newer")
+	runIdleCmd(t, ctx, e, name, []string{"--network", e.h1.Network,
+		"--health-cmd", "true", "--health-start-period", "30s", "--health-start-interval", "1s"}, "while sleep 1; do :; done")
+	r, stderr, err := runSrc(ctx, e, name, nil)
+	if err == nil || !strings.Contains(stderr, "Healthcheck.StartInterval (needs Docker API 1.44; this host's Docker speaks 1.41") {
+		t.Fatalf("a start interval for Docker 20.10: err %v, want a refusal naming it:\n%s", err, stderr)
+	}
+	if _, frozen := r.Stages["dump"]; frozen {
+		t.Fatalf("refused only after the dump began: stages %v", r.Stages)
+	}
+	if state, _ := e.h1.Docker(ctx, "inspect", "-f", "{{.State.Running}} {{.State.Paused}}", name); state != "true false" {
+		t.Fatalf("on %s after the refusal: running, paused = %s", e.h1.Name, state)
+	}
+	assertHost2Clean(t, ctx, e, name, true)
+
+	// A volume's subdirectory (volume-subpath, API 1.45) would show the
+	// whole volume on host2: refused by the source, naming it.
+	vol := unique("subpath")
+	if _, err := e.h1.Docker(ctx, "run", "--rm", "--pull", "never", "-v", vol+":/v", lab.BusyboxImage, "mkdir", "/v/sub"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cleanupDocker(e.h1, "volume", "rm", "-f", vol) })
+	name = unique("subpath")
+	runIdleCmd(t, ctx, e, name, []string{"--network", e.h1.Network,
+		"--mount", "type=volume,src=" + vol + ",dst=/data,volume-subpath=sub"}, "while sleep 1; do :; done")
+	_, stderr, err = runSrc(ctx, e, name, nil)
+	if err == nil || !strings.Contains(stderr, "/data mounts the subdirectory sub of volume "+vol) {
+		t.Fatalf("a volume's subdirectory: err %v, want a refusal naming it:\n%s", err, stderr)
+	}
+	assertHost2Clean(t, ctx, e, name, true)
+}

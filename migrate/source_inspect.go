@@ -218,10 +218,29 @@ func refusals(r container.InspectResponse, binds protocol.BindMode) error {
 			add(true, fmt.Sprintf("%s is a %s mount (%s)", m.Destination, m.Type, m.Source))
 		}
 	}
+	why = append(why, mountOptions(host.Mounts)...)
 	if len(why) == 0 {
 		return nil
 	}
 	return fmt.Errorf("%w: %s", ErrCannotMove, strings.Join(why, "; "))
+}
+
+// mountOptions names the options of --mount mounts that the destination
+// would not apply (it mounts a volume whole, a bind as a plain bind): a
+// volume's subdirectory (volume-subpath) would show the whole volume on
+// host2, bind propagation and recursion settings would change what the
+// processes see.
+func mountOptions(mounts []mount.Mount) []string {
+	var why []string
+	for _, m := range mounts {
+		if o := m.VolumeOptions; o != nil && o.Subpath != "" {
+			why = append(why, fmt.Sprintf("%s mounts the subdirectory %s of volume %s (volume-subpath), which is not carried yet", m.Target, o.Subpath, m.Source))
+		}
+		if o := m.BindOptions; o != nil && (o.Propagation != "" && o.Propagation != mount.PropagationRPrivate || o.NonRecursive || o.ReadOnlyNonRecursive || o.ReadOnlyForceRecursive) {
+			why = append(why, fmt.Sprintf("%s is a bind mount with propagation or recursion options (bind-propagation, bind-recursive), which are not carried yet", m.Target))
+		}
+	}
+	return why
 }
 
 // dumpSpec describes the running container for CRIU.

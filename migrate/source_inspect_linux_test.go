@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/storage"
 	"github.com/docker/go-connections/nat"
@@ -57,6 +58,15 @@ func TestRefusalsNameEveryReason(t *testing.T) {
 		{"bind mount", func(r *container.InspectResponse) {
 			r.Mounts = []container.MountPoint{{Type: "bind", Source: "/srv", Destination: "/data"}}
 		}, "--bind-mounts copy ships its contents"},
+		{"volume subpath", func(r *container.InspectResponse) {
+			r.HostConfig.Mounts = []mount.Mount{{Type: "volume", Source: "v", Target: "/data", VolumeOptions: &mount.VolumeOptions{Subpath: "sub"}}}
+		}, "/data mounts the subdirectory sub of volume v"},
+		{"volume without copy", func(r *container.InspectResponse) {
+			r.HostConfig.Mounts = []mount.Mount{{Type: "volume", Source: "v", Target: "/data", VolumeOptions: &mount.VolumeOptions{NoCopy: true}}}
+		}, ""},
+		{"bind propagation", func(r *container.InspectResponse) {
+			r.HostConfig.Mounts = []mount.Mount{{Type: "bind", Source: "/srv", Target: "/data", BindOptions: &mount.BindOptions{Propagation: "rshared"}}}
+		}, "/data is a bind mount with propagation"},
 		{"remote volume", func(r *container.InspectResponse) {
 			r.Mounts = []container.MountPoint{{Type: "volume", Name: "v", Driver: "nfs", Destination: "/data"}}
 		}, "uses driver nfs"},

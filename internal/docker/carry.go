@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/versions"
 )
 
 // How the destination treats each field of the source's HostConfig (Docker's
@@ -142,6 +143,67 @@ func noNewPrivileges(o string) bool {
 		return true
 	}
 	return false
+}
+
+// configFields are the fields of Docker's Config this destination knows
+// (Docker's JSON names), each with the API version from which a Docker
+// honours it ("" for every version dockmove speaks to). Config travels
+// whole; a field in none of these that is set on the source is a later
+// Docker's setting and refused by name. healthFields are the same for the
+// healthcheck.
+var (
+	configFields = map[string]string{
+		"Hostname": "", "Domainname": "", "User": "", "AttachStdin": "", "AttachStdout": "", "AttachStderr": "",
+		"ExposedPorts": "", "Tty": "", "OpenStdin": "", "StdinOnce": "", "Env": "", "Cmd": "", "Healthcheck": "",
+		"ArgsEscaped": "", "Image": "", "Volumes": "", "WorkingDir": "", "Entrypoint": "", "NetworkDisabled": "",
+		"MacAddress": "", "OnBuild": "", "Labels": "", "StopSignal": "", "StopTimeout": "", "Shell": "",
+	}
+	healthFields = map[string]string{
+		"Test": "", "Interval": "", "Timeout": "", "StartPeriod": "", "Retries": "",
+		"StartInterval": "1.44", // --health-start-interval: Docker 25
+	}
+)
+
+// CheckConfig lists every setting of the source's Config that a Docker
+// speaking API version api would not honour (a create request ignores a
+// field it does not know, so the setting would be lost in silence), and
+// every setting this destination does not know; nil when all travel.
+func CheckConfig(raw json.RawMessage, api string) error {
+	if len(raw) == 0 {
+		return nil
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		return fmt.Errorf("docker config: %w", err)
+	}
+	var why []string
+	check := func(prefix string, fields map[string]json.RawMessage, known map[string]string) {
+		for name, v := range fields {
+			if isZero(v) {
+				continue
+			}
+			since, ok := known[name]
+			switch {
+			case !ok:
+				why = append(why, prefix+name+" (not a setting this destination knows how to carry)")
+			case since != "" && versions.LessThan(api, since):
+				why = append(why, fmt.Sprintf("%s%s (needs Docker API %s; this host's Docker speaks %s: upgrade it, or move the container without the setting)", prefix, name, since, api))
+			}
+		}
+	}
+	check("", fields, configFields)
+	if h, ok := fields["Healthcheck"]; ok && !isZero(h) {
+		var health map[string]json.RawMessage
+		if err := json.Unmarshal(h, &health); err != nil {
+			return fmt.Errorf("docker config: healthcheck: %w", err)
+		}
+		check("Healthcheck.", health, healthFields)
+	}
+	if len(why) == 0 {
+		return nil
+	}
+	sort.Strings(why)
+	return fmt.Errorf("settings this destination's Docker would not apply: %s", strings.Join(why, "; "))
 }
 
 // carriedConfig is the source's Config, which travels whole, with the

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/go-connections/nat"
@@ -155,6 +156,44 @@ func TestAnonymousVolumeWithoutLabels(t *testing.T) {
 	}{{id, "/cache", true}, {id, "/other", false}, {"mydata", "/cache", false}} {
 		if got := c.AnonymousVolume(context.Background(), tc.name, tc.dest, declared); got != tc.want {
 			t.Errorf("AnonymousVolume(%s, %s) = %v, want %v", tc.name, tc.dest, got, tc.want)
+		}
+	}
+}
+
+// A Config setting that the destination's Docker would ignore (a create
+// request drops fields it does not know) is refused, naming the setting
+// and the API version it needs; on a Docker that has it, it travels.
+func TestCheckConfigRefusesWhatTheDestinationsDockerLacks(t *testing.T) {
+	startInterval := func(c *container.Config, _ *container.HostConfig) {
+		c.Healthcheck.StartPeriod, c.Healthcheck.StartInterval = 30*time.Second, time.Second
+	}
+	spec := sourceSettings(t, startInterval)
+	err := CheckConfig(spec.DockerConfig, "1.41")
+	if err == nil || !strings.Contains(err.Error(), "Healthcheck.StartInterval (needs Docker API 1.44; this host's Docker speaks 1.41") {
+		t.Fatalf("a start interval for Docker 20.10: %v", err)
+	}
+	if _, _, _, err := createConfig(spec, "dockmove", nil, "1.41"); err == nil {
+		t.Fatal("createConfig dropped the start interval in silence")
+	}
+	if err := CheckConfig(spec.DockerConfig, "1.51"); err != nil {
+		t.Fatalf("a start interval for Docker 28: %v", err)
+	}
+	cfg, _, _, err := createConfig(spec, "dockmove", nil, "1.51")
+	if err != nil || cfg.Healthcheck == nil || cfg.Healthcheck.StartInterval != time.Second {
+		t.Fatalf("the start interval on Docker 28: %+v, %v", cfg.Healthcheck, err)
+	}
+	// The rest of the settings need nothing newer.
+	if err := CheckConfig(sourceSettings(t, nil).DockerConfig, "1.41"); err != nil {
+		t.Fatalf("settings every Docker has: %v", err)
+	}
+	// A later Docker's setting is refused by name, in Config and in its
+	// healthcheck.
+	for raw, want := range map[string]string{
+		`{"Image": "app:1", "Cmd": ["serve"], "FutureField": 3}`:                    "FutureField (not a setting",
+		`{"Image": "app:1", "Healthcheck": {"Test": ["CMD", "true"], "Jitter": 5}}`: "Healthcheck.Jitter (not a setting",
+	} {
+		if err := CheckConfig(json.RawMessage(raw), "1.51"); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", raw, err, want)
 		}
 	}
 }

@@ -350,6 +350,9 @@ func createConfig(spec protocol.ContainerSpec, runtime string, labels map[string
 	}
 	if len(spec.DockerConfig) > 0 {
 		// The source's whole Config (healthcheck, stop timeout, shell, ...).
+		if err := CheckConfig(spec.DockerConfig, api); err != nil {
+			return nil, nil, nil, err
+		}
 		var err error
 		if cfg, err = carriedConfig(spec.DockerConfig); err != nil {
 			return nil, nil, nil, err
