@@ -40,6 +40,8 @@ type incoming struct {
 	createNets []namedNetwork
 	// pages is the lazy-pages daemon of a post-copy migration.
 	pages *lazypages.Daemon
+	// steps times the freeze here, from the last image received.
+	steps *stepClock
 	// rounds is how many pre-copy rounds arrived.
 	rounds int
 	// image is the container's image here (its ID in this host's store).
@@ -122,9 +124,11 @@ func (in *incoming) run(ctx context.Context) (err error) {
 	if err := a.receive(ctx); err != nil {
 		return err
 	}
+	in.steps = startSteps()
 	if _, err := expectFromSource[*protocol.Restore](ctx, in); err != nil {
 		return err
 	}
+	in.steps.mark("await-request")
 	if err := a.restore(ctx); err != nil {
 		return err
 	}
@@ -670,6 +674,7 @@ func (in *containerArrival) restore(ctx context.Context) error {
 		in.pages = d
 		in.state.Lazy = true
 	}
+	in.steps.mark("prepare")
 	start := time.Now()
 	sctx, cancel := context.WithTimeout(ctx, in.srv.cfg.RestoreTimeout)
 	err := in.srv.dk.Start(sctx, id)
@@ -682,9 +687,17 @@ func (in *containerArrival) restore(ctx context.Context) error {
 		return criu.NewError("restore", filepath.Join(dir, restoreruntime.WorkDir, criu.RestoreLog), err)
 	}
 	in.srv.lastRestore.Store(took.Milliseconds())
-	if res, rerr := restoreruntime.ReadResult(dir); rerr != nil || !res.OK {
+	res, rerr := restoreruntime.ReadResult(dir)
+	if rerr != nil || !res.OK {
 		return fmt.Errorf("restore runtime did not report success (%+v, %v)", res, rerr)
 	}
+	// docker start: containerd and the shim reach the runtime, which
+	// prepares the bundle and runs runc restore (CRIU); then Docker
+	// finishes (on Docker 26 and later it wires the network here).
+	in.steps.markAt("docker-to-runtime", res.Began)
+	in.steps.markAt("runtime-prepare", res.RuncStarted)
+	in.steps.markAt("runc-restore", res.RuncEnded)
+	in.steps.mark("docker-after-runtime")
 	r, err := in.srv.dk.Inspect(ctx, id)
 	if err != nil {
 		return err
@@ -701,7 +714,9 @@ func (in *containerArrival) restore(ctx context.Context) error {
 	if err := verifyInterfaces(r.State.Pid, in.pre.Container.Networks, addrs, in.renumber); err != nil {
 		return err
 	}
+	in.steps.mark("verify")
 	in.announce(r.State.Pid)
+	in.steps.mark("announce")
 	in.state.Phase = phaseRestored
 	if err := in.srv.saveState(&in.state); err != nil {
 		return err
@@ -710,9 +725,12 @@ func (in *containerArrival) restore(ctx context.Context) error {
 	if nets := in.pre.Container.Networks; len(nets) > 0 {
 		msg.IPv4 = addrs[nets[0].Name]
 	}
-	if st, ok := criu.RestoreStatsOf(filepath.Join(dir, restoreruntime.ImagesDir)); ok {
+	// CRIU writes its statistics in its work directory.
+	if st, ok := criu.RestoreStatsOf(filepath.Join(dir, restoreruntime.WorkDir)); ok {
 		msg.PagesRestored, msg.ForkingMicros, msg.RestoreMicros = st.PagesRestored, st.ForkingMicros, st.RestoreMicros
 	}
+	in.steps.mark("record")
+	msg.Steps = in.steps.steps
 	return in.sess.Send(ctx, msg)
 }
 

@@ -76,9 +76,11 @@ func (p *processArrival) restore(ctx context.Context) error {
 		in.pages = d
 		in.state.Lazy = true
 	}
+	in.steps.mark("prepare")
 	start := time.Now()
 	pid, err := r.Restore(in.srv.cfg.CRIU)
 	took := time.Since(start)
+	in.steps.mark("criu-restore")
 	if err != nil {
 		return err
 	}
@@ -90,9 +92,12 @@ func (p *processArrival) restore(ctx context.Context) error {
 	}
 	in.log.Info("process restored", "name", in.pre.Process.Name, "pid", pid, "took", took)
 	msg := &protocol.Restored{Pid: pid, RestoreMillis: took.Milliseconds()}
-	if st, ok := criu.RestoreStatsOf(images); ok {
+	// CRIU writes its statistics in its work directory.
+	if st, ok := criu.RestoreStatsOf(work); ok {
 		msg.PagesRestored, msg.ForkingMicros, msg.RestoreMicros = st.PagesRestored, st.ForkingMicros, st.RestoreMicros
 	}
+	in.steps.mark("record")
+	msg.Steps = in.steps.steps
 	return in.sess.Send(ctx, msg)
 }
 

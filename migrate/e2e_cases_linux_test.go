@@ -53,6 +53,7 @@ func migrateWorkload(t *testing.T, e env, strategy string) {
 	if string(report.Strategy) != strategy || report.FreezeTime <= 0 || report.BytesRaw+report.PageBytes < 64<<20 || report.ContainerID == "" {
 		t.Fatalf("implausible report: %+v", report)
 	}
+	assertFreezeAccounted(t, report)
 
 	// The client kept its connection: more beats arrive, in sequence.
 	if err := watch.WaitBeats(ctx, watch.Stats().Beats+100); err != nil {
@@ -514,5 +515,41 @@ func TestKeepSource(t *testing.T) {
 	}
 	if st, _ := e.h2.Docker(ctx, "inspect", "-f", "{{.State.Running}}", name); st != "true" {
 		t.Fatalf("copy on host2: running=%q", st)
+	}
+}
+
+// assertFreezeAccounted checks the report's freeze breakdown: the source's
+// dump and shipping, the destination's steps (runc restore among them,
+// with CRIU's own restore figures) and the link, adding up to the freeze;
+// and CRIU's dump figures, which for post-copy count the original frozen
+// until the last page, never less than the freeze nor more than the whole
+// migration.
+func assertFreezeAccounted(t *testing.T, r *migrate.Report) {
+	t.Helper()
+	var sum time.Duration
+	seen := map[string]time.Duration{}
+	var line []string
+	for _, st := range r.Freeze {
+		if st.Time < 0 {
+			t.Errorf("negative freeze step %+v", st)
+		}
+		sum += st.Time
+		seen[st.Host+"/"+st.Step] = st.Time
+		line = append(line, fmt.Sprintf("%s/%s %v", st.Host, st.Step, st.Time.Round(time.Millisecond)))
+	}
+	t.Logf("freeze %v: %s", r.FreezeTime, strings.Join(line, ", "))
+	if sum != r.FreezeTime {
+		t.Errorf("the freeze's steps add up to %v, the freeze was %v", sum, r.FreezeTime)
+	}
+	for _, want := range []string{"source/dump", "source/ship", "destination/runc-restore", "link/link"} {
+		if _, ok := seen[want]; !ok {
+			t.Errorf("no %s step in the freeze breakdown", want)
+		}
+	}
+	if seen["destination/runc-restore"] <= 0 || r.Restore.RestoreMicros == 0 {
+		t.Errorf("no restore time: runc restore %v, CRIU's restore %d µs", seen["destination/runc-restore"], r.Restore.RestoreMicros)
+	}
+	if d := r.Dump.FrozenTime; d < r.FreezeTime-r.FreezeTime/10 || d > r.TotalTime {
+		t.Errorf("CRIU's frozen time %v, with a freeze of %v in a migration of %v", d, r.FreezeTime, r.TotalTime)
 	}
 }

@@ -218,6 +218,9 @@ type Report struct {
 	// Warnings are what went wrong after the commit: the container moved.
 	Warnings []string                 `json:"warnings,omitempty"`
 	Stages   map[string]time.Duration `json:"stage_ns"`
+	// Freeze is where the freeze went, in order; its steps add up to
+	// FreezeTime.
+	Freeze []FreezeStep `json:"freeze_breakdown,omitempty"`
 
 	mu        sync.Mutex
 	start     time.Time
@@ -257,6 +260,9 @@ type source struct {
 	newAddress bool
 	// renumbered names the networks where it does (PreflightOK).
 	renumbered []string
+	// marks and destSteps time the freeze (Report.Freeze).
+	marks     freezeMarks
+	destSteps []protocol.FreezeStep
 	lock       *os.File
 	tc         transfer.Config // the session's configuration, for resolving
 	// logs ships the container's log files (nil: none ship).
@@ -514,7 +520,6 @@ func (s *source) checkpoint(ctx context.Context) error {
 	}
 	defer stopPages()
 	s.stage("dump")
-	var frozenAt, runningAt time.Time
 	var hookErr error
 	var watchdog *dumpWatchdog
 	restored := make(chan error, 1)
@@ -525,9 +530,10 @@ func (s *source) checkpoint(ctx context.Context) error {
 			pid := criuChild()
 			s.guardUpdate(func(p *guardPlan) { p.CRIU = pid })
 			watchdog = watchDump(pid, spec, s.cfg.DumpTimeout, s.log)
-			frozenAt = time.Now()
+			s.marks.frozen = time.Now()
 		},
 		PostDump: func() error {
+			s.marks.dumped = time.Now()
 			if watchdog.stop() {
 				return errDumpTimeout
 			}
@@ -537,8 +543,9 @@ func (s *source) checkpoint(ctx context.Context) error {
 			defer stop()
 			hookErr = s.postDump(ctx, pctx, images, extra, spec.LazyPages, func(err error) {
 				if err == nil {
-					runningAt = time.Now()
-					s.report.FreezeTime = runningAt.Sub(frozenAt)
+					s.marks.running = time.Now()
+					s.report.FreezeTime = s.marks.running.Sub(s.marks.frozen)
+					s.report.Freeze = s.marks.breakdown(s.destSteps)
 				}
 				restored <- err
 			})
@@ -551,6 +558,12 @@ func (s *source) checkpoint(ctx context.Context) error {
 	if watchdog.stop() {
 		err = fmt.Errorf("%w (%v): CRIU was stopped and the container thawed", errDumpTimeout, s.cfg.DumpTimeout)
 		hookErr = err
+	}
+	if !s.marks.frozen.IsZero() && s.report.Dump.FrozenTime > time.Since(s.marks.frozen) {
+		// A CRIU whose lazy page server reset its statistics (without
+		// scripts/criu-patches/lazy-dump-stats.patch): its figures are
+		// zeros and a frozen time from nowhere.
+		s.report.Dump = criu.DumpStats{}
 	}
 	if err == nil && spec.LazyPages {
 		// Every page was served, so the destination restored; its report
@@ -580,7 +593,7 @@ func (s *source) checkpoint(ctx context.Context) error {
 		return err
 	}
 	if spec.LazyPages {
-		s.report.MemoryTime = time.Since(runningAt)
+		s.report.MemoryTime = time.Since(s.marks.running)
 	}
 	return s.commit(context.WithoutCancel(ctx))
 }
@@ -771,6 +784,7 @@ func (s *source) ship(ctx context.Context, images string, extra []namedDir) erro
 // if the session breaks: the guard must then tell it what became of the
 // original.
 func (s *source) askRestore(ctx context.Context) error {
+	s.marks.shipped = time.Now()
 	s.stage("restore")
 	if !s.strategy.PostCopy() {
 		s.guardUpdate(func(p *guardPlan) { p.Restored = true })
@@ -788,6 +802,7 @@ func (s *source) awaitRestored(ctx context.Context) error {
 	s.report.ContainerID, s.report.Pid = done.ContainerID, done.Pid
 	s.report.RestoreTime = time.Duration(done.RestoreMillis) * time.Millisecond
 	s.report.Restore = criu.RestoreStats{PagesRestored: done.PagesRestored, ForkingMicros: done.ForkingMicros, RestoreMicros: done.RestoreMicros}
+	s.destSteps = done.Steps
 	if a := s.tgt.address(); s.newAddress || a != "" && done.IPv4 != a {
 		s.report.NewAddress = done.IPv4
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"path"
 	"regexp"
+	"time"
 	"slices"
 	"strconv"
 	"strings"
@@ -324,7 +325,21 @@ type Restored struct {
 	PagesRestored uint64 `json:"pages_restored"`
 	ForkingMicros uint32 `json:"forking_us"`
 	RestoreMicros uint32 `json:"restore_us"`
+	// Steps are how the destination spent the freeze, in order, from its
+	// last image received to this report.
+	Steps []FreezeStep `json:"steps,omitempty"`
 }
+
+// FreezeStep is one step of a container's freeze.
+type FreezeStep struct {
+	Name   string `json:"name"`
+	Micros int64  `json:"us"`
+}
+
+// MaxFreezeSteps bounds the destination's steps in Restored.
+const MaxFreezeSteps = 16
+
+var stepNamePattern = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
 
 func (*Restored) Type() transfer.MsgType { return MsgRestored }
 
@@ -337,6 +352,14 @@ func (m *Restored) Validate() error {
 	}
 	if m.IPv4 != "" && net.ParseIP(m.IPv4).To4() == nil {
 		return fmt.Errorf("invalid address %q", m.IPv4)
+	}
+	if len(m.Steps) > MaxFreezeSteps {
+		return fmt.Errorf("%d freeze steps (limit %d)", len(m.Steps), MaxFreezeSteps)
+	}
+	for _, st := range m.Steps {
+		if !stepNamePattern.MatchString(st.Name) || st.Micros < 0 || st.Micros > int64(time.Hour/time.Microsecond) {
+			return fmt.Errorf("invalid freeze step %q (%d µs)", st.Name, st.Micros)
+		}
 	}
 	return nil
 }

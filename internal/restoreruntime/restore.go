@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // criuConfigAnnotation makes runc hand CRIU a config file for this restore
@@ -19,18 +20,21 @@ const criuConfigAnnotation = "org.criu.config"
 // restore runs `runc restore` in place of `runc create` and records the
 // outcome in the container's state directory.
 func restore(inv Invocation, c createArgs, dir string, p Plan, log *slog.Logger) int {
+	res := Result{Began: time.Now()}
 	args, err := prepareRestore(inv, c, dir, p)
-	ranRunc := err == nil
+	res.Runc = err == nil
 	if err == nil {
 		log.Info("restoring", "id", c.id, "args", strings.Join(args, " "))
+		res.RuncStarted = time.Now()
 		err = runRunc(args)
+		res.RuncEnded = time.Now()
 	}
 	// The restored processes hold their network namespace now.
 	releaseNetns(dir)
 	if err == nil && c.pidFile != "" {
 		err = recordPID(dir, c.pidFile)
 	}
-	res := Result{OK: err == nil, Runc: ranRunc}
+	res.OK = err == nil
 	if err != nil {
 		res.Error = err.Error()
 		res.ExitCode = exitCode(err)

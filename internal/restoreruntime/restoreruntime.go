@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Name is the runtime name registered with dockerd.
@@ -86,6 +87,11 @@ type Result struct {
 	// not from the runtime's own preparation.
 	Runc     bool `json:"runc,omitempty"`
 	ExitCode int  `json:"exit_code"`
+	// When the runtime took the create over, and runc restore's run: the
+	// destination's breakdown of the freeze (zero where not reached).
+	Began       time.Time `json:"began"`
+	RuncStarted time.Time `json:"runc_started"`
+	RuncEnded   time.Time `json:"runc_ended"`
 }
 
 // ErrBadPlan reports a plan that cannot be used.
