@@ -263,8 +263,8 @@ type source struct {
 	// marks and destSteps time the freeze (Report.Freeze).
 	marks     freezeMarks
 	destSteps []protocol.FreezeStep
-	lock       *os.File
-	tc         transfer.Config // the session's configuration, for resolving
+	lock      *os.File
+	tc        transfer.Config // the session's configuration, for resolving
 	// logs ships the container's log files (nil: none ship).
 	logs *logShipper
 }

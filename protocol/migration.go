@@ -7,10 +7,10 @@ import (
 	"net"
 	"path"
 	"regexp"
-	"time"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/dockmove/dockmove/transfer"
 )
