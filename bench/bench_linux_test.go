@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,6 +30,26 @@ func TestMedianAndSummary(t *testing.T) {
 	s := summarize(rs)
 	if len(s) != 2 || s[1].Runs != 3 || s[1].Failed != 1 || s[1].FreezeAgentMedMs != 600 || s[1].DockerRatio != 5 {
 		t.Fatalf("summary %+v", s)
+	}
+}
+
+func TestFreezeStepsTableWithFakeResults(t *testing.T) {
+	steps := func(dump, restore float64) []StepMs {
+		return []StepMs{{"source/dump", dump}, {"destination/runc-restore", restore}, {"link", 1}}
+	}
+	rs := []Result{
+		{Workload: "synthetic", Strategy: DockerCheckpoint, MemMiB: 64, FreezeAgentMs: 3000, Check: "ok"},
+		{Workload: "synthetic", Strategy: Lazy, MemMiB: 64, FreezeAgentMs: 500, Check: "ok", FreezeSteps: steps(100, 300)},
+		{Workload: "synthetic", Strategy: Lazy, MemMiB: 64, FreezeAgentMs: 700, Check: "ok", FreezeSteps: steps(200, 500)},
+		{Workload: "synthetic", Strategy: Lazy, MemMiB: 64, Error: "boom", FreezeSteps: steps(9000, 9000)},
+	}
+	r := Report{Summary: summarize(rs)}
+	if got := r.Summary[1].FreezeSteps; len(got) != 3 || got[0].Ms != 150 || got[1].Ms != 400 {
+		t.Fatalf("median steps %+v", got)
+	}
+	md := r.Markdown()
+	if !strings.Contains(md, "| source/dump | destination/runc-restore | link |") || !strings.Contains(md, "| synthetic | lazy | 64 MiB | 0 | 150 | 400 | 1 |") {
+		t.Fatalf("steps table:\n%s", md)
 	}
 }
 
@@ -68,6 +89,14 @@ func TestBenchSmoke(t *testing.T) {
 		if r.Error != "" || r.Check != "ok" || r.FreezeAgentMs <= 0 || r.FreezeAppMs <= 0 {
 			t.Errorf("%s %s: %+v", r.Workload, r.Strategy, r)
 		}
+		// Every migration says where its freeze went, to the ms.
+		var sum float64
+		for _, st := range r.FreezeSteps {
+			sum += st.Ms
+		}
+		if r.Strategy != DockerCheckpoint && (len(r.FreezeSteps) == 0 || math.Abs(sum-r.FreezeAgentMs) > 1) {
+			t.Errorf("%s %s: freeze steps %+v add up to %.1f ms, the freeze was %.1f ms", r.Workload, r.Strategy, r.FreezeSteps, sum, r.FreezeAgentMs)
+		}
 	}
 	for _, s := range rep.Summary {
 		if s.Strategy != DockerCheckpoint && s.DockerRatio <= 0 {
@@ -79,7 +108,8 @@ func TestBenchSmoke(t *testing.T) {
 			t.Errorf("%s missing: %v", f, err)
 		}
 	}
-	if md, _ := os.ReadFile(filepath.Join(cfg.Out, "report.md")); !strings.Contains(string(md), "| redis | lazy |") {
-		t.Errorf("markdown lacks the redis rows:\n%s", md)
+	md, _ := os.ReadFile(filepath.Join(cfg.Out, "report.md"))
+	if !strings.Contains(string(md), "| redis | lazy |") || !strings.Contains(string(md), "## Where the freeze went") {
+		t.Errorf("markdown lacks the redis rows or the freeze steps:\n%s", md)
 	}
 }

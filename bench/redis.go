@@ -158,6 +158,7 @@ func (r *runner) redis(ctx context.Context, strategy string, rep int) Result {
 			err = fmt.Errorf("%v: %s", err, run.Stderr)
 		}
 		res.FreezeAgentMs, res.TotalMs, res.MemoryCompleteMs = ms(rp.FreezeTime), ms(rp.TotalTime), ms(rp.MemoryTime)
+		res.FreezeSteps = freezeSteps(rp.Freeze)
 		res.BytesWire = rp.BytesWire + rp.PageBytes
 	}
 	before := load.requests()

@@ -49,6 +49,8 @@ type Summary struct {
 	// divided by this case's (same workload, size and dirty rate): how many
 	// times shorter the freeze is. 0 when there is no baseline.
 	DockerRatio float64 `json:"docker_ratio"`
+	// FreezeSteps are the median of each step of the freeze, in order.
+	FreezeSteps []StepMs `json:"freeze_steps_median_ms,omitempty"`
 }
 
 // Run executes the benchmark in the lab and writes the report to cfg.Out.
@@ -248,7 +250,31 @@ func summarizeCase(k caseKey, rs []Result) Summary {
 	s.TotalMedMs, s.CPUMedMs = median(total), median(cpu)
 	slices.Sort(wire)
 	s.BytesWireMed = wire[len(wire)/2]
+	s.FreezeSteps = medianSteps(rs)
 	return s
+}
+
+// medianSteps is each freeze step's median over the successful runs, in
+// the order the steps first appeared.
+func medianSteps(rs []Result) []StepMs {
+	var order []string
+	values := map[string][]float64{}
+	for _, r := range rs {
+		if r.Error != "" || r.Check != "ok" {
+			continue
+		}
+		for _, st := range r.FreezeSteps {
+			if _, ok := values[st.Step]; !ok {
+				order = append(order, st.Step)
+			}
+			values[st.Step] = append(values[st.Step], st.Ms)
+		}
+	}
+	var out []StepMs
+	for _, name := range order {
+		out = append(out, StepMs{Step: name, Ms: median(values[name])})
+	}
+	return out
 }
 
 func median(v []float64) float64 {
@@ -304,6 +330,7 @@ func (r *Report) Markdown() string {
 			s.Workload, s.Strategy, s.MemMiB, s.DirtyRate, s.FreezeAgentMinMs, s.FreezeAgentMedMs, s.FreezeAppMinMs, s.FreezeAppMedMs,
 			s.TotalMedMs, wire, cpu, ratio, s.Failed, s.Runs)
 	}
+	r.stepsTable(&b)
 	first := true
 	for _, res := range r.Results {
 		if res.Error == "" && res.Check == "ok" {
@@ -322,4 +349,45 @@ func (r *Report) Markdown() string {
 		fmt.Fprintf(&b, "- %s %s %d MiB dirty %d rep %d: %s\n", res.Workload, res.Strategy, res.MemMiB, res.DirtyRate, res.Rep, why)
 	}
 	return b.String()
+}
+
+// stepsTable renders where each case's freeze went: a column per step
+// (the union of the cases' steps, in the order they appear), medians in
+// ms. Docker's checkpoint has no breakdown and no row.
+func (r *Report) stepsTable(b *strings.Builder) {
+	var cols []string
+	seen := map[string]bool{}
+	for _, s := range r.Summary {
+		for _, st := range s.FreezeSteps {
+			if !seen[st.Step] {
+				seen[st.Step] = true
+				cols = append(cols, st.Step)
+			}
+		}
+	}
+	if len(cols) == 0 {
+		return
+	}
+	b.WriteString("\n## Where the freeze went (median ms)\n\n")
+	b.WriteString("Source: CRIU's dump, shipping its images; destination: its steps up to the copy running; link: the rest (last bytes, two messages).\n\n")
+	b.WriteString("| workload | strategy | memory | dirty pages/s | " + strings.Join(cols, " | ") + " |\n")
+	b.WriteString("|---|---|---:|---:|" + strings.Repeat("---:|", len(cols)) + "\n")
+	for _, s := range r.Summary {
+		if len(s.FreezeSteps) == 0 {
+			continue
+		}
+		cell := map[string]float64{}
+		for _, st := range s.FreezeSteps {
+			cell[st.Step] = st.Ms
+		}
+		fmt.Fprintf(b, "| %s | %s | %d MiB | %d |", s.Workload, s.Strategy, s.MemMiB, s.DirtyRate)
+		for _, c := range cols {
+			if v, ok := cell[c]; ok {
+				fmt.Fprintf(b, " %.0f |", v)
+			} else {
+				b.WriteString(" – |")
+			}
+		}
+		b.WriteString("\n")
+	}
 }

@@ -35,6 +35,9 @@ type Result struct {
 	BytesWire        int64   `json:"bytes_wire"`
 	CPUSourceMs      float64 `json:"cpu_source_ms"`
 	CPUDestMs        float64 `json:"cpu_destination_ms"`
+	// FreezeSteps is where the agents' freeze went (migrate's breakdown),
+	// step by step in milliseconds, in order.
+	FreezeSteps []StepMs `json:"freeze_steps_ms,omitempty"`
 	// Check is "ok" when the application verified its state afterwards.
 	Check string `json:"check"`
 	Error string `json:"error,omitempty"`
@@ -49,6 +52,25 @@ type runner struct {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// StepMs is one step of a freeze, as "host/step" (host: source,
+// destination or link).
+type StepMs struct {
+	Step string  `json:"step"`
+	Ms   float64 `json:"ms"`
+}
+
+func freezeSteps(steps []migrate.FreezeStep) []StepMs {
+	var out []StepMs
+	for _, st := range steps {
+		name := st.Host + "/" + st.Step
+		if st.Host == st.Step {
+			name = st.Step
+		}
+		out = append(out, StepMs{Step: name, Ms: ms(st.Time)})
+	}
+	return out
+}
 
 // synthetic measures one migration of the workload container.
 func (r *runner) synthetic(ctx context.Context, strategy string, mib, dirty, rep int) Result {
@@ -155,6 +177,7 @@ func (r *runner) migrate(ctx context.Context, name, addr, strategy string, res *
 		return
 	}
 	res.FreezeAgentMs = ms(rep.FreezeTime)
+	res.FreezeSteps = freezeSteps(rep.Freeze)
 	res.FreezeAppMs = ms(st.MaxGap)
 	res.TotalMs = ms(rep.TotalTime)
 	res.MemoryCompleteMs = ms(rep.MemoryTime)
