@@ -56,8 +56,11 @@ vet:
 # DOCKMOVE_STRICT=1 turns a skip for a missing prerequisite into a failure.
 # -p 1: packages share one lab (its agent port, its switch), so they take
 # turns.
+# The tests' results, each failed test's whole output and the slowest
+# tests (where CI's time goes), read from go test -json.
 test: deps lab-up lab-up-modern vet
-	DOCKMOVE_STRICT=1 $(GO) test -p 1 -race -count=1 -timeout 25m ./...
+	$(GO) build -o $(BIN)/testreport ./scripts/testreport
+	set -o pipefail; DOCKMOVE_STRICT=1 $(GO) test -json -p 1 -race -count=1 -timeout 25m ./... | $(BIN)/testreport -slowest 30
 	@$(MAKE) -s fuzz
 	@$(MAKE) -s test-vm
 	@$(MAKE) -s test-vm-cgroup2
