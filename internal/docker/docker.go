@@ -70,11 +70,16 @@ func wrap(op string, err error) error {
 	return fmt.Errorf("docker %s: %w", op, err)
 }
 
-// APIVersion returns the negotiated API version.
+// APIVersion returns the negotiated API version. A ping alone does not
+// negotiate (the client does that lazily, on its first other request): the
+// version is settled from the ping's answer, or the client's default would
+// be reported to a caller that asks first.
 func (c *Client) APIVersion(ctx context.Context) (string, error) {
-	if _, err := c.api.Ping(ctx); err != nil {
+	p, err := c.api.Ping(ctx)
+	if err != nil {
 		return "", wrap("ping", err)
 	}
+	c.api.NegotiateAPIVersionPing(p)
 	return c.api.ClientVersion(), nil
 }
 

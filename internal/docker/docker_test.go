@@ -1,6 +1,9 @@
 package docker
 
 import (
+	"context"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -140,5 +143,27 @@ func TestNetworkInfoAllocates(t *testing.T) {
 		if got := c.info.Allocates(c.ip); got != c.want {
 			t.Errorf("%v allocates %s: %v, want %v", c.info.Ranges, c.ip, got, c.want)
 		}
+	}
+}
+
+// The first question a client asks is its API version (agents put it in
+// their hello before anything else): a Docker 20.10 that answers its
+// ping with 1.41 must be reported as 1.41, not as the client's default.
+func TestAPIVersionIsTheDaemonsOnTheFirstCallWithFakeDaemon(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, "/_ping") {
+			t.Errorf("unexpected request %s %s", r.Method, r.URL.Path)
+		}
+		w.Header().Set("Api-Version", "1.41")
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	c, err := New("tcp://" + strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if v, err := c.APIVersion(context.Background()); err != nil || v != "1.41" {
+		t.Fatalf("API version %q (%v), want the daemon's 1.41", v, err)
 	}
 }
