@@ -10,12 +10,15 @@
 //	migrate-dst install-runtime [flags]           register the restore runtime
 //	migrate-dst uninstall-runtime [flags]
 //	migrate-dst status [--json]                     migrations under way or in doubt
+//	migrate-dst help [COMMAND]                      the same as COMMAND --help
 package main
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -37,43 +40,85 @@ import (
 )
 
 func main() {
-	args := os.Args[1:]
-	cmd := "serve"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		cmd, args = args[0], args[1:]
-	}
-	var err error
-	switch cmd {
-	case "serve":
-		err = serve(args)
-	case "certs":
-		err = certs(args)
-	case "install-runtime":
-		err = installRuntime(args, true)
-	case "uninstall-runtime":
-		err = installRuntime(args, false)
-	case "status":
-		err = status(args)
-	case reserve.HoldArg:
+	os.Exit(run(os.Args, os.Stdout, os.Stderr))
+}
+
+// run runs the command line args (args[0] is the program's name) and
+// returns the exit status: 0, 1 for a failure, 2 for a command line it
+// cannot run.
+func run(args []string, stdout, stderr io.Writer) int {
+	args = args[1:]
+	if len(args) > 0 && args[0] == reserve.HoldArg {
 		// In a reservation container (package reserve).
-		os.Exit(reserve.Hold())
-	default:
-		err = fmt.Errorf("unknown command %q (serve, certs, install-runtime, uninstall-runtime, status)", cmd)
+		return reserve.Hold()
 	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "migrate-dst:", err)
-		os.Exit(1)
+	a := &agent{stdout: stdout, stderr: stderr}
+	return help.Exit(stderr, a.run(args))
+}
+
+// agent is one run of migrate-dst: where its commands write.
+type agent struct {
+	stdout, stderr io.Writer
+}
+
+// run runs the command that the first argument names; serve if it is a
+// flag or there is none.
+func (a *agent) run(args []string) error {
+	name := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		name, args = args[0], args[1:]
 	}
+	switch name {
+	case "serve":
+		return a.serve(args)
+	case "certs":
+		return a.certs(args)
+	case "install-runtime", "uninstall-runtime":
+		return a.installRuntime(name, args)
+	case "status":
+		return a.status(args)
+	case "help":
+		return a.help(args)
+	}
+	return cli.Usagef("", "unknown command %q", name)
+}
+
+// parse parses the flags of the command name ("" for serve) and allows it
+// at most maxArgs arguments; --help writes the command's help to stdout.
+func (a *agent) parse(fs *pflag.FlagSet, name string, args []string, maxArgs int) error {
+	err := cli.ParseFlags(fs, name, args)
+	if errors.Is(err, pflag.ErrHelp) {
+		help.Write(a.stdout, name, fs)
+	}
+	if err == nil && fs.NArg() > maxArgs {
+		return cli.Usagef(name, "unexpected argument %q", fs.Arg(maxArgs))
+	}
+	return err
+}
+
+// help writes the help of the command it names, or migrate-dst's.
+func (a *agent) help(args []string) error {
+	fs := pflag.NewFlagSet("help", pflag.ContinueOnError)
+	if err := a.parse(fs, "help", args, 1); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return a.run([]string{"--help"})
+	}
+	if _, ok := help.Lookup(fs.Arg(0)); !ok {
+		return cli.Usagef("", "unknown command %q", fs.Arg(0))
+	}
+	return a.run([]string{fs.Arg(0), "--help"})
 }
 
 // status lists the migrations this host holds state for; an in-doubt one
 // has its copy paused until its source resolves it.
-func status(args []string) error {
+func (a *agent) status(args []string) error {
 	workDir, asJSON := migrate.DefaultDestConfig().WorkDir, false
-	fs := pflag.NewFlagSet("migrate-dst status", pflag.ContinueOnError)
+	fs := pflag.NewFlagSet("status", pflag.ContinueOnError)
 	fs.StringVar(&workDir, "work-dir", workDir, "the agent's work directory")
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := a.parse(fs, "status", args, 0); err != nil {
 		return err
 	}
 	list, err := migrate.DestinationStatus(workDir)
@@ -81,29 +126,46 @@ func status(args []string) error {
 		return err
 	}
 	if asJSON {
-		enc := json.NewEncoder(os.Stdout)
+		enc := json.NewEncoder(a.stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(list)
 	}
 	if len(list) == 0 {
-		fmt.Println("no migrations under way or in doubt")
+		fmt.Fprintln(a.stdout, "no migrations under way or in doubt")
 	}
 	for _, m := range list {
 		what := "under way"
 		if m.InDoubt {
 			what = "IN DOUBT: the copy is paused until the source resolves it (migrate-src status --resolve on the source)"
 		}
-		fmt.Printf("%s %s (%s since %s): %s\n", m.MigrationID, m.Name, m.Phase, m.Updated.Local().Format(time.DateTime), what)
+		fmt.Fprintf(a.stdout, "%s %s (%s since %s): %s\n", m.MigrationID, m.Name, m.Phase, m.Updated.Local().Format(time.DateTime), what)
 	}
 	return nil
 }
 
-func serve(args []string) error {
-	cfg := migrate.DefaultDestConfig()
-	var tf cli.TransferFlags
-	listen := ":7070"
-	fs := pflag.NewFlagSet("migrate-dst", pflag.ContinueOnError)
-	fs.StringVar(&listen, "listen", listen, "address to accept migrations on")
+// serveFlags are serve's flags: the destination's configuration and what
+// the command line adds to it.
+type serveFlags struct {
+	cfg           migrate.DestConfig
+	tf            cli.TransferFlags
+	listen        string
+	networkRanges []string
+	allowSources  []string
+	eventsPath    string
+	version       bool
+}
+
+// newServeFlags returns serve's flags before the command line: the
+// destination's defaults.
+func newServeFlags() *serveFlags {
+	return &serveFlags{cfg: migrate.DefaultDestConfig(), listen: ":7070"}
+}
+
+// flagSet returns the flags that set f.
+func (f *serveFlags) flagSet() *pflag.FlagSet {
+	cfg := &f.cfg
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	fs.StringVar(&f.listen, "listen", f.listen, "address to accept migrations on")
 	fs.StringVar(&cfg.Docker, "docker-host", "", "local dockerd (default: DOCKER_HOST or the default socket)")
 	fs.StringVar(&cfg.WorkDir, "work-dir", cfg.WorkDir, "staging and migration state")
 	fs.StringVar(&cfg.RuntimeState, "runtime-state", cfg.RuntimeState, "the restore runtime's state directory (as given to install-runtime)")
@@ -112,41 +174,58 @@ func serve(args []string) error {
 	fs.StringArrayVar(&cfg.BindBases, "bind-base", nil, "accept containers' bind mounts of host paths below this directory (repeat): copied ones are made there, shared ones must be found there; default: none accepted")
 	fs.StringSliceVar(&cfg.Networks, "networks", nil, "the networks a migrated container may be attached to here (comma-separated or repeated); default any this host has")
 	fs.BoolVar(&cfg.CreateNetworks, "allow-create-networks", false, "create, for a migration whose source asks (migrate-src --create-networks), a network the container is on and this host lacks, from the source's definition under this host's policy (bridge, macvlan, ipvlan; a shared one needs --network-range); default: refused")
-	var networkRanges []string
-	fs.StringArrayVar(&networkRanges, "network-range", nil, "this host's own allocation range for a shared (macvlan, ipvlan) network it creates: NAME=CIDR (repeat: one IPv4 and, for a dual-stack network, one IPv6 range each)")
+	fs.StringArrayVar(&f.networkRanges, "network-range", nil, "this host's own allocation range for a shared (macvlan, ipvlan) network it creates: NAME=CIDR (repeat: one IPv4 and, for a dual-stack network, one IPv6 range each)")
 	fs.StringVar(&cfg.HostPorts, "host-ports", "", "host ports a container may publish here (-p), e.g. 80,443,8000-9000; default every port. A container publishing another is refused before it is frozen")
 	fs.StringSliceVar(&cfg.AllowCaps, "allow-cap", nil, "capabilities a container may add beyond Docker's default set (comma-separated or repeated; ALL allows any): a source is trusted with them")
-	var allowSources []string
-	fs.StringSliceVar(&allowSources, "allow-source", nil, "accept migrations only from these hosts (names or addresses in their certificates; comma-separated or repeated); default: any host whose certificate the CA signed")
-	var eventsPath string
-	fs.StringVar(&eventsPath, "events", "", "write machine-readable events (JSON lines: ready) to this file (/dev/fd/N: an inherited descriptor)")
+	fs.StringSliceVar(&f.allowSources, "allow-source", nil, "accept migrations only from these hosts (names or addresses in their certificates; comma-separated or repeated); default: any host whose certificate the CA signed")
+	fs.StringVar(&f.eventsPath, "events", "", "write machine-readable events (JSON lines: ready) to this file (/dev/fd/N: an inherited descriptor)")
 	fs.BoolVar(&cfg.AllowProcesses, "allow-processes", false, "also accept plain process trees (migrate-src --pid), restored with CRIU on this host outside any container; without Docker, accept only those")
-	tf.Register(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	for _, r := range networkRanges {
+	fs.BoolVar(&f.version, "version", false, "print migrate-dst's version and exit")
+	f.tf.Register(fs)
+	return fs
+}
+
+// config completes the destination's configuration from the flags.
+func (f *serveFlags) config(log *slog.Logger) (migrate.DestConfig, error) {
+	cfg := f.cfg
+	for _, r := range f.networkRanges {
 		name, cidr, ok := strings.Cut(r, "=")
 		if !ok || name == "" {
-			return fmt.Errorf("--network-range %q: want NAME=CIDR", r)
+			return cfg, cli.Usagef("", "--network-range %q: want NAME=CIDR", r)
 		}
 		if cfg.NetworkRanges == nil {
 			cfg.NetworkRanges = map[string][]string{}
 		}
 		cfg.NetworkRanges[name] = append(cfg.NetworkRanges[name], cidr)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	cfg.Logger = log
 	var err error
-	if cfg.Transfer, err = tf.Config(true, log); err != nil {
-		return err
+	if cfg.Transfer, err = f.tf.Config(true, log); err != nil {
+		return cfg, err
 	}
-	cfg.Transfer.AllowPeers = allowSources
-	if len(allowSources) == 0 && !tf.Plaintext {
+	cfg.Transfer.AllowPeers = f.allowSources
+	if len(f.allowSources) == 0 && !f.tf.Plaintext {
 		log.Info("any host with a certificate from this CA may migrate here; name the sources with --allow-source")
 	}
-	if tf.Plaintext && !loopbackOnly(listen) {
-		return fmt.Errorf("--insecure-plaintext-no-auth lets anyone who can connect restore processes as root here: it listens only on a loopback address (e.g. --listen 127.0.0.1:7070), not %q", listen)
+	if f.tf.Plaintext && !loopbackOnly(f.listen) {
+		return cfg, fmt.Errorf("--insecure-plaintext-no-auth lets anyone who can connect restore processes as root here: it listens only on a loopback address (e.g. --listen 127.0.0.1:7070), not %q", f.listen)
+	}
+	return cfg, nil
+}
+
+// serve accepts migrations until it is interrupted.
+func (a *agent) serve(args []string) error {
+	f := newServeFlags()
+	if err := a.parse(f.flagSet(), "", args, 0); err != nil {
+		return err
+	}
+	if f.version {
+		fmt.Fprintln(a.stdout, cli.Version(help.Program, migrate.Version))
+		return nil
+	}
+	cfg, err := f.config(slog.New(slog.NewTextHandler(a.stderr, nil)))
+	if err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -155,11 +234,11 @@ func serve(args []string) error {
 		return err
 	}
 	defer srv.Close()
-	ln, err := net.Listen("tcp", listen)
+	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return err
 	}
-	ev, err := events.Open(eventsPath)
+	ev, err := events.Open(f.eventsPath)
 	if err != nil {
 		return err
 	}
@@ -168,7 +247,8 @@ func serve(args []string) error {
 	return srv.Serve(ctx, ln)
 }
 
-func certs(args []string) error {
+// certs makes, extends, renews or revokes a TLS bundle.
+func (a *agent) certs(args []string) error {
 	var out string
 	var hosts []string
 	var renew bool
@@ -180,7 +260,7 @@ func certs(args []string) error {
 	fs.StringToStringVar(&roles, "role", roles, "NAME=source|destination|both: what the host's certificate allows it to be (default both); a peer's TLS refuses a certificate used in the other role (repeat)")
 	fs.StringSliceVar(&revoke, "revoke", nil, "NAME: add every certificate issued to that host to the CA directory's revoked.txt, to copy to each host's TLS directory (repeat)")
 	fs.BoolVar(&renew, "renew", false, "issue new certificates (valid one year) for hosts that have some, into NAME.renewed-DATE")
-	if err := fs.Parse(args); err != nil {
+	if err := a.parse(fs, "certs", args, 0); err != nil {
 		return err
 	}
 	for _, name := range revoke {
@@ -188,7 +268,7 @@ func certs(args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("%s: revoked %s; copy %s to /etc/dockmove/tls/%s on every host\n", name, strings.Join(serials, ", "), path, transfer.RevokedFile)
+		fmt.Fprintf(a.stdout, "%s: revoked %s; copy %s to /etc/dockmove/tls/%s on every host\n", name, strings.Join(serials, ", "), path, transfer.RevokedFile)
 	}
 	if len(revoke) > 0 && len(hosts) == 0 {
 		return nil
@@ -204,12 +284,12 @@ func certs(args []string) error {
 		bundle = append(bundle, b)
 	}
 	for name := range roles {
-		return fmt.Errorf("--role %s: no --host %s", name, name)
+		return cli.Usagef("certs", "--role %s: no --host %s", name, name)
 	}
 	if _, err := os.Stat(filepath.Join(out, "ca.pem")); err == nil {
 		written, err := transfer.IssueHosts(out, bundle, renew)
 		for _, dir := range written {
-			fmt.Printf("copy %s to /etc/dockmove/tls on %s\n", dir, strings.SplitN(filepath.Base(dir), ".", 2)[0])
+			fmt.Fprintf(a.stdout, "copy %s to /etc/dockmove/tls on %s\n", dir, strings.SplitN(filepath.Base(dir), ".", 2)[0])
 		}
 		return err
 	} else if renew {
@@ -219,22 +299,26 @@ func certs(args []string) error {
 		return err
 	}
 	for _, b := range bundle {
-		fmt.Printf("%s: copy %s/%s to /etc/dockmove/tls on that host\n", b.Name, out, b.Name)
+		fmt.Fprintf(a.stdout, "%s: copy %s/%s to /etc/dockmove/tls on that host\n", b.Name, out, b.Name)
 	}
 	return nil
 }
 
-func installRuntime(args []string, install bool) error {
+// installRuntime registers the restore runtime with dockerd, or with
+// name uninstall-runtime unregisters it.
+func (a *agent) installRuntime(name string, args []string) error {
 	cfg := restoreruntime.DefaultInstallConfig()
 	var dockerHost string
-	fs := pflag.NewFlagSet("install-runtime", pflag.ContinueOnError)
-	fs.StringVar(&cfg.Source, "from", "", "runtime binary to install (default: dockmove-runtime next to migrate-dst)")
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	if name == "install-runtime" {
+		fs.StringVar(&cfg.Source, "from", "", "runtime binary to install (default: dockmove-runtime next to migrate-dst)")
+	}
 	fs.StringVar(&cfg.Binary, "binary", cfg.Binary, "where to install the runtime")
 	fs.StringVar(&cfg.State, "runtime-state", cfg.State, "the runtime's state directory")
 	fs.StringVar(&cfg.DaemonJSON, "daemon-json", cfg.DaemonJSON, "dockerd's configuration file")
 	fs.StringVar(&cfg.PIDFile, "dockerd-pidfile", cfg.PIDFile, "dockerd's pidfile (to reload it)")
 	fs.StringVar(&dockerHost, "docker-host", "", "dockerd to verify against (default: DOCKER_HOST or the default socket)")
-	if err := fs.Parse(args); err != nil {
+	if err := a.parse(fs, name, args, 0); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -244,7 +328,7 @@ func installRuntime(args []string, install bool) error {
 		return err
 	}
 	defer dk.Close()
-	if !install {
+	if name == "uninstall-runtime" {
 		users, err := dk.ContainersUsingRuntime(ctx, restoreruntime.Name)
 		if err != nil {
 			return err
@@ -261,12 +345,12 @@ func installRuntime(args []string, install bool) error {
 		return err
 	}
 	if !changed {
-		fmt.Println("restore runtime already installed")
+		fmt.Fprintln(a.stdout, "restore runtime already installed")
 		return nil
 	}
 	for ctx.Err() == nil {
 		if ok, _ := dk.HasRuntime(ctx, restoreruntime.Name); ok {
-			fmt.Printf("restore runtime %q installed at %s (dockerd reloaded)\n", restoreruntime.Name, cfg.Binary)
+			fmt.Fprintf(a.stdout, "restore runtime %q installed at %s (dockerd reloaded)\n", restoreruntime.Name, cfg.Binary)
 			return nil
 		}
 		time.Sleep(100 * time.Millisecond)

@@ -7,12 +7,15 @@
 //
 //	migrate-src --to HOST[:PORT] [flags] CONTAINER
 //	migrate-src --to HOST[:PORT] [flags] --pid PID
+//	migrate-src check|drain|status|install-plugin|help ...
 package main
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -37,63 +40,162 @@ import (
 )
 
 func main() {
-	os.Exit(run())
+	os.Exit(run(os.Args, os.Stdout, os.Stderr))
 }
 
-func run() int {
-	argv := os.Args[1:]
+// run runs the command line args (args[0] is the name migrate-src was run
+// as: docker-migrate for the Docker CLI plugin) and returns the exit
+// status: 0; 1 for a failure; 2 for a command line it cannot run; 3 for
+// status with unresolved migrations.
+func run(args []string, stdout, stderr io.Writer) int {
+	argv := args[1:]
 	if len(argv) == 1 && argv[0] == reserve.HoldArg {
 		// In a reservation container (package reserve).
 		return reserve.Hold()
 	}
-	if filepath.Base(os.Args[0]) == pluginName {
+	a := &app{help: helpFor("migrate-src"), stdout: stdout, stderr: stderr}
+	if filepath.Base(args[0]) == pluginName {
 		// Run by the Docker CLI as `docker migrate ...`.
 		if len(argv) == 1 && argv[0] == "docker-cli-plugin-metadata" {
-			pluginMetadata(os.Stdout)
+			pluginMetadata(stdout)
 			return 0
 		}
-		g, rest, err := pluginArgs(argv)
-		if err == nil {
-			var host string
-			if host, err = dockerEndpoint(g); host != "" {
-				rest = append([]string{"--docker-host", host}, rest...)
-			}
-			argv = rest
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "docker migrate:", err)
+		var err error
+		if argv, err = pluginCommandLine(argv); err != nil {
+			fmt.Fprintln(stderr, "docker migrate:", err)
 			return 2
 		}
+		a.help = helpFor("docker migrate")
 	}
+	return a.run(argv)
+}
+
+// app is one run of migrate-src: its help and where it writes.
+type app struct {
+	help           cli.Help
+	stdout, stderr io.Writer
+}
+
+// run runs migrate-src's command line, after the program's name.
+func (a *app) run(argv []string) int {
 	if len(argv) > 0 && argv[0] == "install-plugin" {
-		return runInstallPlugin(argv[1:])
+		return a.help.Exit(a.stderr, a.runInstallPlugin(argv[1:]))
 	}
-	cfg := migrate.DefaultSourceConfig()
-	var tf cli.TransferFlags
-	var asJSON, verbose, guard, resolve bool
-	var eventsPath string
-	fs := pflag.NewFlagSet("migrate-src", pflag.ContinueOnError)
-	fs.Usage = func() {
-		if filepath.Base(os.Args[0]) == pluginName {
-			fmt.Fprintf(os.Stderr, "usage: docker migrate CONTAINER --to HOST[:PORT] [flags]\n       docker migrate check CONTAINER --to HOST[:PORT] [flags]\n\n%s", fs.FlagUsages())
-			return
+	o := newOptions()
+	fs := o.flagSet()
+	if err := cli.ParseFlags(fs, "", argv); err != nil {
+		return a.parseFailed(fs, err)
+	}
+	args := fs.Args()
+	switch {
+	case o.guard:
+		return runGuard(o.cfg.WorkDir, &o.tf, a.stderr)
+	case o.version:
+		fmt.Fprintln(a.stdout, cli.Version(a.help.Program, migrate.Version))
+		return 0
+	case len(args) == 1 && args[0] == "status" && o.cfg.To == "":
+		return a.status(o)
+	case len(args) > 0 && args[0] == "help" && o.cfg.To == "":
+		return a.helpCommand(args[1:])
+	case len(argv) == 0:
+		a.help.Write(a.stderr, "", fs)
+		return 2
+	}
+	name, drain := "", len(args) > 0 && args[0] == "drain"
+	if drain {
+		name, args = "drain", args[1:]
+	}
+	if len(args) > 0 && args[0] == "check" {
+		o.cfg.DryRun, args = true, args[1:]
+		if !drain {
+			name = "check"
 		}
-		fmt.Fprintf(os.Stderr, "usage: migrate-src --to HOST[:PORT] [flags] CONTAINER\n       migrate-src --to HOST[:PORT] [flags] --pid PID\n"+
-			"       migrate-src check --to HOST[:PORT] [flags] CONTAINER   would it move, and how? (nothing frozen, nothing made on HOST)\n"+
-			"       migrate-src drain [check] --to HOST[:PORT] [--label KEY[=VALUE]] [flags]   move every running container, one after the other\n"+
-			"       migrate-src status [--resolve] [--json]   unresolved migrations and what guards did\n"+
-			"       migrate-src install-plugin [--docker-config DIR]   install as the Docker CLI plugin: docker migrate CONTAINER --to HOST\n\n%s", fs.FlagUsages())
 	}
+	cfg, err := o.config(name, drain, args)
+	if err != nil {
+		return a.help.Exit(a.stderr, err)
+	}
+	return a.migrate(o, cfg, drain)
+}
+
+// parseFailed answers a command line pflag did not take: the help of the
+// command its arguments so far name, for --help; else the error.
+func (a *app) parseFailed(fs *pflag.FlagSet, err error) int {
+	name := a.commandOf(fs.Args())
+	if errors.Is(err, pflag.ErrHelp) {
+		if name == "help" {
+			fs = nil // help has no flags of its own
+		}
+		a.help.Write(a.stdout, name, fs)
+		return 0
+	}
+	var usage *cli.UsageError
+	if errors.As(err, &usage) {
+		usage.Command = name
+	}
+	return a.help.Exit(a.stderr, err)
+}
+
+// commandOf returns the command that a command line's arguments name; ""
+// for the default, a migration.
+func (a *app) commandOf(args []string) string {
+	if len(args) == 0 || args[0] == "" {
+		return ""
+	}
+	if _, ok := a.help.Lookup(args[0]); !ok {
+		return ""
+	}
+	return args[0]
+}
+
+// helpCommand writes the help of the command args name, or migrate-src's.
+func (a *app) helpCommand(args []string) int {
+	switch {
+	case len(args) == 0:
+		return a.run([]string{"--help"})
+	case len(args) > 1:
+		return a.help.Exit(a.stderr, cli.Usagef("help", "unexpected argument %q", args[1]))
+	case a.commandOf(args) == "":
+		return a.help.Exit(a.stderr, cli.Usagef("", "unknown command %q", args[0]))
+	}
+	return a.run([]string{args[0], "--help"})
+}
+
+// options are migrate-src's flags: the source's configuration and what
+// the command line adds to it.
+type options struct {
+	cfg               migrate.SourceConfig
+	tf                cli.TransferFlags
+	allowDestinations []string
+	strategy, policy  string
+	ghostLimit        string
+	bindMounts        string
+	labels            []string
+	eventsPath        string
+	asJSON, verbose   bool
+	guard, resolve    bool
+	version           bool
+}
+
+// newOptions returns the options before the command line: the source's
+// defaults.
+func newOptions() *options {
+	cfg := migrate.DefaultSourceConfig()
+	return &options{cfg: cfg, strategy: string(cfg.Strategy), policy: string(cfg.PrecopyPolicy), ghostLimit: "64MiB"}
+}
+
+// flagSet returns the flags that set o: those of a migration, check,
+// drain and status alike.
+func (o *options) flagSet() *pflag.FlagSet {
+	cfg := &o.cfg
+	fs := pflag.NewFlagSet("migrate-src", pflag.ContinueOnError)
 	fs.StringVar(&cfg.To, "to", "", "destination migrate-dst, HOST[:PORT] (default port 7070)")
-	var allowDestinations []string
-	fs.StringSliceVar(&allowDestinations, "allow-destination", nil, "send only to these hosts (names or addresses in their certificates; comma-separated or repeated); default: any host whose certificate the CA signed and names the --to address")
+	fs.StringSliceVar(&o.allowDestinations, "allow-destination", nil, "send only to these hosts (names or addresses in their certificates; comma-separated or repeated); default: any host whose certificate the CA signed and names the --to address")
 	fs.StringVar(&cfg.Docker, "docker-host", "", "local dockerd (default: DOCKER_HOST or the default socket)")
-	strategy, policy := string(cfg.Strategy), string(cfg.PrecopyPolicy)
-	fs.StringVar(&strategy, "strategy", strategy, "migration strategy: stop-and-copy, lazy (post-copy), precopy (pre-dump rounds while running), "+
+	fs.StringVar(&o.strategy, "strategy", o.strategy, "migration strategy: stop-and-copy, lazy (post-copy), precopy (pre-dump rounds while running), "+
 		"hybrid (pre-dump rounds, then post-copy) or auto (hybrid, lazy, precopy or stop-and-copy: the first the kernels allow)")
-	fs.StringVar(&policy, "precopy-policy", policy, "when pre-dump rounds stop: adaptive (predicted freeze fits --max-freeze, or no progress), phaul or lxd (those tools' rules)")
-	ghostLimit := "64MiB"
-	fs.StringVar(&ghostLimit, "ghost-limit", ghostLimit, "largest deleted-but-open file that moves with its process (CRIU copies it into the images); a larger one is refused before freezing")
+	fs.StringVar(&o.policy, "precopy-policy", o.policy, "when pre-dump rounds stop: adaptive (predicted freeze fits --max-freeze, or no progress), phaul or lxd (those tools' rules)")
+	fs.StringVar(&o.ghostLimit, "ghost-limit", o.ghostLimit, "largest deleted-but-open file that moves with its process (CRIU copies it into the images); a larger one is refused before freezing")
 	fs.DurationVar(&cfg.DumpTimeout, "dump-timeout", cfg.DumpTimeout, "longest CRIU's dump may keep the container frozen before it is stopped and the container resumed")
 	fs.IntVar(&cfg.PrecopyLimits.MaxRounds, "max-rounds", cfg.PrecopyLimits.MaxRounds, "at most this many pre-dump rounds")
 	fs.DurationVar(&cfg.PrecopyLimits.MaxFreeze, "max-freeze", cfg.PrecopyLimits.MaxFreeze, "adaptive policy: stop the rounds once the predicted freeze fits this")
@@ -102,107 +204,124 @@ func run() int {
 	fs.BoolVar(&cfg.KeepSource, "keep-source", false, "keep the stopped original container instead of removing it")
 	fs.BoolVar(&cfg.AllowNewAddress, "allow-new-address", false, "if the destination cannot keep the container's IP/MAC, accept a new address (its TCP connections are closed)")
 	fs.BoolVar(&cfg.CreateNetworks, "create-networks", false, "ask the destination to create, from this host's definitions, the container's networks it lacks (where it allows: migrate-dst --allow-create-networks)")
-	bindMounts := ""
-	fs.StringVar(&bindMounts, "bind-mounts", "", "move bind mounts of host paths: copy (their contents, at the freeze, to the same paths on the destination) or shared (the destination sees the same paths on shared storage, checked before freezing); default: refused")
+	fs.StringVar(&o.bindMounts, "bind-mounts", "", "move bind mounts of host paths: copy (their contents, at the freeze, to the same paths on the destination) or shared (the destination sees the same paths on shared storage, checked before freezing); default: refused")
 	fs.StringToStringVar(&cfg.RemapPorts, "remap-port", nil, "publish a host port elsewhere on the destination: [IP:]PORT=[IP:]OTHER (repeat); default the same ports")
 	fs.StringVar(&cfg.WorkDir, "work-dir", cfg.WorkDir, "where the dump is written while it is shipped")
 	fs.StringVar(&cfg.CRIU, "criu", "", "criu binary (default: criu in PATH)")
-	fs.BoolVar(&asJSON, "json", false, "print the report as JSON on stdout")
-	var labels []string
-	fs.StringArrayVar(&labels, "label", nil, "drain: only the containers with this label, KEY or KEY=VALUE (repeat)")
-	fs.StringVar(&eventsPath, "events", "", "write the migration's events (stages, the outcome) as JSON lines to this file (e.g. /dev/fd/3)")
-	fs.BoolVar(&resolve, "resolve", false, "with status: deliver every commit its destination has not confirmed")
-	fs.BoolVarP(&verbose, "verbose", "v", false, "log details to stderr")
-	fs.BoolVar(&guard, migrate.GuardFlag, false, "run as a migration's guard (started by migrate-src itself)")
+	fs.BoolVar(&o.asJSON, "json", false, "print the report as JSON on stdout")
+	fs.StringArrayVar(&o.labels, "label", nil, "drain: only the containers with this label, KEY or KEY=VALUE (repeat)")
+	fs.StringVar(&o.eventsPath, "events", "", "write the migration's events (stages, the outcome) as JSON lines to this file (e.g. /dev/fd/3)")
+	fs.BoolVar(&o.resolve, "resolve", false, "with status: deliver every commit its destination has not confirmed")
+	fs.BoolVarP(&o.verbose, "verbose", "v", false, "log details to stderr")
+	fs.BoolVar(&o.version, "version", false, "print migrate-src's version and exit")
+	fs.BoolVar(&o.guard, migrate.GuardFlag, false, "run as a migration's guard (started by migrate-src itself)")
 	fs.MarkHidden(migrate.GuardFlag)
 	fs.StringVar(&cfg.PauseAt, "pause-at", "", "fault-injection tests: pause on entering this stage")
 	fs.DurationVar(&cfg.PauseFor, "pause-for", time.Minute, "fault-injection tests: how long --pause-at pauses")
 	fs.MarkHidden("pause-at")
 	fs.MarkHidden("pause-for")
-	tf.Register(fs)
-	if err := fs.Parse(argv); err != nil {
-		return 2
-	}
-	if guard {
-		return runGuard(cfg.WorkDir, &tf)
-	}
-	if fs.NArg() == 1 && fs.Arg(0) == "status" && cfg.To == "" {
-		return status(cfg, resolve, asJSON, &tf)
-	}
-	args := fs.Args()
-	drain := len(args) > 0 && args[0] == "drain"
-	if drain {
-		args = args[1:]
-	}
-	if len(args) > 0 && args[0] == "check" {
-		cfg.DryRun, args = true, args[1:]
-	}
-	switch {
-	case drain && (len(args) != 0 || cfg.Pid != 0 || cfg.To == ""),
-		!drain && ((len(args) != 1 && cfg.Pid == 0) || (len(args) != 0 && cfg.Pid != 0) || cfg.To == ""):
-		fs.Usage()
-		return 2
+	o.tf.Register(fs)
+	return fs
+}
+
+// config builds the source's configuration from the flags and the
+// arguments of the command name: a container, or none for drain or --pid.
+func (o *options) config(name string, drain bool, args []string) (migrate.SourceConfig, error) {
+	cfg := o.cfg
+	if err := o.checkTarget(name, drain, args); err != nil {
+		return cfg, err
 	}
 	if !drain && cfg.Pid == 0 {
 		cfg.Container = args[0]
 	}
-	n, err := units.RAMInBytes(ghostLimit)
+	n, err := units.RAMInBytes(o.ghostLimit)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "migrate-src: --ghost-limit %q: %v\n", ghostLimit, err)
-		return 2
+		return cfg, cli.Usagef(name, "--ghost-limit %q: %v", o.ghostLimit, err)
 	}
 	cfg.GhostLimit = n
-	cfg.BindMounts = protocol.BindMode(bindMounts)
-	if cfg.Strategy, err = protocol.ParseStrategy(strategy); err != nil {
-		fmt.Fprintf(os.Stderr, "migrate-src: --strategy: %v\n", err)
-		return 2
+	cfg.BindMounts = protocol.BindMode(o.bindMounts)
+	if cfg.Strategy, err = protocol.ParseStrategy(o.strategy); err != nil {
+		return cfg, cli.Usagef(name, "--strategy: %v", err)
 	}
-	if cfg.PrecopyPolicy, err = predump.ParsePolicy(policy); err != nil {
-		fmt.Fprintf(os.Stderr, "migrate-src: --precopy-policy: %v\n", err)
-		return 2
+	if cfg.PrecopyPolicy, err = predump.ParsePolicy(o.policy); err != nil {
+		return cfg, cli.Usagef(name, "--precopy-policy: %v", err)
 	}
 	if _, _, err := net.SplitHostPort(cfg.To); err != nil {
 		cfg.To = net.JoinHostPort(cfg.To, "7070")
 	}
+	return cfg, nil
+}
+
+// checkTarget says what is wrong with what the command line asks to move:
+// one container, or with --pid none, or with drain none and no --pid; and
+// a destination.
+func (o *options) checkTarget(name string, drain bool, args []string) error {
+	switch {
+	case o.cfg.To == "":
+		return cli.Usagef(name, "no destination: --to HOST[:PORT]")
+	case drain && o.cfg.Pid != 0:
+		return cli.Usagef(name, "drain moves containers, not --pid")
+	case drain && len(args) > 0:
+		return cli.Usagef(name, "unexpected argument %q: drain moves every running container (--label chooses some)", args[0])
+	case o.cfg.Pid != 0 && len(args) > 0:
+		return cli.Usagef(name, "a container or --pid, not both")
+	case !drain && o.cfg.Pid == 0 && len(args) == 0:
+		return cli.Usagef(name, "no container to move (or --pid PID)")
+	case len(args) > 1:
+		return cli.Usagef(name, "one container at a time, not %q (drain moves them all)", args)
+	}
+	return nil
+}
+
+// migrate moves (or checks, or drains) with cfg and says how it went.
+func (a *app) migrate(o *options, cfg migrate.SourceConfig, drain bool) int {
 	level := slog.LevelWarn
-	if verbose {
+	if o.verbose {
 		level = slog.LevelInfo
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	log := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Logger = log
+	var err error
 	if cfg.GuardBinary, err = os.Executable(); err != nil {
-		fmt.Fprintln(os.Stderr, "migrate-src:", err)
+		fmt.Fprintln(a.stderr, "migrate-src:", err)
 		return 1
 	}
-	cfg.GuardArgs = tf.Args()
-	if cfg.Transfer, err = tf.Config(false, log); err != nil {
-		fmt.Fprintln(os.Stderr, "migrate-src:", err)
+	cfg.GuardArgs = o.tf.Args()
+	if cfg.Transfer, err = o.tf.Config(false, log); err != nil {
+		fmt.Fprintln(a.stderr, "migrate-src:", err)
 		return 1
 	}
-	cfg.Transfer.AllowPeers = allowDestinations
-	if p := cli.NewProgress(os.Stderr); p != nil {
-		cfg.Transfer.Progress = p.Update
+	cfg.Transfer.AllowPeers = o.allowDestinations
+	if f, ok := a.stderr.(*os.File); ok {
+		if p := cli.NewProgress(f); p != nil {
+			cfg.Transfer.Progress = p.Update
+		}
 	}
-	ev, err := events.Open(eventsPath)
+	ev, err := events.Open(o.eventsPath)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "migrate-src:", err)
+		fmt.Fprintln(a.stderr, "migrate-src:", err)
 		return 1
 	}
 	defer ev.Close()
 	start := time.Now()
 	cfg.OnStage = func(st migrate.Stage) {
-		fmt.Fprintf(os.Stderr, "[%6.2fs] %s%s\n", time.Since(start).Seconds(), st.Name, st.Detail)
+		fmt.Fprintf(a.stderr, "[%6.2fs] %s%s\n", time.Since(start).Seconds(), st.Name, st.Detail)
 		ev.Stage(st.Name, st.Detail, st.MigrationID)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if drain {
-		return runDrain(ctx, cfg, labels, asJSON)
+		return a.drain(ctx, cfg, o.labels, o.asJSON)
 	}
 	report, err := migrate.Migrate(ctx, cfg)
 	ev.End(err)
+	return a.report(cfg, report, err, o.asJSON)
+}
+
+// report says how a migration or a check went and returns the exit status.
+func (a *app) report(cfg migrate.SourceConfig, report *migrate.Report, err error, asJSON bool) int {
 	if asJSON && report != nil {
-		enc := json.NewEncoder(os.Stdout)
+		enc := json.NewEncoder(a.stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(report)
 	}
@@ -212,62 +331,62 @@ func run() int {
 	}
 	if err != nil {
 		if cfg.DryRun {
-			fmt.Fprintf(os.Stderr, "migrate-src: %s would not move to %s: %v\n", what, cfg.To, err)
+			fmt.Fprintf(a.stderr, "migrate-src: %s would not move to %s: %v\n", what, cfg.To, err)
 			return 1
 		}
-		fmt.Fprintf(os.Stderr, "migrate-src: %s was not migrated: %v\n", what, err)
+		fmt.Fprintf(a.stderr, "migrate-src: %s was not migrated: %v\n", what, err)
 		return 1
 	}
 	if cfg.DryRun {
 		if !asJSON {
-			printCheck(what, report)
+			a.printCheck(what, report)
 		}
 		return 0
 	}
-	printSummary(report)
+	a.printSummary(report)
 	return 0
 }
 
 // printCheck says what a migration would do, from a dry run's report.
-func printCheck(what string, r *migrate.Report) {
+func (a *app) printCheck(what string, r *migrate.Report) {
 	c := r.Check
-	fmt.Printf("%s would move to %s (%s, nothing was frozen or made there)\n", what, r.Destination, r.Hosts.Destination)
-	fmt.Printf("  strategy %s: %s\n", r.Strategy, r.StrategyReason)
-	fmt.Printf("  to ship: memory %s, writable layer %s, volumes %s\n", cli.Size(c.Sizes.Memory), cli.Size(c.Sizes.Rootfs), cli.Size(c.Sizes.Volumes))
+	fmt.Fprintf(a.stdout, "%s would move to %s (%s, nothing was frozen or made there)\n", what, r.Destination, r.Hosts.Destination)
+	fmt.Fprintf(a.stdout, "  strategy %s: %s\n", r.Strategy, r.StrategyReason)
+	fmt.Fprintf(a.stdout, "  to ship: memory %s, writable layer %s, volumes %s\n", cli.Size(c.Sizes.Memory), cli.Size(c.Sizes.Rootfs), cli.Size(c.Sizes.Volumes))
 	switch {
 	case c.NeedImage && c.HaveLayers > 0:
-		fmt.Printf("  image: host2 has %d of its %d layers; the rest is sent (at most %s)\n", c.HaveLayers, c.ImageLayers, cli.Size(c.Sizes.Image))
+		fmt.Fprintf(a.stdout, "  image: host2 has %d of its %d layers; the rest is sent (at most %s)\n", c.HaveLayers, c.ImageLayers, cli.Size(c.Sizes.Image))
 	case c.NeedImage:
-		fmt.Printf("  image: sent whole (%s)\n", cli.Size(c.Sizes.Image))
+		fmt.Fprintf(a.stdout, "  image: sent whole (%s)\n", cli.Size(c.Sizes.Image))
 	case c.ImageLayers > 0:
-		fmt.Println("  image: present on host2")
+		fmt.Fprintln(a.stdout, "  image: present on host2")
 	}
 	if c.NewAddress {
-		fmt.Println("  address: a new one on host2 (its TCP connections will be closed)")
+		fmt.Fprintln(a.stdout, "  address: a new one on host2 (its TCP connections will be closed)")
 	}
 	if c.LastRestore > 0 {
-		fmt.Printf("  host2's last restore took %v (the floor of the freeze)\n", c.LastRestore)
+		fmt.Fprintf(a.stdout, "  host2's last restore took %v (the floor of the freeze)\n", c.LastRestore)
 	}
 }
 
 // status shows the commits whose destination has not confirmed them and
 // what guards did after an interrupted migrate-src; with resolve, it
 // delivers those commits.
-func status(cfg migrate.SourceConfig, resolve, asJSON bool, tf *cli.TransferFlags) int {
-	workDir := cfg.WorkDir
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+func (a *app) status(o *options) int {
+	workDir := o.cfg.WorkDir
+	log := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	pending, err := migrate.PendingOutcomes(workDir)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "migrate-src:", err)
+		fmt.Fprintln(a.stderr, "migrate-src:", err)
 		return 1
 	}
 	var said map[string]string
-	if resolve && len(pending) > 0 {
+	if o.resolve && len(pending) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		tc, err := tf.Config(false, log)
+		tc, err := o.tf.Config(false, log)
 		var caps criu.Capabilities
 		if err == nil {
-			caps, err = criu.Probe(ctx, cfg.CRIU)
+			caps, err = criu.Probe(ctx, o.cfg.CRIU)
 		}
 		if err == nil {
 			tc.Hello = transfer.Hello{Role: transfer.RoleSource, Agent: migrate.Version, CRIU: transfer.CRIUInfo{Version: caps.Version}}
@@ -275,23 +394,23 @@ func status(cfg migrate.SourceConfig, resolve, asJSON bool, tf *cli.TransferFlag
 		}
 		cancel()
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "migrate-src: resolve:", err)
+			fmt.Fprintln(a.stderr, "migrate-src: resolve:", err)
 		}
 		pending, _ = migrate.PendingOutcomes(workDir)
 	}
 	guards := migrate.GuardResults(workDir)
-	reservations, err := listReservations(cfg.Docker)
+	reservations, err := listReservations(o.cfg.Docker)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "migrate-src: reservations:", err)
+		fmt.Fprintln(a.stderr, "migrate-src: reservations:", err)
 	}
-	if asJSON {
-		enc := json.NewEncoder(os.Stdout)
+	if o.asJSON {
+		enc := json.NewEncoder(a.stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(map[string]any{"unresolved": pending, "resolved": said, "guards": guards, "reservations": reservations})
 	} else {
-		printStatus(pending, said, guards)
+		a.printStatus(pending, said, guards)
 		for _, r := range reservations {
-			fmt.Printf("reserved: %s on %s (container %s) for a container that moved away; `docker rm -f` it once that container is gone for good\n",
+			fmt.Fprintf(a.stdout, "reserved: %s on %s (container %s) for a container that moved away; `docker rm -f` it once that container is gone for good\n",
 				r.IPv4, r.Network, reserve.Name(r.Network, r.IPv4))
 		}
 	}
@@ -314,33 +433,33 @@ func listReservations(host string) ([]docker.Reservation, error) {
 	return dk.Reservations(ctx)
 }
 
-func printStatus(pending []migrate.OutcomeRecord, said map[string]string, guards []migrate.GuardResult) {
+func (a *app) printStatus(pending []migrate.OutcomeRecord, said map[string]string, guards []migrate.GuardResult) {
 	for id, state := range said {
-		fmt.Printf("resolved %s: the destination says %s\n", id, state)
+		fmt.Fprintf(a.stdout, "resolved %s: the destination says %s\n", id, state)
 	}
 	if len(pending) == 0 {
-		fmt.Println("no unresolved migrations")
+		fmt.Fprintln(a.stdout, "no unresolved migrations")
 	}
 	for _, r := range pending {
-		fmt.Printf("UNRESOLVED %s: %s committed here at %s, %s has not confirmed (its copy stays paused): run `migrate-src status --resolve`\n",
+		fmt.Fprintf(a.stdout, "UNRESOLVED %s: %s committed here at %s, %s has not confirmed (its copy stays paused): run `migrate-src status --resolve`\n",
 			r.MigrationID, r.Container, r.Decided.Local().Format(time.DateTime), r.Destination)
 	}
 	for _, g := range guards {
-		fmt.Printf("guard %s (pid %d, %s): %s; %s", g.MigrationID, g.Pid, g.Finished.Local().Format(time.DateTime), g.Outcome, strings.Join(g.Actions, "; "))
+		fmt.Fprintf(a.stdout, "guard %s (pid %d, %s): %s; %s", g.MigrationID, g.Pid, g.Finished.Local().Format(time.DateTime), g.Outcome, strings.Join(g.Actions, "; "))
 		if len(g.Errors) > 0 {
-			fmt.Printf("; FAILED: %s", strings.Join(g.Errors, "; "))
+			fmt.Fprintf(a.stdout, "; FAILED: %s", strings.Join(g.Errors, "; "))
 		}
-		fmt.Println()
+		fmt.Fprintln(a.stdout)
 	}
 }
 
 // runGuard is the guard that migrate-src starts before it dumps: it reads
 // the migration's plan on file descriptor 3 and, if migrate-src dies
 // mid-migration, puts this host right.
-func runGuard(workDir string, tf *cli.TransferFlags) int {
+func runGuard(workDir string, tf *cli.TransferFlags, stderr io.Writer) int {
 	// The terminal's and the process group's signals are migrate-src's.
 	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	log := slog.New(slog.NewTextHandler(stderr, nil))
 	tc, err := tf.Config(false, log)
 	if err != nil {
 		log.Error("guard: the destination cannot be reached without credentials", "err", err)
@@ -356,24 +475,24 @@ func runGuard(workDir string, tf *cli.TransferFlags) int {
 	return 0
 }
 
-func printSummary(r *migrate.Report) {
+func (a *app) printSummary(r *migrate.Report) {
 	for name, s := range r.Streams {
 		rate := float64(s.Bytes) / s.Duration.Seconds()
-		fmt.Fprintf(os.Stderr, "  %-8s %10s -> %10s on the wire in %6.2fs (%s/s)\n", name, cli.Size(s.Bytes), cli.Size(s.WireBytes), s.Duration.Seconds(), cli.Size(int64(rate)))
+		fmt.Fprintf(a.stderr, "  %-8s %10s -> %10s on the wire in %6.2fs (%s/s)\n", name, cli.Size(s.Bytes), cli.Size(s.WireBytes), s.Duration.Seconds(), cli.Size(int64(rate)))
 	}
 	if r.Strategy.PostCopy() {
-		fmt.Fprintf(os.Stderr, "  post-copy: %s of memory followed in %.2fs after the restart\n", cli.Size(r.PageBytes), r.MemoryTime.Seconds())
+		fmt.Fprintf(a.stderr, "  post-copy: %s of memory followed in %.2fs after the restart\n", cli.Size(r.PageBytes), r.MemoryTime.Seconds())
 	}
-	fmt.Fprintf(os.Stderr, "migrated %s to %s (%s): freeze time %d ms, total %.2fs, %s sent (%s on the wire)\n",
+	fmt.Fprintf(a.stderr, "migrated %s to %s (%s): freeze time %d ms, total %.2fs, %s sent (%s on the wire)\n",
 		r.Container, r.Destination, r.Strategy, r.FreezeTime.Milliseconds(), r.TotalTime.Seconds(), cli.Size(r.BytesRaw+r.PageBytes), cli.Size(r.BytesWire+r.PageBytes))
 	if len(r.Freeze) > 0 {
-		fmt.Fprintf(os.Stderr, "  frozen: %s\n", freezeLine(r.Freeze))
+		fmt.Fprintf(a.stderr, "  frozen: %s\n", freezeLine(r.Freeze))
 	}
 	for _, res := range r.Reservations {
-		fmt.Fprintf(os.Stderr, "  address %s on %s stays reserved on this host (container %s) while the container lives elsewhere\n", res.IPv4, res.Network, reserve.Name(res.Network, res.IPv4))
+		fmt.Fprintf(a.stderr, "  address %s on %s stays reserved on this host (container %s) while the container lives elsewhere\n", res.IPv4, res.Network, reserve.Name(res.Network, res.IPv4))
 	}
 	for _, w := range r.Warnings {
-		fmt.Fprintln(os.Stderr, "warning:", w)
+		fmt.Fprintln(a.stderr, "warning:", w)
 	}
 }
 
@@ -396,46 +515,52 @@ func freezeLine(steps []migrate.FreezeStep) string {
 }
 
 // runInstallPlugin installs migrate-src as the Docker CLI plugin.
-func runInstallPlugin(args []string) int {
+func (a *app) runInstallPlugin(args []string) error {
 	var dir string
 	fs := pflag.NewFlagSet("install-plugin", pflag.ContinueOnError)
 	fs.StringVar(&dir, "docker-config", "", "the Docker CLI's configuration directory (default: DOCKER_CONFIG, or ~/.docker)")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
-		return 2
+	err := cli.ParseFlags(fs, "install-plugin", args)
+	switch {
+	case errors.Is(err, pflag.ErrHelp):
+		a.help.Write(a.stdout, "install-plugin", fs)
+		return err
+	case err != nil:
+		return err
+	case fs.NArg() != 0:
+		return cli.Usagef("install-plugin", "unexpected argument %q", fs.Arg(0))
 	}
 	path, err := installPlugin(dir)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "migrate-src: install-plugin:", err)
-		return 1
+		return fmt.Errorf("install-plugin: %w", err)
 	}
-	fmt.Printf("installed %s: docker migrate CONTAINER --to HOST (the same flags as migrate-src; the current Docker context, --context, -H and DOCKER_HOST choose the daemon)\n", path)
-	return 0
+	fmt.Fprintf(a.stdout, "installed %s: docker migrate CONTAINER --to HOST (the same flags as migrate-src; the current Docker context, --context, -H and DOCKER_HOST choose the daemon)\n", path)
+	return nil
 }
 
-// runDrain moves (or, with check, checks) every running container and
+// drain moves (or, with check, checks) every running container and
 // says what became of each; it fails if any stays.
-func runDrain(ctx context.Context, cfg migrate.SourceConfig, labels []string, asJSON bool) int {
+func (a *app) drain(ctx context.Context, cfg migrate.SourceConfig, labels []string, asJSON bool) int {
 	results, err := migrate.Drain(ctx, cfg, labels, func(r migrate.DrainResult) {
 		switch {
 		case r.Error != "" && cfg.DryRun:
-			fmt.Fprintf(os.Stderr, "%s: would not move: %s\n", r.Container, r.Error)
+			fmt.Fprintf(a.stderr, "%s: would not move: %s\n", r.Container, r.Error)
 		case r.Error != "":
-			fmt.Fprintf(os.Stderr, "%s: stays on this host: %s\n", r.Container, r.Error)
+			fmt.Fprintf(a.stderr, "%s: stays on this host: %s\n", r.Container, r.Error)
 		case cfg.DryRun:
-			fmt.Fprintf(os.Stderr, "%s: would move (%s)\n", r.Container, r.Report.Strategy)
+			fmt.Fprintf(a.stderr, "%s: would move (%s)\n", r.Container, r.Report.Strategy)
 		default:
-			fmt.Fprintf(os.Stderr, "%s: moved (%s, frozen %d ms)\n", r.Container, r.Report.Strategy, r.Report.FreezeTime.Milliseconds())
+			fmt.Fprintf(a.stderr, "%s: moved (%s, frozen %d ms)\n", r.Container, r.Report.Strategy, r.Report.FreezeTime.Milliseconds())
 		}
 	})
 	if asJSON {
-		enc := json.NewEncoder(os.Stdout)
+		enc := json.NewEncoder(a.stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(results)
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "migrate-src: drain:", err)
+		fmt.Fprintln(a.stderr, "migrate-src: drain:", err)
 		return 1
 	}
-	fmt.Fprintf(os.Stderr, "drained: %d containers %s %s\n", len(results), map[bool]string{true: "would move to", false: "moved to"}[cfg.DryRun], cfg.To)
+	fmt.Fprintf(a.stderr, "drained: %d containers %s %s\n", len(results), map[bool]string{true: "would move to", false: "moved to"}[cfg.DryRun], cfg.To)
 	return 0
 }

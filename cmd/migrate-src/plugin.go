@@ -32,6 +32,21 @@ func pluginMetadata(w io.Writer) {
 	})
 }
 
+// pluginCommandLine turns the command line the Docker CLI hands the plugin
+// into migrate-src's: the CLI's global options off, the daemon they choose
+// passed on as --docker-host.
+func pluginCommandLine(args []string) ([]string, error) {
+	g, rest, err := pluginArgs(args)
+	if err != nil {
+		return nil, err
+	}
+	host, err := dockerEndpoint(g)
+	if host != "" {
+		rest = append([]string{"--docker-host", host}, rest...)
+	}
+	return rest, err
+}
+
 // dockerGlobals are the Docker CLI's global options as a plugin sees them.
 type dockerGlobals struct {
 	host, context, config string

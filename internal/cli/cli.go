@@ -32,7 +32,7 @@ type TransferFlags struct {
 
 // Register adds the flags to fs.
 func (f *TransferFlags) Register(fs *pflag.FlagSet) {
-	fs.StringVar(&f.TLSDir, "tls-dir", "/etc/dockmove/tls", "directory holding ca.pem, cert.pem and key.pem (from `migrate-dst certs`)")
+	fs.StringVar(&f.TLSDir, "tls-dir", "/etc/dockmove/tls", "directory holding ca.pem, cert.pem and key.pem (as migrate-dst certs writes them)")
 	fs.StringVar(&f.CA, "tls-ca", "", "CA certificate (overrides --tls-dir)")
 	fs.StringVar(&f.Cert, "tls-cert", "", "this host's certificate (overrides --tls-dir)")
 	fs.StringVar(&f.Key, "tls-key", "", "this host's key (overrides --tls-dir)")
