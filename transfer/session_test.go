@@ -232,7 +232,11 @@ func tlsClient(c *tls.Config) func(t *testing.T, addr string) (net.Addr, error) 
 		defer cancel()
 		s, err := Client(ctx, conn, cfg)
 		if err == nil {
-			s.Close()
+			// Open until the test ends: closed at once, it could end the
+			// server's session before the server's own send of its hello
+			// was confirmed (yamux then reports a delivered frame as
+			// "session shutdown"), failing a handshake that worked.
+			t.Cleanup(func() { s.Close() })
 		}
 		return conn.LocalAddr(), err
 	}
