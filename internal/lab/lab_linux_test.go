@@ -262,7 +262,7 @@ func TestLabUpRepeated(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := setupState(t, ctx, hosts...)
-	for i := range 25 {
+	for i := range 10 {
 		out, err := exec.CommandContext(ctx, "bash", root+"/scripts/lab.sh", "up", "all").CombinedOutput()
 		if err != nil || len(out) != 0 {
 			t.Fatalf("lab.sh up, run %d: %v\n%s", i+1, err, out)
