@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -53,6 +54,12 @@ type DestConfig struct {
 	// Docker's default set ("ALL": any). A container that adds another is
 	// refused before anything is frozen. Default none.
 	AllowCaps []string
+	// AllowLabels, when any is given, are the label keys (or patterns,
+	// e.g. "com.example.*") a container may carry here; DenyLabels those
+	// it may not (e.g. "traefik.*": this host's proxy routes by them).
+	// A container with another is refused before anything is frozen.
+	// dockmove's own labels are refused from any source. Default: any.
+	AllowLabels, DenyLabels []string
 	// HostPorts are the host ports a container may publish here (-p):
 	// comma-separated ports and FIRST-LAST ranges. Default "": every port.
 	// A container publishing another is refused before anything is frozen.
@@ -95,6 +102,9 @@ func (c DestConfig) Validate() error {
 		return errors.New("migrate: restore timeout must be positive")
 	}
 	if _, err := parseAllowedCaps(c.AllowCaps); err != nil {
+		return err
+	}
+	if err := parseLabelPatterns(append(slices.Clone(c.AllowLabels), c.DenyLabels...)); err != nil {
 		return err
 	}
 	if _, err := parsePortRanges(c.HostPorts); err != nil {

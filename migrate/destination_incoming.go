@@ -225,6 +225,7 @@ func (in *incoming) check(ctx context.Context, spec protocol.ContainerSpec) (nee
 	refuse(in.checkStrategy())
 	allowed, _ := parseAllowedCaps(in.srv.cfg.AllowCaps) // checked by Validate
 	refuse(checkCapabilities(spec.CapAdd, allowed))
+	refuse(checkLabels(spec.Labels, in.srv.cfg.AllowLabels, in.srv.cfg.DenyLabels))
 	refuse(docker.CheckConfig(spec.DockerConfig, in.srv.hello.DockerAPI))
 	refuse(docker.CheckHostConfig(spec.DockerHostConfig))
 	refuse(checkDevices(in.pre.Devices, spec))

@@ -2,6 +2,8 @@ package migrate
 
 import (
 	"fmt"
+	"maps"
+	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -61,4 +63,84 @@ func checkCapabilities(add, allowed []string) error {
 	return fmt.Errorf("the container adds capabilities this destination does not allow: %s "+
 		"(a destination allows Docker's default set; migrate-dst --allow-cap %s widens it, if you trust the source with them)",
 		strings.Join(refused, ", "), strings.Join(refused, ","))
+}
+
+// ownLabel reports whether a label key is in dockmove's own namespaces:
+// the bookkeeping a host keeps on its containers (the migration that made
+// one, the reservation of an address). A host sets them; a source never
+// sends them, since host2 acts on them (a container labelled as a
+// reservation would be taken for one, and removed when the address's
+// container came home).
+func ownLabel(key string) bool {
+	return strings.HasPrefix(key, "org.dockmove.") || strings.HasPrefix(key, "dockmove.")
+}
+
+// withoutOwnLabels is labels without dockmove's own: a container that
+// came here by a migration carries that migration's label, which says
+// nothing on the next host.
+func withoutOwnLabels(labels map[string]string) map[string]string {
+	var out map[string]string
+	for k, v := range labels {
+		if ownLabel(k) {
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// parseLabelPatterns checks label key patterns (path.Match's syntax, e.g.
+// "traefik.*").
+func parseLabelPatterns(patterns []string) error {
+	for _, p := range patterns {
+		if _, err := path.Match(p, ""); err != nil || p == "" {
+			return fmt.Errorf("migrate: invalid label pattern %q (want a key or a pattern such as traefik.*)", p)
+		}
+	}
+	return nil
+}
+
+// matchesLabel reports whether key matches one of patterns (checked by
+// parseLabelPatterns).
+func matchesLabel(key string, patterns []string) bool {
+	return slices.ContainsFunc(patterns, func(p string) bool {
+		ok, _ := path.Match(p, key)
+		return ok
+	})
+}
+
+// checkLabels refuses a container whose labels this destination does not
+// take, naming each: dockmove's own, those matching a deny pattern, and,
+// when allow patterns are given, those matching none. Labels matter on a
+// host: reverse proxies route by them (traefik.*), orchestration tools
+// manage by them.
+func checkLabels(labels map[string]string, allow, deny []string) error {
+	var own, denied, unlisted []string
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		switch {
+		case ownLabel(k):
+			own = append(own, k)
+		case matchesLabel(k, deny):
+			denied = append(denied, k)
+		case len(allow) > 0 && !matchesLabel(k, allow):
+			unlisted = append(unlisted, k)
+		}
+	}
+	var why []string
+	if len(own) > 0 {
+		why = append(why, fmt.Sprintf("the container carries dockmove's own labels %s, which only a host sets on its containers: the source is not a dockmove agent, or a faulty one",
+			strings.Join(own, ", ")))
+	}
+	if len(denied) > 0 {
+		why = append(why, fmt.Sprintf("the container has labels this destination refuses (migrate-dst --deny-label %s): %s",
+			strings.Join(deny, ","), strings.Join(denied, ", ")))
+	}
+	if len(unlisted) > 0 {
+		why = append(why, fmt.Sprintf("the container has labels outside those this destination allows (migrate-dst --allow-label %s): %s",
+			strings.Join(allow, ","), strings.Join(unlisted, ", ")))
+	}
+	return joinReasons(why)
 }

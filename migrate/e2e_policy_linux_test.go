@@ -55,6 +55,51 @@ func TestDestinationRefusesCapabilitiesOutsideItsPolicy(t *testing.T) {
 	}
 }
 
+// TestDestinationRefusesLabelsOutsideItsPolicy: host2's proxy routes by
+// traefik.* labels, so its migrate-dst refuses them (--deny-label): a
+// container carrying one is refused before anything is frozen, naming the
+// label; the container runs on and host2 holds nothing. Without that
+// policy the same container moves with its labels, except dockmove's own
+// bookkeeping from an earlier move, which stays behind (host2 labels it
+// with this migration).
+func TestDestinationRefusesLabelsOutsideItsPolicy(t *testing.T) {
+	e := setup(t)
+	ctx := ctxFor(t, 3*time.Minute)
+	name := unique("labels")
+	addr := runWorkload(t, ctx, e, name, lab.WorkloadImage, "--label", "traefik.http.routers.web.rule=Host(`shop.example`)",
+		"--label", "app=shop", "--label", migrate.LabelMigration+"=an-earlier-move")
+	before := waitBeat(t, ctx, addr, 0)
+
+	strict := startDst(t, e, "--deny-label", "traefik.*")
+	report, stderr, err := runSrc(ctx, e, name, nil)
+	failedMigration(t, ctx, e, name, addr, before, err, stderr, "labels this destination refuses")
+	if !strings.Contains(stderr, "traefik.http.routers.web.rule") || strings.Contains(stderr, migrate.LabelMigration) {
+		t.Fatalf("the refusal should name the traefik label, and not dockmove's own (the source leaves it behind):\n%s", stderr)
+	}
+	if _, frozen := report.Stages["dump"]; frozen {
+		t.Fatalf("the container was frozen before the refusal: stages %v", report.Stages)
+	}
+	assertHost2Clean(t, ctx, e, name, true)
+	strict.Stop()
+
+	startDst(t, e)
+	if _, stderr, err := runSrc(ctx, e, name, nil); err != nil {
+		t.Fatalf("migration without the label policy: %v\n%s", err, stderr)
+	}
+	for key, want := range map[string]string{"traefik.http.routers.web.rule": "Host(`shop.example`)", "app": "shop"} {
+		got, err := e.h2.Docker(ctx, "inspect", "-f", "{{index .Config.Labels \""+key+"\"}}", name)
+		if err != nil || got != want {
+			t.Errorf("label %s on host2: %q, %v; want %q", key, got, err, want)
+		}
+	}
+	if got, err := e.h2.Docker(ctx, "inspect", "-f", "{{index .Config.Labels \""+migrate.LabelMigration+"\"}}", name); err != nil || got == "" || got == "an-earlier-move" {
+		t.Errorf("host2's migration label: %q, %v; want this migration's ID", got, err)
+	}
+	if v := waitBeat(t, ctx, addr, 0); v.Bad != 0 {
+		t.Fatalf("on host2: %+v", v)
+	}
+}
+
 // TestImageNameTakenOnHost2IsNotRepointed: the container's image is named
 // on host2 already, by another image (host2's own). The image travels
 // untagged, the container runs from it, and host2's name still points at

@@ -19,6 +19,7 @@ import (
 
 	"github.com/dockmove/dockmove/internal/criu"
 	"github.com/dockmove/dockmove/internal/docker"
+	"github.com/dockmove/dockmove/internal/reserve"
 	"github.com/dockmove/dockmove/netrewire"
 	"github.com/dockmove/dockmove/protocol"
 )
@@ -41,7 +42,7 @@ func specFromInspect(ctx context.Context, dk *docker.Client, r container.Inspect
 	spec := protocol.ContainerSpec{
 		Name: strings.TrimPrefix(r.Name, "/"), Image: cfg.Image, ImageID: r.Image,
 		Hostname: cfg.Hostname, Domainname: cfg.Domainname, User: cfg.User, WorkingDir: cfg.WorkingDir,
-		Env: cfg.Env, Cmd: cfg.Cmd, Entrypoint: cfg.Entrypoint, Labels: cfg.Labels,
+		Env: cfg.Env, Cmd: cfg.Cmd, Entrypoint: cfg.Entrypoint, Labels: withoutOwnLabels(cfg.Labels),
 		TTY: cfg.Tty, OpenStdin: cfg.OpenStdin, StopSignal: cfg.StopSignal,
 		RestartPolicy: string(host.RestartPolicy.Name), RestartMax: host.RestartPolicy.MaximumRetryCount,
 		CapAdd: host.CapAdd, CapDrop: host.CapDrop,
@@ -199,6 +200,10 @@ func refusals(r container.InspectResponse, binds protocol.BindMode) error {
 	add(host.IpcMode.IsHost() || host.IpcMode.IsContainer() || host.IpcMode.IsShareable(), "its IPC namespace is shared ("+string(host.IpcMode)+")")
 	add(host.UsernsMode.IsHost(), "it uses the host's user namespace")
 	add(host.Privileged, "it is privileged")
+	if r.Config != nil && r.Config.Labels[reserve.Label] != "" {
+		v := r.Config.Labels[reserve.Label]
+		why = append(why, "it is dockmove's reservation of address "+v+" (it holds the address here while that container lives on another host)")
+	}
 	add(len(host.Devices) > 0, "it has devices mapped from the host")
 	add(r.GraphDriver.Name != driverOverlay2 && r.GraphDriver.Name != driverSnapshotter,
 		"its storage driver is "+r.GraphDriver.Name+", not overlay2 or the containerd image store's overlayfs")

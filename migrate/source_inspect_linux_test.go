@@ -10,6 +10,8 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/storage"
 	"github.com/docker/go-connections/nat"
+
+	"github.com/dockmove/dockmove/internal/reserve"
 )
 
 // movable returns the description of a container dockmove can move; each
@@ -44,6 +46,12 @@ func TestRefusalsNameEveryReason(t *testing.T) {
 		{"shareable ipc", func(r *container.InspectResponse) { r.HostConfig.IpcMode = "shareable" }, "IPC namespace"},
 		{"host userns", func(r *container.InspectResponse) { r.HostConfig.UsernsMode = "host" }, "user namespace"},
 		{"privileged", func(r *container.InspectResponse) { r.HostConfig.Privileged = true }, "privileged"},
+		{"a reservation", func(r *container.InspectResponse) {
+			r.Config.Labels = map[string]string{reserve.Label: "dmlab/10.77.0.70"}
+		}, "reservation of address dmlab/10.77.0.70"},
+		{"moved here before", func(r *container.InspectResponse) {
+			r.Config.Labels = map[string]string{LabelMigration: "m-1"} // dropped from the spec, see TestOwnLabelsStayHome
+		}, ""},
 		{"devices", func(r *container.InspectResponse) {
 			r.HostConfig.Devices = []container.DeviceMapping{{PathOnHost: "/dev/fuse"}}
 		}, "devices"},

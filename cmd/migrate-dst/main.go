@@ -177,6 +177,8 @@ func (f *serveFlags) flagSet() *pflag.FlagSet {
 	fs.StringArrayVar(&f.networkRanges, "network-range", nil, "this host's own allocation range for a shared (macvlan, ipvlan) network it creates: NAME=CIDR (repeat: one IPv4 and, for a dual-stack network, one IPv6 range each)")
 	fs.StringVar(&cfg.HostPorts, "host-ports", "", "host ports a container may publish here (-p), e.g. 80,443,8000-9000; default every port. A container publishing another is refused before it is frozen")
 	fs.StringSliceVar(&cfg.AllowCaps, "allow-cap", nil, "capabilities a container may add beyond Docker's default set (comma-separated or repeated; ALL allows any): a source is trusted with them")
+	fs.StringSliceVar(&cfg.AllowLabels, "allow-label", nil, "label keys or patterns (e.g. com.example.*) a container may carry here (comma-separated or repeated); a container with another is refused before it is frozen; default any")
+	fs.StringSliceVar(&cfg.DenyLabels, "deny-label", nil, "label keys or patterns a container may not carry here (e.g. traefik.*, when this host's proxy routes by them); refused before it is frozen")
 	fs.StringSliceVar(&f.allowSources, "allow-source", nil, "accept migrations only from these hosts (names or addresses in their certificates; comma-separated or repeated); default: any host whose certificate the CA signed")
 	fs.StringVar(&f.eventsPath, "events", "", "write machine-readable events (JSON lines: ready) to this file (/dev/fd/N: an inherited descriptor)")
 	fs.BoolVar(&cfg.AllowProcesses, "allow-processes", false, "also accept plain process trees (migrate-src --pid), restored with CRIU on this host outside any container; without Docker, accept only those")
