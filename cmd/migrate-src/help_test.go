@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dockmove/dockmove/internal/cli/clitest"
 	"github.com/dockmove/dockmove/migrate"
 )
 
@@ -54,18 +55,18 @@ func TestHelpListsSubcommands(t *testing.T) {
 				t.Fatalf("%q: exit %d, stderr %q", tc.args, code, errOut)
 			}
 			if !strings.HasPrefix(out, tc.usage) {
-				t.Fatalf("%q: help starts %q, want %q", tc.args, firstLine(out), tc.usage)
+				t.Fatalf("%q: help starts %q, want %q", tc.args, clitest.FirstLine(out), tc.usage)
 			}
-			commands := section(out, "commands:")
+			commands := clitest.Section(out, "commands:")
 			for _, name := range commandNames {
 				if !regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(name) + `  +\S`).MatchString(commands) {
 					t.Errorf("%q: the commands list lacks %s with its summary:\n%s", tc.args, name, commands)
 				}
 			}
-			if section(out, "examples:") == "" {
+			if clitest.Section(out, "examples:") == "" {
 				t.Errorf("%q: no examples:\n%s", tc.args, out)
 			}
-			if tc.name != "help help" && !strings.Contains(section(out, "flags:"), "--") {
+			if tc.name != "help help" && !strings.Contains(clitest.Section(out, "flags:"), "--") {
 				t.Errorf("%q: no flags:\n%s", tc.args, out)
 			}
 		})
@@ -146,7 +147,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 func TestNoArgumentsPrintsHelpToStderr(t *testing.T) {
 	code, out, errOut := runSrc(t, "migrate-src")
 	if code != 2 || out != "" || !strings.HasPrefix(errOut, "usage: migrate-src") {
-		t.Fatalf("exit %d, stdout %q, stderr starts %q", code, out, firstLine(errOut))
+		t.Fatalf("exit %d, stdout %q, stderr starts %q", code, out, clitest.FirstLine(errOut))
 	}
 }
 
@@ -155,51 +156,8 @@ func TestNoArgumentsPrintsHelpToStderr(t *testing.T) {
 // rendered as "--tls-dir migrate-dst certs". The value shown must be a
 // type (string, duration, ...) or a placeholder such as DIR.
 func TestFlagHelpHasNoBackquoteTypes(t *testing.T) {
-	value := regexp.MustCompile(`^([a-z][a-zA-Z0-9]*|[A-Z][A-Z0-9_]*)?$`)
 	for _, name := range commandNames {
 		_, out, _ := runSrc(t, "migrate-src", name, "--help")
-		if strings.Contains(out, "`") {
-			t.Errorf("%s --help shows a backquote:\n%s", name, out)
-		}
-		values := flagValues(out)
-		if len(values) == 0 && name != "help" {
-			t.Errorf("%s --help: no flag lines read:\n%s", name, out)
-		}
-		for flag, v := range values {
-			if !value.MatchString(v) {
-				t.Errorf("%s --help: --%s shows its value as %q", name, flag, v)
-			}
-		}
+		clitest.CheckFlagHelp(t, name, out)
 	}
-}
-
-// flagValues reads a help's flag lines ("      --name TYPE   usage") and
-// returns each flag's value as shown.
-func flagValues(help string) map[string]string {
-	values := map[string]string{}
-	line := regexp.MustCompile(`^(?:  -\S, |      )--([a-z0-9-]+)(?:\[=[^\]]*\])?(.*)$`)
-	for _, l := range strings.Split(section(help, "flags:"), "\n") {
-		m := line.FindStringSubmatch(l)
-		if m == nil {
-			continue
-		}
-		v, _, _ := strings.Cut(m[2], "  ")
-		values[m[1]] = strings.TrimPrefix(v, " ")
-	}
-	return values
-}
-
-// section returns the lines under heading, up to the next blank line.
-func section(help, heading string) string {
-	_, rest, ok := strings.Cut(help, "\n"+heading+"\n")
-	if !ok {
-		return ""
-	}
-	body, _, _ := strings.Cut(rest, "\n\n")
-	return body
-}
-
-func firstLine(s string) string {
-	l, _, _ := strings.Cut(s, "\n")
-	return l
 }
