@@ -15,21 +15,6 @@ import (
 	"github.com/dockmove/dockmove/migrate"
 )
 
-const redisValueSize = 1024
-
-// redisValue is key i's value, so every key can be checked afterwards.
-func redisValue(i int) string {
-	b := make([]byte, redisValueSize)
-	x := uint32(i)*2654435761 + 1
-	for j := range b {
-		x ^= x << 13
-		x ^= x >> 17
-		x ^= x << 5
-		b[j] = 'a' + byte(x%26)
-	}
-	return string(b)
-}
-
 // redisLoad keeps one client issuing GET and SET, reconnecting when the
 // connection breaks, and records the slowest request: the freeze as a
 // client of the service sees it.
@@ -60,7 +45,7 @@ func startRedisLoad(ctx context.Context, addr string, keys int) *redisLoad {
 				rc.SetDeadline(time.Now().Add(2 * time.Second))
 				k := i % keys
 				got, err := rc.Do("GET", "k"+strconv.Itoa(k))
-				if err == nil && got != redisValue(k) {
+				if err == nil && got != resp.Value(k) {
 					l.setErr(fmt.Errorf("redis: key %d changed", k))
 				}
 				if err == nil {
@@ -112,7 +97,7 @@ func (r *runner) redis(ctx context.Context, strategy string, rep int) Result {
 	res := Result{Workload: "redis", Strategy: strategy, MemMiB: r.cfg.RedisMiB, Rep: rep}
 	name := fmt.Sprintf("bench-redis-%s-%d", containerSafe(strategy), rep)
 	defer r.remove(name)
-	keys := r.cfg.RedisMiB << 20 / redisValueSize
+	keys := r.cfg.RedisMiB << 20 / resp.ValueSize
 	addr, err := r.startRedis(ctx, name, keys)
 	if err != nil {
 		res.Error = err.Error()
@@ -196,7 +181,7 @@ func (r *runner) startRedis(ctx context.Context, name string, keys int) (string,
 		return "", ctx.Err()
 	}
 	defer rc.Close()
-	err = rc.Pipeline(keys, 1000, func(i int) []string { return []string{"SET", "k" + strconv.Itoa(i), redisValue(i)} },
+	err = rc.Pipeline(keys, 1000, func(i int) []string { return []string{"SET", "k" + strconv.Itoa(i), resp.Value(i)} },
 		func(i int, rep string) error {
 			if rep != "OK" {
 				return fmt.Errorf("redis: SET k%d: %s", i, rep)
@@ -215,7 +200,7 @@ func checkRedis(ctx context.Context, addr string, keys int) string {
 	defer rc.Close()
 	err = rc.Pipeline(keys, 1000, func(i int) []string { return []string{"GET", "k" + strconv.Itoa(i)} },
 		func(i int, rep string) error {
-			if rep != redisValue(i) {
+			if rep != resp.Value(i) {
 				return fmt.Errorf("key k%d lost or changed", i)
 			}
 			return nil

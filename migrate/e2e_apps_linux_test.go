@@ -390,7 +390,7 @@ func redisMoves(t *testing.T, e env, strategy string) {
 	}
 	err = check.Pipeline(acked, 1000, func(i int) []string { return []string{"GET", redisKey(i)} },
 		func(i int, rep string) error {
-			if rep != redisValue(i) {
+			if rep != resp.Value(i) {
 				return fmt.Errorf("%s lost or changed", redisKey(i))
 			}
 			return nil
@@ -424,19 +424,6 @@ func dialRedis(t *testing.T, ctx context.Context, addr string) *resp.Conn {
 
 func redisKey(i int) string { return "key:" + strconv.Itoa(i) }
 
-// redisValue is key i's 1 KiB value, different for every key.
-func redisValue(i int) string {
-	b := make([]byte, 1024)
-	x := uint32(i)*2654435761 + 1
-	for j := range b {
-		x ^= x << 13
-		x ^= x >> 17
-		x ^= x << 5
-		b[j] = 'a' + byte(x%26)
-	}
-	return string(b)
-}
-
 // redisWriter sets keys in pipelined batches of 50 (a counter INCR
 // closing each batch) until told to stop or a reply is wrong, and
 // counts the keys acknowledged.
@@ -456,7 +443,7 @@ func (w *redisWriter) run(rc *resp.Conn, done <-chan struct{}) {
 		}
 		first := (b - 1) * batch
 		for i := first; i < first+batch; i++ {
-			rc.Send("SET", redisKey(i), redisValue(i))
+			rc.Send("SET", redisKey(i), resp.Value(i))
 		}
 		rc.Send("INCR", "batches")
 		err := rc.Flush()

@@ -110,3 +110,21 @@ func (rc *Conn) Pipeline(n, batch int, cmd func(i int) []string, check func(i in
 	}
 	return nil
 }
+
+// ValueSize is the size of Value's values.
+const ValueSize = 1024
+
+// Value is key i's value in the tests' and the benchmark's data sets:
+// ValueSize letters from a xorshift seeded by i, different for every key,
+// so each can be checked after a move.
+func Value(i int) string {
+	b := make([]byte, ValueSize)
+	x := uint32(i)*2654435761 + 1
+	for j := range b {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		b[j] = 'a' + byte(x%26)
+	}
+	return string(b)
+}

@@ -105,3 +105,17 @@ func TestPipelineChecksEveryReplyWithFakeServer(t *testing.T) {
 		t.Fatalf("pipeline stopped after %v with %v; want it to stop at the third reply", checked, err)
 	}
 }
+
+func TestValuesDifferAndKeepTheirSize(t *testing.T) {
+	seen := map[string]int{}
+	for i := range 1000 {
+		v := Value(i)
+		if len(v) != ValueSize || v != Value(i) {
+			t.Fatalf("value %d: %d bytes, or not the same twice", i, len(v))
+		}
+		if j, ok := seen[v]; ok {
+			t.Fatalf("keys %d and %d share a value", j, i)
+		}
+		seen[v] = i
+	}
+}
