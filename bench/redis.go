@@ -144,7 +144,7 @@ func (r *runner) redis(ctx context.Context, strategy string, rep int) Result {
 		}
 		res.FreezeAgentMs, res.TotalMs, res.MemoryCompleteMs = ms(rp.FreezeTime), ms(rp.TotalTime), ms(rp.MemoryTime)
 		res.FreezeSteps = freezeSteps(rp.Freeze)
-		res.BytesWire = rp.BytesWire + rp.PageBytes
+		res.BytesWire = rp.BytesWire + rp.PageBytesWire
 	}
 	before := load.requests()
 	for load.requests() < before+100 && ctx.Err() == nil && err == nil {

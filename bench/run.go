@@ -181,7 +181,7 @@ func (r *runner) migrate(ctx context.Context, name, addr, strategy string, res *
 	res.FreezeAppMs = ms(st.MaxGap)
 	res.TotalMs = ms(rep.TotalTime)
 	res.MemoryCompleteMs = ms(rep.MemoryTime)
-	res.BytesWire = rep.BytesWire + rep.PageBytes
+	res.BytesWire = rep.BytesWire + rep.PageBytesWire
 	if st.SeqBreaks != 0 || st.Resets != 0 {
 		res.Error = fmt.Sprintf("heartbeat stream broke: %+v", st)
 	}

@@ -13,16 +13,18 @@ import (
 
 // Serve connects the destination's page requests, arriving on the session's
 // page tunnel, to the source's CRIU page server at addr, until ctx ends.
-// counted, if set, gets the bytes of page data sent so far.
+// counted, if set, gets the bytes of page data sent so far, and wire what
+// they took on the wire (compressed, framed).
 //
 // The requests pass through closeGuard: CRIU's page server takes the end
 // of its connection for "every page delivered" and ends the original, so
 // an end that does not follow the lazy-pages daemon's CLOSE request (the
 // daemon was killed, its agent died) reaches it as a reset instead, and
 // CRIU resumes the original.
-func Serve(ctx context.Context, sess *transfer.Session, addr string, counted func(int64)) error {
+func Serve(ctx context.Context, sess *transfer.Session, addr string, counted, wire func(int64)) error {
 	return sess.ServeTunnel(ctx, Stream, addr, transfer.TunnelOptions{
 		Counted:  counted,
+		Wire:     wire,
 		FromPeer: func(r io.Reader) io.Reader { return &closeGuard{r: r} },
 	})
 }

@@ -382,7 +382,11 @@ func redisMoves(t *testing.T, e env, strategy string) {
 	if failure != nil {
 		t.Fatalf("the writer failed across the move (%d keys acknowledged): %v", acked, failure)
 	}
-	t.Logf("%s: freeze %v; %d keys acknowledged over one connection, %d after the move", r.Strategy, r.FreezeTime, acked, acked-moved)
+	t.Logf("%s: freeze %v; %d keys acknowledged over one connection, %d after the move; %d bytes of pages, %d on the wire", r.Strategy, r.FreezeTime, acked, acked-moved, r.PageBytes, r.PageBytesWire)
+	if r.Strategy.PostCopy() && (r.PageBytes <= 0 || r.PageBytesWire <= 0 || r.PageBytesWire > r.PageBytes*4/5) {
+		// A heap of 1 KiB values of 26 letters: its pages travel compressed.
+		t.Errorf("post-copy sent %d bytes of pages as %d on the wire: want them compressed", r.PageBytes, r.PageBytesWire)
+	}
 
 	check := dialRedis(t, ctx, addr)
 	if size, err := check.Do("DBSIZE"); err != nil || size != strconv.Itoa(acked+1) {

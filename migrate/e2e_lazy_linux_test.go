@@ -36,6 +36,10 @@ func TestLazyMigration256MiB(t *testing.T) {
 	if report.PageBytes < 256<<20 || report.MemoryTime <= 0 {
 		t.Fatalf("report: %+v", report)
 	}
+	// The workload's pattern does not compress: its pages go raw, framed.
+	if report.PageBytesWire <= 0 || report.PageBytesWire > report.PageBytes+report.PageBytes/1000 {
+		t.Errorf("%d bytes of pages took %d on the wire", report.PageBytes, report.PageBytesWire)
+	}
 	// migrate-src has exited: the container no longer depends on host1.
 	for range 3 {
 		b, err := workload.Query(ctx, addr, workload.CmdVerify)

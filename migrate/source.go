@@ -206,6 +206,7 @@ type Report struct {
 	StrategyReason    string                       `json:"strategy_reason"`
 	MemoryTime        time.Duration                `json:"memory_complete_ns"`        // lazy: from the restart on the destination to the last page
 	PageBytes         int64                        `json:"page_bytes"`                // lazy: page data sent through the tunnel
+	PageBytesWire     int64                        `json:"page_bytes_wire"`           // lazy: what they took on the wire (compressed)
 	Pid               int                          `json:"destination_pid,omitempty"` // a process's PID on the destination
 	Hosts             HostPair                     `json:"hosts"`
 	PrecopyPolicy     predump.Policy               `json:"precopy_policy,omitempty"`
@@ -225,6 +226,7 @@ type Report struct {
 	mu        sync.Mutex
 	start     time.Time
 	pagesSent atomic.Int64
+	pagesWire atomic.Int64
 }
 
 func (r *Report) stream(name string, s transfer.DirStats) {
@@ -733,12 +735,13 @@ func (s *source) servePages(ctx context.Context, spec *criu.DumpSpec) (func(), e
 			if p := s.cfg.Transfer.Progress; p != nil {
 				p(lazypages.Stream, n)
 			}
-		})
+		}, s.report.pagesWire.Store)
 	}()
 	return func() {
 		cancel()
 		<-done
 		s.report.PageBytes = s.report.pagesSent.Load()
+		s.report.PageBytesWire = s.report.pagesWire.Load()
 	}, nil
 }
 

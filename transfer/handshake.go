@@ -14,7 +14,7 @@ import (
 
 // ProtocolVersion is the version of the wire format in transfer/spec.md.
 // Peers must speak the same one.
-const ProtocolVersion = 1
+const ProtocolVersion = 2
 
 // Roles a peer can announce in its Hello.
 const (

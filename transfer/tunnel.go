@@ -34,8 +34,9 @@ func (s *Session) Forward(ctx context.Context, ln net.Listener, name string) err
 			c.Close()
 			return s.tunnelEnd(ctx, err)
 		}
+		fc := newFramedConn(st, s.enc, s.dec)
 		wg.Add(1)
-		go func() { defer wg.Done(); splice(c, st, c, st, s.failed) }()
+		go func() { defer wg.Done(); splice(c, fc, c, fc, s.failed) }()
 	}
 }
 
@@ -43,6 +44,9 @@ func (s *Session) Forward(ctx context.Context, ln net.Listener, name string) err
 type TunnelOptions struct {
 	// Counted, if set, receives the bytes read from the service so far.
 	Counted func(int64)
+	// Wire, if set, receives the bytes sent to the peer so far, after
+	// compression and framing.
+	Wire func(int64)
 	// FromPeer, if set, wraps what the peer sends before it reaches the
 	// service. An error from the wrapper (rather than io.EOF) aborts both
 	// connections with a reset: a service protocol can tell a peer that
@@ -62,7 +66,7 @@ type TunnelOptions struct {
 func (s *Session) ServeTunnel(ctx context.Context, name, addr string, opts TunnelOptions) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	var total atomic.Int64
+	var total, wire atomic.Int64
 	for {
 		st, err := s.Accept(ctx, KindTunnel, name)
 		if err != nil {
@@ -74,15 +78,17 @@ func (s *Session) ServeTunnel(ctx context.Context, name, addr string, opts Tunne
 			return fmt.Errorf("transfer: tunnel %q: dial %s: %w", name, addr, err)
 		}
 		c.(*net.TCPConn).SetLinger(0)
-		var from, to io.Reader = c, st
+		fc := newFramedConn(st, s.enc, s.dec)
+		fc.wire, fc.sent = &wire, opts.Wire
+		var from, to io.Reader = c, fc
 		if opts.Counted != nil {
 			from = &countingReader{r: c, total: &total, report: opts.Counted}
 		}
 		if opts.FromPeer != nil {
-			to = opts.FromPeer(st)
+			to = opts.FromPeer(fc)
 		}
 		wg.Add(1)
-		go func() { defer wg.Done(); splice(c, st, from, to, s.failed) }()
+		go func() { defer wg.Done(); splice(c, fc, from, to, s.failed) }()
 	}
 }
 

@@ -481,10 +481,10 @@ func (a *app) printSummary(r *migrate.Report) {
 		fmt.Fprintf(a.stderr, "  %-8s %10s -> %10s on the wire in %6.2fs (%s/s)\n", name, cli.Size(s.Bytes), cli.Size(s.WireBytes), s.Duration.Seconds(), cli.Size(int64(rate)))
 	}
 	if r.Strategy.PostCopy() {
-		fmt.Fprintf(a.stderr, "  post-copy: %s of memory followed in %.2fs after the restart\n", cli.Size(r.PageBytes), r.MemoryTime.Seconds())
+		fmt.Fprintf(a.stderr, "  post-copy: %s of memory (%s on the wire) followed in %.2fs after the restart\n", cli.Size(r.PageBytes), cli.Size(r.PageBytesWire), r.MemoryTime.Seconds())
 	}
 	fmt.Fprintf(a.stderr, "migrated %s to %s (%s): freeze time %d ms, total %.2fs, %s sent (%s on the wire)\n",
-		r.Container, r.Destination, r.Strategy, r.FreezeTime.Milliseconds(), r.TotalTime.Seconds(), cli.Size(r.BytesRaw+r.PageBytes), cli.Size(r.BytesWire+r.PageBytes))
+		r.Container, r.Destination, r.Strategy, r.FreezeTime.Milliseconds(), r.TotalTime.Seconds(), cli.Size(r.BytesRaw+r.PageBytes), cli.Size(r.BytesWire+r.PageBytesWire))
 	if len(r.Freeze) > 0 {
 		fmt.Fprintf(a.stderr, "  frozen: %s\n", freezeLine(r.Freeze))
 	}
