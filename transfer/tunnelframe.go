@@ -17,7 +17,8 @@ import (
 // the payload. A frame goes out as soon as its bytes were read, so a small
 // request is not held back to fill a block; each frame is compressed on its
 // own (memory pages compress well one read at a time) and sent raw when
-// compression would not make it smaller.
+// compression would not pay (after such frames, attempts back off as in
+// directory streams, so incompressible memory costs little CPU).
 const (
 	frameCompressed = 1 << 31
 	// maxTunnelFrame bounds a frame's payload and what it decodes to: a
@@ -34,19 +35,20 @@ var ErrTunnelFrame = errors.New("transfer: bad tunnel frame")
 // sends one frame, Read returns frames' contents in order.
 type framedConn struct {
 	net.Conn
-	enc  *zstd.Encoder // nil: every frame raw
+	comp compressor // its encoder nil: every frame raw
 	dec  *zstd.Decoder
 	wire *atomic.Int64 // bytes written to the stream, headers included
 	sent func(int64)   // if set, told wire's new total after each frame
 
 	out     []byte // the frame being written
+	zbuf    []byte // its compressed payload, after the raw length
 	in      []byte // the current frame's decoded contents not yet read
 	payload []byte
 	decoded []byte // f.in's backing array, reused once it was read
 }
 
 func newFramedConn(st net.Conn, enc *zstd.Encoder, dec *zstd.Decoder) *framedConn {
-	return &framedConn{Conn: st, enc: enc, dec: dec, wire: new(atomic.Int64)}
+	return &framedConn{Conn: st, comp: compressor{enc: enc}, dec: dec, wire: new(atomic.Int64)}
 }
 
 // Write sends p as one frame (or several, if p is larger than a frame).
@@ -54,19 +56,13 @@ func (f *framedConn) Write(p []byte) (int, error) {
 	written := 0
 	for len(p) > 0 {
 		chunk := p[:min(len(p), maxTunnelFrame)]
-		f.out = append(f.out[:0], 0, 0, 0, 0)
 		head := uint32(len(chunk))
-		if f.enc != nil {
-			f.out = f.enc.EncodeAll(chunk, f.out)
-			if n := len(f.out) - 4; n < len(chunk) {
-				head = frameCompressed | uint32(n)
-			} else {
-				f.out = f.out[:4]
-			}
+		payload := chunk
+		if typ, z := f.comp.chunk(chunk, &f.zbuf); typ == recZstd {
+			payload = z[4:] // (the compressor puts the raw length first)
+			head = frameCompressed | uint32(len(payload))
 		}
-		if head&frameCompressed == 0 {
-			f.out = append(f.out, chunk...)
-		}
+		f.out = append(append(f.out[:0], 0, 0, 0, 0), payload...)
 		binary.BigEndian.PutUint32(f.out, head)
 		if _, err := f.Conn.Write(f.out); err != nil {
 			return written, err
