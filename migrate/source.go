@@ -216,6 +216,9 @@ type Report struct {
 	// Reservations hold, on this host, the addresses the container took
 	// from this host's own ranges (see package reserve).
 	Reservations []docker.Reservation `json:"reservations,omitempty"`
+	// DumpRetries are the causes of dumps that failed for a momentary
+	// state of the container and were made again (each froze it briefly).
+	DumpRetries []string `json:"dump_retries,omitempty"`
 	// Warnings are what went wrong after the commit: the container moved.
 	Warnings []string                 `json:"warnings,omitempty"`
 	Stages   map[string]time.Duration `json:"stage_ns"`
@@ -525,38 +528,43 @@ func (s *source) checkpoint(ctx context.Context) error {
 	var hookErr error
 	var watchdog *dumpWatchdog
 	restored := make(chan error, 1)
-	s.report.Dump, err = criu.Dump(s.cfg.CRIU, images, spec, criu.DumpHooks{
-		// CRIU announces pre-dump just before it freezes the tree: the
-		// freeze time measured from here is an upper bound.
-		PreDump: func() {
-			pid := criuChild()
-			s.guardUpdate(func(p *guardPlan) { p.CRIU = pid })
-			watchdog = watchDump(pid, spec, s.cfg.DumpTimeout, s.log)
-			s.marks.frozen = time.Now()
-		},
-		PostDump: func() error {
-			s.marks.dumped = time.Now()
-			if watchdog.stop() {
-				return errDumpTimeout
-			}
-			// A CRIU that dies meanwhile can neither commit nor roll back:
-			// stop shipping at once.
-			pctx, stop := contextUntilExit(ctx, watchdog.criu(), errCRIUDied)
-			defer stop()
-			hookErr = s.postDump(ctx, pctx, images, extra, spec.LazyPages, func(err error) {
-				if err == nil {
-					s.marks.running = time.Now()
-					s.report.FreezeTime = s.marks.running.Sub(s.marks.frozen)
-					s.report.Freeze = s.marks.breakdown(s.destSteps)
+	for attempt := 1; ; attempt++ {
+		s.report.Dump, err = criu.Dump(s.cfg.CRIU, images, spec, criu.DumpHooks{
+			// CRIU announces pre-dump just before it freezes the tree: the
+			// freeze time measured from here is an upper bound.
+			PreDump: func() {
+				pid := criuChild()
+				s.guardUpdate(func(p *guardPlan) { p.CRIU = pid })
+				watchdog = watchDump(pid, spec, s.cfg.DumpTimeout, s.log)
+				s.marks.frozen = time.Now()
+			},
+			PostDump: func() error {
+				s.marks.dumped = time.Now()
+				if watchdog.stop() {
+					return errDumpTimeout
 				}
-				restored <- err
-			})
-			if cause := context.Cause(pctx); hookErr != nil && errors.Is(cause, errCRIUDied) {
-				hookErr = fmt.Errorf("%w (%v)", cause, hookErr)
-			}
-			return hookErr
-		},
-	})
+				// A CRIU that dies meanwhile can neither commit nor roll back:
+				// stop shipping at once.
+				pctx, stop := contextUntilExit(ctx, watchdog.criu(), errCRIUDied)
+				defer stop()
+				hookErr = s.postDump(ctx, pctx, images, extra, spec.LazyPages, func(err error) {
+					if err == nil {
+						s.marks.running = time.Now()
+						s.report.FreezeTime = s.marks.running.Sub(s.marks.frozen)
+						s.report.Freeze = s.marks.breakdown(s.destSteps)
+					}
+					restored <- err
+				})
+				if cause := context.Cause(pctx); hookErr != nil && errors.Is(cause, errCRIUDied) {
+					hookErr = fmt.Errorf("%w (%v)", cause, hookErr)
+				}
+				return hookErr
+			},
+		})
+		if !s.retryDump(err, hookErr, spec, attempt, watchdog, images) {
+			break
+		}
+	}
 	if watchdog.stop() {
 		err = fmt.Errorf("%w (%v): CRIU was stopped and the container thawed", errDumpTimeout, s.cfg.DumpTimeout)
 		hookErr = err
@@ -598,6 +606,53 @@ func (s *source) checkpoint(ctx context.Context) error {
 		s.report.MemoryTime = time.Since(s.marks.running)
 	}
 	return s.commit(context.WithoutCancel(ctx))
+}
+
+// maxDumpAttempts bounds the dumps of one migration that fail for a
+// momentary state of the tree (criu.Momentary).
+const maxDumpAttempts = 3
+
+// retryDump decides, after a dump, whether to dump again: only when it
+// failed before anything was shipped (CRIU resumed the tree), for a
+// momentary cause (a Unix connection in flight at the instant of the
+// freeze), without pre-copy parents (a failed dump may have reset the
+// kernel's dirty tracking that the parent's pages rely on), at most
+// maxDumpAttempts times. It clears the images for the next attempt.
+func (s *source) retryDump(err, hookErr error, spec criu.DumpSpec, attempt int, watchdog *dumpWatchdog, images string) bool {
+	if err == nil || hookErr != nil || !s.marks.dumped.IsZero() || spec.Parent != "" || attempt >= maxDumpAttempts || !criu.Momentary(err) {
+		return false
+	}
+	if watchdog.stop() {
+		return false
+	}
+	s.unlockNetwork(spec.Pid) // (CRIU's lock, should a failed dump leave it)
+	if rerr := clearDir(images); rerr != nil {
+		s.log.Warn("clearing the failed dump's images; not dumping again", "err", rerr)
+		return false
+	}
+	var ce *criu.Error
+	errors.As(err, &ce) // (Momentary found it)
+	why := ce.Cause
+	s.log.Warn("the dump failed for a momentary state of the container; dumping again", "attempt", attempt, "cause", why)
+	s.report.DumpRetries = append(s.report.DumpRetries, why)
+	s.stageDetail("dump", fmt.Sprintf("again: %s", why))
+	s.marks.frozen = time.Time{}
+	time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
+	return true
+}
+
+// clearDir removes what dir holds, keeping dir.
+func clearDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // prepareDump describes the tree, claims the dump's work directory and,

@@ -488,6 +488,9 @@ func (a *app) printSummary(r *migrate.Report) {
 	if len(r.Freeze) > 0 {
 		fmt.Fprintf(a.stderr, "  frozen: %s\n", freezeLine(r.Freeze))
 	}
+	for _, why := range r.DumpRetries {
+		fmt.Fprintf(a.stderr, "  dumped again after: %s\n", why)
+	}
 	for _, res := range r.Reservations {
 		fmt.Fprintf(a.stderr, "  address %s on %s stays reserved on this host (container %s) while the container lives elsewhere\n", res.IPv4, res.Network, reserve.Name(res.Network, res.IPv4))
 	}

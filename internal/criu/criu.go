@@ -68,6 +68,30 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// momentary are causes that describe an instant of the tree rather than
+// something about it: a Unix connection a client made and wrote to (or
+// closed) before the server accepted it, which CRIU cannot dump. A dump
+// a moment later usually finds the connection accepted.
+var momentary = []string{
+	"Non-empty write queue on an in-flight socket",
+	"Found a closed in-flight socket",
+}
+
+// Momentary reports whether err is a CRIU failure caused by a momentary
+// state of the tree, which a second attempt is likely to miss.
+func Momentary(err error) bool {
+	var ce *Error
+	if !errors.As(err, &ce) {
+		return false
+	}
+	for _, m := range momentary {
+		if strings.Contains(ce.Cause, m) {
+			return true
+		}
+	}
+	return false
+}
+
 // NewError wraps err from operation op and attaches the interesting lines of
 // the log at logPath, if it can be read.
 func NewError(op, logPath string, err error) *Error {
