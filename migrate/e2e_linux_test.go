@@ -223,8 +223,16 @@ func runWorkload(t *testing.T, ctx context.Context, e env, name string, image st
 // per second.
 func runWorkloadMiB(t *testing.T, ctx context.Context, e env, name string, image string, mib, dirty int, args ...string) string {
 	t.Helper()
-	argv := append([]string{"run", "-d", "--pull", "never", "--name", name, "--network", e.h1.Network}, args...)
+	return runWorkloadWith(t, ctx, e, name, image, mib, dirty, args, nil)
+}
+
+// runWorkloadWith is runWorkloadMiB with arguments for Docker (dockerArgs)
+// and for the workload (workloadArgs).
+func runWorkloadWith(t *testing.T, ctx context.Context, e env, name string, image string, mib, dirty int, dockerArgs, workloadArgs []string) string {
+	t.Helper()
+	argv := append([]string{"run", "-d", "--pull", "never", "--name", name, "--network", e.h1.Network}, dockerArgs...)
 	argv = append(argv, image, "/usr/local/bin/workload", "--data-dir", "/data", "--mem-mib", fmt.Sprint(mib), "--dirty-pages-per-sec", fmt.Sprint(dirty), "--verify-every", "1s")
+	argv = append(argv, workloadArgs...)
 	if _, err := e.h1.Docker(ctx, argv...); err != nil {
 		t.Fatal(err)
 	}

@@ -38,9 +38,14 @@ func main() {
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the start marker file")
 	thp := fs.Bool("thp", false, "let the kernel back the region with transparent huge pages (its dirty tracking then works in 2 MiB units)")
 	fs.StringVar(&cfg.StatusFile, "status-file", "", "on SIGUSR1, verify memory and write the status line here (with --listen \"\": no heartbeat server)")
+	inFlight := fs.String("unix-in-flight", "", "keep a Unix connection to a socket at this path in flight (connected and written, not accepted): CRIU cannot dump that")
+	acceptAfterFreeze := fs.Bool("accept-after-freeze", false, "with --unix-in-flight: accept the connection once the process notices it was frozen")
 	fs.Parse(os.Args[1:])
 
 	log := slog.New(slog.NewTextHandler(os.Stdout, nil))
+	if *inFlight != "" {
+		go holdInFlight(*inFlight, *acceptAfterFreeze, log)
+	}
 	if err := run(cfg, *thp, log); err != nil {
 		log.Error("workload failed", "err", err)
 		os.Exit(1)
