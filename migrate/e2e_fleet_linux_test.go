@@ -20,24 +20,22 @@ func TestMixedFleet(t *testing.T) {
 		store2new = pair{"host4", "host3"} // and back
 		stopCopy  = func(t *testing.T, e env) { migrateWorkload(t, e, "stop-and-copy") }
 		lazy      = func(t *testing.T, e env) { migrateWorkload(t, e, "lazy") }
+		// From an image only the source has: it travels along.
+		stopCopyImage = func(t *testing.T, e env) { migrateWorkloadImageMissing(t, e, "stop-and-copy") }
 	)
 	for _, c := range []struct {
 		name  string
 		hosts pair
 		run   func(*testing.T, env)
 	}{
-		{"20.10-to-28/stop-and-copy", old2new, stopCopy},
+		{"20.10-to-28/stop-and-copy-image-missing", old2new, stopCopyImage},
 		{"20.10-to-28/lazy", old2new, lazy},
 		{"20.10-to-28/tty", old2new, migrateTTYContainer},
-		{"20.10-to-28/image-missing", old2new, migrateImageMissingOnHost2},
-		{"28-to-20.10/stop-and-copy", new2old, stopCopy},
+		{"28-to-20.10/stop-and-copy-image-missing", new2old, stopCopyImage},
 		{"28-to-20.10/lazy", new2old, lazy},
-		{"28-to-20.10/image-missing", new2old, migrateImageMissingOnHost2},
-		{"20.10-to-28-containerd-store/stop-and-copy", old2store, stopCopy},
+		{"20.10-to-28-containerd-store/stop-and-copy-image-missing", old2store, stopCopyImage},
 		{"20.10-to-28-containerd-store/lazy", old2store, lazy},
-		{"20.10-to-28-containerd-store/image-missing", old2store, migrateImageMissingOnHost2},
-		{"28-containerd-store-to-20.10/stop-and-copy", store2old, stopCopy},
-		{"28-containerd-store-to-20.10/image-missing", store2old, migrateImageMissingOnHost2},
+		{"28-containerd-store-to-20.10/stop-and-copy-image-missing", store2old, stopCopyImage},
 		{"28-containerd-store-to-20.10/published-ports", store2old, func(t *testing.T, e env) { publishedPorts(t, e, "stop-and-copy", 18100, false) }},
 		{"20.10-to-28/published-ports", old2new, func(t *testing.T, e env) { publishedPorts(t, e, "lazy", 18110, true) }},
 		{"28-to-28-containerd-store/stop-and-copy", new2store, stopCopy},
