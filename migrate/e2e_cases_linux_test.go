@@ -462,44 +462,6 @@ func TestNewAddressOnlyWhenAccepted(t *testing.T) {
 	}
 }
 
-// TestConcurrentMigrations runs two migrations to one migrate-dst at once.
-func TestConcurrentMigrations(t *testing.T) {
-	e := setup(t)
-	ctx := ctxFor(t, 3*time.Minute)
-	startDst(t, e)
-	names := []string{unique("par"), unique("par")}
-	addrs := make([]string, len(names))
-	befores := make([]workload.Beat, len(names))
-	for i, n := range names {
-		addrs[i] = runWorkload(t, ctx, e, n, lab.WorkloadImage)
-		befores[i] = waitBeat(t, ctx, addrs[i], 0)
-	}
-	errs := make(chan error, len(names))
-	for _, n := range names {
-		go func() {
-			_, stderr, err := runSrc(ctx, e, n, nil)
-			if err != nil {
-				err = fmt.Errorf("%s: %v\n%s", n, err, stderr)
-			}
-			errs <- err
-		}()
-	}
-	for range names {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i, n := range names {
-		if st, _ := e.h2.Docker(ctx, "inspect", "-f", "{{.State.Status}}", n); st != "running" {
-			t.Fatalf("%s on host2: %q", n, st)
-		}
-		if b, err := workload.Query(ctx, addrs[i], workload.CmdVerify); err != nil || b.Bad != 0 || b.Counter < befores[i].Counter {
-			t.Fatalf("%s after migration: %+v, %v", n, b, err)
-		}
-	}
-	assertHost2Clean(t, ctx, e, names[0], false)
-}
-
 // TestKeepSource leaves the stopped original on host1.
 func TestKeepSource(t *testing.T) {
 	e := setup(t)
