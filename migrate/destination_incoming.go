@@ -685,7 +685,12 @@ func (in *containerArrival) restore(ctx context.Context) error {
 		if res, rerr := restoreruntime.ReadResult(dir); rerr == nil && !res.OK && !res.Runc && res.Error != "" {
 			return fmt.Errorf("the restore runtime could not prepare the restore: %s", res.Error)
 		}
-		return criu.NewError("restore", filepath.Join(dir, restoreruntime.WorkDir, criu.RestoreLog), err)
+		ce := criu.NewError("restore", filepath.Join(dir, restoreruntime.WorkDir, criu.RestoreLog), err)
+		// Kept: the rollback removes the restore's directory.
+		if kerr := ce.Keep(filepath.Join(in.srv.cfg.WorkDir, "failed-logs")); kerr != nil {
+			in.log.Warn("keeping CRIU's restore log", "err", kerr)
+		}
+		return ce
 	}
 	in.srv.lastRestore.Store(took.Milliseconds())
 	res, rerr := restoreruntime.ReadResult(dir)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -267,6 +268,7 @@ func failureRestoreFailsOnHost2(t *testing.T, e env, strategy string) {
 	_, stderr, err := runSrc(ctx, e, name, nil, "--strategy", strategy)
 	failedMigration(t, ctx, e, name, addr, before, err, stderr, "restore on destination: transfer: peer failed: criu restore")
 	t.Logf("migrate-src reported:\n%s", stderr)
+	assertNamedLogKept(t, stderr, "no-such-criu-option")
 	assertHost2Clean(t, ctx, e, name, true)
 }
 
@@ -515,5 +517,20 @@ func assertFreezeAccounted(t *testing.T, r *migrate.Report) {
 	}
 	if d := r.Dump.FrozenTime; d < r.FreezeTime-r.FreezeTime/10 || d > r.TotalTime {
 		t.Errorf("CRIU's frozen time %v, with a freeze of %v in a migration of %v", d, r.FreezeTime, r.TotalTime)
+	}
+}
+
+// assertNamedLogKept checks that the CRIU log a failure names ("(log
+// PATH)") still exists after the rollback removed the run's directory,
+// and holds want.
+func assertNamedLogKept(t *testing.T, stderr, want string) {
+	t.Helper()
+	m := regexp.MustCompile(`\(log (/[^ )]+)\)`).FindStringSubmatch(stderr)
+	if m == nil {
+		t.Fatalf("the failure names no CRIU log:\n%s", stderr)
+	}
+	data, err := os.ReadFile(m[1])
+	if err != nil || !strings.Contains(string(data), want) {
+		t.Fatalf("the log the failure names, %s, is gone or lacks %q: %v", m[1], want, err)
 	}
 }

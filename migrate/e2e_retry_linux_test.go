@@ -52,6 +52,7 @@ func TestDumpAgainAfterAMomentaryCause(t *testing.T) {
 		if len(report.DumpRetries) != 2 {
 			t.Fatalf("dump retries %q: want two (three dumps in all)", report.DumpRetries)
 		}
+		assertNamedLogKept(t, stderr, cause)
 		assertHost2Clean(t, ctx, e, name, true)
 	})
 }

@@ -517,6 +517,7 @@ func (s *source) sendImage(ctx context.Context, spec protocol.ContainerSpec, hav
 func (s *source) checkpoint(ctx context.Context) error {
 	spec, extra, images, err := s.prepareDump(ctx)
 	if err != nil {
+		criu.KeepLog(err, s.failedLogs()) // (a pre-copy round's)
 		return err
 	}
 	stopPages, err := s.servePages(ctx, &spec)
@@ -595,6 +596,7 @@ func (s *source) checkpoint(ctx context.Context) error {
 			case <-time.After(time.Second):
 			}
 		}
+		criu.KeepLog(err, s.failedLogs()) // (the rollback removes the dump)
 		err = s.dumpFailed(err, hookErr, postCopy)
 		s.rollback(ctx, postCopy)
 		if s.restoreAsked {
@@ -607,6 +609,10 @@ func (s *source) checkpoint(ctx context.Context) error {
 	}
 	return s.commit(context.WithoutCancel(ctx))
 }
+
+// failedLogs is where the logs of failed CRIU runs are kept, the newest
+// criu.KeptLogs: a failed migration's dump directory goes with it.
+func (s *source) failedLogs() string { return filepath.Join(s.cfg.WorkDir, "failed-logs") }
 
 // maxDumpAttempts bounds the dumps of one migration that fail for a
 // momentary state of the tree (criu.Momentary).

@@ -8,7 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"sort"
 	"strings"
+	"time"
 )
 
 // MinVersion is the oldest CRIU that can dump TCP sockets on kernels >= 6.16
@@ -67,6 +70,50 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// KeptLogs is how many failed runs' logs a directory given to Keep holds:
+// the oldest go first.
+const KeptLogs = 20
+
+// Keep copies the log the error names into dir (made if missing) and
+// names the copy instead, so the log outlives the run's directory (a
+// failed migration's rollback removes its dump). dir keeps the KeptLogs
+// newest logs. A log that cannot be kept is left named where it was.
+func (e *Error) Keep(dir string) error {
+	if e.LogPath == "" {
+		return nil
+	}
+	data, err := os.ReadFile(e.LogPath)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	kept := filepath.Join(dir, time.Now().UTC().Format("20060102T150405.000000000Z")+"-"+e.Op+".log")
+	if err := os.WriteFile(kept, data, 0o600); err != nil {
+		return err
+	}
+	e.LogPath = kept
+	old, err := filepath.Glob(filepath.Join(dir, "*.log"))
+	if err != nil || len(old) <= KeptLogs {
+		return err
+	}
+	sort.Strings(old) // (named by time)
+	for _, f := range old[:len(old)-KeptLogs] {
+		os.Remove(f)
+	}
+	return nil
+}
+
+// KeepLog is Keep for the CRIU error in err's chain, if any, logging
+// nothing: where the log stays is in the error.
+func KeepLog(err error, dir string) {
+	var ce *Error
+	if errors.As(err, &ce) && dir != "" {
+		ce.Keep(dir)
+	}
+}
 
 // momentary are causes that describe an instant of the tree rather than
 // something about it: a Unix connection a client made and wrote to (or
