@@ -62,6 +62,9 @@ func (e *Error) Error() string {
 	if e.LogPath != "" {
 		fmt.Fprintf(&b, " (log %s)", e.LogPath)
 	}
+	if means, todo, ok := explain(e.Cause); ok {
+		fmt.Fprintf(&b, "\n\twhat it means: %s\n\twhat to do: %s", means, todo)
+	}
 	for _, l := range e.Lines {
 		b.WriteString("\n\t")
 		b.WriteString(l)
