@@ -19,7 +19,13 @@ DOCKER_CLI=${DOCKER_CLI:-/usr/bin/docker}
 HASH_LABEL=org.dockmove.lab.hash
 
 log() { printf 'images: %s\n' "$*" >&2; }
-dk() { local h=$1; shift; "$DOCKER_CLI" -H "$(bash "$LAB" env "$h" | sed -n 's/^LAB_DOCKER_HOST=//p')" "$@"; }
+declare -A SOCK # host -> its dockerd's address, asked of lab.sh once
+dk() {
+	local h=$1
+	shift
+	[ -n "${SOCK[$h]:-}" ] || SOCK[$h]=$(bash "$LAB" env "$h" | sed -n 's/^LAB_DOCKER_HOST=//p')
+	"$DOCKER_CLI" -H "${SOCK[$h]}" "$@"
+}
 
 # make_rootfs DIR fills DIR with busybox and the few files programs expect.
 make_rootfs() {
@@ -63,6 +69,7 @@ import_image() {
 			dk host1 import "${changes[@]}" --change "LABEL $HASH_LABEL=$hash" - "$tag" >/dev/null
 		log "built $tag ($hash) on host1"
 	fi
+	printf '%s %s\n' "$tag" "$hash" >> "$BUILD/.images"
 	# Compared by the inputs' hash, not the image ID: the containerd image
 	# store (host4) names the same image by another ID.
 	for h in $(up_hosts); do
@@ -73,12 +80,42 @@ import_image() {
 	done
 }
 
+# The inputs of every image, cheaply: this script, the apps' files, the
+# workload binary's digest (go build is cached), and the host files the
+# images are cut from by name, size and time. When they and every image
+# on every host that is up are as the last build left them, there is
+# nothing to do (building the roots again to hash them took 23 s).
+APPS_ROOT=${APPS_ROOT:-/var/lib/dockmove-root/apps}
 mkdir -p "$BUILD"
+bash scripts/apps-root.sh
+CGO_ENABLED=0 go build -trimpath -o "$BUILD/workload.bin" ./cmd/workload
+inputs=$({
+	cat "$0" scripts/apps/* scripts/apps-root.sh
+	sha256sum "$BUILD/workload.bin"
+	stat -c '%n %s %Y' /bin/busybox /usr/bin/redis-check-rdb $(ldd /usr/bin/redis-check-rdb | grep -o '/[^ ]*') "$APPS_ROOT/.dockmove-ready" 2>&1 || true
+} | sha256sum | cut -c1-16)
+# current: every image of the last build is on host1 and each other host
+# that is up, with the inputs' hash it was built with.
+current() {
+	local h want have
+	[ "$(cat "$BUILD/.inputs" 2>/dev/null)" = "$inputs" ] && [ -s "$BUILD/.images" ] || return 1
+	want=$(cut -d' ' -f2 "$BUILD/.images")
+	for h in host1 $(up_hosts); do
+		# (one question per host: the hashes in the order of the tags)
+		have=$(dk "$h" image inspect --format "{{index .Config.Labels \"$HASH_LABEL\"}}" $(cut -d' ' -f1 "$BUILD/.images") 2>/dev/null) || return 1
+		[ "$have" = "$want" ] || return 1
+	done
+}
+if current; then
+	exit 0
+fi
+rm -f "$BUILD/.inputs" "$BUILD/.images"
+
 make_rootfs "$BUILD/busybox"
 import_image dockmove/busybox:lab "$BUILD/busybox" '["/bin/sh"]'
 
 make_rootfs "$BUILD/workload"
-CGO_ENABLED=0 go build -trimpath -o "$BUILD/workload/usr/local/bin/workload" ./cmd/workload
+install -m 0755 "$BUILD/workload.bin" "$BUILD/workload/usr/local/bin/workload"
 import_image dockmove/workload:lab "$BUILD/workload" '["/usr/local/bin/workload","--data-dir","/data"]'
 
 # redis-server from Debian's redis-tools (redis-check-rdb is the server
@@ -113,9 +150,8 @@ copy_from_root() {
 }
 
 # PostgreSQL 15 and nginx from Debian's packages (scripts/apps-root.sh
-# makes the root they are cut from), each with busybox for its scripts.
-APPS_ROOT=${APPS_ROOT:-/var/lib/dockmove-root/apps}
-bash scripts/apps-root.sh
+# makes the root they are cut from, above), each with busybox for its
+# scripts.
 PG=/usr/lib/postgresql/15
 make_rootfs "$BUILD/postgres"
 copy_from_root "$APPS_ROOT" "$BUILD/postgres" "$PG/bin/postgres" "$PG/bin/psql" \
@@ -135,3 +171,6 @@ install -m 0755 scripts/apps/nginx-lab "$BUILD/nginx/usr/local/bin/nginx-lab"
 printf 'www-data:x:33:33::/var/www:/bin/false\n' >>"$BUILD/nginx/etc/passwd"
 printf 'www-data:x:33:\n' >>"$BUILD/nginx/etc/group"
 import_image dockmove/nginx:lab "$BUILD/nginx" '["/usr/local/bin/nginx-lab"]'
+
+# Every image is built and on every host that is up: remember the inputs.
+echo "$inputs" > "$BUILD/.inputs"

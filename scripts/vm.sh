@@ -10,6 +10,9 @@
 #   VM_ACCEL=kvm             use KVM instead of TCG
 #   VM_DOCKER=0              leave out the two-dockerd lab (default: included; needs make lab-up for its images)
 #   VM_DOCKER_RUN=REGEXP     which of the lab's tests to run (default TestVMDocker)
+#   VM_DOCKER_RUNS='PAIR=REGEXP;PAIR=REGEXP'
+#                            several runs of the lab's tests, one after the other, each on
+#                            its pair of hosts (instead of VM_PAIR and VM_DOCKER_RUN)
 #   VM_MIB=N                 the lab tests' container memory (default 32)
 #   VM_CGROUP=2              mount the unified cgroup v2 hierarchy (default: v1 controllers)
 #   VM_MODERN=1              also run the lab's Docker 28 hosts (host3, host4; needs make lab-up-modern)
@@ -192,9 +195,12 @@ if [ -x /bin/migratetest ] && [ $rc = 0 ]; then
 			for t in images/*.tar; do DOCKER_HOST=unix:///run/dockmove-lab/$h.sock docker load -q -i $t; done
 		done
 		bash scripts/lab-runtime.sh
-		DOCKMOVE_LAB_PAIR=$(cat /etc/vm-pair) DOCKMOVE_VM_MIB=$(cat /etc/vm-mib) DOCKMOVE_BIN=/repo/bin DOCKMOVE_STRICT=1 \
-			/bin/migratetest -test.v -test.timeout 15m -test.run "$(cat /etc/vm-docker-run)"
-		rc=$?
+		# One run per line: PAIR REGEXP.
+		while read -r pair run; do
+			echo "VMTEST lab tests on $pair: $run"
+			DOCKMOVE_LAB_PAIR=$pair DOCKMOVE_VM_MIB=$(cat /etc/vm-mib) DOCKMOVE_BIN=/repo/bin DOCKMOVE_STRICT=1 \
+				/bin/migratetest -test.v -test.timeout 15m -test.run "$run" || rc=1
+		done < /etc/vm-docker-runs
 	else
 		echo "VMTEST lab did not come up"; tail -20 /var/log/dockmove-lab/*.log; rc=1
 	fi
@@ -204,10 +210,13 @@ poweroff -f
 EOF
 chmod +x "$root/init"
 echo "${VM_RUN:-}" > "$root/etc/vmtest.args"
-echo "${VM_DOCKER_RUN:-TestVMDocker}" > "$root/etc/vm-docker-run"
+if [ -n "${VM_DOCKER_RUNS:-}" ]; then
+	tr ';=' '\n ' <<<"$VM_DOCKER_RUNS" > "$root/etc/vm-docker-runs"
+else
+	echo "${VM_PAIR:-host1,host2} ${VM_DOCKER_RUN:-TestVMDocker}" > "$root/etc/vm-docker-runs"
+fi
 echo "${VM_MIB:-32}" > "$root/etc/vm-mib"
 echo "${VM_CGROUP:-1}" > "$root/etc/vm-cgroup"
-echo "${VM_PAIR:-host1,host2}" > "$root/etc/vm-pair"
 [ -n "${docker_lab:-}" ] || rm -f "$root/bin/migratetest"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$OUT/initrd.gz"
 log "kernel $kver, initramfs $(du -h "$OUT/initrd.gz" | cut -f1)"
