@@ -260,15 +260,16 @@ func TestFailureRestoreFailsOnHost2(t *testing.T) {
 // post-copy too, where host1's CRIU sees only its page client go).
 func failureRestoreFailsOnHost2(t *testing.T, e env, strategy string) {
 	ctx := ctxFor(t, 3*time.Minute)
-	// An option CRIU does not know makes the real restore fail on host2.
-	startDst(t, e, "--restore-criu-option", "no-such-criu-option")
+	// An action script that fails makes CRIU's real restore fail on host2,
+	// once CRIU logs to its restore log.
+	startDst(t, e, "--restore-criu-option", "action-script /bin/false")
 	name := unique("rstfail")
 	addr := runWorkload(t, ctx, e, name, lab.WorkloadImage)
 	before := waitBeat(t, ctx, addr, 0)
 	_, stderr, err := runSrc(ctx, e, name, nil, "--strategy", strategy)
 	failedMigration(t, ctx, e, name, addr, before, err, stderr, "restore on destination: transfer: peer failed: criu restore")
 	t.Logf("migrate-src reported:\n%s", stderr)
-	assertNamedLogKept(t, stderr, "no-such-criu-option")
+	assertNamedLogKept(t, stderr, "Script /bin/false exited")
 	assertHost2Clean(t, ctx, e, name, true)
 }
 

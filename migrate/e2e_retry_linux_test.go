@@ -1,6 +1,7 @@
 package migrate_test
 
 import (
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -10,12 +11,12 @@ import (
 
 // TestDumpAgainAfterAMomentaryCause: a container whose process holds a
 // Unix connection in flight (connected and written to, not yet accepted),
-// which CRIU cannot dump. When the server accepts it a moment later (here:
-// once it notices it was frozen), the dump is made again and the container
-// moves, the report naming the first dump's cause. When it never does,
-// the migration gives up after three dumps with CRIU's cause, and the
-// container runs on on host1 with nothing left on host2. Real CRIU, real
-// dockerd.
+// which CRIU cannot dump. When the server accepts it a moment later (here
+// when the test tells it to, between the first dump and the second), the
+// dump is made again and the container moves, the report naming the first
+// dump's cause. When it never does, the migration gives up after three
+// dumps with CRIU's cause and the kept log, and the container runs on on
+// host1 with nothing left on host2. Real CRIU, real dockerd.
 func TestDumpAgainAfterAMomentaryCause(t *testing.T) {
 	const cause = "Non-empty write queue on an in-flight socket"
 	e := setup(t)
@@ -23,9 +24,22 @@ func TestDumpAgainAfterAMomentaryCause(t *testing.T) {
 	t.Run("accepted a moment later", func(t *testing.T) {
 		ctx := ctxFor(t, 3*time.Minute)
 		name := unique("inflight")
-		addr := runWorkloadWith(t, ctx, e, name, lab.WorkloadImage, 16, 100, nil, []string{"--unix-in-flight", "/tmp/app.sock", "--accept-after-freeze"})
+		addr := runWorkloadWith(t, ctx, e, name, lab.WorkloadImage, 16, 100, nil, []string{"--unix-in-flight", "/tmp/app.sock", "--accept-on-signal"})
 		before := waitBeat(t, ctx, addr, 0)
-		report, stderr, err := runSrc(ctx, e, name, nil, "--strategy", "stop-and-copy")
+		pid, err := e.h1.Docker(ctx, "inspect", "-f", "{{.State.Pid}}", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The second "dump" stage is the second attempt, announced before
+		// its pause: the server accepts in between.
+		dumps := 0
+		report, stderr, err := runSrc(ctx, e, name, func(stage string, _ func()) {
+			if stage == "dump" {
+				if dumps++; dumps == 2 {
+					exec.Command("kill", "-USR2", pid).Run()
+				}
+			}
+		}, "--strategy", "stop-and-copy")
 		if err != nil {
 			t.Fatalf("migration failed: %v\n%s", err, stderr)
 		}

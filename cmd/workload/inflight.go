@@ -7,7 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"time"
+	"os/signal"
+	"syscall"
 )
 
 // held keeps the connections reachable: an unreachable one would be
@@ -17,10 +18,9 @@ var held []io.Closer
 // holdInFlight makes the moment CRIU cannot dump: a Unix connection made
 // to a listening socket of this process and written to, not yet accepted
 // (as a local client of a database leaves one for an instant). With
-// acceptAfterFreeze it accepts the connection once it notices it was
-// frozen (a pause of its ticks), as a real server would a moment later;
-// otherwise never.
-func holdInFlight(path string, acceptAfterFreeze bool, log *slog.Logger) {
+// acceptOnSignal it accepts the connection when it gets SIGUSR2, as a
+// real server would a moment later; otherwise never.
+func holdInFlight(path string, acceptOnSignal bool, log *slog.Logger) {
 	os.Remove(path)
 	ln, err := net.Listen("unix", path)
 	if err != nil {
@@ -38,16 +38,15 @@ func holdInFlight(path string, acceptAfterFreeze bool, log *slog.Logger) {
 	}
 	held = append(held, ln, c)
 	log.Info("a Unix connection is in flight", "path", path)
-	last := time.Now()
-	for range time.Tick(10 * time.Millisecond) {
-		if gap := time.Since(last); acceptAfterFreeze && gap > 300*time.Millisecond {
-			s, err := ln.Accept()
-			log.Info("frozen: the in-flight connection is accepted", "gap", gap, "err", err)
-			if err == nil {
-				held = append(held, s)
-			}
-			return
-		}
-		last = time.Now()
+	if !acceptOnSignal {
+		return
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGUSR2)
+	<-sig
+	s, err := ln.Accept()
+	log.Info("the in-flight connection is accepted", "err", err)
+	if err == nil {
+		held = append(held, s)
 	}
 }

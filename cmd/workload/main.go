@@ -39,12 +39,12 @@ func main() {
 	thp := fs.Bool("thp", false, "let the kernel back the region with transparent huge pages (its dirty tracking then works in 2 MiB units)")
 	fs.StringVar(&cfg.StatusFile, "status-file", "", "on SIGUSR1, verify memory and write the status line here (with --listen \"\": no heartbeat server)")
 	inFlight := fs.String("unix-in-flight", "", "keep a Unix connection to a socket at this path in flight (connected and written, not accepted): CRIU cannot dump that")
-	acceptAfterFreeze := fs.Bool("accept-after-freeze", false, "with --unix-in-flight: accept the connection once the process notices it was frozen")
+	acceptOnSignal := fs.Bool("accept-on-signal", false, "with --unix-in-flight: accept the connection on SIGUSR2")
 	fs.Parse(os.Args[1:])
 
 	log := slog.New(slog.NewTextHandler(os.Stdout, nil))
 	if *inFlight != "" {
-		go holdInFlight(*inFlight, *acceptAfterFreeze, log)
+		go holdInFlight(*inFlight, *acceptOnSignal, log)
 	}
 	if err := run(cfg, *thp, log); err != nil {
 		log.Error("workload failed", "err", err)
