@@ -184,7 +184,9 @@ func TestSecondMigrationRefusedWhileInFlight(t *testing.T) {
 	ctx := ctxFor(t, 4*time.Minute)
 	startDst(t, e)
 	name := unique("twice")
-	addr := runWorkloadMiB(t, ctx, e, name, lab.WorkloadImage, 1024, 500)
+	// 256 MiB: post-copy lasts about 2 s here, the second run's refusal
+	// takes a few hundred milliseconds.
+	addr := runWorkloadMiB(t, ctx, e, name, lab.WorkloadImage, 256, 500)
 	var second lab.SourceRun
 	first := lab.RunSource(ctx, e.h1, e.h2, e.bin, name, func(stage string, _ func()) {
 		if stage == "post-copy" && second.Stderr == "" {
