@@ -185,11 +185,9 @@ if [ -x /bin/migratetest ] && [ $rc = 0 ]; then
 	mount -t tmpfs varlib /var/lib
 	echo 1 > /proc/sys/net/ipv4/ip_forward
 	cd /repo
-	flavour=classic hosts="host1 host2"
-	if [ -d /opt/dockmove-root/testing ]; then
-		export MODERN_ROOT=/opt/dockmove-root/testing
-		flavour=all hosts="host1 host2 host3 host4"
-	fi
+	# Only the hosts the runs need: under TCG an idle dockerd costs too.
+	flavour=$(cat /etc/vm-flavour) hosts=$(cat /etc/vm-hosts)
+	[ -d /opt/dockmove-root/testing ] && export MODERN_ROOT=/opt/dockmove-root/testing
 	if bash scripts/lab.sh up $flavour; then
 		for h in $hosts; do
 			for t in images/*.tar; do DOCKER_HOST=unix:///run/dockmove-lab/$h.sock docker load -q -i $t; done
@@ -215,6 +213,18 @@ if [ -n "${VM_DOCKER_RUNS:-}" ]; then
 else
 	echo "${VM_PAIR:-host1,host2} ${VM_DOCKER_RUN:-TestVMDocker}" > "$root/etc/vm-docker-runs"
 fi
+# The lab hosts the runs use, and the lab.sh flavour that brings them up.
+vm_hosts=$(cut -d' ' -f1 "$root/etc/vm-docker-runs" | tr ',' '\n' | sort -u | tr '\n' ' ')
+case "$vm_hosts" in
+*host3* | *host4*) case "$vm_hosts" in *host1* | *host2*) flavour=all ;; *) flavour=modern ;; esac ;;
+*) flavour=classic ;;
+esac
+if [ "$flavour" != classic ] && [ "${VM_MODERN:-0}" != 1 ]; then
+	log "the runs use $vm_hosts: host3 and host4 need VM_MODERN=1"
+	exit 1
+fi
+echo "$flavour" > "$root/etc/vm-flavour"
+echo "$vm_hosts" > "$root/etc/vm-hosts"
 echo "${VM_MIB:-32}" > "$root/etc/vm-mib"
 echo "${VM_CGROUP:-1}" > "$root/etc/vm-cgroup"
 [ -n "${docker_lab:-}" ] || rm -f "$root/bin/migratetest"
