@@ -52,7 +52,7 @@ func TestInDoubtResolvedByGuard(t *testing.T) {
 }
 
 // TestLinkCutBeforeCommitResolved cuts the agents' link just before the
-// commit is sent and heals it 25 s later: both sessions die of their
+// commit is sent and heals it once both sessions must have died of their
 // keepalives, host2 pauses its copy, and migrate-src delivers the commit
 // in a new session once the link is back, then succeeds.
 func TestLinkCutBeforeCommitResolved(t *testing.T) {
@@ -68,7 +68,7 @@ func TestLinkCutBeforeCommitResolved(t *testing.T) {
 	run := lab.RunSource(ctx, e.h1, e.h2, e.bin, name, func(stage string, _ func()) {
 		if stage == "commit" {
 			cut()
-			time.AfterFunc(25*time.Second, func() { heal(); close(healed) })
+			time.AfterFunc(lab.LinkCutFor(), func() { heal(); close(healed) })
 		}
 	}, "--strategy", "stop-and-copy", "--pause-at", "commit", "--pause-for", "1s")
 	select {

@@ -62,11 +62,11 @@ var matrixFaults = map[string]matrixFault{
 			c.bgErr = c.d.Start()
 		})
 	}},
-	"cut link 25s": {"cut link 25s", func(c *matrixCell) {
+	"cut link": {"cut link", func(c *matrixCell) {
 		cut, heal := linkCutter(c.t, c.ctx, c.e)
 		cut()
 		c.heal = heal
-		time.AfterFunc(25*time.Second, heal)
+		time.AfterFunc(lab.LinkCutFor(), heal)
 	}},
 	"kill source CRIU": {"kill source CRIU", func(c *matrixCell) {
 		if n := killChildren("migrate-src", "criu"); n == 0 {
@@ -96,15 +96,15 @@ func matrixCells() []*matrixCell {
 	for _, phase := range []string{"preflight", "dump", "transfer", "restore"} {
 		add("stop-and-copy", phase, "kill migrate-src", "host1", false)
 		add("stop-and-copy", phase, "kill migrate-dst", "host1", false)
-		add("stop-and-copy", phase, "cut link 25s", "host1", false)
+		add("stop-and-copy", phase, "cut link", "host1", false)
 	}
 	add("stop-and-copy", "transfer", "kill source CRIU", "host1", true)
 	// Between "restored" and the commit: the original is gone.
 	add("stop-and-copy", "commit", "kill migrate-src", "host2", true)
 	add("stop-and-copy", "commit", "kill migrate-dst", "host2", true)
-	add("stop-and-copy", "commit", "cut link 25s", "host2", false)
-	for _, fault := range []string{"kill migrate-src", "kill migrate-dst", "cut link 25s", "kill source CRIU", "kill lazy-pages daemon"} {
-		add("lazy", "post-copy", fault, "host1", fault != "cut link 25s" && fault != "kill migrate-src")
+	add("stop-and-copy", "commit", "cut link", "host2", false)
+	for _, fault := range []string{"kill migrate-src", "kill migrate-dst", "cut link", "kill source CRIU", "kill lazy-pages daemon"} {
+		add("lazy", "post-copy", fault, "host1", fault != "cut link" && fault != "kill migrate-src")
 	}
 	add("lazy", "transfer", "kill migrate-src", "host1", false)
 	add("lazy", "transfer", "kill migrate-dst", "host1", false)

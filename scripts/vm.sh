@@ -196,6 +196,8 @@ if [ -x /bin/migratetest ] && [ $rc = 0 ]; then
 		# One run per line: PAIR REGEXP.
 		while read -r pair run; do
 			echo "VMTEST lab tests on $pair: $run"
+			# The agents' default keepalives: emulated CPUs can hold a ping back.
+			DOCKMOVE_LAB_PEER_TIMEOUTS=5s,10s \
 			DOCKMOVE_LAB_PAIR=$pair DOCKMOVE_VM_MIB=$(cat /etc/vm-mib) DOCKMOVE_BIN=/repo/bin DOCKMOVE_STRICT=1 \
 				/bin/migratetest -test.v -test.timeout 15m -test.run "$run" || rc=1
 		done < /etc/vm-docker-runs

@@ -28,6 +28,10 @@ type TransferFlags struct {
 	// PeerWaitTimeout.
 	StreamIdle time.Duration
 	PeerWait   time.Duration
+	// KeepAlive and DeadPeer are transfer.Config's KeepAlive and
+	// DeadPeerTimeout.
+	KeepAlive time.Duration
+	DeadPeer  time.Duration
 }
 
 // Register adds the flags to fs.
@@ -41,13 +45,16 @@ func (f *TransferFlags) Register(fs *pflag.FlagSet) {
 	d := transfer.DefaultConfig()
 	fs.DurationVar(&f.StreamIdle, "stream-idle-timeout", d.StreamIdleTimeout, "fail a file stream that makes no progress for this long")
 	fs.DurationVar(&f.PeerWait, "peer-wait-timeout", d.PeerWaitTimeout, "give up on a peer that sends nothing it is due to send (the next step, a stream) for this long")
+	fs.DurationVar(&f.KeepAlive, "keepalive", d.KeepAlive, "how often to ping the peer over an idle connection")
+	fs.DurationVar(&f.DeadPeer, "dead-peer-timeout", d.DeadPeerTimeout, "declare the peer gone when a ping stays unanswered, or a write blocked, this long (with --keepalive it bounds how long a cut link goes unnoticed)")
 }
 
 // Args renders the flags as arguments, for a helper that must reach the
 // same peers (migrate-src's guard).
 func (f *TransferFlags) Args() []string {
 	args := []string{"--tls-dir", f.TLSDir, "--zstd-level", strconv.Itoa(f.ZstdLevel),
-		"--stream-idle-timeout", f.StreamIdle.String(), "--peer-wait-timeout", f.PeerWait.String()}
+		"--stream-idle-timeout", f.StreamIdle.String(), "--peer-wait-timeout", f.PeerWait.String(),
+		"--keepalive", f.KeepAlive.String(), "--dead-peer-timeout", f.DeadPeer.String()}
 	for flag, v := range map[string]string{"--tls-ca": f.CA, "--tls-cert": f.Cert, "--tls-key": f.Key} {
 		if v != "" {
 			args = append(args, flag, v)
@@ -78,6 +85,7 @@ func (f *TransferFlags) Config(server bool, log *slog.Logger) (transfer.Config, 
 	cfg := transfer.DefaultConfig()
 	cfg.CompressLevel = f.ZstdLevel
 	cfg.StreamIdleTimeout, cfg.PeerWaitTimeout = f.StreamIdle, f.PeerWait
+	cfg.KeepAlive, cfg.DeadPeerTimeout = f.KeepAlive, f.DeadPeer
 	cfg.Logger = log
 	if f.Plaintext {
 		log.Warn("INSECURE: --insecure-plaintext-no-auth: the connection is neither encrypted nor authenticated")

@@ -63,6 +63,38 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// PeerTimeouts are the lab agents' keepalive period and dead-peer timeout:
+// shorter than the agents' defaults (5 s, 10 s), so that tests that cut
+// the link, and the guard's announcements that last as long as a peer may
+// take to notice, wait less. DOCKMOVE_LAB_PEER_TIMEOUTS=KEEPALIVE,DEADPEER
+// sets others (the VM tier uses the defaults: its emulated CPU can hold a
+// ping back for seconds).
+func PeerTimeouts() (keepAlive, deadPeer time.Duration) {
+	keepAlive, deadPeer = 2*time.Second, 5*time.Second
+	if v := os.Getenv("DOCKMOVE_LAB_PEER_TIMEOUTS"); v != "" {
+		a, b, _ := strings.Cut(v, ",")
+		ka, err1 := time.ParseDuration(a)
+		dp, err2 := time.ParseDuration(b)
+		if err1 == nil && err2 == nil && ka > 0 && dp > 0 {
+			return ka, dp
+		}
+	}
+	return keepAlive, deadPeer
+}
+
+// LinkCutFor is how long a test cuts the link for the agents to notice:
+// both sessions die of their keepalives well within it.
+func LinkCutFor() time.Duration {
+	ka, dp := PeerTimeouts()
+	return ka + dp + 5*time.Second
+}
+
+// peerArgs are the agents' flags for PeerTimeouts.
+func peerArgs() []string {
+	ka, dp := PeerTimeouts()
+	return []string{"--keepalive", ka.String(), "--dead-peer-timeout", dp.String()}
+}
+
 // StartDestination runs bin/migrate-dst on h and waits until it listens.
 func StartDestination(h Host, bin string, extra ...string) (*Destination, error) {
 	d := &Destination{host: h, bin: bin, args: append([]string{
@@ -71,7 +103,7 @@ func StartDestination(h Host, bin string, extra ...string) (*Destination, error)
 		"--work-dir", h.WorkDir(),
 		"--runtime-state", h.RuntimeState(),
 		"--tls-dir", filepath.Join(TLSDir, h.Name),
-	}, extra...)}
+	}, append(peerArgs(), extra...)...)}
 	return d, d.Start()
 }
 
@@ -187,7 +219,7 @@ func RunSource(ctx context.Context, h1, h2 Host, bin, name string, onStage func(
 		"--work-dir", h1.WorkDir(),
 		"--tls-dir", filepath.Join(TLSDir, h1.Name),
 		"--events", "/dev/fd/3",
-		"--json"}, extra...)
+		"--json"}, append(peerArgs(), extra...)...)
 	if name != "" { // "" when extra names the target (--pid)
 		args = append(args, name)
 	}
