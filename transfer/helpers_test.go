@@ -207,3 +207,26 @@ type readWriter struct {
 	io.Reader
 	io.Writer
 }
+
+// tunnelEntry has c forward the connections made to a new loopback
+// listener over tunnel streams called name, and returns the listener's
+// address.
+func tunnelEntry(t *testing.T, ctx context.Context, c *Session, name string) string {
+	t.Helper()
+	entry, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go c.Forward(ctx, entry, name)
+	return entry.Addr().String()
+}
+
+// dialTunnel connects to a new tunnel entry of c (tunnelEntry).
+func dialTunnel(t *testing.T, ctx context.Context, c *Session, name string) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", tunnelEntry(t, ctx, c, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}

@@ -268,13 +268,9 @@ func TestTunnelCarriesTCPBothWays(t *testing.T) {
 			}()
 			var served atomic.Int64
 			go s.ServeTunnel(ctx, "page-server", svc.Addr().String(), TunnelOptions{Counted: func(n int64) { served.Store(n) }})
-			entry, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			go c.Forward(ctx, entry, "page-server")
+			entry := tunnelEntry(t, ctx, c, "page-server")
 			for i := range 3 {
-				conn, err := net.Dial("tcp", entry.Addr().String())
+				conn, err := net.Dial("tcp", entry)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -306,15 +302,7 @@ func TestTunnelWaitsForALateService(t *testing.T) {
 	addr := probe.Addr().String()
 	probe.Close() // nothing listens here yet
 	go s.ServeTunnel(ctx, "late", addr, TunnelOptions{})
-	entry, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go c.Forward(ctx, entry, "late")
-	conn, err := net.Dial("tcp", entry.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := dialTunnel(t, ctx, c, "late")
 	defer conn.Close()
 	time.Sleep(300 * time.Millisecond) // the tunnel is already retrying
 	svc, err := net.Listen("tcp", addr)

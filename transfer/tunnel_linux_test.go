@@ -25,15 +25,7 @@ func TestTunnelHelperProcess(t *testing.T) {
 	c, s := sessionPair(t, transports[0])
 	ctx := testContext(t)
 	go s.ServeTunnel(ctx, "pages", addr, TunnelOptions{})
-	entry, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go c.Forward(ctx, entry, "pages")
-	conn, err := net.Dial("tcp", entry.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := dialTunnel(t, ctx, c, "pages")
 	conn.Write([]byte("hello"))
 	select {}
 }

@@ -126,15 +126,7 @@ func TestTunnelRequestAndReplyDoNotWait(t *testing.T) {
 	go s.ServeTunnel(ctx, "pages", svc.Addr().String(), TunnelOptions{
 		Counted: func(n int64) { served.Store(n) }, Wire: func(n int64) { wire.Store(n) },
 	})
-	entry, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go c.Forward(ctx, entry, "pages")
-	conn, err := net.Dial("tcp", entry.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := dialTunnel(t, ctx, c, "pages")
 	defer conn.Close()
 	page := make([]byte, 4096)
 	for i := range 200 {
