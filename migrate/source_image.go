@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
+	"strings"
 )
 
 // Shipping an image sends only the layers the destination lacks. `docker
@@ -147,27 +149,39 @@ func untagArchive(src, dst string) error {
 // imageNameAnnotations are the OCI index annotations that name an image.
 var imageNameAnnotations = []string{"io.containerd.image.name", "org.opencontainers.image.ref.name"}
 
+// copyUntagged copies an image archive without its names. Entry names must
+// be plain relative paths as `docker save` writes them: a loader cleans
+// names, so "./manifest.json" would be a second manifest.json that this
+// copy left as it came.
 func copyUntagged(tr *tar.Reader, tw *tar.Writer) error {
-	manifests := 0
+	manifests, indexes := 0, 0
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
 			if manifests != 1 {
-				return errors.New("image archive has no manifest.json")
+				return fmt.Errorf("image archive has %d manifest.json, want one", manifests)
+			}
+			if indexes > 1 {
+				return fmt.Errorf("image archive has %d index.json, want at most one", indexes)
 			}
 			return tw.Close()
 		}
 		if err != nil {
 			return err
 		}
+		name := strings.TrimSuffix(h.Name, "/")
+		if name == "" || path.IsAbs(name) || path.Clean(name) != name || name == ".." || strings.HasPrefix(name, "../") {
+			return fmt.Errorf("image archive entry %q: not a plain relative name", h.Name)
+		}
 		var rewritten []byte
-		switch h.Name {
+		switch name {
 		case "repositories":
 			continue
 		case "manifest.json":
 			manifests++
 			rewritten, err = untagManifest(tr)
 		case "index.json":
+			indexes++
 			rewritten, err = untagIndex(tr)
 		}
 		if err != nil {
@@ -214,6 +228,9 @@ func untagIndex(r io.Reader) ([]byte, error) {
 		if err := json.Unmarshal(raw, &list); err != nil {
 			return nil, err
 		}
+	}
+	if len(list) > 1 {
+		return nil, fmt.Errorf("%d images, want one", len(list))
 	}
 	for _, d := range list {
 		var ann map[string]string

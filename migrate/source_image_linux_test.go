@@ -113,6 +113,25 @@ func TestUntagArchiveDropsEveryName(t *testing.T) {
 	if err := untagArchive(src, dst); err == nil {
 		t.Error("an archive without a manifest was accepted")
 	}
+	// A loader cleans entry names: each of these would be a second
+	// manifest.json, repositories or index.json that the copy did not
+	// untag (./manifest.json re-tagged host2's debian:12).
+	for _, name := range []string{"./manifest.json", "./repositories", "blobs/../index.json", "/manifest.json", "../manifest.json", "blobs//l"} {
+		writeTar(t, src, map[string]string{
+			"manifest.json": `[{"Config":"blobs/sha256/c","Layers":[]}]`,
+			name:            `[{"Config":"blobs/sha256/c","RepoTags":["debian:12"]}]`,
+		})
+		if err := untagArchive(src, dst); err == nil || !strings.Contains(err.Error(), "not a plain relative name") {
+			t.Errorf("an entry named %q: %v", name, err)
+		}
+	}
+	writeTar(t, src, map[string]string{
+		"manifest.json": `[{"Config":"blobs/sha256/c"}]`,
+		"index.json":    `{"schemaVersion":2,"manifests":[{"digest":"sha256:a"},{"digest":"sha256:b","annotations":{"io.containerd.image.name":"docker.io/library/debian:12"}}]}`,
+	})
+	if err := untagArchive(src, dst); err == nil {
+		t.Error("an index of two images was accepted")
+	}
 }
 
 func writeTar(t *testing.T, path string, files map[string]string) {
