@@ -8,6 +8,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"io/fs"
 	"fmt"
 	"math/big"
 	"net"
@@ -170,7 +171,7 @@ func WriteBundle(dir string, hosts []BundleHost) error {
 			return err
 		}
 		hdir := filepath.Join(dir, h.Name)
-		if err := os.MkdirAll(hdir, 0o700); err != nil {
+		if err := mkdirNoFollow(hdir); err != nil {
 			return err
 		}
 		if err := writeFiles(hdir, map[string][]byte{"ca.pem": ca.pem, "cert.pem": cert, "key.pem": key}); err != nil {
@@ -259,6 +260,24 @@ func writeFiles(dir string, files map[string][]byte) error {
 		if err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// mkdirNoFollow makes directory dir (0700), or takes the one there, but
+// never a symbolic link: credentials written through one would land
+// wherever it points.
+func mkdirNoFollow(dir string) error {
+	err := os.Mkdir(dir, 0o700)
+	if err == nil || !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("transfer: %s exists and is not a directory (a link?): credentials are written only into real directories", dir)
 	}
 	return nil
 }

@@ -66,6 +66,20 @@ func TestCredentialsAreNeverWrittenThroughALinkOrOverAFile(t *testing.T) {
 	if data, _ := os.ReadFile(victim); string(data) != "keep" {
 		t.Fatalf("the link's target was overwritten: %q", data)
 	}
+
+	// A planted link where host1's directory will go.
+	dir = filepath.Join(t.TempDir(), "tls")
+	elsewhere := t.TempDir()
+	os.MkdirAll(dir, 0o700)
+	if err := os.Symlink(elsewhere, filepath.Join(dir, "host1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteBundle(dir, []BundleHost{{Name: "host1"}}); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Fatalf("the bundle went through a planted directory link: %v", err)
+	}
+	if left, _ := os.ReadDir(elsewhere); len(left) != 0 {
+		t.Fatalf("credentials written where the link points: %v", left)
+	}
 }
 
 // A CA directory issues certificates (valid a year) for new hosts, refuses

@@ -117,7 +117,16 @@ func establish(ctx context.Context, raw net.Conn, cfg Config, client bool) (*Ses
 	s, err := handshake(ctx, raw, cfg, client, log)
 	if err != nil {
 		if !client {
-			log.Warn("peer refused", "err", err)
+			// Per address and cause: a flood of one refusal shows once a
+			// period, a different refusal from there at once.
+			host, _, _ := net.SplitHostPort(raw.RemoteAddr().String())
+			cause := err.Error()
+			if len(cause) > 160 {
+				cause = cause[:160]
+			}
+			if ok, held := refusedLog.allow(host+" "+cause, time.Now()); ok {
+				log.Warn("peer refused", "err", err, "refusals_not_logged", held)
+			}
 		}
 		raw.Close()
 		if ctx.Err() != nil {
