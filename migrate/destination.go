@@ -336,8 +336,17 @@ func (s *Server) handle(ctx context.Context, conn net.Conn, handshakeDone func()
 		return // transfer.Server logged the refusal with the peer's address
 	}
 	log := s.log.With("peer", sess.RemoteAddr().String())
-	first, err := sess.Recv(ctx)
+	// A source that authenticated and then says nothing must not hold a
+	// session: its first message is due within the peer wait.
+	fctx, cancel := context.WithTimeoutCause(ctx, tc.PeerWaitTimeout,
+		fmt.Errorf("%w: the peer sent nothing within %v of its hello", transfer.ErrIdle, tc.PeerWaitTimeout))
+	first, err := sess.Recv(fctx)
+	cancel()
 	if err != nil {
+		if cause := context.Cause(fctx); fctx.Err() != nil && ctx.Err() == nil {
+			err = cause
+			sess.Fail(err)
+		}
 		log.Warn("session ended before its first message", "err", err)
 		return
 	}

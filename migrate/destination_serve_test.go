@@ -247,3 +247,39 @@ func TestSilentSourceIsGivenUpOnWithFakeSessions(t *testing.T) {
 		t.Fatalf("gave up after %v", took)
 	}
 }
+
+// TestSourceSilentAfterItsHelloIsGivenUpOnWithFakeSessions: a source that
+// authenticates and then sends nothing does not hold its session: handle
+// ends it after the peer wait, and the source sees it end.
+func TestSourceSilentAfterItsHelloIsGivenUpOnWithFakeSessions(t *testing.T) {
+	cfg := DefaultDestConfig()
+	cfg.Transfer.InsecurePlaintext = true
+	cfg.Transfer.PeerWaitTimeout = 200 * time.Millisecond
+	s := &Server{cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		hello: transfer.Hello{Protocol: transfer.ProtocolVersion, Role: transfer.RoleDestination, Agent: "test", DockerAPI: "1.41", CRIU: transfer.CRIUInfo{Version: 40201}}}
+	a, b := net.Pipe()
+	done := make(chan struct{})
+	start := time.Now()
+	go func() { s.handle(context.Background(), b, func() {}); close(done) }()
+	ccfg := transfer.DefaultConfig()
+	ccfg.InsecurePlaintext = true
+	ccfg.Hello = transfer.Hello{Protocol: transfer.ProtocolVersion, Role: transfer.RoleSource, Agent: "test", DockerAPI: "1.41", CRIU: transfer.CRIUInfo{Version: 40201}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	src, err := transfer.Client(ctx, a, ccfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("handle still holds a silent source's session after 5 s")
+	}
+	if _, err := src.Recv(ctx); err == nil || !strings.Contains(err.Error(), "sent nothing") {
+		t.Fatalf("the source saw %v, want the destination's reason", err)
+	}
+	if took := time.Since(start); took < 200*time.Millisecond {
+		t.Fatalf("gave up after %v, before the peer wait", took)
+	}
+}
