@@ -41,9 +41,9 @@ func Start(ctx context.Context, sess *transfer.Session, criuBin, imagesDir, work
 	if err != nil {
 		return nil, err
 	}
-	ln := &ownedListener{Listener: tcp, rejected: func(addr string, err error) {
+	ln := newOwnedListener(tcp, func(addr string, err error) {
 		log.Warn("refused a local connection to the page tunnel", "from", addr, "err", err)
-	}}
+	})
 	go sess.Forward(context.WithoutCancel(ctx), ln, Stream)
 	if criuBin == "" {
 		criuBin = "criu"
@@ -57,7 +57,7 @@ func Start(ctx context.Context, sess *transfer.Session, criuBin, imagesDir, work
 		ln.Close()
 		return nil, fmt.Errorf("lazypages: start daemon: %w", err)
 	}
-	ln.pid.Store(int64(d.cmd.Process.Pid))
+	ln.setPid(d.cmd.Process.Pid)
 	go func() {
 		err := d.cmd.Wait()
 		if err != nil {

@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // ownedListener accepts only connections made by the process whose PID is
@@ -20,14 +22,35 @@ import (
 type ownedListener struct {
 	net.Listener
 	pid      atomic.Int64
+	started  chan struct{} // closed once pid is set
+	once     sync.Once
 	rejected func(addr string, err error)
 }
+
+func newOwnedListener(ln net.Listener, rejected func(addr string, err error)) *ownedListener {
+	return &ownedListener{Listener: ln, started: make(chan struct{}), rejected: rejected}
+}
+
+// setPid names the one process whose connections are accepted.
+func (l *ownedListener) setPid(pid int) {
+	l.pid.Store(int64(pid))
+	l.once.Do(func() { close(l.started) })
+}
+
+// daemonStartWait bounds how long a connection waits for the daemon's PID
+// to be known: the daemon connects as soon as it runs, which can be before
+// the agent that started it has recorded its PID.
+const daemonStartWait = 5 * time.Second
 
 func (l *ownedListener) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
 			return nil, err
+		}
+		select {
+		case <-l.started:
+		case <-time.After(daemonStartWait):
 		}
 		pid := int(l.pid.Load())
 		if pid == 0 {

@@ -272,6 +272,9 @@ type source struct {
 	tc        transfer.Config // the session's configuration, for resolving
 	// logs ships the container's log files (nil: none ship).
 	logs *logShipper
+	// abortPages makes a lazy dump's page server fail, so that CRIU
+	// resumes the original (set by servePages; nil without post-copy).
+	abortPages func(why error)
 }
 
 // Migrate moves the container to the destination. On any failure before the
@@ -713,6 +716,10 @@ func (s *source) postDump(ctx, shipCtx context.Context, images string, extra []n
 		}
 		go func() {
 			err := s.awaitRestored(ctx)
+			if err != nil {
+				// No restored copy will ask for pages.
+				s.abortPages(err)
+			}
 			if err == nil {
 				s.guardUpdate(func(p *guardPlan) {
 					// The destination announced the address: reclaim it
@@ -776,27 +783,40 @@ func (s *source) servePages(ctx context.Context, spec *criu.DumpSpec) (func(), e
 	spec.LazyPages, spec.PageServer = true, addr
 	s.guardUpdate(func(p *guardPlan) { p.PageServer = addr })
 	pctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
+	done, abort := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	s.abortPages = func(why error) {
+		once.Do(func() {
+			s.log.Warn("aborting the page server: the original resumes", "cause", why)
+			close(abort)
+		})
+	}
 	go func() {
-		// If the session dies before the destination's daemon connected,
+		// If the session dies, the destination fails, or the pages
+		// cannot be served, before the destination's daemon connected,
 		// CRIU would wait for a client forever, the original frozen: be
 		// that client, and reset. CRIU may not listen yet (the session
 		// can die in the instant between the post-dump notification and
 		// its listen): try until it does or the dump is over.
 		select {
 		case <-s.sess.Done():
-			lazypages.AbortWhenListening(pctx, addr, 100*time.Millisecond)
+		case <-abort:
 		case <-pctx.Done():
+			return
 		}
+		lazypages.AbortWhenListening(pctx, addr, 100*time.Millisecond)
 	}()
 	go func() {
 		defer close(done)
-		lazypages.Serve(pctx, s.sess, addr, func(n int64) {
+		err := lazypages.Serve(pctx, s.sess, addr, func(n int64) {
 			s.report.pagesSent.Store(n)
 			if p := s.cfg.Transfer.Progress; p != nil {
 				p(lazypages.Stream, n)
 			}
 		}, s.report.pagesWire.Store)
+		if err != nil && pctx.Err() == nil {
+			s.abortPages(fmt.Errorf("serving pages: %w", err))
+		}
 	}()
 	return func() {
 		cancel()
