@@ -644,7 +644,7 @@ func (s *source) retryDump(err, hookErr error, spec criu.DumpSpec, attempt int, 
 	why := ce.Cause
 	s.log.Warn("the dump failed for a momentary state of the container; dumping again", "attempt", attempt, "cause", why)
 	s.report.DumpRetries = append(s.report.DumpRetries, why)
-	s.stageDetail("dump", fmt.Sprintf("again: %s", why))
+	s.stageDetail("dump", " again: "+why)
 	s.marks.frozen = time.Time{}
 	time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
 	return true
