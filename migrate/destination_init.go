@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/dockmove/dockmove/internal/restoreruntime"
 	"github.com/dockmove/dockmove/protocol"
@@ -31,13 +32,20 @@ func (in *incoming) receiveInit(ctx context.Context, dir string) error {
 	if len(entries) != 1 || entries[0].Name() != protocol.InitFile || !entries[0].Type().IsRegular() {
 		return fmt.Errorf("%w: the docker-init stream holds %v, not one file %s", transfer.ErrBadMessage, entries, protocol.InitFile)
 	}
-	path := filepath.Join(target, protocol.InitFile)
-	f, err := os.Open(path)
+	// Checked and changed through one descriptor, never by path again.
+	f, err := os.OpenFile(filepath.Join(target, protocol.InitFile), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return err
 	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%w: the docker-init received is not a regular file", transfer.ErrBadMessage)
+	}
 	got, err := digestOf(f)
-	f.Close()
 	if err != nil {
 		return fmt.Errorf("docker-init: %w", err)
 	}
@@ -45,9 +53,5 @@ func (in *incoming) receiveInit(ctx context.Context, dir string) error {
 		return fmt.Errorf("%w: the docker-init received (%s, %d bytes) is not the one announced (%s, %d bytes)", transfer.ErrBadMessage, got.SHA256, got.Size, want.SHA256, want.Size)
 	}
 	// The source's mode (CRIU checks it), without set-ID bits.
-	fi, err := entries[0].Info()
-	if err != nil {
-		return err
-	}
-	return os.Chmod(path, fi.Mode().Perm())
+	return f.Chmod(fi.Mode().Perm())
 }
