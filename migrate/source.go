@@ -783,6 +783,9 @@ func (s *source) servePages(ctx context.Context, spec *criu.DumpSpec) (func(), e
 	spec.LazyPages, spec.PageServer = true, addr
 	s.guardUpdate(func(p *guardPlan) { p.PageServer = addr })
 	pctx, cancel := context.WithCancel(ctx)
+	// over ends when the dump is over (the returned function), not with
+	// ctx: a ctx that ends with the session must still see CRIU aborted.
+	over, overEnd := context.WithCancel(context.WithoutCancel(ctx))
 	done, abort := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	s.abortPages = func(why error) {
@@ -801,10 +804,11 @@ func (s *source) servePages(ctx context.Context, spec *criu.DumpSpec) (func(), e
 		select {
 		case <-s.sess.Done():
 		case <-abort:
-		case <-pctx.Done():
+		case <-ctx.Done(): // the migration is given up
+		case <-over.Done():
 			return
 		}
-		lazypages.AbortWhenListening(pctx, addr, 100*time.Millisecond)
+		lazypages.AbortWhenListening(over, addr, 100*time.Millisecond)
 	}()
 	go func() {
 		defer close(done)
@@ -820,6 +824,7 @@ func (s *source) servePages(ctx context.Context, spec *criu.DumpSpec) (func(), e
 	}()
 	return func() {
 		cancel()
+		overEnd()
 		<-done
 		s.report.PageBytes = s.report.pagesSent.Load()
 		s.report.PageBytesWire = s.report.pagesWire.Load()
