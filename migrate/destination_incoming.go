@@ -160,6 +160,10 @@ func (c *containerArrival) accept(ctx context.Context) (*protocol.PreflightOK, f
 	if c.needImage {
 		ok.HaveLayers = c.haveLayers(ctx)
 	}
+	ok.MemAvailable = memAvailable()
+	if root, err := c.srv.dk.RootDir(ctx); err == nil {
+		_, ok.DiskFree, _ = statfsInfo(root)
+	}
 	c.state = migrationState{MigrationID: c.pre.MigrationID, Name: spec.Name, Phase: phasePrepared}
 	return ok, release, nil
 }

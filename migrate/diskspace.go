@@ -125,3 +125,21 @@ func satAdd(a, b int64) int64 {
 	}
 	return a + b
 }
+
+// memAvailable is this host's available memory (MemAvailable in
+// /proc/meminfo), 0 if unknown.
+func memAvailable() int64 {
+	data, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(data)) {
+		if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+			var kib int64
+			if _, err := fmt.Sscanf(rest, "%d kB", &kib); err == nil && kib > 0 {
+				return kib << 10
+			}
+		}
+	}
+	return 0
+}

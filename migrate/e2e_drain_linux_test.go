@@ -54,3 +54,72 @@ func TestDrainMovesEveryContainer(t *testing.T) {
 		t.Fatalf("%s on host1: %q, %v", stuck, st, err)
 	}
 }
+
+// TestDrainToSeveralDestinations: `migrate-src drain --to host2,host3
+// --parallel 2` checks each container against both destinations and moves
+// it to one that takes it: a container host2 refuses (its name is taken
+// there) goes to host3 (Docker 28), the others to either; one neither
+// takes (it shares the host's network) stays running here with both
+// reasons; the table at the end names each outcome.
+func TestDrainToSeveralDestinations(t *testing.T) {
+	e := setup(t)
+	e3 := setupHosts(t, e.h1.Name, "host3")
+	startDst(t, e)
+	startDst(t, e3)
+	ctx := ctxFor(t, 4*time.Minute)
+	label := "dockmove.test.drain=" + unique("d")
+	onlyHost3, other := unique("drain-3"), unique("drain-any")
+	stuck := unique("drain-host")
+	for _, name := range []string{onlyHost3, other} {
+		runIdle(t, ctx, e, name, "--label", label, "--network", e.h1.Network)
+	}
+	runIdle(t, ctx, e, stuck, "--label", label, "--network", "host")
+	t.Cleanup(func() {
+		for _, name := range []string{onlyHost3, other} {
+			cleanupDocker(e3.h2, "rm", "-f", name)
+		}
+	})
+	if _, err := e.h2.Docker(ctx, "create", "--pull", "never", "--name", onlyHost3, "--network", e.h2.Network, lab.BusyboxImage, "true"); err != nil {
+		t.Fatal(err)
+	}
+	to := e.h2.Addr + ":" + lab.AgentPort + "," + e3.h2.Addr + ":" + lab.AgentPort
+	out := lab.RunSource(ctx, e.h1, e.h2, e.bin, "", nil, "drain", "--to", to, "--parallel", "2", "--label", label, "--strategy", "stop-and-copy")
+	if out.Err == nil || !strings.Contains(out.Stderr, "the host is not drained: 1 of 3 containers stay") {
+		t.Fatalf("drain: %v, want it to fail naming the container that stays:\n%s", out.Err, out.Stderr)
+	}
+	var results []migrate.DrainResult
+	if err := json.Unmarshal(out.Report, &results); err != nil || len(results) != 3 {
+		t.Fatalf("drain results: %v, %s", err, out.Report)
+	}
+	where := map[string]lab.Host{}
+	for _, r := range results {
+		switch {
+		case r.Container == stuck:
+			if r.Outcome != migrate.DrainRefused || r.State != "running" || strings.Count(r.Error, "host's network namespace") != 2 {
+				t.Errorf("%s: %s (%s) %q, want refused by both, running here", r.Container, r.Outcome, r.State, r.Error)
+			}
+		case r.Outcome != migrate.DrainMoved:
+			t.Errorf("%s did not move: %s %s", r.Container, r.Outcome, r.Error)
+		case r.Destination == e3.h2.Addr+":"+lab.AgentPort:
+			where[r.Container] = e3.h2
+		case r.Container == onlyHost3:
+			t.Errorf("%s moved to %s, which has a container of its name", r.Container, r.Destination)
+		default:
+			where[r.Container] = e.h2
+		}
+	}
+	for name, h := range where {
+		if st, err := h.Docker(ctx, "inspect", "-f", "{{.State.Status}}", name); err != nil || st != "running" {
+			t.Fatalf("%s on %s: %q, %v", name, h.Name, st, err)
+		}
+		if _, err := e.h1.Docker(ctx, "inspect", name); err == nil {
+			t.Fatalf("%s is still on host1", name)
+		}
+	}
+	if where[onlyHost3].Name != "host3" {
+		t.Fatalf("%s went to %q", onlyHost3, where[onlyHost3].Name)
+	}
+	if st, err := e.h1.Docker(ctx, "inspect", "-f", "{{.State.Status}}", stuck); err != nil || st != "running" {
+		t.Fatalf("%s on host1: %q, %v", stuck, st, err)
+	}
+}

@@ -164,6 +164,7 @@ type Stage struct {
 	// Detail is a sentence for people: "" or starting with a space.
 	Detail      string
 	MigrationID string
+	Container   string // or "process PID"
 }
 
 // CheckResult is what a dry run found: the destination would take the
@@ -177,6 +178,13 @@ type CheckResult struct {
 	// LastRestore is how long the destination's last restore took (0:
 	// none since it started), the floor of any freeze there.
 	LastRestore time.Duration `json:"destination_last_restore_ns,omitempty"`
+	// Predicted is the freeze expected of each strategy, from this host's
+	// past migrations.
+	Predicted []FreezePrediction `json:"predicted_freeze"`
+	// MemAvailable and DiskFree are what the destination reports free
+	// (memory, and disk where its Docker keeps containers; 0: unknown).
+	MemAvailable int64 `json:"destination_mem_available,omitempty"`
+	DiskFree     int64 `json:"destination_disk_free,omitempty"`
 }
 
 // HostPair is what each side of a migration runs.
@@ -228,6 +236,7 @@ type Report struct {
 
 	mu        sync.Mutex
 	start     time.Time
+	started   bool // past the destination's yes: the image, the rounds or the dump began
 	pagesSent atomic.Int64
 	pagesWire atomic.Int64
 }
@@ -265,6 +274,9 @@ type source struct {
 	newAddress bool
 	// renumbered names the networks where it does (PreflightOK).
 	renumbered []string
+	// memory is the source's estimate of the memory to move, as sent in
+	// the preflight.
+	memory int64
 	// marks and destSteps time the freeze (Report.Freeze).
 	marks     freezeMarks
 	destSteps []protocol.FreezeStep
@@ -306,6 +318,11 @@ func Migrate(ctx context.Context, cfg SourceConfig) (*Report, error) {
 	if err != nil {
 		return s.report, err
 	}
+	if !cfg.DryRun && s.report.FreezeTime > 0 {
+		if err := recordHistory(cfg.WorkDir, newHistoryRecord(s.report, s.memory)); err != nil {
+			s.log.Warn("keep the freeze in this host's history (for check's predictions)", "err", err)
+		}
+	}
 	return s.report, nil
 }
 
@@ -324,7 +341,7 @@ func (s *source) stageDetail(name, detail string) {
 	s.report.Stages[name] = time.Since(s.report.start)
 	s.log.Info("stage", "stage", name, "detail", detail)
 	if s.cfg.OnStage != nil {
-		s.cfg.OnStage(Stage{Name: name, Detail: detail, MigrationID: s.id})
+		s.cfg.OnStage(Stage{Name: name, Detail: detail, MigrationID: s.id, Container: s.report.Container})
 	}
 	if name == s.cfg.PauseAt {
 		s.log.Warn("pausing for a fault-injection test", "stage", name, "for", s.cfg.PauseFor)
@@ -448,11 +465,14 @@ func (s *source) preflight(ctx context.Context) error {
 		// Measured beats assumed: the destination's last restore.
 		s.cfg.PrecopyLimits.RestoreFloor = d
 	}
+	s.memory = pre.Sizes.Memory
 	if s.cfg.DryRun {
 		s.report.Check = &CheckResult{Sizes: pre.Sizes, NeedImage: ok.NeedImage, ImageLayers: len(pre.ImageLayers), HaveLayers: ok.HaveLayers,
-			NewAddress: ok.NewAddress, LastRestore: time.Duration(ok.RestoreMillis) * time.Millisecond}
+			NewAddress: ok.NewAddress, LastRestore: time.Duration(ok.RestoreMillis) * time.Millisecond, Predicted: s.predictions(),
+			MemAvailable: max(ok.MemAvailable, 0), DiskFree: max(ok.DiskFree, 0)}
 		return nil
 	}
+	s.report.started = true
 	s.renumbered = ok.Renumbered
 	if s.newAddress = ok.NewAddress; ok.NewAddress {
 		s.log.Warn("the container cannot keep its address on the destination: it gets a new one and its TCP connections will be closed")

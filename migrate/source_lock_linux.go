@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -44,7 +45,9 @@ func lockMigration(ctx context.Context, workDir, key string, me lockHolder, wait
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(dir, key+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	sweepLocks(dir, key)
+	path := filepath.Join(dir, key+".lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -52,6 +55,15 @@ func lockMigration(ctx context.Context, workDir, key string, me lockHolder, wait
 	told := false
 	for {
 		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil && !isNamed(f, path) {
+			// A sweep removed the file between our open and our lock: the
+			// lock is the file now at path.
+			f.Close()
+			if f, err = os.OpenFile(path, os.O_CREATE|os.O_RDWR|unix.O_NOFOLLOW, 0o600); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if err == nil {
 			break
 		}
@@ -84,6 +96,43 @@ func lockMigration(ctx context.Context, workDir, key string, me lockHolder, wait
 		return nil, err
 	}
 	return f, nil
+}
+
+// isNamed says whether path names the open file f.
+func isNamed(f *os.File, path string) bool {
+	var held, named unix.Stat_t
+	return unix.Fstat(int(f.Fd()), &held) == nil && unix.Lstat(path, &named) == nil &&
+		held.Dev == named.Dev && held.Ino == named.Ino
+}
+
+// sweepLocks removes the lock files in dir that nobody holds (but key's,
+// about to be taken), so that one file per container ever migrated does
+// not pile up. One written in the last minute stays: its taker may be
+// between opening and locking it (and would, finding it gone, take the
+// new one anyway).
+func sweepLocks(dir, key string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if !strings.HasSuffix(name, ".lock") || name == key+".lock" || !e.Type().IsRegular() {
+			continue
+		}
+		if info, err := e.Info(); err != nil || time.Since(info.ModTime()) < time.Minute {
+			continue
+		}
+		path := filepath.Join(dir, name)
+		f, err := os.OpenFile(path, os.O_RDWR|unix.O_NOFOLLOW, 0)
+		if err != nil {
+			continue
+		}
+		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil && isNamed(f, path) {
+			os.Remove(path)
+		}
+		f.Close()
+	}
 }
 
 const (

@@ -272,6 +272,12 @@ type PreflightOK struct {
 	// RestoreMillis is how long the destination's last restore took (0:
 	// none yet): the floor of the next freeze, for pre-copy's policy.
 	RestoreMillis int64 `json:"restore_ms,omitempty"`
+	// MemAvailable and DiskFree are the destination's available memory
+	// and the free space where Docker keeps containers, before this
+	// migration (0: unknown): a drain to several destinations chooses by
+	// them.
+	MemAvailable int64 `json:"mem_available,omitempty"`
+	DiskFree     int64 `json:"disk_free,omitempty"`
 }
 
 func (*PreflightOK) Type() transfer.MsgType { return MsgPreflightOK }

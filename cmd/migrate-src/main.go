@@ -11,6 +11,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,6 +24,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/docker/go-units"
@@ -171,6 +173,8 @@ type options struct {
 	ghostLimit        string
 	bindMounts        string
 	labels            []string
+	drainTo           []string // drain: every destination, --to's list
+	parallel          int
 	eventsPath        string
 	asJSON, verbose   bool
 	guard, resolve    bool
@@ -189,7 +193,7 @@ func newOptions() *options {
 func (o *options) flagSet() *pflag.FlagSet {
 	cfg := &o.cfg
 	fs := pflag.NewFlagSet("migrate-src", pflag.ContinueOnError)
-	fs.StringVar(&cfg.To, "to", "", "destination migrate-dst, HOST[:PORT] (default port 7070)")
+	fs.StringVar(&cfg.To, "to", "", "destination migrate-dst, HOST[:PORT] (default port 7070); drain: several, comma-separated, each container going to the one with the most memory to spare")
 	fs.StringSliceVar(&o.allowDestinations, "allow-destination", nil, "send only to these hosts (names or addresses in their certificates; comma-separated or repeated); default: any host whose certificate the CA signed and names the --to address")
 	fs.StringVar(&cfg.Docker, "docker-host", "", "local dockerd (default: DOCKER_HOST or the default socket)")
 	fs.StringVar(&o.strategy, "strategy", o.strategy, "migration strategy: stop-and-copy, lazy (post-copy), precopy (pre-dump rounds while running), "+
@@ -210,6 +214,7 @@ func (o *options) flagSet() *pflag.FlagSet {
 	fs.StringVar(&cfg.CRIU, "criu", "", "criu binary (default: criu in PATH)")
 	fs.BoolVar(&o.asJSON, "json", false, "print the report as JSON on stdout")
 	fs.StringArrayVar(&o.labels, "label", nil, "drain: only the containers with this label, KEY or KEY=VALUE (repeat)")
+	fs.IntVar(&o.parallel, "parallel", 1, "drain: move this many containers at once (default 1: their freezes never overlap)")
 	fs.StringVar(&o.eventsPath, "events", "", "write the migration's events (stages, the outcome) as JSON lines to this file (e.g. /dev/fd/3)")
 	fs.BoolVar(&o.resolve, "resolve", false, "with status: deliver every commit its destination has not confirmed")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "log details to stderr")
@@ -246,9 +251,23 @@ func (o *options) config(name string, drain bool, args []string) (migrate.Source
 	if cfg.PrecopyPolicy, err = predump.ParsePolicy(o.policy); err != nil {
 		return cfg, cli.Usagef(name, "--precopy-policy: %v", err)
 	}
-	if _, _, err := net.SplitHostPort(cfg.To); err != nil {
-		cfg.To = net.JoinHostPort(cfg.To, "7070")
+	o.drainTo = nil
+	for _, to := range strings.Split(cfg.To, ",") {
+		if to == "" {
+			return cfg, cli.Usagef(name, "--to %q: an empty destination", cfg.To)
+		}
+		if _, _, err := net.SplitHostPort(to); err != nil {
+			to = net.JoinHostPort(to, "7070")
+		}
+		o.drainTo = append(o.drainTo, to)
 	}
+	switch {
+	case len(o.drainTo) > 1 && !drain:
+		return cfg, cli.Usagef(name, "--to %q: one destination (drain takes several)", cfg.To)
+	case o.parallel < 1:
+		return cfg, cli.Usagef(name, "--parallel %d: at least 1", o.parallel)
+	}
+	cfg.To = o.drainTo[0]
 	return cfg, nil
 }
 
@@ -292,7 +311,7 @@ func (a *app) migrate(o *options, cfg migrate.SourceConfig, drain bool) int {
 		return 1
 	}
 	cfg.Transfer.AllowPeers = o.allowDestinations
-	if f, ok := a.stderr.(*os.File); ok {
+	if f, ok := a.stderr.(*os.File); ok && o.parallel == 1 {
 		if p := cli.NewProgress(f); p != nil {
 			cfg.Transfer.Progress = p.Update
 		}
@@ -305,13 +324,17 @@ func (a *app) migrate(o *options, cfg migrate.SourceConfig, drain bool) int {
 	defer ev.Close()
 	start := time.Now()
 	cfg.OnStage = func(st migrate.Stage) {
-		fmt.Fprintf(a.stderr, "[%6.2fs] %s%s\n", time.Since(start).Seconds(), st.Name, st.Detail)
+		who := ""
+		if drain {
+			who = st.Container + ": "
+		}
+		fmt.Fprintf(a.stderr, "[%6.2fs] %s%s%s\n", time.Since(start).Seconds(), who, st.Name, st.Detail)
 		ev.Stage(st.Name, st.Detail, st.MigrationID)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if drain {
-		return a.drain(ctx, cfg, o.labels, o.asJSON)
+		return a.drain(ctx, cfg, migrate.DrainOptions{Labels: o.labels, To: o.drainTo, Parallel: o.parallel}, o.asJSON)
 	}
 	report, err := migrate.Migrate(ctx, cfg)
 	ev.End(err)
@@ -366,6 +389,19 @@ func (a *app) printCheck(what string, r *migrate.Report) {
 	}
 	if c.LastRestore > 0 {
 		fmt.Fprintf(a.stdout, "  host2's last restore took %v (the floor of the freeze)\n", c.LastRestore)
+	}
+	if len(c.Predicted) > 0 {
+		fmt.Fprintln(a.stdout, "  predicted freeze:")
+	}
+	for _, p := range c.Predicted {
+		switch {
+		case p.Unavailable != "":
+			fmt.Fprintf(a.stdout, "    %-14s not possible here: %s\n", p.Strategy, p.Unavailable)
+		case p.Freeze == 0:
+			fmt.Fprintf(a.stdout, "    %-14s unknown: %s\n", p.Strategy, p.Basis)
+		default:
+			fmt.Fprintf(a.stdout, "    %-14s %6.2fs  (%s)\n", p.Strategy, p.Freeze.Seconds(), p.Basis)
+		}
 	}
 }
 
@@ -542,28 +578,53 @@ func (a *app) runInstallPlugin(args []string) error {
 
 // drain moves (or, with check, checks) every running container and
 // says what became of each; it fails if any stays.
-func (a *app) drain(ctx context.Context, cfg migrate.SourceConfig, labels []string, asJSON bool) int {
-	results, err := migrate.Drain(ctx, cfg, labels, func(r migrate.DrainResult) {
-		switch {
-		case r.Error != "" && cfg.DryRun:
+func (a *app) drain(ctx context.Context, cfg migrate.SourceConfig, opts migrate.DrainOptions, asJSON bool) int {
+	results, err := migrate.Drain(ctx, cfg, opts, func(r migrate.DrainResult) {
+		switch refused := r.Outcome == migrate.DrainRefused; {
+		case r.Outcome == migrate.DrainWouldMove:
+			fmt.Fprintf(a.stderr, "%s: would move to %s (%s)\n", r.Container, r.Destination, r.Report.Strategy)
+		case r.Outcome == migrate.DrainMoved:
+			fmt.Fprintf(a.stderr, "%s: moved to %s (%s, frozen %d ms)\n", r.Container, r.Destination, r.Report.Strategy, r.Report.FreezeTime.Milliseconds())
+		case refused && cfg.DryRun:
 			fmt.Fprintf(a.stderr, "%s: would not move: %s\n", r.Container, r.Error)
-		case r.Error != "":
-			fmt.Fprintf(a.stderr, "%s: stays on this host: %s\n", r.Container, r.Error)
-		case cfg.DryRun:
-			fmt.Fprintf(a.stderr, "%s: would move (%s)\n", r.Container, r.Report.Strategy)
+		case refused:
+			fmt.Fprintf(a.stderr, "%s: refused, stays on this host (%s): %s\n", r.Container, r.State, r.Error)
 		default:
-			fmt.Fprintf(a.stderr, "%s: moved (%s, frozen %d ms)\n", r.Container, r.Report.Strategy, r.Report.FreezeTime.Milliseconds())
+			fmt.Fprintf(a.stderr, "%s: stays on this host (%s): %s\n", r.Container, r.State, r.Error)
 		}
 	})
 	if asJSON {
 		enc := json.NewEncoder(a.stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(results)
+	} else {
+		printDrainTable(a.stdout, results)
 	}
 	if err != nil {
 		fmt.Fprintln(a.stderr, "migrate-src: drain:", err)
 		return 1
 	}
-	fmt.Fprintf(a.stderr, "drained: %d containers %s %s\n", len(results), map[bool]string{true: "would move to", false: "moved to"}[cfg.DryRun], cfg.To)
+	fmt.Fprintf(a.stderr, "drained: %d containers %s %s\n", len(results), map[bool]string{true: "would move to", false: "moved to"}[cfg.DryRun], strings.Join(opts.To, ", "))
 	return 0
+}
+
+// printDrainTable ends a drain with what became of each container.
+func printDrainTable(w io.Writer, results []migrate.DrainResult) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CONTAINER\tOUTCOME\tDESTINATION\tSTRATEGY\tFREEZE\tWHY")
+	for _, r := range results {
+		strategy, freeze := "-", "-"
+		if r.Report != nil && r.Report.Strategy != "" {
+			strategy = string(r.Report.Strategy)
+		}
+		if r.Outcome == migrate.DrainMoved {
+			freeze = fmt.Sprintf("%d ms", r.Report.FreezeTime.Milliseconds())
+		}
+		why := r.Error
+		if r.State != "" {
+			why = fmt.Sprintf("%s (here: %s)", why, r.State)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Container, r.Outcome, cmp.Or(r.Destination, "-"), strategy, freeze, cmp.Or(why, "-"))
+	}
+	tw.Flush()
 }

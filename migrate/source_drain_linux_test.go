@@ -1,0 +1,34 @@
+package migrate
+
+import (
+	"testing"
+
+	"github.com/dockmove/dockmove/protocol"
+)
+
+// TestBestOfferFakeReports: a drain sends a container where the most
+// memory is left once it and what is already moving there have arrived,
+// then where the most disk is free; on a tie, to the first destination
+// named. The checks' reports are made up.
+func TestBestOfferFakeReports(t *testing.T) {
+	const gib = 1 << 30
+	o := func(to string, avail, disk, mem int64) offer {
+		return offer{to, &Report{Check: &CheckResult{MemAvailable: avail, DiskFree: disk, Sizes: protocol.Sizes{Memory: mem}}}}
+	}
+	for _, c := range []struct {
+		name     string
+		offers   []offer
+		inFlight map[string]int64
+		want     string
+	}{
+		{"more memory", []offer{o("a", 4*gib, 9*gib, gib), o("b", 8*gib, 1*gib, gib)}, nil, "b"},
+		{"what moves there counts", []offer{o("a", 4*gib, 1, gib), o("b", 8*gib, 1, gib)}, map[string]int64{"b": 5 * gib}, "a"},
+		{"then disk", []offer{o("a", 4*gib, 1*gib, gib), o("b", 4*gib, 2*gib, gib)}, nil, "b"},
+		{"a tie: the first", []offer{o("a", 4*gib, gib, gib), o("b", 4*gib, gib, gib)}, nil, "a"},
+		{"unknown memory: by disk", []offer{o("a", 0, 3*gib, gib), o("b", 0, 5*gib, gib)}, nil, "b"},
+	} {
+		if got := bestOffer(c.offers, c.inFlight).to; got != c.want {
+			t.Errorf("%s: chose %s, want %s", c.name, got, c.want)
+		}
+	}
+}
