@@ -19,33 +19,39 @@ import (
 // migrate-dst on host2 (with --allow-source naming host1), what a hostile
 // network and a compromised source can try: random bytes, a certificate
 // from a foreign CA, a valid certificate of a host not on the allow-list, a
-// silent connection, a flood of half-open connections held open, and,
-// inside an authenticated session, an image directory carrying a symlink.
-// Each is refused (and logged); the container stays on host1 with its
+// silent connection, an allowed source that says nothing after its hello,
+// a flood of half-open connections held open, and, inside an
+// authenticated session, an image directory carrying a symlink. Each is
+// refused (and logged, at most once per kind and address in the log
+// limit's period); the container stays on host1 with its
 // state, host2 holds nothing, and a normal migration succeeds right after,
 // with the flood still held.
 func TestHostilePeersAreRefusedAndLoseNothing(t *testing.T) {
 	e := setup(t)
 	ctx := ctxFor(t, 4*time.Minute)
-	dst := startDst(t, e, "--allow-source", e.h1.Name)
+	dst := startDst(t, e, "--allow-source", e.h1.Name, "--peer-wait-timeout", "5s")
 	addr := net.JoinHostPort(e.h2.Addr, lab.AgentPort)
 
-	// Random bytes where a TLS hello is due.
-	junk := make([]byte, 4096)
-	rand.Read(junk)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Write(junk)
-	c.SetReadDeadline(time.Now().Add(20 * time.Second))
-	buf := make([]byte, 512)
-	for err == nil { // a TLS alert may come back first; then the end
-		_, err = c.Read(buf)
-	}
-	c.Close()
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatal("migrate-dst kept a connection that sent random bytes")
+	// Random bytes where a TLS hello is due, again and again: each refused,
+	// the log limited.
+	const floods = 20
+	for range floods {
+		junk := make([]byte, 4096)
+		rand.Read(junk)
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write(junk)
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		buf := make([]byte, 512)
+		for err == nil { // a TLS alert may come back first; then the end
+			_, err = c.Read(buf)
+		}
+		c.Close()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatal("migrate-dst kept a connection that sent random bytes")
+		}
 	}
 
 	// A certificate from another CA.
@@ -62,6 +68,19 @@ func TestHostilePeersAreRefusedAndLoseNothing(t *testing.T) {
 	if err := dialAs(ctx, addr, other); !errors.Is(err, transfer.ErrRejected) || !strings.Contains(err.Error(), "not allowed") {
 		t.Fatalf("host3's certificate: got %v, want a rejection", err)
 	}
+
+	// An allowed source that authenticates and then says nothing: dropped
+	// once the peer wait is over.
+	silent, err := dialSession(ctx, addr, transfer.HostTLSFiles(filepath.Join(lab.TLSDir, e.h1.Name)))
+	if err != nil {
+		t.Fatalf("host1's certificate: %v", err)
+	}
+	select {
+	case <-silent.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("migrate-dst kept an authenticated session that sent nothing for 30 s (peer wait 5 s)")
+	}
+	silent.Close()
 
 	// A silent connection and a flood of half-open ones, held throughout.
 	var held []net.Conn
@@ -106,10 +125,16 @@ func TestHostilePeersAreRefusedAndLoseNothing(t *testing.T) {
 
 	// The destination refused and logged each, and still serves.
 	log := dst.Log()
-	for _, want := range []string{"peer refused", "not allowed", "symlink zz-evil.img"} {
+	for _, want := range []string{"peer refused", "not allowed", "symlink zz-evil.img", "sent nothing within 5s"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("migrate-dst's log lacks %q", want)
 		}
+	}
+	// At most one line per kind of refusal and address within the limit's
+	// period: random bytes fail in a few ways, plus the foreign CA and the
+	// host not allowed.
+	if n := strings.Count(log, "peer refused"); n > 8 {
+		t.Errorf("%d refusals logged for %d attempts: the log is not limited\n%s", n, floods+2, log)
 	}
 	if _, stderr, err := runSrc(ctx, e, name, nil); err != nil {
 		t.Fatalf("a normal migration after the attacks: %v\n%s", err, stderr)
@@ -121,18 +146,23 @@ func TestHostilePeersAreRefusedAndLoseNothing(t *testing.T) {
 
 // dialAs opens a session to addr with the given credentials and closes it.
 func dialAs(ctx context.Context, addr string, files transfer.TLSFiles) error {
+	s, err := dialSession(ctx, addr, files)
+	if err == nil {
+		s.Close()
+	}
+	return err
+}
+
+// dialSession opens a session to addr with the given credentials.
+func dialSession(ctx context.Context, addr string, files transfer.TLSFiles) (*transfer.Session, error) {
 	cfg := transfer.DefaultConfig()
 	tc, err := files.Client()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cfg.TLS = tc
 	cfg.Hello = transfer.Hello{Protocol: transfer.ProtocolVersion, Role: transfer.RoleSource, Agent: "hostile-test", DockerAPI: "1.41", CRIU: transfer.CRIUInfo{Version: 40201}}
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	s, err := transfer.Dial(dctx, addr, cfg)
-	if err == nil {
-		s.Close()
-	}
-	return err
+	return transfer.Dial(dctx, addr, cfg)
 }

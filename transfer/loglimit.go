@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"regexp"
 	"sync"
 	"time"
 )
@@ -48,6 +49,16 @@ func (l *logLimiter) allow(key string, now time.Time) (bool, int) {
 	delete(l.dropped, key)
 	return true, n
 }
+
+// refusalKind is a refusal's cause without its numbers: random bytes
+// where a TLS hello is due fail with a different record length each time
+// ("tls: oversized record received with length 12345"), and each must not
+// count as a new kind of refusal.
+func refusalKind(cause string) string {
+	return numbers.ReplaceAllLiteralString(cause, "#")
+}
+
+var numbers = regexp.MustCompile(`[0-9]+`)
 
 // refusedLog limits the "peer refused" lines of this process's sessions.
 var refusedLog = &logLimiter{every: 10 * time.Second}

@@ -33,3 +33,17 @@ func TestRefusedLogIsLimitedPerAddressWithFakeClock(t *testing.T) {
 		t.Fatalf("%d addresses remembered", len(l.last))
 	}
 }
+
+// TestRefusalKindIgnoresNumbers: refusals that differ only in their
+// numbers (random bytes give a different record length each time) are one
+// kind, so a flood of them is limited; different causes stay apart.
+func TestRefusalKindIgnoresNumbers(t *testing.T) {
+	a := refusalKind("tls: oversized record received with length 12345")
+	b := refusalKind("tls: oversized record received with length 777")
+	if a != b {
+		t.Fatalf("%q and %q differ", a, b)
+	}
+	if refusalKind("tls: first record does not look like a TLS handshake") == a {
+		t.Fatal("two causes taken for one")
+	}
+}

@@ -124,7 +124,7 @@ func establish(ctx context.Context, raw net.Conn, cfg Config, client bool) (*Ses
 			if len(cause) > 160 {
 				cause = cause[:160]
 			}
-			if ok, held := refusedLog.allow(host+" "+cause, time.Now()); ok {
+			if ok, held := refusedLog.allow(host+" "+refusalKind(cause), time.Now()); ok {
 				log.Warn("peer refused", "err", err, "refusals_not_logged", held)
 			}
 		}
