@@ -56,7 +56,7 @@ func (l *ownedListener) Accept() (net.Conn, error) {
 		if pid == 0 {
 			err = fmt.Errorf("connection before the lazy-pages daemon started")
 		} else {
-			err = connOwnedBy(c, pid)
+			err = connOwnedByRetried(c, pid)
 		}
 		if err == nil {
 			return c, nil
@@ -66,6 +66,26 @@ func (l *ownedListener) Accept() (net.Conn, error) {
 			l.rejected(c.RemoteAddr().String(), err)
 		}
 	}
+}
+
+// ownerLookups is how many times a connection's owner is looked up before
+// it is refused: /proc/net/tcp is read in pieces while the table changes,
+// and a busy host's reading can miss a socket that is there. Refusing the
+// daemon's own connection would leave it to die (CRIU's lazy-pages daemon
+// takes a close of its page-server connection for a BUG) and the restore
+// with it.
+const ownerLookups = 5
+
+// connOwnedByRetried is connOwnedBy, looked up again after a miss.
+func connOwnedByRetried(c net.Conn, pid int) error {
+	var err error
+	for i := range ownerLookups {
+		if err = connOwnedBy(c, pid); err == nil {
+			return nil
+		}
+		time.Sleep(time.Duration(i+1) * 10 * time.Millisecond)
+	}
+	return err
 }
 
 // connOwnedBy checks that the client end of c, an accepted TCP/IPv4

@@ -1,6 +1,7 @@
 package migrate_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -78,6 +79,33 @@ var matrixFaults = map[string]matrixFault{
 			c.note = fmt.Sprintf("pkill: %v %s", err, out)
 		}
 	}},
+	// The daemon dies while host2's CRIU restores, before the restore has
+	// told it that it finished: that CRIU would wait for its restored
+	// tasks forever.
+	"kill lazy-pages daemon mid-restore": {"kill lazy-pages daemon mid-restore", func(c *matrixCell) {
+		// The restore has handed its tasks' userfaultfds to the daemon
+		// (its log says so) and is finishing.
+		handed := func() bool {
+			logs, _ := filepath.Glob(filepath.Join(c.e.h2.RuntimeState(), "*", "work", "restore.log"))
+			for _, l := range logs {
+				if b, err := os.ReadFile(l); err == nil && bytes.Contains(b, []byte("closing uffd")) {
+					return true
+				}
+			}
+			return false
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for !handed() {
+			if time.Now().After(deadline) {
+				c.note = "no CRIU restore handed its userfaultfds over within 10 s"
+				return
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		if out, err := exec.Command("pkill", "-KILL", "-f", "criu lazy-pages").CombinedOutput(); err != nil {
+			c.note = fmt.Sprintf("pkill: %v %s", err, out)
+		}
+	}},
 }
 
 // matrixCells lists the cells: where the container must end up after
@@ -106,6 +134,7 @@ func matrixCells() []*matrixCell {
 	for _, fault := range []string{"kill migrate-src", "kill migrate-dst", "cut link", "kill source CRIU", "kill lazy-pages daemon"} {
 		add("lazy", "post-copy", fault, "host1", fault != "cut link" && fault != "kill migrate-src")
 	}
+	add("lazy", "restore", "kill lazy-pages daemon mid-restore", "host1", true)
 	add("lazy", "transfer", "kill migrate-src", "host1", false)
 	add("lazy", "transfer", "kill migrate-dst", "host1", false)
 	return cells
