@@ -5,13 +5,26 @@ export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 BIN := bin
 
-.PHONY: fault-matrix bench bench-transfer all build deps lab-up lab-up-modern lab-down lab-purge lab-status images test test-unit test-vm test-vm-cgroup1 bench-vm soak vet fuzz demo clean
+.PHONY: fault-matrix bench bench-transfer all build deb test-deb deps lab-up lab-up-modern lab-down lab-purge lab-status images test test-unit test-vm test-vm-cgroup1 bench-vm soak vet fuzz demo clean
 
 all: build
 
 build:
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/...
+
+# deb builds dist/dockmove_VERSION_ARCH.deb (scripts/mkdeb, with nfpm,
+# a module of its own) from make build's static binaries: the agents, the
+# restore runtime, the docker-migrate CLI plugin, migrate-dst's unit and
+# config file, man pages and bash completions (which the binaries print:
+# generate). For this machine's architecture.
+deb: build
+	cd scripts/mkdeb && $(GO) run . --bin $(abspath $(BIN)) --version-file $(CURDIR)/migrate/version.go --out $(CURDIR)/dist
+
+# test-deb builds the package from this tree and reads it back with
+# dpkg-deb, installs it into a temporary root with dpkg and removes it.
+test-deb:
+	cd scripts/mkdeb && $(GO) test -count=1 ./...
 
 deps:
 	@bash scripts/deps.sh
@@ -51,6 +64,7 @@ vet:
 	$(GO) vet -tags vmtest ./predump ./migrate
 	$(GO) tool staticcheck ./...
 	$(GO) tool staticcheck -tags vmtest ./predump ./migrate
+	cd scripts/mkdeb && $(GO) vet ./... && $$($(GO) -C $(CURDIR) tool -n staticcheck) ./...
 
 # test runs every test, unit and integration, against the real lab.
 # DOCKMOVE_STRICT=1 turns a skip for a missing prerequisite into a failure.
@@ -61,6 +75,7 @@ vet:
 test: deps lab-up lab-up-modern vet
 	$(GO) build -o $(BIN)/testreport ./scripts/testreport
 	set -o pipefail; DOCKMOVE_STRICT=1 $(GO) test -json -p 1 -race -count=1 -timeout 25m ./... | $(BIN)/testreport -slowest 30
+	@$(MAKE) -s test-deb
 	@$(MAKE) -s fuzz
 	@$(MAKE) -s test-vm
 
@@ -113,6 +128,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzControlFrame$$' -fuzztime $$((100000 * $(FUZZ_SCALE)))x ./transfer
 	$(GO) test -run '^$$' -fuzz '^FuzzDirStream$$' -fuzztime $$((3000 * $(FUZZ_SCALE)))x ./transfer
 	$(GO) test -run '^$$' -fuzz '^FuzzParseBeat$$' -fuzztime $$((200000 * $(FUZZ_SCALE)))x ./internal/workload
+	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime $$((100000 * $(FUZZ_SCALE)))x ./internal/cli
 
 # fault-matrix runs every cell of the fault-injection matrix (CI runs a
 # subset) and writes the table to bench/results/fault-matrix.md.
@@ -138,4 +154,4 @@ demo: deps lab-up
 	@bash scripts/demo.sh
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist

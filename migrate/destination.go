@@ -84,6 +84,9 @@ type DestConfig struct {
 	NetworkRanges map[string][]string
 	// Transfer configures sessions (TLS, compression, limits).
 	Transfer transfer.Config
+	// Observer learns of each migration's start and end and of each
+	// refusal (migrate-dst's metrics). Nil: nobody.
+	Observer Observer
 	// Logger receives the agent's log. Nil discards it.
 	Logger *slog.Logger
 }
@@ -246,6 +249,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		release, ok := s.gate.enter(conn.RemoteAddr())
 		if !ok {
 			conn.Close()
+			s.observer().Refused(RefusalBusy)
 			if s.gate.shouldLog() {
 				s.log.Warn("too many connections still in their handshake; dropping new ones", "peer", conn.RemoteAddr().String(), "limit", maxHandshakes, "per_address", maxHandshakesPerAddr)
 			}
@@ -330,9 +334,11 @@ func (s *Server) handle(ctx context.Context, conn net.Conn, handshakeDone func()
 	if tc.Logger == nil {
 		tc.Logger = s.log
 	}
-	sess, err := transfer.Server(ctx, conn, tc)
+	wire := &countingConn{Conn: conn}
+	sess, err := transfer.Server(ctx, wire, tc)
 	handshakeDone()
 	if err != nil {
+		s.refused(ctx, err)
 		return // transfer.Server logged the refusal with the peer's address
 	}
 	log := s.log.With("peer", sess.RemoteAddr().String())
@@ -346,6 +352,7 @@ func (s *Server) handle(ctx context.Context, conn net.Conn, handshakeDone func()
 		if cause := context.Cause(fctx); fctx.Err() != nil && ctx.Err() == nil {
 			err = cause
 			sess.Fail(err)
+			s.refused(ctx, err)
 		}
 		log.Warn("session ended before its first message", "err", err)
 		return
@@ -354,9 +361,10 @@ func (s *Server) handle(ctx context.Context, conn net.Conn, handshakeDone func()
 	case *protocol.Resolve:
 		s.serveResolve(ctx, sess, m, log)
 	case *protocol.Preflight:
-		s.serveMigration(ctx, &incoming{srv: s, sess: sess, pre: m, log: log})
+		s.serveMigration(ctx, &incoming{srv: s, sess: sess, pre: m, log: log, wire: wire})
 	default:
 		sess.Fail(fmt.Errorf("%w: %s to begin with", transfer.ErrUnexpectedMessage, first.Type()))
+		s.observer().Refused(RefusalBadInput)
 	}
 }
 
@@ -365,13 +373,14 @@ func (s *Server) serveMigration(ctx context.Context, in *incoming) {
 	sess, id := in.sess, in.pre.MigrationID
 	if !s.setActive(id, true) {
 		sess.Fail(fmt.Errorf("migration %s is already under way here", id))
+		s.observer().Refused(RefusalBusy)
 		return
 	}
 	defer s.setActive(id, false)
 	if _, err := os.Lstat(s.statePath(id)); err == nil {
 		// An earlier migration's record (perhaps one in doubt) must never
 		// be overwritten by a new one that reuses its ID.
-		err := fmt.Errorf("migration ID %s already has a record here (see migrate-dst status); the source must use a new ID", id)
+		err := refuseFor(RefusalConflict, fmt.Errorf("migration ID %s already has a record here (see migrate-dst status); the source must use a new ID", id))
 		in.log.Error("migration refused", "err", err)
 		in.refuse(ctx, err)
 		sess.Fail(err)

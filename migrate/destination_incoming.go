@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -60,6 +59,10 @@ type incoming struct {
 	// bindPaths are where the source's bind mounts live here, in its
 	// order (a copied one below the destination's bind base).
 	bindPaths []string
+	// wire counts the bytes that arrive on the session's connection.
+	wire *countingConn
+	// paged is when a post-copy migration's last page arrived.
+	paged time.Time
 }
 
 func (in *incoming) name() string {
@@ -105,6 +108,8 @@ func (in *incoming) run(ctx context.Context) (err error) {
 	if in.pre.DryRun {
 		return in.sess.Send(ctx, ok) // and keep nothing
 	}
+	in.srv.observer().MigrationStarted(in.pre.Strategy)
+	defer in.observeEnd(&err)
 	defer in.undoOnFailure(ctx, &err)
 	if err := in.srv.saveState(&in.state); err != nil {
 		return err
@@ -143,11 +148,11 @@ type containerArrival struct {
 
 func (c *containerArrival) accept(ctx context.Context) (*protocol.PreflightOK, func(), error) {
 	if c.srv.dk == nil {
-		return nil, nil, errors.New("the destination has no Docker: it accepts only process migrations (migrate-src --pid)")
+		return nil, nil, refuseFor(RefusalUnsupported, errors.New("the destination has no Docker: it accepts only process migrations (migrate-src --pid)"))
 	}
 	spec := c.pre.Container
 	if !c.srv.reserve(spec.Name) {
-		return nil, nil, fmt.Errorf("another migration of %q is in progress here", spec.Name)
+		return nil, nil, refuseFor(RefusalBusy, fmt.Errorf("another migration of %q is in progress here", spec.Name))
 	}
 	release := func() { c.srv.release(spec.Name) }
 	var err error
@@ -203,6 +208,7 @@ func (in *incoming) undoOnFailure(ctx context.Context, err *error) {
 
 // refuse answers the preflight with the reason.
 func (in *incoming) refuse(ctx context.Context, err error) error {
+	in.srv.refused(ctx, err)
 	in.sess.Send(ctx, &transfer.Reject{Reason: err.Error()})
 	return err
 }
@@ -215,45 +221,45 @@ func (in *incoming) refuse(ctx context.Context, err error) error {
 // must be sent.
 func (in *incoming) check(ctx context.Context, spec protocol.ContainerSpec) (needImage bool, err error) {
 	dk := in.srv.dk
-	var why []string
-	refuse := func(err error) {
+	var why []error
+	refuse := func(class RefusalReason, err error) {
 		if err != nil {
-			why = append(why, err.Error())
+			why = append(why, refuseFor(class, err))
 		}
 	}
 	if _, err := dk.Inspect(ctx, spec.Name); err == nil {
-		refuse(fmt.Errorf("a container named %q already exists on the destination", spec.Name))
+		refuse(RefusalConflict, fmt.Errorf("a container named %q already exists on the destination", spec.Name))
 	} else if !errors.Is(err, docker.ErrNotFound) {
 		return false, err
 	}
-	refuse(in.checkStrategy())
+	refuse(RefusalUnsupported, in.checkStrategy())
 	allowed, _ := parseAllowedCaps(in.srv.cfg.AllowCaps) // checked by Validate
-	refuse(checkCapabilities(spec.CapAdd, allowed))
-	refuse(checkLabels(spec.Labels, in.srv.cfg.AllowLabels, in.srv.cfg.DenyLabels))
-	refuse(docker.CheckConfig(spec.DockerConfig, in.srv.hello.DockerAPI))
-	refuse(docker.CheckHostConfig(spec.DockerHostConfig))
-	refuse(checkDevices(in.pre.Devices, spec))
-	refuse(checkCgroups(in.sess.Peer().Host, in.srv.hello.Host))
+	refuse(RefusalPolicy, checkCapabilities(spec.CapAdd, allowed))
+	refuse(RefusalPolicy, checkLabels(spec.Labels, in.srv.cfg.AllowLabels, in.srv.cfg.DenyLabels))
+	refuse(RefusalVersion, docker.CheckConfig(spec.DockerConfig, in.srv.hello.DockerAPI))
+	refuse(RefusalPolicy, docker.CheckHostConfig(spec.DockerHostConfig))
+	refuse(RefusalPolicy, checkDevices(in.pre.Devices, spec))
+	refuse(RefusalUnsupported, checkCgroups(in.sess.Peer().Host, in.srv.hello.Host))
 	if ok, err := dk.HasRuntime(ctx, restoreruntime.Name); err != nil || !ok {
-		refuse(fmt.Errorf("the restore runtime %q is not installed on the destination (run: migrate-dst install-runtime): %v", restoreruntime.Name, err))
+		refuse(RefusalUnsupported, fmt.Errorf("the restore runtime %q is not installed on the destination (run: migrate-dst install-runtime): %v", restoreruntime.Name, err))
 	}
-	refuse(in.checkNetworks(ctx, spec.Networks))
-	refuse(in.checkPorts(ctx))
+	refuse(RefusalNetwork, in.checkNetworks(ctx, spec.Networks))
+	refuse(RefusalNetwork, in.checkPorts(ctx))
 	in.bindPaths = make([]string, len(spec.Binds))
 	for i, b := range spec.Binds {
 		var err error
 		in.bindPaths[i], err = checkBind(in.srv.cfg.BindBases, b)
-		refuse(err)
+		refuse(RefusalPolicy, err)
 	}
 	for _, v := range spec.Volumes {
 		if v.Anonymous {
 			continue // a new one, made with the container
 		}
 		if _, err := dk.Volume(ctx, v.Name); err == nil {
-			refuse(fmt.Errorf("volume %q already exists on the destination; refusing to mix its contents", v.Name))
+			refuse(RefusalConflict, fmt.Errorf("volume %q already exists on the destination; refusing to mix its contents", v.Name))
 		}
 	}
-	refuse(in.checkStorage(ctx))
+	refuse(RefusalOther, in.checkStorage(ctx))
 	in.image, err = in.localImage(ctx)
 	if errors.Is(err, docker.ErrNotFound) {
 		needImage, err = true, nil
@@ -261,9 +267,9 @@ func (in *incoming) check(ctx context.Context, spec protocol.ContainerSpec) (nee
 	if err != nil {
 		return false, err
 	}
-	refuse(in.checkDisk(ctx, needImage))
+	refuse(RefusalDisk, in.checkDisk(ctx, needImage))
 	if len(why) > 0 {
-		return false, errors.New(strings.Join(why, "; "))
+		return false, joinRefusals(why)
 	}
 	return needImage, nil
 }
@@ -319,7 +325,7 @@ func (in *incoming) receiveImage(ctx context.Context) error {
 		return err
 	}
 	untagged := filepath.Join(dir, "untagged.tar")
-	if err := untagArchive(filepath.Join(dir, "image.tar"), untagged); err != nil {
+	if err := untagArchive(filepath.Join(dir, "image.tar"), untagged, in.pre.Container.ImageID); err != nil {
 		return fmt.Errorf("image stream: %w", err)
 	}
 	f, err := os.Open(untagged)
@@ -330,6 +336,14 @@ func (in *incoming) receiveImage(ctx context.Context) error {
 	loaded, err := in.srv.dk.LoadImage(ctx, f)
 	if err != nil {
 		return err
+	}
+	if len(loaded) > 0 {
+		// Recorded before it is checked: a rollback removes what the load
+		// made even if it is not the container's image.
+		in.state.ImageLoaded = loaded[0]
+		if err := in.srv.saveState(&in.state); err != nil {
+			return err
+		}
 	}
 	id, err := in.localImage(ctx, loaded...)
 	if err != nil {
@@ -682,9 +696,17 @@ func (in *containerArrival) restore(ctx context.Context) error {
 	in.steps.mark("prepare")
 	start := time.Now()
 	sctx, cancel := context.WithTimeout(ctx, in.srv.cfg.RestoreTimeout)
+	stopWatch := func() {}
+	if in.pages != nil {
+		stopWatch = in.killRestoreIfPagerDies(filepath.Join(dir, restoreruntime.WorkDir))
+	}
 	err := in.srv.dk.Start(sctx, id)
+	stopWatch()
 	cancel()
 	took := time.Since(start)
+	if err != nil && in.pages != nil && chanClosed(in.pages.Done()) && in.pages.Err() != nil {
+		err = fmt.Errorf("the lazy-pages daemon died during the restore (%w): %w", in.pages.Err(), err)
+	}
 	if err != nil {
 		if res, rerr := restoreruntime.ReadResult(dir); rerr == nil && !res.OK && !res.Runc && res.Error != "" {
 			return fmt.Errorf("the restore runtime could not prepare the restore: %s", res.Error)
@@ -799,6 +821,7 @@ func (in *incoming) awaitPages(ctx context.Context) error {
 		if err := in.pages.Err(); err != nil {
 			return err
 		}
+		in.paged = time.Now()
 		in.log.Info("post-copy complete: every page arrived", "container", in.name())
 		in.state.Phase = phaseComplete
 		in.srv.saveState(&in.state)
@@ -809,6 +832,7 @@ func (in *incoming) awaitPages(ctx context.Context) error {
 		}
 		select {
 		case <-in.pages.Done():
+			in.paged = time.Now()
 			return in.pages.Err()
 		case <-time.After(30 * time.Second):
 			return fmt.Errorf("%w: the source committed but the lazy-pages daemon is still running", lazypages.ErrIncomplete)

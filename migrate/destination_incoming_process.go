@@ -29,17 +29,17 @@ type processArrival struct {
 func (p *processArrival) accept(context.Context) (*protocol.PreflightOK, func(), error) {
 	in := p.in
 	if !in.srv.cfg.AllowProcesses {
-		return nil, nil, errors.New("this destination does not restore plain processes (start migrate-dst with --allow-processes)")
+		return nil, nil, refuseFor(RefusalPolicy, errors.New("this destination does not restore plain processes (start migrate-dst with --allow-processes)"))
 	}
 	if err := in.checkStrategy(); err != nil {
-		return nil, nil, err
+		return nil, nil, refuseFor(RefusalUnsupported, err)
 	}
 	if err := checkDisk([]diskNeed{{in.srv.processDir(), in.pre.Sizes.Memory}}, statfsInfo); err != nil {
-		return nil, nil, err
+		return nil, nil, refuseFor(RefusalDisk, err)
 	}
 	p.dir = filepath.Join(in.srv.processDir(), in.pre.MigrationID)
 	if _, err := os.Lstat(p.dir); !os.IsNotExist(err) {
-		return nil, nil, fmt.Errorf("migration %s: %s exists already", in.pre.MigrationID, p.dir)
+		return nil, nil, refuseFor(RefusalConflict, fmt.Errorf("migration %s: %s exists already", in.pre.MigrationID, p.dir))
 	}
 	// The state owns the directory, made next: undone with the migration.
 	in.state = migrationState{MigrationID: in.pre.MigrationID, Name: "process " + in.pre.Process.Name, Phase: phasePrepared, ProcessDir: p.dir}

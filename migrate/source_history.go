@@ -135,9 +135,8 @@ type FreezePrediction struct {
 
 // predictFreeze expects the freeze of a migration by strategy to
 // destination of a container with memory bytes, from the history of this
-// host's migrations: the freeze as a part that grows with the memory
-// dumped (dump and ship, at the median rate measured) and a part that
-// does not (the median of what remained of each freeze). Recent
+// host's migrations: a part that does not depend on the memory and one
+// that grows with it (fitFreeze). Recent
 // migrations to the same destination count when there are enough of them,
 // else recent ones to any.
 func predictFreeze(hist []historyRecord, strategy protocol.Strategy, destination string, memory int64) FreezePrediction {
@@ -162,22 +161,49 @@ func predictFreeze(hist []historyRecord, strategy protocol.Strategy, destination
 		p.Basis = fmt.Sprintf("no %s migration from this host measured yet", strategy)
 		return p
 	}
-	var rates []float64 // ns per byte
 	lo, hi := recs[0].Memory, recs[0].Memory
 	for _, r := range recs {
-		if r.Memory > 0 {
-			rates = append(rates, float64(r.Moving)/float64(r.Memory))
-		}
 		lo, hi = min(lo, r.Memory), max(hi, r.Memory)
 	}
-	rate := median(rates)
-	fixed := make([]float64, 0, len(recs))
-	for _, r := range recs {
-		fixed = append(fixed, max(0, float64(r.Freeze)-rate*float64(r.Memory)))
-	}
-	p.Freeze = time.Duration(median(fixed) + rate*float64(memory))
+	rate, fixed := fitFreeze(recs)
+	p.Freeze = time.Duration(fixed + rate*float64(memory))
 	p.Basis = fmt.Sprintf("from the last %d %s migrations from this host %s (%s to %s of memory)", len(recs), strategy, where, cli.Size(lo), cli.Size(hi))
 	return p
+}
+
+// fitFreeze fits freeze = fixed + rate x memory (ns, ns per byte) to
+// recs, robustly (Theil-Sen): the rate is the median of the slopes between
+// every two records of different sizes, the fixed part the median of what
+// each freeze leaves once its memory is paid for. A history of one size
+// has no slope: its rate is then the median of the memory-moving steps'
+// (dump and ship) per byte. A few freak freezes (a loaded host, a fault
+// injected) move neither median.
+func fitFreeze(recs []historyRecord) (rate, fixed float64) {
+	var slopes []float64
+	for i, a := range recs {
+		for _, b := range recs[i+1:] {
+			if a.Memory != b.Memory {
+				slopes = append(slopes, float64(b.Freeze-a.Freeze)/float64(b.Memory-a.Memory))
+			}
+		}
+	}
+	if len(slopes) > 0 {
+		rate = median(slopes)
+	} else {
+		var rates []float64
+		for _, r := range recs {
+			if r.Memory > 0 {
+				rates = append(rates, float64(r.Moving)/float64(r.Memory))
+			}
+		}
+		rate = median(rates)
+	}
+	rate = max(rate, 0)
+	rest := make([]float64, 0, len(recs))
+	for _, r := range recs {
+		rest = append(rest, max(0, float64(r.Freeze)-rate*float64(r.Memory)))
+	}
+	return rate, median(rest)
 }
 
 // median returns the middle of xs (0 for none); xs is reordered.

@@ -51,6 +51,25 @@ func TestPredictFreezeFromFakeHistory(t *testing.T) {
 	if p := predictFreeze(hist, protocol.StrategyPrecopy, "b:7070", 64*mib); p.Freeze != 0 || !strings.Contains(p.Basis, "no precopy migration") {
 		t.Fatalf("prediction without history: %v (%s)", p.Freeze, p.Basis)
 	}
+
+	// What the lab's host1 holds: mostly tiny containers (their dump's
+	// fixed cost is most of it: a per-byte rate from them alone is
+	// absurd), a few of 64 MiB, and two freak freezes of a loaded host.
+	var lab []historyRecord
+	for i := range 20 {
+		r := historyRecord{Destination: "h2", Strategy: protocol.StrategyStopAndCopy, Memory: 600 << 10,
+			Freeze: 1600*time.Millisecond + time.Duration(i%4)*20*time.Millisecond, Moving: 200 * time.Millisecond}
+		switch i % 7 {
+		case 3:
+			r.Memory, r.Freeze, r.Moving = 64*mib, 1700*time.Millisecond, 450*time.Millisecond
+		case 5:
+			r.Freeze = 30 * time.Second
+		}
+		lab = append(lab, r)
+	}
+	if p := predictFreeze(lab, protocol.StrategyStopAndCopy, "h2", 68*mib); p.Freeze < 1500*time.Millisecond || p.Freeze > 2000*time.Millisecond {
+		t.Fatalf("prediction for 68 MiB from the lab's history: %v, want about 1.7 s (%s)", p.Freeze, p.Basis)
+	}
 }
 
 // TestHistoryKeptBoundedAndWhole: records appended by concurrent writers

@@ -309,11 +309,38 @@ func (r *receiver) checkSymlink(e Entry) error {
 		}
 		return nil
 	}
+	if climbsAfterDescending(t) {
+		return fmt.Errorf("%w: symlink %s has target %q: \"..\" after a name (which may be a symlink)", ErrUnsafeEntry, e.Path, t)
+	}
 	resolved := path.Join(path.Dir(e.Path), t)
 	if resolved == ".." || strings.HasPrefix(resolved, "../") {
 		return fmt.Errorf("%w: symlink %s points out to %q", ErrUnsafeEntry, e.Path, t)
 	}
 	return nil
+}
+
+// climbsAfterDescending reports whether a relative symlink target has a
+// ".." after a name ("a/b/../.."). Cleaning such a target lexically says
+// nothing of where it leads: the name may be (or later become) a symlink,
+// and ".." then climbs from wherever that leads ("a/up" -> ".." makes
+// "a/up/.." the target's parent). With ".." only leading, the climb starts
+// from the link's own directory, whose parents are real directories, so
+// the lexical check below is exact; the names after it only descend, and
+// every symlink they meet was checked the same way.
+func climbsAfterDescending(target string) bool {
+	named := false
+	for _, c := range strings.Split(target, "/") {
+		switch c {
+		case "", ".":
+		case "..":
+			if named {
+				return true
+			}
+		default:
+			named = true
+		}
+	}
+	return false
 }
 
 func (r *receiver) checkXattrs(e Entry) error {

@@ -115,7 +115,9 @@ func (d *decoder) take(n int) []byte {
 		if d.err == nil {
 			d.err = io.ErrUnexpectedEOF
 		}
-		return make([]byte, n)
+		// Zeros for the fixed-size reads that follow, never n of them: n
+		// may be a length the peer wrote (4 GiB of xattr value).
+		return make([]byte, min(n, 8))
 	}
 	v := d.b[:n]
 	d.b = d.b[n:]

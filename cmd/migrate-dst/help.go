@@ -16,6 +16,7 @@ var help = cli.Help{
 			"certs --out tls --host host1=10.0.0.1 --host host2=10.0.0.2",
 			"install-runtime",
 			"--listen :7070 --allow-source host1",
+			"--config /etc/dockmove/migrate-dst.conf",
 			"status --json",
 		},
 	}, {
@@ -41,6 +42,25 @@ var help = cli.Help{
 		Usage:    []string{"uninstall-runtime [flags]"},
 		Summary:  "unregister the restore runtime, unless a container still uses it",
 		Examples: []string{"uninstall-runtime"},
+	}, {
+		Name:    "install",
+		Usage:   []string{"install [--root DIR] [--now] [install flags] [serve flags]"},
+		Summary: "make this host a destination: config file (the serve flags given), systemd unit, restore runtime; credentials checked",
+		Examples: []string{
+			"install --listen 10.0.0.2:7070 --allow-source host1",
+			"install --now",
+			"install --root /tmp/img --daemon-json /tmp/img/daemon.json --json",
+		},
+	}, {
+		Name:     "uninstall",
+		Usage:    []string{"uninstall [--root DIR] [--now] [flags]"},
+		Summary:  "undo what install did: its files removed, daemon.json as it was before",
+		Examples: []string{"uninstall", "uninstall --now"},
+	}, {
+		Name:     "generate",
+		Usage:    []string{"generate man|bash-completion|systemd-unit|config [flags]"},
+		Summary:  "print the man page, the bash completion, or a file install writes",
+		Examples: []string{"generate man > migrate-dst.1", "generate bash-completion > /etc/bash_completion.d/migrate-dst", "generate systemd-unit --bin-dir /usr/bin"},
 	}, {
 		Name:     "status",
 		Usage:    []string{"status [--json] [--work-dir DIR]"},

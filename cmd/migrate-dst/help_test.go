@@ -15,7 +15,7 @@ import (
 
 // commandNames are migrate-dst's commands, spelled here again so that a
 // command missing from the help fails.
-var commandNames = []string{"serve", "certs", "install-runtime", "uninstall-runtime", "status", "help"}
+var commandNames = []string{"serve", "certs", "install-runtime", "uninstall-runtime", "install", "uninstall", "generate", "status", "help"}
 
 // runDst runs migrate-dst's command line args in the test's process.
 func runDst(t *testing.T, args ...string) (code int, stdout, stderr string) {

@@ -9,6 +9,9 @@
 //	migrate-dst certs --out DIR --host NAME[=ADDR,...] ...
 //	migrate-dst install-runtime [flags]           register the restore runtime
 //	migrate-dst uninstall-runtime [flags]
+//	migrate-dst install [flags]                     make this host a destination (unit, config file, runtime)
+//	migrate-dst uninstall [flags]                   undo what install did
+//	migrate-dst generate man|bash-completion|...    documents and the files install writes
 //	migrate-dst status [--json]                     migrations under way or in doubt
 //	migrate-dst help [COMMAND]                      the same as COMMAND --help
 package main
@@ -59,6 +62,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 // agent is one run of migrate-dst: where its commands write.
 type agent struct {
 	stdout, stderr io.Writer
+	// collect, if set, receives each command's flags in place of its
+	// help (generate's man page and completion).
+	collect func(command string, fs *pflag.FlagSet)
 }
 
 // run runs the command that the first argument names; serve if it is a
@@ -77,6 +83,12 @@ func (a *agent) run(args []string) error {
 		return a.installRuntime(name, args)
 	case "status":
 		return a.status(args)
+	case "install":
+		return a.install(args)
+	case "uninstall":
+		return a.uninstall(args)
+	case "generate":
+		return a.generate(args)
 	case "help":
 		return a.help(args)
 	}
@@ -88,7 +100,7 @@ func (a *agent) run(args []string) error {
 func (a *agent) parse(fs *pflag.FlagSet, name string, args []string, maxArgs int) error {
 	err := cli.ParseFlags(fs, name, args)
 	if errors.Is(err, pflag.ErrHelp) {
-		help.Write(a.stdout, name, fs)
+		a.writeHelp(name, fs)
 	}
 	if err == nil && fs.NArg() > maxArgs {
 		return cli.Usagef(name, "unexpected argument %q", fs.Arg(maxArgs))
@@ -152,6 +164,7 @@ type serveFlags struct {
 	networkRanges []string
 	allowSources  []string
 	eventsPath    string
+	metricsListen string
 	version       bool
 }
 
@@ -181,6 +194,7 @@ func (f *serveFlags) flagSet() *pflag.FlagSet {
 	fs.StringSliceVar(&cfg.DenyLabels, "deny-label", nil, "label keys or patterns a container may not carry here (e.g. traefik.*, when this host's proxy routes by them); refused before it is frozen")
 	fs.StringSliceVar(&f.allowSources, "allow-source", nil, "accept migrations only from these hosts (names or addresses in their certificates; comma-separated or repeated); default: any host whose certificate the CA signed")
 	fs.StringVar(&f.eventsPath, "events", "", "write machine-readable events (JSON lines: ready) to this file (/dev/fd/N: an inherited descriptor)")
+	fs.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus metrics at http://ADDR/metrics (plain HTTP: an address only the monitoring network reaches); default: none")
 	fs.BoolVar(&cfg.AllowProcesses, "allow-processes", false, "also accept plain process trees (migrate-src --pid), restored with CRIU on this host outside any container; without Docker, accept only those")
 	fs.BoolVar(&f.version, "version", false, "print migrate-dst's version and exit")
 	f.tf.Register(fs)
@@ -218,7 +232,7 @@ func (f *serveFlags) config(log *slog.Logger) (migrate.DestConfig, error) {
 // serve accepts migrations until it is interrupted.
 func (a *agent) serve(args []string) error {
 	f := newServeFlags()
-	if err := a.parse(f.flagSet(), "", args, 0); err != nil {
+	if err := a.parseServe(f, args); err != nil {
 		return err
 	}
 	if f.version {
@@ -231,6 +245,9 @@ func (a *agent) serve(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if cfg.Observer, err = serveMetrics(ctx, f.metricsListen, cfg.Logger); err != nil {
+		return err
+	}
 	srv, err := migrate.NewServer(ctx, cfg)
 	if err != nil {
 		return err

@@ -42,6 +42,11 @@ func helpFor(program string) cli.Help {
 			Summary:  "install as the Docker CLI plugin: docker migrate CONTAINER --to HOST",
 			Examples: []string{"install-plugin", "install-plugin --docker-config /etc/docker-cli"},
 		}, {
+			Name:     "generate",
+			Usage:    []string{"generate man|bash-completion"},
+			Summary:  "print " + program + "'s man page or bash completion",
+			Examples: []string{"generate man > migrate-src.1", "generate bash-completion > /etc/bash_completion.d/migrate-src"},
+		}, {
 			Name:     "help",
 			Usage:    []string{"help [COMMAND]"},
 			Summary:  "print the help of " + program + " or of one command (as COMMAND --help does)",

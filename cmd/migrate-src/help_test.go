@@ -16,7 +16,7 @@ import (
 
 // commandNames are migrate-src's commands, spelled here again so that a
 // command missing from the help fails.
-var commandNames = []string{"check", "drain", "status", "install-plugin", "help"}
+var commandNames = []string{"check", "drain", "status", "install-plugin", "generate", "help"}
 
 // runSrc runs the command line args, args[0] the name migrate-src runs
 // as, in the test's process.
@@ -159,5 +159,25 @@ func TestFlagHelpHasNoBackquoteTypes(t *testing.T) {
 	for _, name := range commandNames {
 		_, out, _ := runSrc(t, "migrate-src", name, "--help")
 		clitest.CheckFlagHelp(t, name, out)
+	}
+}
+
+// TestGenerate: migrate-src's man page shows every command with its
+// flags, and its bash completion completes them.
+func TestGenerate(t *testing.T) {
+	code, page, errOut := runSrc(t, "migrate-src", "generate", "man")
+	for _, want := range []string{".TH MIGRATE-SRC 1", `.SS "migrate\-src drain"`, `\fB\-\-strategy\fR`, `\fB\-\-docker\-config\fR`, "Flags: those of \\fBmigrate-src\\fR.", ".BR migrate-dst (1)"} {
+		if code != 0 || !strings.Contains(page, want) {
+			t.Errorf("man page (exit %d, %s) lacks %q", code, errOut, want)
+		}
+	}
+	code, completion, _ := runSrc(t, "migrate-src", "generate", "bash-completion")
+	for _, want := range []string{"complete -o default -F _dockmove_migrate_src migrate-src", "install-plugin) flags=\"--docker-config --help\"", "--strategy"} {
+		if code != 0 || !strings.Contains(completion, want) {
+			t.Errorf("bash completion (exit %d) lacks %q", code, want)
+		}
+	}
+	if code, _, errOut := runSrc(t, "migrate-src", "generate", "systemd-unit"); code != 2 || !strings.Contains(errOut, "man, bash-completion") {
+		t.Errorf("a document migrate-src has not: exit %d, %q", code, errOut)
 	}
 }

@@ -7,7 +7,7 @@
 //
 //	migrate-src --to HOST[:PORT] [flags] CONTAINER
 //	migrate-src --to HOST[:PORT] [flags] --pid PID
-//	migrate-src check|drain|status|install-plugin|help ...
+//	migrate-src check|drain|status|install-plugin|generate|help ...
 package main
 
 import (
@@ -82,6 +82,9 @@ type app struct {
 func (a *app) run(argv []string) int {
 	if len(argv) > 0 && argv[0] == "install-plugin" {
 		return a.help.Exit(a.stderr, a.runInstallPlugin(argv[1:]))
+	}
+	if len(argv) > 0 && argv[0] == "generate" {
+		return a.help.Exit(a.stderr, a.generate(argv[1:]))
 	}
 	o := newOptions()
 	fs := o.flagSet()

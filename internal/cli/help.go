@@ -38,6 +38,10 @@ type Help struct {
 	// Commands are the program's commands, its default one first: the
 	// program's own help is its default command's.
 	Commands []Command
+	// Collect, if set, is handed each command's flags in place of the
+	// help Write would write: how a program gathers them for its man page
+	// and shell completion (Docs) without running a command.
+	Collect func(command string, fs *pflag.FlagSet)
 }
 
 // Lookup returns the command that name selects; "" selects the default.
@@ -58,6 +62,10 @@ func (h Help) Lookup(name string) (Command, bool) {
 // if fs is nil). The default command's help, and that of a name that
 // selects none, is the program's.
 func (h Help) Write(w io.Writer, name string, fs *pflag.FlagSet) {
+	if h.Collect != nil {
+		h.Collect(name, fs)
+		return
+	}
 	cmd, ok := h.Lookup(name)
 	if !ok {
 		cmd, _ = h.Lookup("")

@@ -59,22 +59,14 @@ func Install(cfg InstallConfig) (changed bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	want := runtimeEntry{Path: cfg.Binary, RuntimeArgs: []string{StateFlag, cfg.State}}
-	jsonChanged, err := mergeDaemonJSON(cfg.DaemonJSON, func(runtimes map[string]json.RawMessage) (bool, error) {
-		var have runtimeEntry
-		if raw, ok := runtimes[Name]; ok && json.Unmarshal(raw, &have) == nil &&
-			have.Path == want.Path && strings.Join(have.RuntimeArgs, "\x00") == strings.Join(want.RuntimeArgs, "\x00") {
-			return false, nil
-		}
-		raw, err := json.Marshal(want)
-		runtimes[Name] = raw
-		return true, err
+	jsonChanged, err := mergeDaemonJSON(cfg.DaemonJSON, func(old []byte) ([]byte, bool, error) {
+		return Register(old, cfg.Binary, cfg.State)
 	})
 	if err != nil {
 		return false, err
 	}
 	if jsonChanged {
-		if err := reload(cfg.PIDFile); err != nil {
+		if err := Reload(cfg.PIDFile); err != nil {
 			return true, err
 		}
 	}
@@ -88,15 +80,38 @@ func Uninstall(cfg InstallConfig, inUse []string) error {
 	if len(inUse) > 0 {
 		return fmt.Errorf("restore runtime: containers still use the %s runtime: %s", Name, strings.Join(inUse, ", "))
 	}
-	changed, err := mergeDaemonJSON(cfg.DaemonJSON, func(runtimes map[string]json.RawMessage) (bool, error) {
+	changed, err := mergeDaemonJSON(cfg.DaemonJSON, Unregister)
+	if err != nil || !changed {
+		return err
+	}
+	return Reload(cfg.PIDFile)
+}
+
+// Register returns daemonJSON, dockerd's configuration (empty: none),
+// with the runtime registered at binary with state directory state,
+// every other setting kept; changed is false when it already was.
+func Register(daemonJSON []byte, binary, state string) (out []byte, changed bool, err error) {
+	want := runtimeEntry{Path: binary, RuntimeArgs: []string{StateFlag, state}}
+	return editRuntimes(daemonJSON, func(runtimes map[string]json.RawMessage) (bool, error) {
+		var have runtimeEntry
+		if raw, ok := runtimes[Name]; ok && json.Unmarshal(raw, &have) == nil &&
+			have.Path == want.Path && strings.Join(have.RuntimeArgs, "\x00") == strings.Join(want.RuntimeArgs, "\x00") {
+			return false, nil
+		}
+		raw, err := json.Marshal(want)
+		runtimes[Name] = raw
+		return true, err
+	})
+}
+
+// Unregister returns daemonJSON without the runtime, every other setting
+// kept; changed is false when it held none.
+func Unregister(daemonJSON []byte) (out []byte, changed bool, err error) {
+	return editRuntimes(daemonJSON, func(runtimes map[string]json.RawMessage) (bool, error) {
 		_, ok := runtimes[Name]
 		delete(runtimes, Name)
 		return ok, nil
 	})
-	if err != nil || !changed {
-		return err
-	}
-	return reload(cfg.PIDFile)
 }
 
 func installBinary(src, dst string) (bool, error) {
@@ -114,39 +129,20 @@ func installBinary(src, dst string) (bool, error) {
 	return true, os.Rename(tmp, dst)
 }
 
-// mergeDaemonJSON edits the "runtimes" object of daemon.json with edit,
-// keeping every other key as it was. The old file is kept as
+// mergeDaemonJSON rewrites daemon.json with edit (given its content, or
+// nothing if there is none). The old file is kept as
 // daemon.json.dockmove-backup-<unix time> when it changes.
-func mergeDaemonJSON(path string, edit func(map[string]json.RawMessage) (bool, error)) (bool, error) {
+func mergeDaemonJSON(path string, edit func([]byte) ([]byte, bool, error)) (bool, error) {
 	old, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		old = []byte("{}")
-	} else if err != nil {
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return false, err
 	}
-	var doc map[string]json.RawMessage
-	if err := json.Unmarshal(old, &doc); err != nil {
-		return false, fmt.Errorf("restore runtime: %s is not a JSON object: %w", path, err)
-	}
-	if doc == nil {
-		doc = map[string]json.RawMessage{}
-	}
-	runtimes := map[string]json.RawMessage{}
-	if raw, ok := doc["runtimes"]; ok {
-		if err := json.Unmarshal(raw, &runtimes); err != nil {
-			return false, fmt.Errorf("restore runtime: %s: runtimes: %w", path, err)
-		}
-	}
-	changed, err := edit(runtimes)
-	if err != nil || !changed {
-		return false, err
-	}
-	if doc["runtimes"], err = json.Marshal(runtimes); err != nil {
-		return false, err
-	}
-	out, err := json.MarshalIndent(doc, "", "  ")
+	out, changed, err := edit(old)
 	if err != nil {
-		return false, err
+		return false, fmt.Errorf("restore runtime: %s: %w", path, err)
+	}
+	if !changed {
+		return false, nil
 	}
 	if _, statErr := os.Stat(path); statErr == nil {
 		backup := path + ".dockmove-backup-" + strconv.FormatInt(time.Now().Unix(), 10)
@@ -158,14 +154,53 @@ func mergeDaemonJSON(path string, edit func(map[string]json.RawMessage) (bool, e
 		return false, err
 	}
 	tmp := path + ".dockmove-new"
-	if err := os.WriteFile(tmp, append(out, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(tmp, out, 0o644); err != nil {
 		return false, err
 	}
 	return true, os.Rename(tmp, path)
 }
 
-// reload sends SIGHUP to dockerd, which rereads its runtimes.
-func reload(pidFile string) error {
+// editRuntimes applies edit to the "runtimes" object of daemonJSON,
+// keeping every other key as it was (an empty object is dropped), and returns the new document
+// (indented, newline-terminated) if edit changed it.
+func editRuntimes(daemonJSON []byte, edit func(map[string]json.RawMessage) (bool, error)) ([]byte, bool, error) {
+	if len(bytes.TrimSpace(daemonJSON)) == 0 {
+		daemonJSON = []byte("{}")
+	}
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(daemonJSON, &doc); err != nil {
+		return nil, false, fmt.Errorf("not a JSON object: %w", err)
+	}
+	if doc == nil {
+		doc = map[string]json.RawMessage{}
+	}
+	runtimes := map[string]json.RawMessage{}
+	if raw, ok := doc["runtimes"]; ok {
+		if err := json.Unmarshal(raw, &runtimes); err != nil {
+			return nil, false, fmt.Errorf("runtimes: %w", err)
+		}
+	}
+	changed, err := edit(runtimes)
+	if err != nil || !changed {
+		return nil, false, err
+	}
+	if len(runtimes) == 0 {
+		// Nothing else registered: no "runtimes" key at all, as before
+		// dockmove's was added to a daemon.json without one.
+		delete(doc, "runtimes")
+	} else if doc["runtimes"], err = json.Marshal(runtimes); err != nil {
+		return nil, false, err
+	}
+	out, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return nil, false, err
+	}
+	return append(out, '\n'), true, nil
+}
+
+// Reload sends SIGHUP to the dockerd whose pidfile is pidFile: it rereads
+// its runtimes.
+func Reload(pidFile string) error {
 	data, err := os.ReadFile(pidFile)
 	if err != nil {
 		return fmt.Errorf("restore runtime: reload dockerd: %w", err)
