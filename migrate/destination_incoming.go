@@ -240,8 +240,10 @@ func (in *incoming) check(ctx context.Context, spec protocol.ContainerSpec) (nee
 	refuse(RefusalPolicy, docker.CheckHostConfig(spec.DockerHostConfig))
 	refuse(RefusalPolicy, checkDevices(in.pre.Devices, spec))
 	refuse(RefusalUnsupported, checkCgroups(in.sess.Peer().Host, in.srv.hello.Host))
-	if ok, err := dk.HasRuntime(ctx, restoreruntime.Name); err != nil || !ok {
-		refuse(RefusalUnsupported, fmt.Errorf("the restore runtime %q is not installed on the destination (run: migrate-dst install-runtime): %v", restoreruntime.Name, err))
+	if ok, err := dk.HasRuntime(ctx, restoreruntime.Name); err != nil {
+		refuse(RefusalOther, fmt.Errorf("asking the destination's Docker for its runtimes: %w", err))
+	} else if !ok {
+		refuse(RefusalUnsupported, fmt.Errorf("the restore runtime %q is not installed on the destination (run there: migrate-dst install-runtime)", restoreruntime.Name))
 	}
 	refuse(RefusalNetwork, in.checkNetworks(ctx, spec.Networks))
 	refuse(RefusalNetwork, in.checkPorts(ctx))

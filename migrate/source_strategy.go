@@ -17,7 +17,7 @@ var ErrStrategyUnavailable = errors.New("strategy not available")
 // Why a kernel feature a strategy needs is missing, in the user's terms.
 const (
 	noSoftDirty = "the source's kernel cannot track dirty memory (no soft-dirty bits: CONFIG_MEM_SOFT_DIRTY is off, " +
-		"as on arm64 and this project's VMs; criu check --feature mem_dirty_track fails), so pre-dump rounds are impossible"
+		"as on arm64 and some cloud kernels; criu check --feature mem_dirty_track fails), so pre-dump rounds are impossible"
 	uffdCheck = "(criu check --feature uffd-noncoop)"
 )
 

@@ -466,8 +466,9 @@ func TestUnopenedStreamFailsAfterPeerWaitTimeout(t *testing.T) {
 
 // TestRevokedCertificateIsRefused: a host whose certificate was revoked
 // (certs --revoke, the list copied into the peer's TLS directory) is
-// refused in the handshake, naming the revocation; the list's other
-// entries leave other hosts in, and a malformed list is an error at load.
+// refused in the handshake, naming the revocation, also by an agent that
+// was already running when the list arrived; the list's other entries
+// leave other hosts in, and a malformed list is an error at load.
 func TestRevokedCertificateIsRefused(t *testing.T) {
 	p := loadPKI(t)
 	caDir := filepath.Dir(filepath.Dir(p.host1.Cert))
@@ -486,10 +487,19 @@ func TestRevokedCertificateIsRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	copyRevocation()
 	server := p.host2
 	server.Revoked = revoked
-	addr, log, done := tlsServer(t, mustTLS(t, server.Server))
+	// The list arrives while the server runs: its next handshake reads it.
+	running := mustTLS(t, server.Server)
+	addr, _, done := tlsServer(t, running)
+	if _, cerr := tlsClient(mustTLS(t, p.sourceOnly.Client))(t, addr); cerr != nil {
+		t.Fatalf("before the revocation: %v", cerr)
+	}
+	if srv := <-done; srv.err == nil {
+		srv.s.Close()
+	}
+	copyRevocation()
+	addr, log, done := tlsServer(t, running)
 	_, cerr := tlsClient(mustTLS(t, p.sourceOnly.Client))(t, addr)
 	srv := <-done
 	if cerr == nil || srv.err == nil || !errors.Is(srv.err, ErrAuth) || !strings.Contains(srv.err.Error(), "is revoked") {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -114,24 +115,59 @@ func (f TLSFiles) base() (*tls.Config, *x509.CertPool, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	revoked, err := readRevoked(f.Revoked)
-	if err != nil {
+	revoked := &revocationList{path: f.Revoked}
+	if _, err := revoked.current(); err != nil {
 		return nil, nil, err
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}}
-	if len(revoked) > 0 {
-		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return nil // the chain check refuses it where a certificate is required
-			}
-			c := cs.PeerCertificates[0]
-			if revoked[serialHex(c)] {
-				return fmt.Errorf("the certificate of %s (serial %s) is revoked (%s)", c.Subject.CommonName, serialHex(c), f.Revoked)
-			}
-			return nil
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return nil // the chain check refuses it where a certificate is required
 		}
+		list, err := revoked.current()
+		if err != nil {
+			return err // a list that no longer reads lets nobody in
+		}
+		c := cs.PeerCertificates[0]
+		if list[serialHex(c)] {
+			return fmt.Errorf("the certificate of %s (serial %s) is revoked (%s)", c.Subject.CommonName, serialHex(c), f.Revoked)
+		}
+		return nil
 	}
 	return cfg, pool, nil
+}
+
+// revocationList is a revocation list file, read again whenever it
+// changes: a list copied to a running agent takes effect at its next
+// handshake, without a restart.
+type revocationList struct {
+	path string
+
+	mu      sync.Mutex
+	stamp   string // the file's size and modification time when read; "" none
+	serials map[string]bool
+}
+
+// current returns the list as the file now holds it.
+func (l *revocationList) current() (map[string]bool, error) {
+	if l.path == "" {
+		return nil, nil
+	}
+	stamp := "missing"
+	if st, err := os.Stat(l.path); err == nil {
+		stamp = fmt.Sprintf("%d %d", st.Size(), st.ModTime().UnixNano())
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if stamp == l.stamp {
+		return l.serials, nil
+	}
+	serials, err := readRevoked(l.path)
+	if err != nil {
+		return nil, err
+	}
+	l.stamp, l.serials = stamp, serials
+	return serials, nil
 }
 
 // readRevoked reads a revocation list; a missing file revokes nothing.

@@ -29,7 +29,7 @@ func helpFor(program string) cli.Help {
 		}, {
 			Name:     "drain",
 			Usage:    []string{"drain [check] --to HOST[:PORT] [--label KEY[=VALUE]] [flags]"},
-			Summary:  "move every running container, one after the other (drain check: would they?)",
+			Summary:  "move every running container, one after the other or --parallel N at once, to one or several destinations (drain check: would they?)",
 			Examples: []string{"drain check --to host2", "drain --to host2 --label tier=web --json"},
 		}, {
 			Name:     "status",

@@ -211,7 +211,7 @@ func (o *options) flagSet() *pflag.FlagSet {
 	fs.BoolVar(&cfg.KeepSource, "keep-source", false, "keep the stopped original container instead of removing it")
 	fs.BoolVar(&cfg.AllowNewAddress, "allow-new-address", false, "if the destination cannot keep the container's IP/MAC, accept a new address (its TCP connections are closed)")
 	fs.BoolVar(&cfg.CreateNetworks, "create-networks", false, "ask the destination to create, from this host's definitions, the container's networks it lacks (where it allows: migrate-dst --allow-create-networks)")
-	fs.StringVar(&o.bindMounts, "bind-mounts", "", "move bind mounts of host paths: copy (their contents, at the freeze, to the same paths on the destination) or shared (the destination sees the same paths on shared storage, checked before freezing); default: refused")
+	fs.StringVar(&o.bindMounts, "bind-mounts", "", "move bind mounts of host paths: copy (their contents, at the freeze, below a base directory the destination allows: migrate-dst --bind-base) or shared (the destination sees the same paths on shared storage, checked before freezing); default: refused")
 	fs.StringToStringVar(&cfg.RemapPorts, "remap-port", nil, "publish a host port elsewhere on the destination: [IP:]PORT=[IP:]OTHER (repeat); default the same ports")
 	fs.StringVar(&cfg.WorkDir, "work-dir", cfg.WorkDir, "where the dump is written while it is shipped")
 	fs.StringVar(&cfg.CRIU, "criu", "", "criu binary (default: criu in PATH)")
@@ -381,17 +381,17 @@ func (a *app) printCheck(what string, r *migrate.Report) {
 	fmt.Fprintf(a.stdout, "  to ship: memory %s, writable layer %s, volumes %s\n", cli.Size(c.Sizes.Memory), cli.Size(c.Sizes.Rootfs), cli.Size(c.Sizes.Volumes))
 	switch {
 	case c.NeedImage && c.HaveLayers > 0:
-		fmt.Fprintf(a.stdout, "  image: host2 has %d of its %d layers; the rest is sent (at most %s)\n", c.HaveLayers, c.ImageLayers, cli.Size(c.Sizes.Image))
+		fmt.Fprintf(a.stdout, "  image: %s has %d of its %d layers; the rest is sent (at most %s)\n", r.Destination, c.HaveLayers, c.ImageLayers, cli.Size(c.Sizes.Image))
 	case c.NeedImage:
 		fmt.Fprintf(a.stdout, "  image: sent whole (%s)\n", cli.Size(c.Sizes.Image))
 	case c.ImageLayers > 0:
-		fmt.Fprintln(a.stdout, "  image: present on host2")
+		fmt.Fprintf(a.stdout, "  image: present on %s\n", r.Destination)
 	}
 	if c.NewAddress {
 		fmt.Fprintln(a.stdout, "  address: a new one on host2 (its TCP connections will be closed)")
 	}
 	if c.LastRestore > 0 {
-		fmt.Fprintf(a.stdout, "  host2's last restore took %v (the floor of the freeze)\n", c.LastRestore)
+		fmt.Fprintf(a.stdout, "  %s's last restore took %v (the floor of the freeze)\n", r.Destination, c.LastRestore)
 	}
 	if len(c.Predicted) > 0 {
 		fmt.Fprintln(a.stdout, "  predicted freeze:")
