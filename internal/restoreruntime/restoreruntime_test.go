@@ -176,3 +176,26 @@ func TestPrepareRestoreBindsTheSourcesInit(t *testing.T) {
 		})
 	}
 }
+
+// TestRuntimeLogIsRotated: the runtime's log, written at every Docker
+// command on a container that uses it, becomes runtime.log.1 once over
+// logKeep and starts again; below it, it is appended to.
+func TestRuntimeLogIsRotated(t *testing.T) {
+	state := t.TempDir()
+	path := filepath.Join(state, LogFile)
+	openLog(state).Info("first")
+	if b, _ := os.ReadFile(path); !strings.Contains(string(b), "first") {
+		t.Fatalf("log: %q", b)
+	}
+	if err := os.WriteFile(path, make([]byte, logKeep+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	openLog(state).Info("after the rotation")
+	old, err := os.Stat(path + ".1")
+	if err != nil || old.Size() != logKeep+1 {
+		t.Fatalf("rotated log: %v, %v", old, err)
+	}
+	if b, _ := os.ReadFile(path); len(b) > 200 || !strings.Contains(string(b), "after the rotation") {
+		t.Fatalf("new log: %d bytes", len(b))
+	}
+}

@@ -129,8 +129,20 @@ func Main(argv []string) int {
 	return execRunc(append(inv.Global, append([]string{inv.Command}, inv.Args...)...))
 }
 
+// logKeep bounds the runtime's log: past it, the log becomes LogFile.1
+// (the one before is dropped) and a new one begins. Docker runs the runtime
+// for every command on every container that uses it, for as long as the
+// host lives.
+const logKeep = 8 << 20
+
+// openLog opens the runtime's log in state, rotating it once it is over
+// logKeep.
 func openLog(state string) *slog.Logger {
-	f, err := os.OpenFile(filepath.Join(state, LogFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	path := filepath.Join(state, LogFile)
+	if st, err := os.Lstat(path); err == nil && st.Mode().IsRegular() && st.Size() > logKeep {
+		os.Rename(path, path+".1") // a concurrent run may have done it: either way a new log
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
