@@ -19,6 +19,7 @@ PATCH_STAMP=/usr/local/lib/dockmove/criu-patches.sha256
 PKGS=(
 	docker.io containerd runc iproute2 iptables kmod busybox-static redis-tools
 	ca-certificates curl xz-utils make gcc pkgconf patch
+	groff-base systemd
 	libbsd-dev libcap-dev libgnutls28-dev libnet1-dev libnftables-dev
 	libnl-3-dev libprotobuf-c-dev libprotobuf-dev protobuf-c-compiler
 	protobuf-compiler python3-protobuf uuid-dev

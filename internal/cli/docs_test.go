@@ -66,7 +66,7 @@ func TestDocsMan(t *testing.T) {
 	}
 	groff, err := exec.LookPath("groff")
 	if err != nil {
-		t.Skip("groff not in PATH: the page's troff is not checked")
+		skipOrFail(t, "groff not in PATH (package groff-base; run: make deps): the page's troff is not checked")
 	}
 	cmd := exec.Command(groff, "-man", "-Tutf8", "-ww", "-z")
 	cmd.Stdin = strings.NewReader(page)
@@ -80,7 +80,7 @@ func TestDocsMan(t *testing.T) {
 func TestDocsBashCompletion(t *testing.T) {
 	bash, err := exec.LookPath("bash")
 	if err != nil {
-		t.Skip("bash not in PATH")
+		skipOrFail(t, "bash not in PATH")
 	}
 	var b bytes.Buffer
 	if err := testDocs(t).Write(&b, DocBashCompletion); err != nil {
@@ -127,4 +127,14 @@ func TestParseDocKind(t *testing.T) {
 	if _, err := ParseDocKind("zsh-completion"); err == nil || !strings.Contains(err.Error(), "man, bash-completion") {
 		t.Errorf("unknown kind: %v", err)
 	}
+}
+
+// skipOrFail skips for a missing prerequisite, or fails in strict mode
+// (DOCKMOVE_STRICT=1, as make test runs), where it should be there.
+func skipOrFail(t *testing.T, reason string) {
+	t.Helper()
+	if os.Getenv("DOCKMOVE_STRICT") == "1" {
+		t.Fatalf("prerequisite missing in strict mode: %s", reason)
+	}
+	t.Skipf("prerequisite missing: %s", reason)
 }

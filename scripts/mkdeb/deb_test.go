@@ -68,7 +68,10 @@ func testDeb(t *testing.T) (deb, bin string) {
 func requireTool(t *testing.T, name string) {
 	t.Helper()
 	if _, err := exec.LookPath(name); err != nil {
-		t.Skipf("%s not in PATH", name)
+		if os.Getenv("DOCKMOVE_STRICT") == "1" {
+			t.Fatalf("prerequisite missing in strict mode: %s not in PATH (run: make deps)", name)
+		}
+		t.Skipf("prerequisite missing: %s not in PATH", name)
 	}
 }
 
