@@ -370,20 +370,36 @@ func migrateTTYContainer(t *testing.T, e env) {
 			cleanupDocker(h, "rm", "-f", name)
 		}
 	})
-	loop := "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done"
+	// The count is written aside and renamed into place: a reader never
+	// sees the file truncated and not yet written (echo's open and write
+	// are two steps, and a process just restored may fault between them).
+	loop := "i=0; while true; do i=$((i+1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.05; done"
 	if _, err := e.h1.Docker(ctx, "run", "-dit", "--pull", "never", "--name", name, "--network", e.h1.Network, lab.BusyboxImage, "sh", "-c", loop); err != nil {
 		t.Fatal(err)
 	}
-	count := func(h lab.Host) int {
+	read := func(h lab.Host) (int, error) {
 		out, err := h.Docker(ctx, "exec", name, "cat", "/tmp/count")
+		if err != nil {
+			return 0, err
+		}
+		var n int
+		if _, err := fmt.Sscan(out, &n); err != nil {
+			return 0, fmt.Errorf("counter on %s reads %q: %v", h.Name, out, err)
+		}
+		return n, nil
+	}
+	count := func(h lab.Host) int {
+		n, err := read(h)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var n int
-		fmt.Sscan(out, &n)
 		return n
 	}
-	for count(e.h1) < 20 {
+	// The shell may not have written its first count yet.
+	for n, err := read(e.h1); n < 20; n, err = read(e.h1) {
+		if err != nil && ctx.Err() != nil {
+			t.Fatalf("the counter never reached 20 on host1: %v", err)
+		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	before := count(e.h1)

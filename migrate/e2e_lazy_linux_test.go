@@ -8,10 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/dockmove/dockmove/internal/criu"
 	"github.com/dockmove/dockmove/internal/events"
 	"github.com/dockmove/dockmove/internal/lab"
 	"github.com/dockmove/dockmove/internal/workload"
@@ -65,6 +67,8 @@ func TestLazyLinkCutDuringPostCopy(t *testing.T) {
 	name := unique("cut")
 	addr := runWorkloadMiB(t, ctx, e, name, lab.WorkloadImage, 1024, 500)
 	before := waitBeat(t, ctx, addr, 0)
+	watch := watchBeats(t, ctx, addr, 3) // a connection through the move
+	defer watch.Stop()
 	cut, _ := linkCutter(t, ctx, e)
 	onStage, cutDone := atStage("post-copy", func(func()) {
 		cut()
@@ -83,6 +87,7 @@ func TestLazyLinkCutDuringPostCopy(t *testing.T) {
 	if st, _ := e.h1.Docker(ctx, "inspect", "-f", "{{.State.Status}}", name); st != "running" {
 		t.Fatalf("on host1: %q", st)
 	}
+	assertNoNetworkLock(t, ctx, e, name)
 	// host2 notices the dead link (keepalive) and removes its copy.
 	waitGoneFromHost2(t, ctx, e, name, 90*time.Second)
 	assertHost2Clean(t, ctx, e, name, true)
@@ -104,6 +109,8 @@ func lazySourceKilledDuringPostCopy(t *testing.T, e env) {
 	name := unique("srcgone")
 	addr := runWorkloadMiB(t, ctx, e, name, lab.WorkloadImage, 1024, 500, "--restart", "unless-stopped")
 	before := waitBeat(t, ctx, addr, 0)
+	watch := watchBeats(t, ctx, addr, 3) // a connection through the move
+	defer watch.Stop()
 	onStage, killed := atStage("post-copy", func(kill func()) {
 		kill()
 	})
@@ -208,13 +215,25 @@ func TestSecondMigrationRefusedWhileInFlight(t *testing.T) {
 	}
 }
 
-// assertNoNetworkLock checks that CRIU's network lock (its iptables chain)
-// is gone from the container's network namespace on host1.
+// assertNoNetworkLock checks that CRIU's network lock is gone from the
+// container on host1: its iptables chain from the network namespace, and
+// TCP repair mode from the sockets of its processes (a socket left in it
+// neither sends nor acknowledges: its connection is mute for ever, though
+// established). The tests calling it hold a client connection through
+// the move, so that there is a socket to check.
 func assertNoNetworkLock(t *testing.T, ctx context.Context, e env, name string) {
 	t.Helper()
 	pid, err := e.h1.Docker(ctx, "inspect", "-f", "{{.State.Pid}}", name)
 	if err != nil {
 		t.Fatal(err)
+	}
+	p, err := strconv.Atoi(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := criu.RepairedSockets(p); err != nil || n != 0 {
+		ss, _ := exec.CommandContext(ctx, "nsenter", "--net=/proc/"+pid+"/ns/net", "ss", "-tn").CombinedOutput()
+		t.Fatalf("host1's container has %d TCP sockets left in repair mode (%v):\n%s", n, err, ss)
 	}
 	out, err := exec.CommandContext(ctx, "nsenter", "--net=/proc/"+pid+"/ns/net", "iptables", "-w", "-S").CombinedOutput()
 	if err != nil {
@@ -236,6 +255,8 @@ func TestLazyDestinationKilledDuringPostCopy(t *testing.T) {
 	name := unique("dstgone")
 	addr := runWorkloadMiB(t, ctx, e, name, lab.WorkloadImage, 1024, 500)
 	before := waitBeat(t, ctx, addr, 0)
+	watch := watchBeats(t, ctx, addr, 3) // a connection through the move
+	defer watch.Stop()
 	onStage, killed := atStage("post-copy", func(func()) {
 		d.Kill()
 	})

@@ -1,18 +1,28 @@
 package criu
 
 import (
+	"errors"
 	"fmt"
 	"os/exec"
 	"strconv"
 	"strings"
 )
 
-// UnlockNetwork removes the "CRIU" chain CRIU puts in a dumped tree's
-// network namespace to freeze its TCP traffic. CRIU 4.2.1 removes it when
-// a dump fails, except when a lazy dump's page transfer fails: the
-// resumed container then stays cut off. Calling it where there is no lock
-// is harmless.
+// UnlockNetwork removes what CRIU does to a dumped tree's network to
+// freeze its TCP traffic: the "CRIU" chain in its network namespace and
+// repair mode on its TCP sockets (ReleaseRepairedSockets). CRIU 4.2.1
+// undoes both when a dump fails, except when a lazy dump's page transfer
+// fails: the resumed container then stays cut off, its connections mute.
+// Calling it where there is no lock is harmless.
 func UnlockNetwork(pid int) error {
+	err := unlockChain(pid)
+	if _, rerr := ReleaseRepairedSockets(pid); rerr != nil {
+		err = errors.Join(err, fmt.Errorf("criu: take the tree's TCP sockets out of repair mode: %w", rerr))
+	}
+	return err
+}
+
+func unlockChain(pid int) error {
 	ns := "--net=/proc/" + strconv.Itoa(pid) + "/ns/net"
 	for _, bin := range []string{"iptables", "ip6tables"} {
 		if _, err := exec.LookPath(bin); err != nil {
