@@ -80,7 +80,7 @@ type DestConfig struct {
 	// NetworkRanges are this host's own allocation ranges (--ip-range)
 	// for networks it creates, by name (one IPv4 and, for a dual-stack
 	// network, one IPv6): required for a network shared with other hosts
-	// (macvlan, ipvlan), whose ranges must not overlap.
+	// (macvlan), whose ranges must not overlap.
 	NetworkRanges map[string][]string
 	// Transfer configures sessions (TLS, compression, limits).
 	Transfer transfer.Config

@@ -76,6 +76,8 @@ func (in *incoming) checkNetwork(ctx context.Context, n *protocol.NetworkSpec) (
 		info, err = in.networkToCreate(n)
 	} else if err != nil {
 		err = fmt.Errorf("the destination cannot read its network %q for the container: %v", n.Name, err)
+	} else if why := driverRefusal(n.Name, info.Driver); why != "" {
+		err = errors.New(why)
 	}
 	if err == nil {
 		err = in.placeAddress(info, n)
@@ -207,19 +209,21 @@ type namedNetwork struct {
 var createOptions = map[string][]string{
 	"bridge":  {"com.docker.network.bridge.enable_icc", "com.docker.network.bridge.enable_ip_masquerade", "com.docker.network.driver.mtu"},
 	"macvlan": {"parent", "macvlan_mode"},
-	"ipvlan":  {"parent", "ipvlan_mode", "ipvlan_flag"},
 }
 
 // planNetwork decides how this host creates network name, which the source
 // defines as def: under this host's policy, never only as the source says.
-// A network shared with other hosts (macvlan, ipvlan) must sit on an
+// A network shared with other hosts (macvlan) must sit on an
 // interface this host has (haveIface) and gets this host's own allocation
 // range from ranges, never the source's (the hosts would hand out each
 // other's addresses); a bridge, each host's own, keeps the source's.
 func planNetwork(name string, def protocol.NetworkDefinition, ranges map[string][]string, haveIface func(string) bool) (protocol.NetworkDefinition, error) {
+	if why := driverRefusal(name, def.Driver); why != "" {
+		return def, errors.New(why)
+	}
 	allowed, ok := createOptions[def.Driver]
 	if !ok {
-		return def, fmt.Errorf("network %q uses driver %s: the destination creates only bridge, macvlan and ipvlan networks", name, def.Driver)
+		return def, fmt.Errorf("network %q uses driver %s: the destination creates only bridge and macvlan networks", name, def.Driver)
 	}
 	var unknown []string
 	for k := range def.Options {

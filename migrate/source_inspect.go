@@ -97,6 +97,9 @@ func networksOf(ctx context.Context, dk *docker.Client, r container.InspectRespo
 		if err != nil {
 			return nil, err
 		}
+		if why := driverRefusal(name, def.Driver); why != "" {
+			return nil, fmt.Errorf("%w: %s", ErrCannotMove, why)
+		}
 		out = append(out, protocol.NetworkSpec{Name: name, Subnet: def.Subnet, IPv4: ep.IPAddress, IPv6: ep.GlobalIPv6Address, MAC: ep.MacAddress,
 			Aliases: userAliases(ep.Aliases, r.ID), GwPriority: ep.GwPriority, Definition: def})
 	}

@@ -369,6 +369,24 @@ func (c *dockerContainer) reservationRuntime(ctx context.Context) (string, error
 // hosts, where a container's address is portable.
 func sharedLink(driver string) bool { return driver == "macvlan" || driver == "ipvlan" }
 
+// driverRefusal says why a container on network name, of driver, cannot
+// move ("": it can). Both agents ask: the source before freezing, the
+// destination whatever the source says.
+//
+// ipvlan: every interface on an ipvlan link has the host interface's MAC
+// address, so the container's differs on each host, and Docker refuses to
+// give an ipvlan endpoint a MAC (libnetwork: "ipvlan interfaces do not
+// support custom mac address assignment"); the restore, which brings the
+// interface back as the source had it, cannot. Not tried on a kernel with
+// ipvlan (this project's lab kernel lacks it): refused until it is.
+func driverRefusal(name, driver string) string {
+	if driver == "ipvlan" {
+		return fmt.Sprintf("network %q uses the ipvlan driver, which dockmove does not move containers on: an ipvlan interface takes "+
+			"its host's MAC address and Docker sets no other, so the container's interface cannot come back as it was (use macvlan or a bridge)", name)
+	}
+	return ""
+}
+
 // processTree is a plain process tree, rooted at a process of this host.
 type processTree struct {
 	s    *source
