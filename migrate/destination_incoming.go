@@ -323,7 +323,7 @@ func (in *incoming) receiveImage(ctx context.Context) error {
 	}
 	in.state.Staging = dir
 	in.srv.saveState(&in.state)
-	if _, err := in.sess.ReceiveDir(ctx, protocol.StreamImage, dir, imagePolicy()); err != nil {
+	if err := in.receiveBounded(ctx, protocol.StreamImage, dir, imagePolicy(), in.pre.Sizes.Image); err != nil {
 		return err
 	}
 	untagged := filepath.Join(dir, "untagged.tar")
@@ -546,24 +546,22 @@ func (in *containerArrival) receive(ctx context.Context) error {
 		return fmt.Errorf("the new container has no overlay upper directory (driver %s)", r.GraphDriver.Name)
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	recv := func(name, target string, p transfer.Policy) {
-		g.Go(func() error {
-			_, err := in.sess.ReceiveDir(gctx, name, target, p)
-			return err
-		})
+	recv := func(name, target string, p transfer.Policy, estimate int64) {
+		g.Go(func() error { return in.receiveBounded(gctx, name, target, p, estimate) })
 	}
-	recv(protocol.StreamImages, filepath.Join(dir, restoreruntime.ImagesDir), imagePolicy())
-	recv(protocol.StreamRootfs, upper, in.withDevices(rootfsPolicy(), protocol.StreamRootfs))
+	z := in.pre.Sizes
+	recv(protocol.StreamImages, filepath.Join(dir, restoreruntime.ImagesDir), imagePolicy(), z.Memory)
+	recv(protocol.StreamRootfs, upper, in.withDevices(rootfsPolicy(), protocol.StreamRootfs), z.Rootfs)
 	for i, name := range in.volumes {
 		mp, err := dk.Volume(ctx, name)
 		if err != nil {
 			return err
 		}
-		recv(protocol.VolumeStream(i), mp, in.withDevices(rootfsPolicy(), protocol.VolumeStream(i)))
+		recv(protocol.VolumeStream(i), mp, in.withDevices(rootfsPolicy(), protocol.VolumeStream(i)), z.Volumes) // each within all's
 	}
 	for i, b := range in.pre.Container.Binds {
 		if b.Mode == protocol.BindCopy {
-			recv(protocol.BindStream(i), in.bindPaths[i], in.withDevices(rootfsPolicy(), protocol.BindStream(i)))
+			recv(protocol.BindStream(i), in.bindPaths[i], in.withDevices(rootfsPolicy(), protocol.BindStream(i)), z.Binds)
 		}
 	}
 	if in.pre.Logs != "" {
@@ -643,7 +641,7 @@ func (in *incoming) receiveRounds(ctx context.Context, dir string) error {
 			return fmt.Errorf("%w: pre-copy round %d after round %d", transfer.ErrBadMessage, m.Index, in.rounds)
 		}
 		target := predump.RoundDir(dir, m.Index)
-		if _, err := in.sess.ReceiveDir(ctx, protocol.RoundStream(m.Index), target, imagePolicy()); err != nil {
+		if err := in.receiveBounded(ctx, protocol.RoundStream(m.Index), target, imagePolicy(), in.pre.Sizes.Memory); err != nil {
 			return err
 		}
 		in.rounds = m.Index

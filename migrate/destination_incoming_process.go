@@ -55,7 +55,7 @@ func (p *processArrival) prepare(context.Context) (string, error) {
 
 func (p *processArrival) receive(ctx context.Context) error {
 	images := filepath.Join(p.dir, imagesDir)
-	if _, err := p.in.sess.ReceiveDir(ctx, protocol.StreamImages, images, imagePolicy()); err != nil {
+	if err := p.in.receiveBounded(ctx, protocol.StreamImages, images, imagePolicy(), p.in.pre.Sizes.Memory); err != nil {
 		return err
 	}
 	return linkParent(images, p.in.rounds)

@@ -3,6 +3,7 @@
 package migrate
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -62,6 +63,31 @@ func rootfsPolicy() transfer.Policy {
 	p := transfer.RootfsPolicy()
 	p.KeepFree = diskMargin
 	return p
+}
+
+// streamSlack is what a directory stream may carry beyond twice the
+// source's estimate of it (allowance).
+const streamSlack = 256 << 20
+
+// allowance bounds a directory stream by the source's estimate of it in
+// the preflight: twice that (a container grows between the preflight and
+// its dump) plus streamSlack. What the disk check accepted for a migration
+// is then what it may store, within that factor, whatever the source
+// sends: one migration cannot take the room others were promised, and a
+// source that announces little cannot send without end (KeepFree stops it
+// only when the disk is nearly full).
+func allowance(estimate int64) int64 { return satAdd(satAdd(estimate, estimate), streamSlack) }
+
+// receiveBounded receives directory stream name into target under p, its
+// content bounded by allowance(estimate).
+func (in *incoming) receiveBounded(ctx context.Context, name, target string, p transfer.Policy, estimate int64) error {
+	p.MaxTotalSize = min(p.MaxTotalSize, allowance(estimate))
+	_, err := in.sess.ReceiveDir(ctx, name, target, p)
+	if errors.Is(err, transfer.ErrTooLarge) {
+		err = fmt.Errorf("%w (stream %s may carry twice the source's estimate of %s plus %s: the container grew fast during the migration, "+
+			"or the source sends more than it announced; try again)", err, name, cli.Size(estimate), cli.Size(streamSlack))
+	}
+	return err
 }
 
 // checkDisk sums the needs per file system and refuses, naming the

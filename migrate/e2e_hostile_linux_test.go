@@ -21,7 +21,8 @@ import (
 // from a foreign CA, a valid certificate of a host not on the allow-list, a
 // silent connection, an allowed source that says nothing after its hello,
 // a flood of half-open connections held open, and, inside an
-// authenticated session, an image directory carrying a symlink. Each is
+// authenticated session, an image directory carrying a symlink or more
+// than the source announced. Each is
 // refused (and logged, at most once per kind and address in the log
 // limit's period); the container stays on host1 with its
 // state, host2 holds nothing, and a normal migration succeeds right after,
@@ -123,9 +124,36 @@ func TestHostilePeersAreRefusedAndLoseNothing(t *testing.T) {
 	failedMigration(t, ctx, e, name, caddr, before, err, stderr, "symlink zz-evil.img")
 	assertHost2Clean(t, ctx, e, name, true)
 
+	// A compromised source that sends more than it announced: a 2 GiB
+	// file in its images, where its preflight estimated the container's
+	// memory (tens of MiB). host2 takes no more than twice the estimate
+	// plus a margin, which the disk check had accepted (a 2 GiB file alone
+	// is within every fixed limit).
+	planted = 0
+	onStage = func(stage string, kill func()) {
+		if stage != "transfer" {
+			return
+		}
+		dirs, _ := filepath.Glob(filepath.Join(e.h1.WorkDir(), "dump-*", "images"))
+		for _, d := range dirs {
+			if f, err := os.Create(filepath.Join(d, "zz-big.img")); err == nil {
+				if f.Truncate(2<<30) == nil { // sparse: nothing to write here
+					planted++
+				}
+				f.Close()
+			}
+		}
+	}
+	_, stderr, err = runSrc(ctx, e, name, onStage, "--pause-at", "transfer", "--pause-for", "2s")
+	if planted == 0 {
+		t.Fatalf("no image directory to plant the file in (err %v):\n%s", err, stderr)
+	}
+	failedMigration(t, ctx, e, name, caddr, before, err, stderr, "directory stream over its limit")
+	assertHost2Clean(t, ctx, e, name, true)
+
 	// The destination refused and logged each, and still serves.
 	log := dst.Log()
-	for _, want := range []string{"peer refused", "not allowed", "symlink zz-evil.img", "sent nothing within 5s"} {
+	for _, want := range []string{"peer refused", "not allowed", "symlink zz-evil.img", "sent nothing within 5s", "may carry twice the source's estimate"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("migrate-dst's log lacks %q", want)
 		}
