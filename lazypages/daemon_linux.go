@@ -3,7 +3,9 @@ package lazypages
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -11,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/dockmove/dockmove/internal/criu"
@@ -26,6 +29,11 @@ type Daemon struct {
 	err    error
 	log    string
 	stderr bytes.Buffer
+	alive  atomic.Pointer[func() error] // Require
+	// The daemon's CLOSE went to the source (closed), or was held back
+	// (refused, why).
+	closed  atomic.Bool
+	refused atomic.Pointer[error]
 }
 
 // LogName is the daemon's log file in its work directory. It logs warnings
@@ -44,12 +52,12 @@ func Start(ctx context.Context, sess *transfer.Session, criuBin, imagesDir, work
 	ln := newOwnedListener(tcp, func(addr string, err error) {
 		log.Warn("refused a local connection to the page tunnel", "from", addr, "err", err)
 	})
-	go sess.Forward(context.WithoutCancel(ctx), ln, Stream)
+	d := &Daemon{ln: ln, done: make(chan struct{}), log: filepath.Join(workDir, LogName)}
+	go sess.Forward(context.WithoutCancel(ctx), ln, Stream, func(r io.Reader) io.Reader { return &closeGate{r: r, allow: d.allowClose} })
 	if criuBin == "" {
 		criuBin = "criu"
 	}
 	port := strconv.Itoa(tcp.Addr().(*net.TCPAddr).Port)
-	d := &Daemon{ln: ln, done: make(chan struct{}), log: filepath.Join(workDir, LogName)}
 	d.cmd = exec.Command(criuBin, "lazy-pages", "--page-server", "--address", "127.0.0.1", "--port", port,
 		"-D", imagesDir, "--work-dir", workDir, "-o", LogName, "-v2")
 	d.cmd.Stderr = &d.stderr
@@ -96,14 +104,40 @@ func (d *Daemon) waitSocket(ctx context.Context, path string) error {
 	}
 }
 
+// Require makes alive the condition of the daemon's end: when the daemon
+// says every page arrived (CLOSE), alive must agree (the restored process
+// still runs) or the source is told that the transfer failed, and it
+// resumes the original. Until Require is called, every CLOSE passes.
+func (d *Daemon) Require(alive func() error) { d.alive.Store(&alive) }
+
+// allowClose is the page tunnel's closeGate check; it records the outcome
+// for Err.
+func (d *Daemon) allowClose() error {
+	if alive := d.alive.Load(); alive != nil {
+		if err := (*alive)(); err != nil {
+			d.refused.Store(&err)
+			return err
+		}
+	}
+	d.closed.Store(true)
+	return nil
+}
+
 // Done is closed when the daemon has exited.
 func (d *Daemon) Done() <-chan struct{} { return d.done }
 
-// Err is nil once the daemon exited having delivered every page; it is
-// ErrIncomplete-wrapped otherwise. Call it after Done.
+// Err is nil once the daemon exited having delivered every page (its CLOSE
+// went to the source); it is ErrIncomplete-wrapped otherwise. Call it
+// after Done.
 func (d *Daemon) Err() error {
 	if d.err != nil {
 		return fmt.Errorf("%w: %v", ErrIncomplete, d.err)
+	}
+	if r := d.refused.Load(); r != nil {
+		return fmt.Errorf("%w: %v", ErrIncomplete, *r)
+	}
+	if !d.closed.Load() {
+		return fmt.Errorf("%w: the daemon ended without saying that every page arrived", ErrIncomplete)
 	}
 	return nil
 }
@@ -112,4 +146,56 @@ func (d *Daemon) Err() error {
 func (d *Daemon) Stop() {
 	d.cmd.Process.Kill()
 	<-d.done
+}
+
+// closeGate passes the lazy-pages daemon's requests through on the
+// destination, whole frames only, holding back its CLOSE unless allow
+// agrees: the daemon also says CLOSE when the restored tasks have all
+// exited with pages still missing (killed on the destination, say), and
+// the page server would take it for "every page delivered" and end the
+// original, leaving no copy at all. Refused, the stream ends with allow's
+// error instead (not a byte of the CLOSE sent), so that CRIU resumes the
+// original.
+type closeGate struct {
+	r       io.Reader
+	allow   func() error
+	pending []byte // read, not yet passed on
+	rerr    error  // r's end
+	err     error  // allow's refusal
+}
+
+func (g *closeGate) Read(p []byte) (int, error) {
+	var buf [64 * iovSize]byte
+	for len(g.pending) < iovSize && g.rerr == nil {
+		n, err := g.r.Read(buf[:])
+		g.pending, g.rerr = append(g.pending, buf[:n]...), err
+	}
+	if g.err != nil {
+		return 0, g.err
+	}
+	whole := min(len(g.pending), len(p)) / iovSize * iovSize
+	if whole == 0 {
+		// Less than a frame left, at the end of the stream (or a tiny p).
+		n := copy(p, g.pending)
+		g.pending = g.pending[n:]
+		if len(g.pending) == 0 {
+			return n, g.rerr
+		}
+		return n, nil
+	}
+	for off := 0; off < whole; off += iovSize {
+		if binary.LittleEndian.Uint32(g.pending[off:])&cmdMask != cmdClose {
+			continue
+		}
+		if g.err = g.allow(); g.err != nil {
+			whole = off
+			break
+		}
+	}
+	n := copy(p, g.pending[:whole])
+	g.pending = g.pending[n:]
+	if n == 0 {
+		return 0, g.err
+	}
+	return n, nil
 }

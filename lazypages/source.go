@@ -43,25 +43,41 @@ const (
 // daemon's CLOSE: the daemon did not finish.
 var ErrEndWithoutClose = errors.New("lazypages: the page requests ended without CLOSE")
 
+// frames follows the request frames in a byte stream.
+type frames struct {
+	frame [iovSize]byte
+	have  int    // bytes of the current frame seen
+	last  uint32 // the command of the last whole frame
+}
+
+// feed takes the stream's next bytes b and calls whole, unless it returned
+// false already, at each frame completed in b with its end in b and its
+// command.
+func (f *frames) feed(b []byte, whole func(end int, cmd uint32) bool) {
+	for i, c := range b {
+		f.frame[f.have] = c
+		if f.have++; f.have < iovSize {
+			continue
+		}
+		f.have = 0
+		f.last = binary.LittleEndian.Uint32(f.frame[:4]) & cmdMask
+		if !whole(i+1, f.last) {
+			return
+		}
+	}
+}
+
 // closeGuard passes the request stream through, and turns its end into
 // ErrEndWithoutClose unless the last whole frame was CLOSE.
 type closeGuard struct {
-	r       io.Reader
-	frame   [iovSize]byte
-	have    int // bytes of the current frame seen
-	lastCmd uint32
+	r io.Reader
+	f frames
 }
 
 func (g *closeGuard) Read(p []byte) (int, error) {
 	n, err := g.r.Read(p)
-	for _, b := range p[:n] {
-		g.frame[g.have] = b
-		if g.have++; g.have == iovSize {
-			g.lastCmd = binary.LittleEndian.Uint32(g.frame[:4]) & cmdMask
-			g.have = 0
-		}
-	}
-	if err == io.EOF && (g.have != 0 || g.lastCmd != cmdClose) {
+	g.f.feed(p[:n], func(int, uint32) bool { return true })
+	if err == io.EOF && (g.f.have != 0 || g.f.last != cmdClose) {
 		err = ErrEndWithoutClose
 	}
 	return n, err

@@ -151,6 +151,19 @@ type Server struct {
 	wg     sync.WaitGroup
 	// lastRestore is how long the last restore here took, in milliseconds.
 	lastRestore atomic.Int64
+	// closed is closed by Close: background cleanups stop.
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+// closing is closed once the server is closed.
+func (s *Server) closing() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed == nil {
+		s.closed = make(chan struct{})
+	}
+	return s.closed
 }
 
 // NewServer checks this host (CRIU, Docker, the restore runtime) and cleans
@@ -212,6 +225,8 @@ func (s *Server) processDir() string { return filepath.Join(s.cfg.WorkDir, "proc
 
 // Close releases the Docker client after the running migrations end.
 func (s *Server) Close() error {
+	s.closing()
+	s.closeOnce.Do(func() { close(s.closed) })
 	s.wg.Wait()
 	if s.dk == nil {
 		return nil
@@ -464,6 +479,12 @@ type migrationState struct {
 	// moves it in (the containerd image store).
 	RootfsStaging string `json:"rootfs_staging,omitempty"`
 	Lazy          bool   `json:"lazy,omitempty"` // post-copy: memory still arriving while restored
+	// Restart is the container's restart policy, given to it at the commit:
+	// until then its copy here has none, so that dockerd never starts it
+	// afresh (after a restart of its own, or when the copy exits) while
+	// the original may run on the source.
+	Restart    string `json:"restart,omitempty"`
+	RestartMax int    `json:"restart_max,omitempty"`
 	// A process migration's directory and restored process (its PID and
 	// start time, so a restarted agent never signals a recycled PID).
 	ProcessDir string `json:"process_dir,omitempty"`

@@ -8,57 +8,96 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
 
 	"github.com/dockmove/dockmove/internal/docker"
+	"github.com/dockmove/dockmove/internal/restoreruntime"
 )
 
-// fakeDocker (a fake: no daemon) records what abandon asks of Docker.
+// fakeDocker (a fake: no daemon) records what abandon asks of Docker;
+// while down is set, every call fails with it (Docker not answering).
 type fakeDocker struct {
+	mu       sync.Mutex
 	calls    []string
 	paused   map[string]bool
 	labelled map[string]string // container ID -> migration ID
+	down     error
+}
+
+// call records call, or fails it while Docker is down.
+func (f *fakeDocker) call(call string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down != nil {
+		return f.down
+	}
+	f.calls = append(f.calls, call)
+	return nil
+}
+
+func (f *fakeDocker) setDown(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.down = err
+}
+
+func (f *fakeDocker) recorded() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.calls)
 }
 
 func (f *fakeDocker) Pause(_ context.Context, id string) error {
-	f.calls = append(f.calls, "pause "+id)
+	if err := f.call("pause " + id); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.paused[id] = true
 	return nil
 }
 
 func (f *fakeDocker) Inspect(_ context.Context, id string) (container.InspectResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down != nil {
+		return container.InspectResponse{}, f.down
+	}
 	return container.InspectResponse{ContainerJSONBase: &container.ContainerJSONBase{State: &container.State{Paused: f.paused[id]}}}, nil
 }
 
-func (f *fakeDocker) Remove(_ context.Context, id string) error {
-	f.calls = append(f.calls, "rm "+id)
-	return nil
-}
+func (f *fakeDocker) Remove(_ context.Context, id string) error { return f.call("rm " + id) }
 
 func (f *fakeDocker) ContainersWithLabel(context.Context, string) (map[string]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down != nil {
+		return nil, f.down
+	}
 	return f.labelled, nil
 }
 
 func (f *fakeDocker) RemoveVolume(_ context.Context, name string) error {
-	f.calls = append(f.calls, "volume rm "+name)
-	return nil
+	return f.call("volume rm " + name)
 }
 
-func (f *fakeDocker) RemoveImage(_ context.Context, id string) error {
-	f.calls = append(f.calls, "rmi "+id)
-	return nil
-}
+func (f *fakeDocker) RemoveImage(_ context.Context, id string) error { return f.call("rmi " + id) }
 
 func (f *fakeDocker) Reserve(_ context.Context, network, ip, image, _, _ string) (docker.Reservation, error) {
-	f.calls = append(f.calls, "reserve "+network+"/"+ip+" "+image)
-	return docker.Reservation{Network: network, IPv4: ip, Image: image}, nil
+	err := f.call("reserve " + network + "/" + ip + " " + image)
+	return docker.Reservation{Network: network, IPv4: ip, Image: image}, err
 }
 
 func (f *fakeDocker) RemoveNetwork(_ context.Context, name string) error {
-	f.calls = append(f.calls, "network rm "+name)
-	return nil
+	return f.call("network rm " + name)
+}
+
+func (f *fakeDocker) SetRestartPolicy(_ context.Context, id, name string, _ int) error {
+	return f.call("restart " + id + " " + name)
 }
 
 // The safety core with a fake Docker: for each phase a migration can fail
@@ -82,7 +121,7 @@ func TestAbandonPerPhaseWithFakeDocker(t *testing.T) {
 		{phaseRestored, true, removeAll, false},
 		{phaseRestored, false, []string{"pause c1"}, true},
 		{phaseInDoubt, false, []string{"pause c1"}, true},
-		{phaseComplete, true, nil, false},
+		{phaseComplete, true, []string{"restart c1 unless-stopped"}, false},
 	} {
 		t.Run(c.phase+map[bool]string{true: "-lazy"}[c.lazy], func(t *testing.T) {
 			cfg := DefaultDestConfig()
@@ -92,15 +131,15 @@ func TestAbandonPerPhaseWithFakeDocker(t *testing.T) {
 			if err := os.MkdirAll(s.stateDir(), 0o700); err != nil {
 				t.Fatal(err)
 			}
-			st := &migrationState{MigrationID: "m-1", Name: "web", Phase: c.phase, Lazy: c.lazy, ContainerID: "c1",
+			st := &migrationState{MigrationID: "m-1", Name: "web", Phase: c.phase, Lazy: c.lazy, ContainerID: "c1", Restart: "unless-stopped",
 				Volumes: []string{"v1"}, ImageLoaded: "sha256:img", Networks: []string{"made"},
 				Reservations: []docker.Reservation{{ID: "r1", Network: "lan", IPv4: "10.0.0.5", Image: "sha256:old"}}}
 			if err := s.saveState(st); err != nil {
 				t.Fatal(err)
 			}
 			s.abandon(context.Background(), st, errors.New("link cut"))
-			if !slices.Equal(fake.calls, c.calls) {
-				t.Fatalf("Docker was asked %q, want %q", fake.calls, c.calls)
+			if calls := fake.recorded(); !slices.Equal(calls, c.calls) {
+				t.Fatalf("Docker was asked %q, want %q", calls, c.calls)
 			}
 			data, err := os.ReadFile(s.statePath("m-1"))
 			if kept := err == nil; kept != c.stateKept {
@@ -110,5 +149,66 @@ func TestAbandonPerPhaseWithFakeDocker(t *testing.T) {
 				t.Fatalf("kept state is not in doubt: %s", data)
 			}
 		})
+	}
+}
+
+// With a fake Docker that does not answer (a real client's error from a
+// socket nobody listens on), abandon removes nothing it cannot and keeps
+// the migration on record, the restore runtime's state of the shell too
+// (without it the runtime would start the shell afresh); once Docker is
+// back, the cleanup finishes by itself.
+func TestAbandonWhileDockerDownWithFakeDocker(t *testing.T) {
+	dead, err := docker.New("unix://" + t.TempDir() + "/none.sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dead.Close()
+	_, down := dead.APIVersion(context.Background())
+	if !docker.Unreachable(down) {
+		t.Fatalf("a socket nobody listens on: %v is not reported unreachable", down)
+	}
+	cfg := DefaultDestConfig()
+	cfg.WorkDir, cfg.RuntimeState = t.TempDir(), t.TempDir()
+	fake := &fakeDocker{paused: map[string]bool{}, labelled: map[string]string{"c1": "m-1"}, down: down}
+	s := &Server{cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil)), undoWith: fake}
+	defer s.Close()
+	plan, err := restoreruntime.ContainerDir(cfg.RuntimeState, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{s.stateDir(), plan} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := &migrationState{MigrationID: "m-1", Name: "web", Phase: phasePrepared, ContainerID: "c1", Volumes: []string{"v1"},
+		Reservations: []docker.Reservation{{Network: "lan", IPv4: "10.0.0.5", Image: "sha256:old"}}}
+	if err := s.saveState(st); err != nil {
+		t.Fatal(err)
+	}
+	s.abandon(context.Background(), st, errors.New("docker start: EOF"))
+	for _, p := range []string{s.statePath("m-1"), plan} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("with Docker down, %s was not kept: %v", p, err)
+		}
+	}
+	fake.setDown(nil)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := os.Stat(s.statePath("m-1"))
+		if errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the cleanup was not finished 10 s after Docker came back; Docker was asked %q", fake.recorded())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	want := []string{"rm c1", "reserve lan/10.0.0.5 sha256:old", "volume rm v1"}
+	if calls := fake.recorded(); !slices.Equal(calls, want) {
+		t.Fatalf("Docker was asked %q, want %q", calls, want)
+	}
+	if _, err := os.Stat(plan); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the restore runtime's state outlived the shell: %v", err)
 	}
 }

@@ -454,6 +454,8 @@ func (in *incoming) createShell(ctx context.Context) error {
 		in.log.Info("network created for the container", "network", n.name, "driver", n.def.Driver, "subnet", n.def.Subnet, "range", n.def.IPRange)
 	}
 	spec.ImageID = in.image
+	in.state.Restart, in.state.RestartMax = spec.RestartPolicy, spec.RestartMax
+	spec.RestartPolicy, spec.RestartMax = "no", 0
 	id, err := in.srv.dk.Create(ctx, spec, restoreruntime.Name, map[string]string{LabelMigration: in.pre.MigrationID})
 	if id != "" {
 		in.state.ContainerID = id
@@ -746,6 +748,9 @@ func (in *containerArrival) restore(ctx context.Context) error {
 	if err := verifyInterfaces(r.State.Pid, in.pre.Container.Networks, addrs, in.renumber); err != nil {
 		return err
 	}
+	if in.pages != nil {
+		in.pages.Require(runsStill(r.State.Pid, startTime(r.State.Pid)))
+	}
 	in.steps.mark("verify")
 	in.announce(r.State.Pid)
 	in.steps.mark("announce")
@@ -779,7 +784,7 @@ func (in *incoming) commit(ctx context.Context) error {
 	} else if _, err := transfer.Expect[*protocol.Commit](ctx, in.sess); err != nil {
 		return err
 	}
-	in.finish()
+	in.finish(ctx)
 	if in.announced > 0 {
 		go in.reannounce(in.announced)
 	}
@@ -841,16 +846,13 @@ func (in *incoming) awaitPages(ctx context.Context) error {
 }
 
 // finish removes what the committed migration no longer needs.
-func (in *incoming) finish() {
+func (in *incoming) finish(ctx context.Context) {
 	if in.state.ProcessDir != "" {
 		os.RemoveAll(in.state.ProcessDir)
 		in.srv.dropState(&in.state)
 		return
 	}
-	dir, _ := restoreruntime.ContainerDir(in.srv.cfg.RuntimeState, in.state.ContainerID)
-	restoreruntime.RemoveState(dir)
-	in.state.removeStaging()
-	in.srv.dropState(&in.state)
+	in.srv.finalise(ctx, &in.state, in.log)
 }
 
 // announce tells the network the container's address now lives here: the

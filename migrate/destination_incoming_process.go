@@ -86,6 +86,9 @@ func (p *processArrival) restore(ctx context.Context) error {
 	}
 	in.srv.lastRestore.Store(took.Milliseconds())
 	in.state.Pid, in.state.PidStart = pid, startTime(pid)
+	if in.pages != nil {
+		in.pages.Require(runsStill(pid, in.state.PidStart))
+	}
 	in.state.Phase = phaseRestored
 	if err := in.srv.saveState(&in.state); err != nil {
 		return err
@@ -134,6 +137,19 @@ func (s *Server) abandonProcess(st *migrationState, cause error, log *slog.Logge
 
 // startTime is pid's start time in clock ticks since boot (0 if it is
 // gone): with the PID, it identifies a process across PID reuse.
+// runsStill returns a check that process pid, started at start, still
+// runs (a zombie has ended): the condition of a post-copy's end
+// (lazypages.Daemon.Require).
+func runsStill(pid int, start uint64) func() error {
+	return func() error {
+		f := statFields(pid)
+		if len(f) < 20 || f[0] == "Z" || f[0] == "X" || startTime(pid) != start {
+			return fmt.Errorf("the restored process (pid %d) ended during post-copy, with part of its memory still on the source", pid)
+		}
+		return nil
+	}
+}
+
 func startTime(pid int) uint64 {
 	f := statFields(pid)
 	// Field 22 of stat; statFields starts at field 3.

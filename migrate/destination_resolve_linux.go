@@ -12,7 +12,6 @@ import (
 	"syscall"
 
 	"github.com/dockmove/dockmove/internal/docker"
-	"github.com/dockmove/dockmove/internal/restoreruntime"
 	"github.com/dockmove/dockmove/protocol"
 	"github.com/dockmove/dockmove/transfer"
 )
@@ -99,11 +98,7 @@ func (s *Server) commitInDoubt(ctx context.Context, st *migrationState, log *slo
 	} else if err != nil {
 		return fmt.Errorf("resume the committed copy: %w", err)
 	}
-	if dir, err := restoreruntime.ContainerDir(s.cfg.RuntimeState, st.ContainerID); err == nil {
-		restoreruntime.RemoveState(dir)
-	}
-	st.removeStaging()
-	s.dropState(st)
+	s.finalise(ctx, st, log)
 	log.Info("in-doubt copy committed by the source: running", "container", st.Name)
 	return nil
 }

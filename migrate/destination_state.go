@@ -49,6 +49,7 @@ type undoer interface {
 	RemoveImage(ctx context.Context, id string) error
 	Reserve(ctx context.Context, network, ip, image, holder, runtime string) (docker.Reservation, error)
 	RemoveNetwork(ctx context.Context, name string) error
+	SetRestartPolicy(ctx context.Context, id, name string, max int) error
 }
 
 // undo is the Docker abandon works with: the test's fake, or this host's.
@@ -75,10 +76,7 @@ func (s *Server) abandon(ctx context.Context, st *migrationState, cause error) {
 		// Every page arrived and the source's CRIU has killed the original:
 		// only the commit message was lost. The copy is the container now.
 		log.Warn("post-copy completed but the commit message was lost; keeping the container", "cause", cause)
-		if dir, err := restoreruntime.ContainerDir(s.cfg.RuntimeState, st.ContainerID); err == nil {
-			restoreruntime.RemoveState(dir)
-		}
-		s.dropState(st)
+		s.finalise(ctx, st, log)
 		return
 	case st.Phase == phaseRestored && st.Lazy:
 		// Part of its memory is still on the source: it cannot continue.
@@ -95,24 +93,49 @@ func (s *Server) abandon(ctx context.Context, st *migrationState, cause error) {
 			"resolves the migration (`migrate-dst status` lists it)", "cause", cause)
 		return
 	}
-	for _, id := range s.shellsOf(ctx, st) {
-		if err := s.undo().Remove(ctx, id); err != nil {
-			log.Error("cleanup: remove container", "err", err)
+	// Docker not answering (restarting, say) must not leave the copy
+	// behind: what it could not remove is kept on record and tried again
+	// until it answers (later, or at the agent's next start).
+	var unreachable error
+	note := func(err error) {
+		if unreachable == nil && docker.Unreachable(err) {
+			unreachable = err
 		}
+	}
+	shells, err := s.shellsOf(ctx, st)
+	note(err)
+	for _, id := range shells {
+		if err := s.undo().Remove(ctx, id); err != nil {
+			note(err)
+			log.Error("cleanup: remove container", "err", err)
+			continue
+		}
+		// Only once the container is gone: a runtime without its state
+		// would start a shell that is left as a fresh container.
 		if dir, err := restoreruntime.ContainerDir(s.cfg.RuntimeState, id); err == nil {
 			restoreruntime.RemoveState(dir)
 		}
 	}
 	for _, n := range st.Networks {
 		if err := s.undo().RemoveNetwork(ctx, n); err != nil {
+			note(err)
 			log.Warn("cleanup: remove the network made for the container", "network", n, "err", err)
 		}
 	}
-	s.reserveAgain(ctx, st, log)
+	if unreachable == nil {
+		s.reserveAgain(ctx, st, log)
+	}
 	for _, v := range st.Volumes {
 		if err := s.undo().RemoveVolume(ctx, v); err != nil {
+			note(err)
 			log.Warn("cleanup: remove volume", "volume", v, "err", err)
 		}
+	}
+	if unreachable != nil {
+		log.Warn("cleanup: Docker does not answer; the migration stays on record (migrate-dst status) and its cleanup "+
+			"is tried again until Docker is back", "err", unreachable, "cause", cause)
+		s.abandonLater(st, cause)
+		return
 	}
 	for _, d := range st.BindDirs {
 		if err := os.RemoveAll(d); err != nil {
@@ -127,6 +150,45 @@ func (s *Server) abandon(ctx context.Context, st *migrationState, cause error) {
 	st.removeStaging()
 	s.dropState(st)
 	log.Info("cleaned up after failed migration", "cause", cause)
+}
+
+// abandonLater tries abandon again, with a growing delay, until Docker
+// answers or the agent stops (its next start recovers the migration).
+func (s *Server) abandonLater(st *migrationState, cause error) {
+	go func() {
+		for delay := time.Second; ; delay = min(2*delay, 15*time.Second) {
+			select {
+			case <-s.closing():
+				return
+			case <-time.After(delay):
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			_, err := s.undo().ContainersWithLabel(ctx, LabelMigration)
+			if err == nil || !docker.Unreachable(err) {
+				s.abandon(ctx, st, cause)
+				cancel()
+				return
+			}
+			cancel()
+		}
+	}()
+}
+
+// finalise makes a committed copy the container: it gets its restart
+// policy, and what the migration no longer needs goes (with the restore
+// runtime's state, so that the runtime never restores it again).
+func (s *Server) finalise(ctx context.Context, st *migrationState, log *slog.Logger) {
+	if st.Restart != "" && st.Restart != "no" {
+		if err := s.undo().SetRestartPolicy(ctx, st.ContainerID, st.Restart, st.RestartMax); err != nil {
+			log.Error("committed, but the container's restart policy could not be set: set it by hand "+
+				"(docker update --restart)", "container", st.Name, "restart", st.Restart, "err", err)
+		}
+	}
+	if dir, err := restoreruntime.ContainerDir(s.cfg.RuntimeState, st.ContainerID); err == nil {
+		restoreruntime.RemoveState(dir)
+	}
+	st.removeStaging()
+	s.dropState(st)
 }
 
 // reserveAgain makes again the reservations that made way for the
@@ -152,7 +214,7 @@ func (s *Server) reserveAgain(ctx context.Context, st *migrationState, log *slog
 // shellsOf lists the containers made for migration st: the one its state
 // names, and any labelled with its ID (an agent killed while dockerd was
 // creating the shell never learnt its ID, but dockerd went on).
-func (s *Server) shellsOf(ctx context.Context, st *migrationState) []string {
+func (s *Server) shellsOf(ctx context.Context, st *migrationState) ([]string, error) {
 	var ids []string
 	if st.ContainerID != "" {
 		ids = append(ids, st.ContainerID)
@@ -166,7 +228,7 @@ func (s *Server) shellsOf(ctx context.Context, st *migrationState) []string {
 			ids = append(ids, id)
 		}
 	}
-	return ids
+	return ids, err
 }
 
 // recover finishes what a previous run of the agent left: migrations that

@@ -92,7 +92,7 @@ func moveWorkload(t *testing.T, e env, strategy string, imageMissing bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if verified.Bad != 0 || verified.Counter < atStart.Counter || verified.Rounds == 0 {
+	if verified.Bad != 0 || !verified.Continues(atStart) || verified.Rounds == 0 {
 		t.Fatalf("after migration %+v, before %+v", verified, atStart)
 	}
 	if after := identity(t, ctx, e.h2, name); after != before {
@@ -192,7 +192,7 @@ func failedMigration(t *testing.T, ctx context.Context, e env, name, addr string
 		t.Fatalf("container on host1 is %q after the failed migration", status)
 	}
 	after, qerr := workload.Query(ctx, addr, workload.CmdVerify)
-	if qerr != nil || after.Counter < before.Counter || after.Bad != 0 {
+	if qerr != nil || !after.Continues(before) || after.Bad != 0 {
 		t.Fatalf("host1's container lost its state: before %+v, after %+v, %v", before, after, qerr)
 	}
 }
@@ -333,7 +333,7 @@ func TestFailureSourceKilledDuringTransfer(t *testing.T) {
 	}
 	// CRIU notices its client is gone and resumes the tree.
 	after := waitBeat(t, ctx, addr, before.Counter)
-	if v, err := workload.Query(ctx, addr, workload.CmdVerify); err != nil || v.Bad != 0 || after.Counter < before.Counter {
+	if v, err := workload.Query(ctx, addr, workload.CmdVerify); err != nil || v.Bad != 0 || !after.Continues(before) {
 		t.Fatalf("host1's container after the kill: %+v, %v", v, err)
 	}
 	if policy, _ := e.h1.Docker(ctx, "inspect", "-f", "{{.State.Status}} {{.HostConfig.RestartPolicy.Name}}", name); policy != "running always" {
@@ -476,7 +476,7 @@ func TestNewAddressOnlyWhenAccepted(t *testing.T) {
 		t.Fatalf("new address %q is not on host2's subnet", report.NewAddress)
 	}
 	after := query(e.h2, "verify")
-	if after.Counter < before.Counter || after.Bad != 0 {
+	if !after.Continues(before) || after.Bad != 0 {
 		t.Fatalf("before %+v after %+v", before, after)
 	}
 }

@@ -370,6 +370,9 @@ down | purge | status) "cmd_$1" ;;
 enter-root) shift; cmd_enter_root "$@" ;;
 on) shift; cmd_on "$@" ;;
 networks) [ $# = 2 ] || die "usage: lab.sh networks HOST"; host_index "$2" >/dev/null; cmd_networks "$2" ;;
+# restart-daemon HOST stops HOST's dockerd (SIGTERM: it stops its
+# containers, as a host's Docker upgrade or restart does) and starts it again.
+restart-daemon) [ $# = 2 ] || die "usage: lab.sh restart-daemon HOST"; host_index "$2" >/dev/null; daemon_stop "$2"; daemon_up "$2" ;;
 env) [ $# = 2 ] || die "usage: lab.sh env HOST"; cmd_env "$2" ;;
-*) die "usage: lab.sh up [classic|modern|all]|down|purge|status|on HOST CMD...|networks HOST|env HOST" ;;
+*) die "usage: lab.sh up [classic|modern|all]|down|purge|status|on HOST CMD...|networks HOST|restart-daemon HOST|env HOST" ;;
 esac

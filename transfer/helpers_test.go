@@ -217,7 +217,7 @@ func tunnelEntry(t *testing.T, ctx context.Context, c *Session, name string) str
 	if err != nil {
 		t.Fatal(err)
 	}
-	go c.Forward(ctx, entry, name)
+	go c.Forward(ctx, entry, name, nil)
 	return entry.Addr().String()
 }
 

@@ -15,7 +15,11 @@ import (
 // Forward accepts TCP connections on ln and carries each over a new tunnel
 // stream called name; the peer's ServeTunnel(name, ...) connects it onwards.
 // It returns when ctx ends, ln is closed or the session fails; it closes ln.
-func (s *Session) Forward(ctx context.Context, ln net.Listener, name string) error {
+// toPeer, if set, wraps what each local client sends before it goes to the
+// peer; an error from the wrapper (rather than io.EOF) aborts both
+// connections with a reset, and what the wrapper did not return is never
+// sent.
+func (s *Session) Forward(ctx context.Context, ln net.Listener, name string, toPeer func(io.Reader) io.Reader) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	go func() {
@@ -35,8 +39,12 @@ func (s *Session) Forward(ctx context.Context, ln net.Listener, name string) err
 			return s.tunnelEnd(ctx, err)
 		}
 		fc := newFramedConn(st, s.enc, s.dec)
+		var in io.Reader = c
+		if toPeer != nil {
+			in = toPeer(c)
+		}
 		wg.Add(1)
-		go func() { defer wg.Done(); splice(c, fc, c, fc, s.failed) }()
+		go func() { defer wg.Done(); splice(c, fc, in, fc, s.failed) }()
 	}
 }
 

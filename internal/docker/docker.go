@@ -70,6 +70,11 @@ func wrap(op string, err error) error {
 	return fmt.Errorf("docker %s: %w", op, err)
 }
 
+// Unreachable reports whether err says that dockerd did not answer (not
+// running, restarting, or gone in the middle of the request), as opposed
+// to refusing the request: worth trying again once it is back.
+func Unreachable(err error) bool { return client.IsErrConnectionFailed(err) }
+
 // APIVersion returns the negotiated API version. A ping alone does not
 // negotiate (the client does that lazily, on its first other request): the
 // version is settled from the ping's answer, or the client's default would

@@ -1,9 +1,11 @@
 // Package restoreruntime is the restore runtime: a tiny OCI runtime that dockerd calls
 // instead of runc for containers created by migrate-dst. On `create` for a
 // container that has a prepared restore plan it runs `runc restore`; on the
-// `start` that follows it does nothing; every other call, and every later
-// create of the same container, goes to runc unchanged. So a container keeps
-// behaving exactly like a runc container for the rest of its life.
+// `start` that follows it does nothing; a later create before the migration
+// ends is refused (runc would start the container afresh beside the
+// original); every other call, and every create once migrate-dst has ended
+// the migration (removing the plan), goes to runc unchanged. So a container
+// keeps behaving exactly like a runc container for the rest of its life.
 package restoreruntime
 
 import (
@@ -33,7 +35,7 @@ const (
 	InitDir      = "init"      // the source's docker-init (Plan.Init)
 	WorkDir      = "work"      // CRIU's work directory (restore.log)
 	CRIUConfig   = "criu.conf" // per-restore CRIU options (org.criu.config)
-	ConsumedFile = "consumed"  // the plan was used; never restore again
+	ConsumedFile = "consumed"  // the plan was used; never restore, nor create, again
 	PendingStart = "pending-start"
 	ResultFile   = "result.json" // outcome of the restore, for migrate-dst
 	LogFile      = "runtime.log"

@@ -2,6 +2,8 @@ package restoreruntime
 
 import (
 	"encoding/json"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -197,5 +199,34 @@ func TestRuntimeLogIsRotated(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(path); len(b) > 200 || !strings.Contains(string(b), "after the rotation") {
 		t.Fatalf("new log: %d bytes", len(b))
+	}
+}
+
+// A second create of a container whose plan was used, before migrate-dst
+// ends the migration, is refused (dockerd restarting the container after a
+// restart of its own would otherwise get a fresh copy beside the original
+// on the source); without state here, create is runc's.
+func TestCreateAfterTheRestoreRefusedUntilTheMigrationEnds(t *testing.T) {
+	state := t.TempDir()
+	dir, err := ContainerDir(state, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{PlanFile, ConsumedFile} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("{}"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inv := Invocation{State: state, Command: "create", Args: []string{"--bundle", t.TempDir(), "c1"}}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if code, handled := maybeRestore(inv, log); !handled || code == 0 {
+		t.Fatalf("create after the restore: code %d, handled %v; want refused", code, handled)
+	}
+	RemoveState(dir)
+	if code, handled := maybeRestore(inv, log); handled {
+		t.Fatalf("create once the migration ended: code %d, handled; want runc's", code)
 	}
 }

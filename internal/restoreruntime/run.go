@@ -176,6 +176,14 @@ func maybeRestore(inv Invocation, log *slog.Logger) (code int, handled bool) {
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, false
 	}
+	if errors.Is(err, errUncommitted) {
+		// dockerd starting the container again (its restart after a crash
+		// or an upgrade, or the copy exiting): runc would start it afresh,
+		// a second copy beside the original.
+		log.Error("refused to start afresh a container whose migration has not committed", "id", c.id)
+		fmt.Fprintf(os.Stderr, "dockmove runtime: container %s: %v\n", c.id, err)
+		return 1, true
+	}
 	if err != nil {
 		log.Error("unusable plan", "id", c.id, "err", err)
 		fmt.Fprintln(os.Stderr, "dockmove runtime:", err)
@@ -191,10 +199,18 @@ func maybeRestore(inv Invocation, log *slog.Logger) (code int, handled bool) {
 	return code, true
 }
 
+// errUncommitted refuses a second create of a restored container before
+// its migration ends: migrate-dst removes the container's state here at
+// the commit (later creates go to runc) or removes the container.
+var errUncommitted = errors.New("restored by a migration that has not committed yet; not started afresh while the original may still " +
+	"run on the source (migrate-dst commits or rolls it back; `migrate-dst status` lists it)")
+
+// readPlan reads the plan in dir: fs.ErrNotExist without one, errUncommitted
+// once it was used.
 func readPlan(dir string) (Plan, error) {
 	var p Plan
 	if _, err := os.Stat(filepath.Join(dir, ConsumedFile)); err == nil {
-		return p, fs.ErrNotExist
+		return p, errUncommitted
 	}
 	data, err := os.ReadFile(filepath.Join(dir, PlanFile))
 	if err != nil {

@@ -21,7 +21,7 @@ const (
 	CmdStream Command = "stream"
 )
 
-// Beat is one heartbeat line: "seq=N counter=N rounds=N bad=N pages=N dirtied=N".
+// Beat is one heartbeat line: "seq=N counter=N rounds=N bad=N pages=N dirtied=N run=N".
 type Beat struct {
 	Seq     uint64 // line number within a stream; 0 outside streams
 	Counter uint64 // ticks since the process started; never resets on migration
@@ -29,12 +29,18 @@ type Beat struct {
 	Bad     uint64 // bad pages found, summed over all rounds
 	Pages   uint64 // pattern pages held
 	Dirtied uint64 // pages rewritten since start
+	Run     uint64 // drawn at random when the process started: kept by a migration, new on a fresh start
 }
+
+// Continues reports whether b comes from the same run of the workload as
+// before, later: a migrated process continues; one started afresh (by a
+// restart policy, say) does not, whatever its counter.
+func (b Beat) Continues(before Beat) bool { return b.Run == before.Run && b.Counter >= before.Counter }
 
 // String formats the beat as its wire line (without the newline).
 func (b Beat) String() string {
-	return fmt.Sprintf("seq=%d counter=%d rounds=%d bad=%d pages=%d dirtied=%d",
-		b.Seq, b.Counter, b.Rounds, b.Bad, b.Pages, b.Dirtied)
+	return fmt.Sprintf("seq=%d counter=%d rounds=%d bad=%d pages=%d dirtied=%d run=%d",
+		b.Seq, b.Counter, b.Rounds, b.Bad, b.Pages, b.Dirtied, b.Run)
 }
 
 var errBadBeat = errors.New("workload: malformed heartbeat line")
@@ -44,7 +50,7 @@ func ParseBeat(line string) (Beat, error) {
 	var b Beat
 	fields := map[string]*uint64{
 		"seq": &b.Seq, "counter": &b.Counter, "rounds": &b.Rounds,
-		"bad": &b.Bad, "pages": &b.Pages, "dirtied": &b.Dirtied,
+		"bad": &b.Bad, "pages": &b.Pages, "dirtied": &b.Dirtied, "run": &b.Run,
 	}
 	parts := strings.Fields(line)
 	if len(parts) != len(fields) {

@@ -71,6 +71,7 @@ type Workload struct {
 	log     *slog.Logger
 	mem     *Memory
 	counter atomic.Uint64 // ticks since start; survives migration
+	run     uint64        // Beat.Run
 	dirtied atomic.Uint64
 	rounds  atomic.Uint64 // completed verification rounds
 	bad     atomic.Uint64 // bad pages found, summed over all rounds
@@ -84,7 +85,7 @@ func New(cfg Config, log *slog.Logger, region []byte) (*Workload, error) {
 	if len(region) != cfg.MemMiB<<20 {
 		return nil, fmt.Errorf("workload: region is %d bytes, want %d", len(region), cfg.MemMiB<<20)
 	}
-	return &Workload{cfg: cfg, log: log, mem: NewMemory(region)}, nil
+	return &Workload{cfg: cfg, log: log, mem: NewMemory(region), run: rand.Uint64()}, nil
 }
 
 // Run listens on Config.Listen, if set, and serves until ctx ends.
@@ -296,5 +297,6 @@ func (w *Workload) status() Beat {
 		Bad:     w.bad.Load(),
 		Pages:   uint64(w.mem.Pages()),
 		Dirtied: w.dirtied.Load(),
+		Run:     w.run,
 	}
 }

@@ -39,18 +39,18 @@ func TestMemoryDetectsCorruption(t *testing.T) {
 }
 
 func TestParseBeat(t *testing.T) {
-	want := Beat{Seq: 1, Counter: 2, Rounds: 3, Bad: 4, Pages: 5, Dirtied: 6}
+	want := Beat{Seq: 1, Counter: 2, Rounds: 3, Bad: 4, Pages: 5, Dirtied: 6, Run: 7}
 	got, err := ParseBeat(want.String())
 	if err != nil || got != want {
 		t.Fatalf("round trip: got %+v, %v; want %+v", got, err, want)
 	}
 	bad := []struct{ name, line string }{
 		{"empty", ""},
-		{"missing field", "seq=1 counter=2 rounds=3 bad=4 pages=5"},
-		{"unknown key", "seq=1 counter=2 rounds=3 bad=4 pages=5 extra=6"},
-		{"not a number", "seq=x counter=2 rounds=3 bad=4 pages=5 dirtied=6"},
-		{"negative", "seq=-1 counter=2 rounds=3 bad=4 pages=5 dirtied=6"},
-		{"no equals", "seq counter=2 rounds=3 bad=4 pages=5 dirtied=6"},
+		{"missing field", "seq=1 counter=2 rounds=3 bad=4 pages=5 dirtied=6"},
+		{"unknown key", "seq=1 counter=2 rounds=3 bad=4 pages=5 dirtied=6 extra=7"},
+		{"not a number", "seq=x counter=2 rounds=3 bad=4 pages=5 dirtied=6 run=7"},
+		{"negative", "seq=-1 counter=2 rounds=3 bad=4 pages=5 dirtied=6 run=7"},
+		{"no equals", "seq counter=2 rounds=3 bad=4 pages=5 dirtied=6 run=7"},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
@@ -62,7 +62,7 @@ func TestParseBeat(t *testing.T) {
 }
 
 func FuzzParseBeat(f *testing.F) {
-	f.Add("seq=1 counter=2 rounds=3 bad=4 pages=5 dirtied=6")
+	f.Add("seq=1 counter=2 rounds=3 bad=4 pages=5 dirtied=6 run=7")
 	f.Add("seq= counter==2")
 	f.Fuzz(func(t *testing.T, line string) {
 		b, err := ParseBeat(line)
