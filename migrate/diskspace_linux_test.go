@@ -40,3 +40,18 @@ func TestCheckDiskSumsPerFileSystemWithFakeDisks(t *testing.T) {
 		})
 	}
 }
+
+// A stream may carry twice the source's estimate of it plus the slack, and
+// a huge estimate saturates instead of wrapping into a small limit.
+func TestStreamAllowance(t *testing.T) {
+	for _, c := range []struct{ estimate, want int64 }{
+		{0, streamSlack},
+		{100 << 20, 200<<20 + streamSlack},
+		{math.MaxInt64 / 2, math.MaxInt64},
+		{math.MaxInt64, math.MaxInt64},
+	} {
+		if got := allowance(c.estimate); got != c.want {
+			t.Errorf("allowance(%d) = %d, want %d", c.estimate, got, c.want)
+		}
+	}
+}

@@ -63,7 +63,7 @@ func TestLinkCutBeforeCommitResolved(t *testing.T) {
 	addr := runWorkload(t, ctx, e, name, lab.WorkloadImage)
 	before := waitBeat(t, ctx, addr, 0)
 	watch := watchBeats(t, ctx, addr, 20)
-	cut, heal := linkCutter(t, ctx, e)
+	cut, heal := linkCutter(t, ctx, e, -1)
 	healed := make(chan struct{})
 	run := lab.RunSource(ctx, e.h1, e.h2, e.bin, name, func(stage string, _ func()) {
 		if stage == "commit" {
@@ -124,11 +124,15 @@ func assertCommittedOnHost2(t *testing.T, ctx context.Context, e env, name, addr
 }
 
 // linkCutter returns functions that drop, then restore, the agents'
-// traffic between host1 and host2 (both directions, at host1).
-func linkCutter(t *testing.T, ctx context.Context, e env) (cut, heal func()) {
+// traffic between host1 and host2, at host1: both directions (dir < 0),
+// host1 to host2 (dir 0) or host2 to host1 (dir 1).
+func linkCutter(t *testing.T, ctx context.Context, e env, dir int) (cut, heal func()) {
 	rules := [][]string{
-		{"OUTPUT", "-d", e.h2.Addr, "-p", "tcp", "--dport", dstPort, "-j", "DROP"},
-		{"INPUT", "-s", e.h2.Addr, "-p", "tcp", "--sport", dstPort, "-j", "DROP"},
+		{"OUTPUT", "-d", e.h2.Addr, "-p", "tcp", "--dport", dstPort, "-j", "DROP"}, // host1 to host2
+		{"INPUT", "-s", e.h2.Addr, "-p", "tcp", "--sport", dstPort, "-j", "DROP"},  // host2 to host1
+	}
+	if dir >= 0 {
+		rules = rules[dir : dir+1]
 	}
 	iptables := func(op string, r []string) error {
 		out, err := e.h1.Command(context.Background(), "iptables", append([]string{"-w", op}, r...)...).CombinedOutput()
@@ -169,7 +173,7 @@ func TestInDoubtShownAndResolvedByHand(t *testing.T) {
 	name := unique("byhand")
 	addr := runWorkload(t, ctx, e, name, lab.WorkloadImage)
 	before := waitBeat(t, ctx, addr, 0)
-	cut, heal := linkCutter(t, ctx, e)
+	cut, heal := linkCutter(t, ctx, e, -1)
 	onStage, killed := atStage("commit", func(kill func()) {
 		cut()
 		kill()

@@ -69,7 +69,7 @@ func TestLazyLinkCutDuringPostCopy(t *testing.T) {
 	before := waitBeat(t, ctx, addr, 0)
 	watch := watchBeats(t, ctx, addr, 3) // a connection through the move
 	defer watch.Stop()
-	cut, _ := linkCutter(t, ctx, e)
+	cut, _ := linkCutter(t, ctx, e, -1)
 	onStage, cutDone := atStage("post-copy", func(func()) {
 		cut()
 	})

@@ -63,11 +63,20 @@ var matrixFaults = map[string]matrixFault{
 			c.bgErr = c.d.Start()
 		})
 	}},
-	"cut link": {"cut link", func(c *matrixCell) {
-		cut, heal := linkCutter(c.t, c.ctx, c.e)
-		cut()
-		c.heal = heal
-		time.AfterFunc(lab.LinkCutFor(), heal)
+	"cut link": {"cut link", func(c *matrixCell) { c.cutFor(-1) }},
+	// One direction only: what host1 sends is lost, or what host2 sends.
+	"half-cut link (host1 to host2)": {"half-cut link (host1 to host2)", func(c *matrixCell) { c.cutFor(0) }},
+	"half-cut link (host2 to host1)": {"half-cut link (host2 to host1)", func(c *matrixCell) { c.cutFor(1) }},
+	// host2's CRIU restoring the container (runc restore's child).
+	"kill restore CRIU": {"kill restore CRIU", func(c *matrixCell) {
+		deadline := time.Now().Add(10 * time.Second)
+		for killChildren("runc", "criu") == 0 {
+			if time.Now().After(deadline) {
+				c.note = "no restore CRIU ran within 10 s"
+				return
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
 	}},
 	"kill source CRIU": {"kill source CRIU", func(c *matrixCell) {
 		if n := killChildren("migrate-src", "criu"); n == 0 {
@@ -125,6 +134,15 @@ var matrixFaults = map[string]matrixFault{
 	}},
 }
 
+// cutFor cuts the link between the agents for lab.LinkCutFor: both
+// directions (dir < 0) or only the one linkCutter's rule dir drops.
+func (c *matrixCell) cutFor(dir int) {
+	cut, heal := linkCutter(c.t, c.ctx, c.e, dir)
+	cut()
+	c.heal = heal
+	time.AfterFunc(lab.LinkCutFor(), heal)
+}
+
 // matrixCells lists the cells: where the container must end up after
 // each fault in each phase.
 func matrixCells() []*matrixCell {
@@ -144,6 +162,16 @@ func matrixCells() []*matrixCell {
 		add("stop-and-copy", phase, "cut link", "host1", false)
 	}
 	add("stop-and-copy", "transfer", "kill source CRIU", "host1", true)
+	add("stop-and-copy", "connect", "kill migrate-dst", "host1", false)
+	add("stop-and-copy", "connect", "cut link", "host1", false)
+	for _, fault := range []string{"half-cut link (host1 to host2)", "half-cut link (host2 to host1)"} {
+		add("stop-and-copy", "transfer", fault, "host1", false)
+		add("stop-and-copy", "restore", fault, "host1", false)
+		add("stop-and-copy", "commit", fault, "host2", false)
+		add("lazy", "post-copy", fault, "host1", false)
+	}
+	add("stop-and-copy", "restore", "kill restore CRIU", "host1", false)
+	add("lazy", "restore", "kill restore CRIU", "host1", false)
 	// Between "restored" and the commit: the original is gone.
 	add("stop-and-copy", "commit", "kill migrate-src", "host2", true)
 	add("stop-and-copy", "commit", "kill migrate-dst", "host2", true)

@@ -56,6 +56,12 @@ type Config struct {
 	// fails: a peer that is alive but silent must not hold a stream, and
 	// what waits on it, forever. Default 2m; must be positive.
 	StreamIdleTimeout time.Duration
+	// StreamMinRate is the least a directory stream must carry, in bytes
+	// per second, over each StreamIdleTimeout, once it has run that long:
+	// a peer trickling a byte now and then (never idle) must not hold a
+	// stream, and what waits on it, for ever. Default 16 KiB/s (a link of
+	// 1 Mbit/s carries eight times that); 0 turns the floor off.
+	StreamMinRate int64
 	// PeerWaitTimeout bounds how long a receiver waits for a directory
 	// stream its peer is due to open (the peer may be dumping a large
 	// container meanwhile). Default 10m; must be positive.
@@ -84,6 +90,7 @@ func DefaultConfig() Config {
 		DeadPeerTimeout:  10 * time.Second,
 
 		StreamIdleTimeout: 2 * time.Minute,
+		StreamMinRate:     16 << 10,
 		PeerWaitTimeout:   10 * time.Minute,
 	}
 }
@@ -131,6 +138,8 @@ func (c Config) ValidateSettings() error {
 		return errors.New("transfer: dead-peer timeout must be positive")
 	case c.StreamIdleTimeout <= 0:
 		return errors.New("transfer: stream idle timeout must be positive")
+	case c.StreamMinRate < 0:
+		return errors.New("transfer: negative stream rate floor")
 	case c.PeerWaitTimeout <= 0:
 		return errors.New("transfer: peer wait timeout must be positive")
 	}

@@ -620,7 +620,7 @@ func (s *Session) ReceiveDir(ctx context.Context, name, dir string, p Policy) (D
 	defer st.Close()
 	stop := s.closeOnDone(ctx, st)
 	defer stop()
-	stats, err := receiveDir(ctx, idleConn{st, s.cfg.StreamIdleTimeout}, dir, p, s.dec)
+	stats, err := receiveDir(ctx, newIdleConn(st, s.cfg), dir, p, s.dec)
 	if err != nil {
 		return stats, s.streamFailed(ctx, fmt.Errorf("dir stream %q: %w", name, err))
 	}

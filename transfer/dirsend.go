@@ -230,7 +230,7 @@ func (s *Session) SendDirSkipping(ctx context.Context, name, dir string, skip []
 	if s.cfg.Progress != nil {
 		progress = func(n int64) { s.cfg.Progress(name, n) }
 	}
-	stats, err := sendDir(ctx, idleConn{st, s.cfg.StreamIdleTimeout}, dir, skip, s.enc, s.cfg.ChunkSize, progress)
+	stats, err := sendDir(ctx, idleConn{Conn: st, d: s.cfg.StreamIdleTimeout}, dir, skip, s.enc, s.cfg.ChunkSize, progress)
 	if err != nil {
 		return stats, s.streamFailed(ctx, fmt.Errorf("dir stream %q: %w", name, err))
 	}

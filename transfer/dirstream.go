@@ -230,7 +230,7 @@ func readRecord(r io.Reader, buf []byte) (byte, []byte, error) {
 	}
 	buf = buf[:n]
 	if _, err := io.ReadFull(r, buf); err != nil {
-		return 0, buf, fmt.Errorf("%w: inside a %q record: %v", ErrTruncated, hdr[0], err)
+		return 0, buf, fmt.Errorf("%w: inside a %q record: %w", ErrTruncated, hdr[0], err)
 	}
 	return hdr[0], buf, nil
 }

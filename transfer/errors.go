@@ -31,7 +31,8 @@ var (
 	ErrChecksum = errors.New("transfer: checksum mismatch")
 	// ErrTruncated: a stream ended before its end marker.
 	ErrTruncated = errors.New("transfer: stream truncated")
-	// ErrIdle: a stream made no progress for Config.StreamIdleTimeout.
+	// ErrIdle: a stream made no progress for Config.StreamIdleTimeout, or
+	// carried less than Config.StreamMinRate over that time.
 	ErrIdle = errors.New("transfer: stream idle")
 	// ErrClosed: the session was closed; Session.Err gives the first cause.
 	ErrClosed = errors.New("transfer: session closed")

@@ -370,6 +370,49 @@ func TestSilentStreamFailsAfterIdleTimeout(t *testing.T) {
 	}
 }
 
+// TestTricklingStreamFailsUnderTheRateFloor: a directory stream whose
+// sender never goes idle but sends a byte now and then (here a record's
+// bytes, one every 20 ms) fails with ErrIdle once a window of
+// StreamIdleTimeout carried less than StreamMinRate; a stream above the
+// floor is received.
+func TestTricklingStreamFailsUnderTheRateFloor(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			c, s := sessionPairWith(t, tr, func(cfg *Config) { cfg.StreamIdleTimeout = 300 * time.Millisecond })
+			ctx := testContext(t)
+			st, err := c.Open(ctx, KindDir, "images")
+			if err != nil {
+				t.Fatal(err)
+			}
+			go func() {
+				st.Write([]byte{'E', 0, 0, 0x10, 0}) // a record of 4 KiB follows
+				for i := 0; i < 4096 && ctx.Err() == nil; i++ {
+					if _, err := st.Write([]byte{0}); err != nil {
+						return
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			}()
+			start := time.Now()
+			_, err = s.ReceiveDir(ctx, "images", t.TempDir(), ImagePolicy())
+			if !errors.Is(err, ErrIdle) || !strings.Contains(err.Error(), "under the floor") {
+				t.Fatalf("got %v, want ErrIdle under the floor", err)
+			}
+			if took := time.Since(start); took > 5*time.Second {
+				t.Fatalf("trickling stream failed after %v", took)
+			}
+		})
+	}
+	var w rateWindow
+	w.since = time.Now().Add(-time.Second)
+	if err := w.add(32<<10, time.Second/2, 16<<10); err != nil {
+		t.Fatalf("32 KiB in a second, floor 16 KiB/s: %v", err)
+	}
+	if w.bytes != 0 {
+		t.Fatalf("the window did not start again: %d bytes counted", w.bytes)
+	}
+}
+
 func waitEnded(t *testing.T, s *Session, cause string) {
 	t.Helper()
 	select {

@@ -206,16 +206,49 @@ func (s *Session) Accept(ctx context.Context, kind, name string) (net.Conn, erro
 	}
 }
 
-// idleConn fails a read or write that makes no progress for d.
+// idleConn fails a read or write that makes no progress for d, and a read
+// that ends a window of d in which fewer than floor bytes per second
+// arrived (floor 0: no floor).
 type idleConn struct {
 	net.Conn
-	d time.Duration
+	d      time.Duration
+	floor  int64
+	window *rateWindow
+}
+
+// rateWindow counts what a stream carried since a moment.
+type rateWindow struct {
+	since time.Time
+	bytes int64
+}
+
+// newIdleConn is c with the idle timeout and rate floor of cfg.
+func newIdleConn(c net.Conn, cfg Config) idleConn {
+	return idleConn{Conn: c, d: cfg.StreamIdleTimeout, floor: cfg.StreamMinRate, window: &rateWindow{since: time.Now()}}
 }
 
 func (c idleConn) Read(p []byte) (int, error) {
 	c.Conn.SetReadDeadline(time.Now().Add(c.d))
 	n, err := c.Conn.Read(p)
+	if err == nil && c.floor > 0 {
+		err = c.window.add(int64(n), c.d, c.floor)
+	}
 	return n, c.explain(n, err)
+}
+
+// add counts n bytes, and at the end of each window of d fails a stream
+// that carried fewer than floor bytes a second in it.
+func (w *rateWindow) add(n int64, d time.Duration, floor int64) error {
+	w.bytes += n
+	elapsed := time.Since(w.since)
+	if elapsed < d {
+		return nil
+	}
+	if least := int64(float64(floor) * elapsed.Seconds()); w.bytes < least {
+		return fmt.Errorf("%w: %d bytes in the last %v, under the floor of %d bytes/s", ErrIdle, w.bytes, elapsed.Round(100*time.Millisecond), floor)
+	}
+	w.since, w.bytes = time.Now(), 0
+	return nil
 }
 
 func (c idleConn) Write(p []byte) (int, error) {
