@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,6 +32,14 @@ type Daemon struct {
 	log    string
 	stderr bytes.Buffer
 	alive  atomic.Pointer[func() error] // Require
+	// required is closed by Require, stopping by Stop.
+	required, stopping        chan struct{}
+	requireOnce, stoppingOnce sync.Once
+	// gates counts the daemon's connections through the tunnel; ended is
+	// closed when one has been read to its end (its CLOSE judged).
+	gates     atomic.Int32
+	ended     chan struct{}
+	endedOnce sync.Once
 	// The daemon's CLOSE went to the source (closed), or was held back
 	// (refused, why).
 	closed  atomic.Bool
@@ -52,8 +62,12 @@ func Start(ctx context.Context, sess *transfer.Session, criuBin, imagesDir, work
 	ln := newOwnedListener(tcp, func(addr string, err error) {
 		log.Warn("refused a local connection to the page tunnel", "from", addr, "err", err)
 	})
-	d := &Daemon{ln: ln, done: make(chan struct{}), log: filepath.Join(workDir, LogName)}
-	go sess.Forward(context.WithoutCancel(ctx), ln, Stream, func(r io.Reader) io.Reader { return &closeGate{r: r, allow: d.allowClose} })
+	d := newDaemon()
+	d.ln, d.log = ln, filepath.Join(workDir, LogName)
+	go sess.Forward(context.WithoutCancel(ctx), ln, Stream, func(r io.Reader) io.Reader {
+		d.gates.Add(1)
+		return &closeGate{r: r, allow: d.allowClose, ended: d.gateEnded}
+	})
 	if criuBin == "" {
 		criuBin = "criu"
 	}
@@ -107,17 +121,27 @@ func (d *Daemon) waitSocket(ctx context.Context, path string) error {
 // Require makes alive the condition of the daemon's end: when the daemon
 // says every page arrived (CLOSE), alive must agree (the restored process
 // still runs) or the source is told that the transfer failed, and it
-// resumes the original. Until Require is called, every CLOSE passes.
-func (d *Daemon) Require(alive func() error) { d.alive.Store(&alive) }
+// resumes the original. Call it once the restore has succeeded: a CLOSE
+// before that waits for it, and fails if Stop comes first (the daemon
+// also says CLOSE when the restore failed and its tasks are gone).
+func (d *Daemon) Require(alive func() error) {
+	d.alive.Store(&alive)
+	d.requireOnce.Do(func() { close(d.required) })
+}
 
 // allowClose is the page tunnel's closeGate check; it records the outcome
 // for Err.
 func (d *Daemon) allowClose() error {
-	if alive := d.alive.Load(); alive != nil {
-		if err := (*alive)(); err != nil {
-			d.refused.Store(&err)
-			return err
-		}
+	var err error
+	select {
+	case <-d.required:
+		err = (*d.alive.Load())()
+	case <-d.stopping:
+		err = errors.New("the lazy-pages daemon said every page arrived, but the restore had not succeeded")
+	}
+	if err != nil {
+		d.refused.Store(&err)
+		return err
 	}
 	d.closed.Store(true)
 	return nil
@@ -133,6 +157,15 @@ func (d *Daemon) Err() error {
 	if d.err != nil {
 		return fmt.Errorf("%w: %v", ErrIncomplete, d.err)
 	}
+	// The daemon may exit before its last request (CLOSE) was read from
+	// its connection: the outcome is known once the gate has judged it.
+	if d.gates.Load() > 0 {
+		select {
+		case <-d.ended:
+		case <-time.After(gateWait):
+			return fmt.Errorf("%w: the daemon's last requests were not read within %v", ErrIncomplete, gateWait)
+		}
+	}
 	if r := d.refused.Load(); r != nil {
 		return fmt.Errorf("%w: %v", ErrIncomplete, *r)
 	}
@@ -142,8 +175,25 @@ func (d *Daemon) Err() error {
 	return nil
 }
 
+func newDaemon() *Daemon {
+	return &Daemon{done: make(chan struct{}), required: make(chan struct{}), stopping: make(chan struct{}), ended: make(chan struct{})}
+}
+
+// gateWait bounds how long Err waits for the daemon's connection to be
+// read to its end once the daemon has exited.
+const gateWait = 10 * time.Second
+
+// gateEnded is called when a connection of the daemon's has been read to
+// its end.
+func (d *Daemon) gateEnded() { d.endedOnce.Do(func() { close(d.ended) }) }
+
+// ExitErr is why the daemon exited, nil for a clean exit (which alone does
+// not say that every page arrived: see Err). Call it after Done.
+func (d *Daemon) ExitErr() error { return d.err }
+
 // Stop kills the daemon (the restored process then cannot get its pages).
 func (d *Daemon) Stop() {
+	d.stoppingOnce.Do(func() { close(d.stopping) })
 	d.cmd.Process.Kill()
 	<-d.done
 }
@@ -159,12 +209,21 @@ func (d *Daemon) Stop() {
 type closeGate struct {
 	r       io.Reader
 	allow   func() error
+	ended   func() // called once the stream was read to its end, if set
 	pending []byte // read, not yet passed on
 	rerr    error  // r's end
 	err     error  // allow's refusal
 }
 
 func (g *closeGate) Read(p []byte) (int, error) {
+	n, err := g.read(p)
+	if err != nil && g.ended != nil {
+		g.ended()
+	}
+	return n, err
+}
+
+func (g *closeGate) read(p []byte) (int, error) {
 	var buf [64 * iovSize]byte
 	for len(g.pending) < iovSize && g.rerr == nil {
 		n, err := g.r.Read(buf[:])

@@ -6,6 +6,7 @@ import (
 	"io"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 // TestCloseGateHoldsBackCloseOfADeadCopy: the destination passes the
@@ -30,7 +31,7 @@ func TestCloseGateHoldsBackCloseOfADeadCopy(t *testing.T) {
 			if oneByte {
 				r = iotest.OneByteReader(r)
 			}
-			d := &Daemon{}
+			d := newDaemon()
 			check := func() error { return tc.alive }
 			d.Require(check)
 			got, err := io.ReadAll(&closeGate{r: r, allow: d.allowClose})
@@ -42,7 +43,63 @@ func TestCloseGateHoldsBackCloseOfADeadCopy(t *testing.T) {
 			}
 		}
 	}
-	if err := (&Daemon{}).Err(); !errors.Is(err, ErrIncomplete) {
+	if err := newDaemon().Err(); !errors.Is(err, ErrIncomplete) {
 		t.Fatalf("a daemon that never said CLOSE: outcome %v, want incomplete", err)
+	}
+}
+
+// TestCloseBeforeTheRestoreSucceededWaits: a CLOSE that comes before the
+// restore is known to have succeeded waits for it (a small container's
+// pages can all arrive first), and is refused if the daemon is stopped
+// instead (the restore failed: its tasks are gone, and the daemon says
+// CLOSE all the same).
+func TestCloseBeforeTheRestoreSucceededWaits(t *testing.T) {
+	stream := frame(cmdClose)
+	for _, succeeded := range []bool{true, false} {
+		d := newDaemon()
+		got := make(chan error, 1)
+		go func() {
+			_, err := io.ReadAll(&closeGate{r: bytes.NewReader(stream), allow: d.allowClose})
+			got <- err
+		}()
+		select {
+		case err := <-got:
+			t.Fatalf("the CLOSE went on (err %v) before the restore's outcome was known", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if succeeded {
+			d.Require(func() error { return nil })
+		} else {
+			d.stoppingOnce.Do(func() { close(d.stopping) })
+		}
+		if err := <-got; (err == nil) != succeeded {
+			t.Fatalf("restore succeeded %v: the gate ended with %v", succeeded, err)
+		}
+		if err := d.Err(); (err == nil) != succeeded {
+			t.Fatalf("restore succeeded %v: the daemon's outcome %v", succeeded, err)
+		}
+	}
+}
+
+// TestOutcomeWaitsForTheLastRequest: the daemon may exit before its CLOSE
+// was read from its connection; its outcome waits for the gate to judge
+// it, or a CLOSE passed on to the source would be reported as a failure
+// here (and the copy removed while the source ends the original).
+func TestOutcomeWaitsForTheLastRequest(t *testing.T) {
+	d := newDaemon()
+	d.Require(func() error { return nil })
+	d.gates.Add(1) // a connection was accepted, not yet read
+	got := make(chan error, 1)
+	go func() { got <- d.Err() }()
+	select {
+	case err := <-got:
+		t.Fatalf("the outcome (%v) came before the last request was read", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if _, err := io.ReadAll(&closeGate{r: bytes.NewReader(frame(cmdClose)), allow: d.allowClose, ended: d.gateEnded}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("every page arrived, the CLOSE went on: outcome %v", err)
 	}
 }

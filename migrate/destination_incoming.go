@@ -706,8 +706,8 @@ func (in *containerArrival) restore(ctx context.Context) error {
 	stopWatch()
 	cancel()
 	took := time.Since(start)
-	if err != nil && in.pages != nil && chanClosed(in.pages.Done()) && in.pages.Err() != nil {
-		err = fmt.Errorf("the lazy-pages daemon died during the restore (%w): %w", in.pages.Err(), err)
+	if err != nil && in.pages != nil && chanClosed(in.pages.Done()) && in.pages.ExitErr() != nil {
+		err = fmt.Errorf("the lazy-pages daemon died during the restore (%w: %w): %w", lazypages.ErrIncomplete, in.pages.ExitErr(), err)
 	}
 	if err != nil {
 		if res, rerr := restoreruntime.ReadResult(dir); rerr == nil && !res.OK && !res.Runc && res.Error != "" {

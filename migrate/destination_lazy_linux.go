@@ -25,11 +25,11 @@ func (in *incoming) killRestoreIfPagerDies(workDir string) (stop func()) {
 		case <-done:
 			return
 		}
-		if in.pages.Err() == nil {
-			return // every page delivered: nothing waits on it
+		if in.pages.ExitErr() == nil {
+			return // a clean exit: nothing waits on it
 		}
 		if pids := killCRIUIn(workDir); len(pids) > 0 {
-			in.log.Warn("the lazy-pages daemon died during the restore: its CRIU restore was stopped", "criu", pids, "err", in.pages.Err())
+			in.log.Warn("the lazy-pages daemon died during the restore: its CRIU restore was stopped", "criu", pids, "err", in.pages.ExitErr())
 		}
 	})
 	return func() { close(done); wg.Wait() }
