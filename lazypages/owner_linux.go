@@ -69,7 +69,7 @@ func (l *ownedListener) Accept() (net.Conn, error) {
 }
 
 // ownerLookups is how many times a connection's owner is looked up before
-// it is refused: /proc/net/tcp is read in pieces while the table changes,
+// it is refused: a TCP table is read in pieces while it changes,
 // and a busy host's reading can miss a socket that is there. Refusing the
 // daemon's own connection would leave it to die (CRIU's lazy-pages daemon
 // takes a close of its page-server connection for a BUG) and the restore
@@ -90,14 +90,18 @@ func connOwnedByRetried(c net.Conn, pid int) error {
 
 // connOwnedBy checks that the client end of c, an accepted TCP/IPv4
 // connection, is a socket held open by process pid: its inode is found in
-// /proc/net/tcp and among pid's descriptors.
+// pid's TCP table and among its descriptors.
 func connOwnedBy(c net.Conn, pid int) error {
 	local, ok1 := c.RemoteAddr().(*net.TCPAddr)
 	remote, ok2 := c.LocalAddr().(*net.TCPAddr)
 	if !ok1 || !ok2 || local.IP.To4() == nil || remote.IP.To4() == nil {
 		return fmt.Errorf("not a TCP/IPv4 connection: %v", c.RemoteAddr())
 	}
-	inode, err := socketInode("/proc/net/tcp", procAddr(local), procAddr(remote))
+	// The table of the daemon's network namespace, not /proc/net: that
+	// is the main thread's, which a goroutine that entered a container's
+	// namespace may have left there (Go parks, and never ends, a main
+	// thread whose locked goroutine exits).
+	inode, err := socketInode(filepath.Join("/proc", strconv.Itoa(pid), "net", "tcp"), procAddr(local), procAddr(remote))
 	if err != nil {
 		return err
 	}

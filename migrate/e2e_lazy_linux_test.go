@@ -223,25 +223,34 @@ func TestSecondMigrationRefusedWhileInFlight(t *testing.T) {
 // the move, so that there is a socket to check.
 func assertNoNetworkLock(t *testing.T, ctx context.Context, e env, name string) {
 	t.Helper()
-	pid, err := e.h1.Docker(ctx, "inspect", "-f", "{{.State.Pid}}", name)
+	if left := networkLockLeft(ctx, e.h1, name); left != "" {
+		t.Fatal(left)
+	}
+}
+
+// networkLockLeft says what is left of CRIU's network lock in container
+// name on h (repair-mode TCP sockets, its iptables chain), or "".
+func networkLockLeft(ctx context.Context, h lab.Host, name string) string {
+	pid, err := h.Docker(ctx, "inspect", "-f", "{{.State.Pid}}", name)
 	if err != nil {
-		t.Fatal(err)
+		return err.Error()
 	}
 	p, err := strconv.Atoi(pid)
 	if err != nil {
-		t.Fatal(err)
+		return fmt.Sprintf("%s's container %s: pid %q", h.Name, name, pid)
 	}
 	if n, err := criu.RepairedSockets(p); err != nil || n != 0 {
 		ss, _ := exec.CommandContext(ctx, "nsenter", "--net=/proc/"+pid+"/ns/net", "ss", "-tn").CombinedOutput()
-		t.Fatalf("host1's container has %d TCP sockets left in repair mode (%v):\n%s", n, err, ss)
+		return fmt.Sprintf("%s's container has %d TCP sockets left in repair mode (%v):\n%s", h.Name, n, err, ss)
 	}
 	out, err := exec.CommandContext(ctx, "nsenter", "--net=/proc/"+pid+"/ns/net", "iptables", "-w", "-S").CombinedOutput()
 	if err != nil {
-		t.Fatalf("iptables in the container: %v: %s", err, out)
+		return fmt.Sprintf("iptables in %s's container: %v: %s", h.Name, err, out)
 	}
 	if strings.Contains(string(out), "CRIU") {
-		t.Fatalf("CRIU's network lock is still in the container:\n%s", out)
+		return fmt.Sprintf("CRIU's network lock is still in %s's container:\n%s", h.Name, out)
 	}
+	return ""
 }
 
 // TestLazyDestinationKilledDuringPostCopy kills migrate-dst (SIGKILL) while

@@ -302,7 +302,8 @@ func waitInvariant(ctx context.Context, e env, name, addr string, before workloa
 	return "", 0, fmt.Errorf("invariant not reached in 90s: %s", last)
 }
 
-// invariant returns where the container runs, or what is still wrong.
+// invariant returns where the container runs, or what is still wrong
+// (what leftovers names, or CRIU's network lock left in the container).
 func invariant(ctx context.Context, e env, name, addr string, before workload.Beat, id string) (string, string) {
 	var running []string
 	for _, h := range []lab.Host{e.h1, e.h2} {
@@ -324,6 +325,9 @@ func invariant(ctx context.Context, e env, name, addr string, before workload.Be
 	if left := leftovers(e, id); left != "" {
 		return "", left
 	}
+	if left := networkLockLeft(ctx, map[string]lab.Host{"host1": e.h1, "host2": e.h2}[running[0]], name); left != "" {
+		return "", left
+	}
 	if running[0] == "host1" {
 		if other, _ := e.h2.Docker(ctx, "ps", "-aq", "--filter", "name=^/"+name+"$"); other != "" {
 			return "", "host2 still holds a copy"
@@ -335,8 +339,8 @@ func invariant(ctx context.Context, e env, name, addr string, before workload.Be
 }
 
 // leftovers names what the migration left on either host: host2's state,
-// staging and runtime state, host1's dumps, outcome record, or a guard at
-// work.
+// staging and runtime state, host1's dumps, outcome record, a guard at
+// work, or a CRIU process (dump, restore, lazy-pages daemon).
 func leftovers(e env, id string) string {
 	for _, dir := range []string{e.h2.RuntimeState(), filepath.Join(e.h2.WorkDir(), "migrations"), filepath.Join(e.h2.WorkDir(), "staging")} {
 		ents, _ := os.ReadDir(dir)
@@ -355,7 +359,26 @@ func leftovers(e env, id string) string {
 	if guardsAtWork() > 0 {
 		return "a guard is still at work"
 	}
+	if pids := processesNamed("criu"); len(pids) > 0 {
+		return fmt.Sprintf("CRIU still runs (pids %v): a dump, restore or lazy-pages daemon left behind", pids)
+	}
 	return ""
+}
+
+// processesNamed lists the processes whose command name is comm.
+func processesNamed(comm string) []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, en := range ents {
+		p, err := strconv.Atoi(en.Name())
+		if err != nil {
+			continue
+		}
+		if name, _ := procName(p); name == comm {
+			pids = append(pids, p)
+		}
+	}
+	return pids
 }
 
 // guardsAtWork counts migrate-src guard processes.
@@ -375,16 +398,8 @@ func guardsAtWork() int {
 // called parent, and returns how many.
 func killChildren(parent, comm string) int {
 	n := 0
-	ents, _ := os.ReadDir("/proc")
-	for _, en := range ents {
-		p, err := strconv.Atoi(en.Name())
-		if err != nil {
-			continue
-		}
-		name, ppid := procName(p)
-		if name != comm {
-			continue
-		}
+	for _, p := range processesNamed(comm) {
+		_, ppid := procName(p)
 		if pname, _ := procName(ppid); pname == parent && syscall.Kill(p, syscall.SIGKILL) == nil {
 			n++
 		}

@@ -50,12 +50,22 @@ func list() ([]Announcement, error) {
 }
 
 // inNetns runs fn on a thread in the network namespace of pid. The thread
-// is never handed back to the scheduler: it exits with its goroutine.
+// is never handed back to the scheduler: it exits with its goroutine. It
+// goes back to its own namespace first all the same: when that thread is
+// the process's main thread, Go parks it instead of ending it, and
+// /proc/self/net (the main thread's) would show the container's tables for
+// the rest of the agent's life (seen: the page tunnel's owner check, which
+// read /proc/net/tcp, refused the lazy-pages daemon after an announce).
 func inNetns(pid int, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
 		errc <- func() error {
+			orig, err := os.Open("/proc/thread-self/ns/net")
+			if err != nil {
+				return err
+			}
+			defer orig.Close()
 			ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
 			if err != nil {
 				return err
@@ -64,6 +74,7 @@ func inNetns(pid int, fn func() error) error {
 			if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
 				return fmt.Errorf("netrewire: setns: %w", err)
 			}
+			defer unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET)
 			return fn()
 		}()
 	}()
