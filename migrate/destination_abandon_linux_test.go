@@ -212,3 +212,27 @@ func TestAbandonWhileDockerDownWithFakeDocker(t *testing.T) {
 		t.Fatalf("the restore runtime's state outlived the shell: %v", err)
 	}
 }
+
+// A copy whose "restored" record cannot be written (here its directory
+// cannot be made; in the lab, a full disk) was never reported to the
+// source, which resumes its original: the copy is removed, not paused in
+// doubt (fake Docker).
+func TestUnrecordedRestoreIsRemovedNotInDoubtWithFakeDocker(t *testing.T) {
+	cfg := DefaultDestConfig()
+	cfg.WorkDir, cfg.RuntimeState = t.TempDir(), t.TempDir()
+	if err := os.WriteFile(stateDirOf(cfg.WorkDir), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fake := &fakeDocker{paused: map[string]bool{}, labelled: map[string]string{}}
+	s := &Server{cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil)), undoWith: fake}
+	defer s.Close()
+	in := &incoming{srv: s, state: migrationState{MigrationID: "m-1", Name: "web", Phase: phasePrepared, ContainerID: "c1"}}
+	err := in.recordRestored()
+	if err == nil {
+		t.Fatal("the record was written into a file")
+	}
+	s.abandon(context.Background(), &in.state, err)
+	if calls := fake.recorded(); !slices.Equal(calls, []string{"rm c1"}) {
+		t.Fatalf("Docker was asked %q, want the copy removed", calls)
+	}
+}

@@ -754,8 +754,7 @@ func (in *containerArrival) restore(ctx context.Context) error {
 	in.steps.mark("verify")
 	in.announce(r.State.Pid)
 	in.steps.mark("announce")
-	in.state.Phase = phaseRestored
-	if err := in.srv.saveState(&in.state); err != nil {
+	if err := in.recordRestored(); err != nil {
 		return err
 	}
 	msg := &protocol.Restored{ContainerID: id, RestoreMillis: took.Milliseconds()}
@@ -769,6 +768,19 @@ func (in *containerArrival) restore(ctx context.Context) error {
 	in.steps.mark("record")
 	msg.Steps = in.steps.steps
 	return in.sess.Send(ctx, msg)
+}
+
+// recordRestored records that the copy runs, before the source is told.
+// A record that cannot be written (a full disk) fails the migration as a
+// failed restore does: the source, never told, resumes its original, so
+// the copy must go, not wait in doubt.
+func (in *incoming) recordRestored() error {
+	in.state.Phase = phaseRestored
+	if err := in.srv.saveState(&in.state); err != nil {
+		in.state.Phase = phasePrepared
+		return fmt.Errorf("record the restored copy: %w", err)
+	}
+	return nil
 }
 
 // commit waits for the source to confirm the original is gone, then

@@ -89,8 +89,7 @@ func (p *processArrival) restore(ctx context.Context) error {
 	if in.pages != nil {
 		in.pages.Require(runsStill(pid, in.state.PidStart))
 	}
-	in.state.Phase = phaseRestored
-	if err := in.srv.saveState(&in.state); err != nil {
+	if err := in.recordRestored(); err != nil {
 		return err
 	}
 	in.log.Info("process restored", "name", in.pre.Process.Name, "pid", pid, "took", took)

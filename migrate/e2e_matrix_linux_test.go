@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,6 +32,9 @@ import (
 type matrixFault struct {
 	name   string
 	inject func(c *matrixCell)
+	// setup, if set, prepares the cell before migrate-dst starts and
+	// returns migrate-dst's extra arguments.
+	setup func(c *matrixCell) []string
 }
 
 // matrixCell is one fault in one phase.
@@ -50,11 +54,13 @@ type matrixCell struct {
 	note  string
 	bg    sync.WaitGroup // a restart under way
 	bgErr error
+	// workDir is host2's migrate-dst work directory when not the lab's.
+	workDir string
 }
 
 var matrixFaults = map[string]matrixFault{
-	"kill migrate-src": {"kill migrate-src", func(c *matrixCell) { c.kill() }},
-	"kill migrate-dst": {"kill migrate-dst", func(c *matrixCell) {
+	"kill migrate-src": {name: "kill migrate-src", inject: func(c *matrixCell) { c.kill() }},
+	"kill migrate-dst": {name: "kill migrate-dst", inject: func(c *matrixCell) {
 		c.d.Kill()
 		// A supervisor restarts it; the cell waits for that (c.bg).
 		c.bg.Add(1)
@@ -63,12 +69,12 @@ var matrixFaults = map[string]matrixFault{
 			c.bgErr = c.d.Start()
 		})
 	}},
-	"cut link": {"cut link", func(c *matrixCell) { c.cutFor(-1) }},
+	"cut link": {name: "cut link", inject: func(c *matrixCell) { c.cutFor(-1) }},
 	// One direction only: what host1 sends is lost, or what host2 sends.
-	"half-cut link (host1 to host2)": {"half-cut link (host1 to host2)", func(c *matrixCell) { c.cutFor(0) }},
-	"half-cut link (host2 to host1)": {"half-cut link (host2 to host1)", func(c *matrixCell) { c.cutFor(1) }},
+	"half-cut link (host1 to host2)": {name: "half-cut link (host1 to host2)", inject: func(c *matrixCell) { c.cutFor(0) }},
+	"half-cut link (host2 to host1)": {name: "half-cut link (host2 to host1)", inject: func(c *matrixCell) { c.cutFor(1) }},
 	// host2's CRIU restoring the container (runc restore's child).
-	"kill restore CRIU": {"kill restore CRIU", func(c *matrixCell) {
+	"kill restore CRIU": {name: "kill restore CRIU", inject: func(c *matrixCell) {
 		deadline := time.Now().Add(10 * time.Second)
 		for killChildren("runc", "criu") == 0 {
 			if time.Now().After(deadline) {
@@ -78,12 +84,32 @@ var matrixFaults = map[string]matrixFault{
 			time.Sleep(2 * time.Millisecond)
 		}
 	}},
-	"kill source CRIU": {"kill source CRIU", func(c *matrixCell) {
+	// host2's work directory (migrate-dst's records and staging) on a
+	// small file system that another process fills.
+	"fill host2's work directory": {name: "fill host2's work directory", setup: func(c *matrixCell) []string {
+		dir := c.t.TempDir()
+		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "dockmove-cell", dir).CombinedOutput(); err != nil {
+			c.t.Fatalf("mount a small file system: %v: %s", err, out)
+		}
+		c.t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+		c.workDir = dir
+		return []string{"--work-dir", dir}
+	}, inject: func(c *matrixCell) {
+		filler := filepath.Join(c.workDir, "filler")
+		f, err := os.Create(filler)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		io.Copy(f, zeros{}) // until the file system is full
+		f.Close()
+		c.heal = func() { os.Remove(filler) }
+	}},
+	"kill source CRIU": {name: "kill source CRIU", inject: func(c *matrixCell) {
 		if n := killChildren("migrate-src", "criu"); n == 0 {
 			c.note = "no CRIU was running"
 		}
 	}},
-	"kill lazy-pages daemon": {"kill lazy-pages daemon", func(c *matrixCell) {
+	"kill lazy-pages daemon": {name: "kill lazy-pages daemon", inject: func(c *matrixCell) {
 		if out, err := exec.Command("pkill", "-KILL", "-f", "criu lazy-pages").CombinedOutput(); err != nil {
 			c.note = fmt.Sprintf("pkill: %v %s", err, out)
 		}
@@ -91,7 +117,7 @@ var matrixFaults = map[string]matrixFault{
 	// host2's Docker restarts (an upgrade, a crash): it stops its
 	// containers, the migration's copy among them, and starts them again
 	// by their restart policy.
-	"restart host2's dockerd": {"restart host2's dockerd", func(c *matrixCell) {
+	"restart host2's dockerd": {name: "restart host2's dockerd", inject: func(c *matrixCell) {
 		root, err := lab.RepoRoot()
 		if err != nil {
 			c.t.Fatal(err)
@@ -108,7 +134,7 @@ var matrixFaults = map[string]matrixFault{
 	// The daemon dies while host2's CRIU restores, before the restore has
 	// told it that it finished: that CRIU would wait for its restored
 	// tasks forever.
-	"kill lazy-pages daemon mid-restore": {"kill lazy-pages daemon mid-restore", func(c *matrixCell) {
+	"kill lazy-pages daemon mid-restore": {name: "kill lazy-pages daemon mid-restore", inject: func(c *matrixCell) {
 		// The restore has handed its tasks' userfaultfds to the daemon
 		// (its log says so) and is finishing.
 		handed := func() bool {
@@ -143,6 +169,14 @@ func (c *matrixCell) cutFor(dir int) {
 	time.AfterFunc(lab.LinkCutFor(), heal)
 }
 
+// zeros reads as an endless run of zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
 // matrixCells lists the cells: where the container must end up after
 // each fault in each phase.
 func matrixCells() []*matrixCell {
@@ -173,6 +207,10 @@ func matrixCells() []*matrixCell {
 		add("lazy", "post-copy", fault, "host1", false)
 	}
 	add("stop-and-copy", "restore", "kill restore CRIU", "host1", false)
+	for _, phase := range []string{"transfer", "restore"} {
+		add("stop-and-copy", phase, "fill host2's work directory", "host1", false)
+	}
+	add("lazy", "transfer", "fill host2's work directory", "host1", false)
 	add("lazy", "restore", "kill restore CRIU", "host1", false)
 	// Between "restored" and the commit: the original is gone.
 	add("stop-and-copy", "commit", "kill migrate-src", "host2", true)
@@ -228,7 +266,7 @@ Not in this table:
 - Pre-copy rounds: this machine's kernel has no soft-dirty tracking; the VM tier (make test-vm) kills either agent during the rounds (TestVMDockerPrecopySourceKilledDuringRounds, TestVMDockerPrecopyDestinationKilledDuringRounds).
 - Image shipping: it comes before the dump, with nothing frozen yet, as the preflight cells do; TestMigrateWorkload/lazy-image-missing ships an image.
 - The restore runtime failing: TestFailureRestoreFailsOnHost2 (CRIU's restore fails inside the runtime; host1 resumes).
-- host2's work directory full: refused before freezing by the disk check; a source sending more than it announced is stopped by the stream bound (TestHostilePeersAreRefusedAndLoseNothing).
+- host2's disk full of the migration's own data: refused before freezing by the disk check; a source sending more than it announced is stopped by the stream bound (TestHostilePeersAreRefusedAndLoseNothing). (The cells above fill host2's work directory, a 4 MiB file system, from outside.)
 - dockerd restarting between "restored" and the commit: without live-restore Docker stops its containers on a restart, the copy in doubt too: the container is lost by Docker's own doing, as any container of that host would be.
 `
 
@@ -236,7 +274,11 @@ Not in this table:
 func runCell(t *testing.T, e env, c *matrixCell) string {
 	ctx := ctxFor(t, 4*time.Minute)
 	c.t, c.ctx, c.e = t, ctx, e
-	c.d = startDst(t, e)
+	var extra []string
+	if c.fault.setup != nil {
+		extra = c.fault.setup(c)
+	}
+	c.d = startDst(t, e, extra...)
 	name := unique("cell")
 	mib := 64
 	if c.strategy == "lazy" {
@@ -264,7 +306,11 @@ func runCell(t *testing.T, e env, c *matrixCell) string {
 	if injected.IsZero() {
 		t.Fatalf("migrate-src never entered %s (%v):\n%s", c.phase, run.Err, run.Stderr)
 	}
-	where, took, err := waitInvariant(ctx, e, name, addr, before, migrationID(run.Events))
+	h2Work := c.workDir
+	if h2Work == "" {
+		h2Work = e.h2.WorkDir()
+	}
+	where, took, err := waitInvariant(ctx, e, h2Work, name, addr, before, migrationID(run.Events))
 	if err != nil {
 		t.Fatalf("%v\nmigrate-src (%v):\n%s\nmigrate-dst:\n%s", err, run.Err, run.Stderr, c.d.Log())
 	}
@@ -288,11 +334,11 @@ func runCell(t *testing.T, e env, c *matrixCell) string {
 // waitInvariant waits (up to 90 s) until the container runs on exactly one
 // host, unpaused, its memory verified and counter continued, with nothing
 // left of the migration on either host, and returns that host.
-func waitInvariant(ctx context.Context, e env, name, addr string, before workload.Beat, id string) (string, time.Duration, error) {
+func waitInvariant(ctx context.Context, e env, h2Work, name, addr string, before workload.Beat, id string) (string, time.Duration, error) {
 	start := time.Now()
 	var last string
 	for time.Since(start) < 90*time.Second {
-		where, problem := invariant(ctx, e, name, addr, before, id)
+		where, problem := invariant(ctx, e, h2Work, name, addr, before, id)
 		if problem == "" {
 			return where, time.Since(start), nil
 		}
@@ -304,7 +350,7 @@ func waitInvariant(ctx context.Context, e env, name, addr string, before workloa
 
 // invariant returns where the container runs, or what is still wrong
 // (what leftovers names, or CRIU's network lock left in the container).
-func invariant(ctx context.Context, e env, name, addr string, before workload.Beat, id string) (string, string) {
+func invariant(ctx context.Context, e env, h2Work, name, addr string, before workload.Beat, id string) (string, string) {
 	var running []string
 	for _, h := range []lab.Host{e.h1, e.h2} {
 		if st, _ := h.Docker(ctx, "inspect", "-f", "{{.State.Status}}", name); st == "running" {
@@ -322,7 +368,7 @@ func invariant(ctx context.Context, e env, name, addr string, before workload.Be
 	if err != nil || v.Bad != 0 || !v.Continues(before) || v.Counter == before.Counter {
 		return "", fmt.Sprintf("workload (started as %+v): %+v, %v", before, v, err)
 	}
-	if left := leftovers(e, id); left != "" {
+	if left := leftovers(e, h2Work, id); left != "" {
 		return "", left
 	}
 	if left := networkLockLeft(ctx, map[string]lab.Host{"host1": e.h1, "host2": e.h2}[running[0]], name); left != "" {
@@ -338,11 +384,12 @@ func invariant(ctx context.Context, e env, name, addr string, before workload.Be
 	return running[0], ""
 }
 
-// leftovers names what the migration left on either host: host2's state,
+// leftovers names what the migration left on either host: host2's state
+// (in its work directory h2Work),
 // staging and runtime state, host1's dumps, outcome record, a guard at
 // work, or a CRIU process (dump, restore, lazy-pages daemon).
-func leftovers(e env, id string) string {
-	for _, dir := range []string{e.h2.RuntimeState(), filepath.Join(e.h2.WorkDir(), "migrations"), filepath.Join(e.h2.WorkDir(), "staging")} {
+func leftovers(e env, h2Work, id string) string {
+	for _, dir := range []string{e.h2.RuntimeState(), filepath.Join(h2Work, "migrations"), filepath.Join(h2Work, "staging")} {
 		ents, _ := os.ReadDir(dir)
 		for _, en := range ents {
 			if en.Name() != "runtime.log" {
