@@ -557,7 +557,7 @@ func (s *source) checkpoint(ctx context.Context) error {
 			// CRIU announces pre-dump just before it freezes the tree: the
 			// freeze time measured from here is an upper bound.
 			PreDump: func() {
-				pid := criuChild()
+				pid := criuChild(images)
 				s.guardUpdate(func(p *guardPlan) { p.CRIU = pid })
 				watchdog = watchDump(pid, spec, s.cfg.DumpTimeout, s.log)
 				s.marks.frozen = time.Now()

@@ -136,8 +136,14 @@ func (g *guard) done() {
 }
 
 // criuChild finds the CRIU process this process started (go-criu's swrk
-// child): the guard waits for it.
-func criuChild() int {
+// child) to dump into images: the guard waits for it, the watchdog ends it.
+// Several dumps may run at once (a drain), so a CRIU child is this dump's
+// only if it holds images, or a file in it, open: the first child named
+// criu could be another migration's (it was: its exit failed this one).
+func criuChild(images string) int {
+	if real, err := filepath.EvalSymlinks(images); err == nil {
+		images = real
+	}
 	self := os.Getpid()
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
@@ -145,11 +151,23 @@ func criuChild() int {
 		if err != nil || parentPID(pid) != self {
 			continue
 		}
-		if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(comm)) == "criu" {
+		if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(comm)) == "criu" && holdsOpen(pid, images) {
 			return pid
 		}
 	}
 	return 0
+}
+
+// holdsOpen reports whether process pid has dir, or a file in it, open.
+func holdsOpen(pid int, dir string) bool {
+	fdDir := fmt.Sprintf("/proc/%d/fd", pid)
+	fds, _ := os.ReadDir(fdDir)
+	for _, fd := range fds {
+		if t, err := os.Readlink(filepath.Join(fdDir, fd.Name())); err == nil && (t == dir || strings.HasPrefix(t, dir+"/")) {
+			return true
+		}
+	}
+	return false
 }
 
 // guardDeliverFor bounds how long a guard tries to tell the destination
