@@ -44,6 +44,7 @@ type Daemon struct {
 	// (refused, why).
 	closed  atomic.Bool
 	refused atomic.Pointer[error]
+	gateMu  sync.Mutex // a CLOSE's judgement against Stop
 }
 
 // LogName is the daemon's log file in its work directory. It logs warnings
@@ -135,9 +136,15 @@ func (d *Daemon) allowClose() error {
 	var err error
 	select {
 	case <-d.required:
-		err = (*d.alive.Load())()
 	case <-d.stopping:
-		err = errors.New("the lazy-pages daemon said every page arrived, but the restore had not succeeded")
+	}
+	d.gateMu.Lock() // Stop waits for the decision: Delivered is final after it
+	defer d.gateMu.Unlock()
+	select {
+	case <-d.stopping:
+		err = errors.New("the lazy-pages daemon said every page arrived, but the migration had failed here")
+	default:
+		err = (*d.alive.Load())()
 	}
 	if err != nil {
 		d.refused.Store(&err)
@@ -193,7 +200,9 @@ func (d *Daemon) ExitErr() error { return d.err }
 
 // Stop kills the daemon (the restored process then cannot get its pages).
 func (d *Daemon) Stop() {
+	d.gateMu.Lock()
 	d.stoppingOnce.Do(func() { close(d.stopping) })
+	d.gateMu.Unlock()
 	d.cmd.Process.Kill()
 	<-d.done
 }

@@ -103,3 +103,14 @@ func TestOutcomeWaitsForTheLastRequest(t *testing.T) {
 		t.Fatalf("every page arrived, the CLOSE went on: outcome %v", err)
 	}
 }
+
+// TestNoCloseGoesOnAfterStop: once Stop has begun, no CLOSE goes on to the
+// source, even for a copy that runs (the migration failed here).
+func TestNoCloseGoesOnAfterStop(t *testing.T) {
+	d := newDaemon()
+	d.Require(func() error { return nil })
+	d.stoppingOnce.Do(func() { close(d.stopping) }) // Stop, without a process
+	if _, err := io.ReadAll(&closeGate{r: bytes.NewReader(frame(cmdClose)), allow: d.allowClose}); err == nil {
+		t.Fatal("a CLOSE went on after Stop")
+	}
+}

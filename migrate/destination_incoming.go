@@ -748,14 +748,14 @@ func (in *containerArrival) restore(ctx context.Context) error {
 	if err := verifyInterfaces(r.State.Pid, in.pre.Container.Networks, addrs, in.renumber); err != nil {
 		return err
 	}
-	if in.pages != nil {
-		in.pages.Require(runsStill(r.State.Pid, startTime(r.State.Pid)))
-	}
 	in.steps.mark("verify")
 	in.announce(r.State.Pid)
 	in.steps.mark("announce")
 	if err := in.recordRestored(); err != nil {
 		return err
+	}
+	if in.pages != nil {
+		in.pages.Require(runsStill(r.State.Pid, startTime(r.State.Pid)))
 	}
 	msg := &protocol.Restored{ContainerID: id, RestoreMillis: took.Milliseconds()}
 	if nets := in.pre.Container.Networks; len(nets) > 0 {

@@ -86,11 +86,11 @@ func (p *processArrival) restore(ctx context.Context) error {
 	}
 	in.srv.lastRestore.Store(took.Milliseconds())
 	in.state.Pid, in.state.PidStart = pid, startTime(pid)
-	if in.pages != nil {
-		in.pages.Require(runsStill(pid, in.state.PidStart))
-	}
 	if err := in.recordRestored(); err != nil {
 		return err
+	}
+	if in.pages != nil {
+		in.pages.Require(runsStill(pid, in.state.PidStart))
 	}
 	in.log.Info("process restored", "name", in.pre.Process.Name, "pid", pid, "took", took)
 	msg := &protocol.Restored{Pid: pid, RestoreMillis: took.Milliseconds()}
