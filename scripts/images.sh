@@ -55,11 +55,21 @@ up_hosts() {
 	return 0
 }
 
+# ident HOST TAG...: each image's inputs hash and layer diff IDs, one a
+# line. An image is compared by these, not by its ID (the containerd image
+# store, host4, names the same image by another ID) nor by the hash alone:
+# an image imported again from the same inputs has the same hash but new
+# layers (the files' times differ), and a host left with the old layers
+# makes the tests' "host2 has the base layers" untrue.
+ident() {
+	dk "$1" image inspect --format "{{index .Config.Labels \"$HASH_LABEL\"}} {{.RootFS.Layers}}" "${@:2}" 2>/dev/null
+}
+
 # import_image TAG ROOT CMD [CHANGE...]: import on host1 unless current
 # (CHANGE: more Dockerfile instructions, as USER postgres), then copy to
 # the other hosts.
 import_image() {
-	local tag=$1 root=$2 cmd=$3 hash h have c
+	local tag=$1 root=$2 cmd=$3 hash h have c want
 	local changes=(--change "CMD $cmd")
 	for c in "${@:4}"; do changes+=(--change "$c"); done
 	hash=$(printf '%s %s\n' "$(tree_hash "$root")" "$cmd ${*:4}" | sha256sum | cut -c1-16)
@@ -70,10 +80,9 @@ import_image() {
 		log "built $tag ($hash) on host1"
 	fi
 	printf '%s %s\n' "$tag" "$hash" >> "$BUILD/.images"
-	# Compared by the inputs' hash, not the image ID: the containerd image
-	# store (host4) names the same image by another ID.
+	want=$(ident host1 "$tag")
 	for h in $(up_hosts); do
-		if [ "$(dk "$h" image inspect --format "{{index .Config.Labels \"$HASH_LABEL\"}}" "$tag" 2>/dev/null || true)" != "$hash" ]; then
+		if [ "$(ident "$h" "$tag" || true)" != "$want" ]; then
 			dk host1 save "$tag" | dk "$h" load >/dev/null
 			log "loaded $tag into $h"
 		fi
@@ -94,15 +103,17 @@ inputs=$({
 	sha256sum "$BUILD/workload.bin"
 	stat -c '%n %s %Y' /bin/busybox /usr/bin/redis-check-rdb $(ldd /usr/bin/redis-check-rdb | grep -o '/[^ ]*') "$APPS_ROOT/.dockmove-ready" 2>&1 || true
 } | sha256sum | cut -c1-16)
-# current: every image of the last build is on host1 and each other host
-# that is up, with the inputs' hash it was built with.
+# current: every image of the last build is on host1, with the inputs'
+# hash it was built with, and each other host that is up has the same
+# images (hash and layers, see ident).
 current() {
 	local h want have
 	[ "$(cat "$BUILD/.inputs" 2>/dev/null)" = "$inputs" ] && [ -s "$BUILD/.images" ] || return 1
-	want=$(cut -d' ' -f2 "$BUILD/.images")
-	for h in host1 $(up_hosts); do
-		# (one question per host: the hashes in the order of the tags)
-		have=$(dk "$h" image inspect --format "{{index .Config.Labels \"$HASH_LABEL\"}}" $(cut -d' ' -f1 "$BUILD/.images") 2>/dev/null) || return 1
+	# (one question per host: the images in the order of the tags)
+	want=$(ident host1 $(cut -d' ' -f1 "$BUILD/.images")) || return 1
+	[ "$(cut -d' ' -f1 <<<"$want")" = "$(cut -d' ' -f2 "$BUILD/.images")" ] || return 1
+	for h in $(up_hosts); do
+		have=$(ident "$h" $(cut -d' ' -f1 "$BUILD/.images")) || return 1
 		[ "$have" = "$want" ] || return 1
 	done
 }
