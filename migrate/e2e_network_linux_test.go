@@ -138,6 +138,12 @@ func TestAddressStaysWithItsContainer(t *testing.T) {
 		if got := holders(); len(got) != 1 || got[0] != mac {
 			t.Fatalf("%s the address %s answers from %v, want only the moved container's %s", when, ip, got, mac)
 		}
+		// Its MAC is its own: with the moved container's (Docker 20.10
+		// derives one from the address) the switch would learn it here
+		// whenever the reservation's interface speaks.
+		if own, err := e.h1.Docker(ctx, "inspect", "-f", `{{(index .NetworkSettings.Networks "`+e.h1.Network+`").MacAddress}}`, reservation); err != nil || own == mac || own == "" {
+			t.Fatalf("%s the reservation's MAC is %q (%v), want one of its own, not the moved container's %s", when, own, err, mac)
+		}
 	}
 	move := func(e env, why string, extra ...string) *migrate.Report {
 		t.Helper()

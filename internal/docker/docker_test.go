@@ -2,6 +2,7 @@ package docker
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -165,5 +166,22 @@ func TestAPIVersionIsTheDaemonsOnTheFirstCallWithFakeDaemon(t *testing.T) {
 	defer c.Close()
 	if v, err := c.APIVersion(context.Background()); err != nil || v != "1.41" {
 		t.Fatalf("API version %q (%v), want the daemon's 1.41", v, err)
+	}
+}
+
+// A reservation's MAC is a locally administered unicast address, a new
+// one each time (never the one Docker derives from the address).
+func TestReservationMAC(t *testing.T) {
+	seen := map[string]bool{}
+	for range 64 {
+		s, err := reservationMAC()
+		if err != nil {
+			t.Fatal(err)
+		}
+		mac, err := net.ParseMAC(s)
+		if err != nil || len(mac) != 6 || mac[0]&1 != 0 || mac[0]&2 == 0 || seen[s] {
+			t.Fatalf("reservation MAC %q (%v): want a fresh locally administered unicast address", s, err)
+		}
+		seen[s] = true
 	}
 }

@@ -2,8 +2,10 @@ package docker
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 
 	"github.com/docker/docker/api/types/container"
@@ -11,6 +13,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 
 	"github.com/dockmove/dockmove/internal/reserve"
+	"github.com/dockmove/dockmove/protocol"
 )
 
 // Reservation is a container holding an address for a container that
@@ -59,8 +62,24 @@ func (c *Client) Reserve(ctx context.Context, netName, ip, image, holder, runtim
 			host.Tmpfs[path] = "size=64k"
 		}
 	}
+	// A MAC of its own. Docker before 26 derives an endpoint's MAC from
+	// its address: the reservation's would be the moved container's, and
+	// its interface, coming up, speaks before the sysctls above apply (an
+	// IPv6 multicast listener report; measured on 20.10): the switch then
+	// learns the moved container's MAC on this host's port and sends its
+	// clients' packets here, where the reservation, not yet cut off from
+	// local delivery, resets their connections (TestSeveralNetworks, about
+	// one run in twenty). With a MAC of its own the switch's table stays.
+	api, err := c.APIVersion(ctx)
+	if err != nil {
+		return r, err
+	}
+	mac, err := reservationMAC()
+	if err != nil {
+		return r, err
+	}
 	netcfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-		netName: {IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: ip}},
+		netName: endpoint(protocol.NetworkSpec{Name: netName, IPv4: ip, MAC: mac}, api, cfg),
 	}}
 	resp, err := c.api.ContainerCreate(ctx, cfg, host, netcfg, nil, reserve.Name(netName, ip))
 	if err != nil {
@@ -71,6 +90,16 @@ func (c *Client) Reserve(ctx context.Context, netName, ip, image, holder, runtim
 		return r, errors.Join(err, c.Remove(context.WithoutCancel(ctx), r.ID))
 	}
 	return r, nil
+}
+
+// reservationMAC is a random locally administered unicast MAC address.
+func reservationMAC() (string, error) {
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	b[0] = b[0]&^1 | 2
+	return net.HardwareAddr(b).String(), nil
 }
 
 // FindReservation returns the reservation of address ip on network, if
