@@ -2,6 +2,8 @@ package migrate_test
 
 import (
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -10,6 +12,8 @@ import (
 	"time"
 
 	"github.com/dockmove/dockmove/internal/lab"
+	"github.com/dockmove/dockmove/internal/metrics"
+	"github.com/dockmove/dockmove/internal/metrics/metricstest"
 	"github.com/dockmove/dockmove/internal/workload"
 )
 
@@ -21,9 +25,9 @@ const soakMovesEnv = "DOCKMOVE_SOAK_MOVES"
 // and again, stop-and-copy and lazy in turn, while a client holds a TCP
 // connection to it: after every move its memory verifies, its counter
 // continued and the connection still streams. Both hosts' migrate-dst run
-// throughout; after the first round trip their descriptors and memory are
-// measured, and they must not grow with the moves, nor may the agents'
-// work directories keep anything.
+// throughout; after the first round trip their descriptors, memory and
+// goroutines are measured, and they must not grow with the moves, nor may
+// the agents' work directories keep anything.
 func TestSoakBackAndForth(t *testing.T) {
 	moves := 10
 	if v := os.Getenv(soakMovesEnv); v != "" {
@@ -36,13 +40,27 @@ func TestSoakBackAndForth(t *testing.T) {
 	e := setup(t)
 	back := env{h1: e.h2, h2: e.h1, bin: e.bin}
 	ctx := ctxFor(t, time.Duration(moves)*time.Minute)
-	dsts := map[string]*lab.Destination{e.h2.Name: startDst(t, e), e.h1.Name: startDst(t, back)}
+	// Each migrate-dst serves its metrics (its goroutines among them) to
+	// the other host.
+	dsts := map[string]*lab.Destination{
+		e.h2.Name: startDst(t, e, "--metrics-listen", net.JoinHostPort(e.h2.Addr, metricsPort)),
+		e.h1.Name: startDst(t, back, "--metrics-listen", net.JoinHostPort(e.h1.Addr, metricsPort)),
+	}
+	goroutines := func(h, from lab.Host) int {
+		c := &http.Client{Transport: &http.Transport{DialContext: from.Dial}, Timeout: 10 * time.Second}
+		n, ok := metricstest.Get(t, c, "http://"+net.JoinHostPort(h.Addr, metricsPort)+metrics.Path).Value("go_goroutines")
+		if !ok {
+			t.Fatalf("%s's migrate-dst reports no go_goroutines", h.Name)
+		}
+		return int(n)
+	}
+	other := map[string][2]lab.Host{e.h1.Name: {e.h1, e.h2}, e.h2.Name: {e.h2, e.h1}}
 	name := unique("soak")
 	addr := runWorkloadMiB(t, ctx, e, name, lab.WorkloadImage, 32, 200)
 	watch := watchBeats(t, ctx, addr, 20)
 	last := waitBeat(t, ctx, addr, 0)
 
-	type usage struct{ fds, rssKiB int }
+	type usage struct{ fds, rssKiB, goroutines int }
 	var base map[string]usage
 	here := e
 	for i := 1; i <= moves; i++ {
@@ -64,7 +82,7 @@ func TestSoakBackAndForth(t *testing.T) {
 		if i == 2 || i == moves {
 			now := map[string]usage{}
 			for h, d := range dsts {
-				now[h] = usage{fds: countFDs(t, d.Pid()), rssKiB: rssKiB(t, d.Pid())}
+				now[h] = usage{fds: countFDs(t, d.Pid()), rssKiB: rssKiB(t, d.Pid()), goroutines: goroutines(other[h][0], other[h][1])}
 			}
 			if i == 2 {
 				base = now
@@ -72,8 +90,9 @@ func TestSoakBackAndForth(t *testing.T) {
 			}
 			for h, u := range now {
 				b := base[h]
-				t.Logf("%s's migrate-dst after %d moves: %d descriptors (%d after 2), RSS %d KiB (%d)", h, moves, u.fds, b.fds, u.rssKiB, b.rssKiB)
-				if u.fds > b.fds+4 || u.rssKiB > b.rssKiB*3/2+8192 {
+				t.Logf("%s's migrate-dst after %d moves: %d descriptors (%d after 2), RSS %d KiB (%d), %d goroutines (%d)",
+					h, moves, u.fds, b.fds, u.rssKiB, b.rssKiB, u.goroutines, b.goroutines)
+				if u.fds > b.fds+4 || u.rssKiB > b.rssKiB*3/2+8192 || u.goroutines > b.goroutines+10 {
 					t.Errorf("%s's migrate-dst grows with the moves: %+v after 2, %+v after %d", h, b, u, moves)
 				}
 			}
