@@ -82,8 +82,8 @@ func TestBenchSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Results) != 6 {
-		t.Fatalf("%d results, want 6", len(rep.Results))
+	if want := 2 * len(cfg.Strategies); len(rep.Results) != want { // synthetic and redis
+		t.Fatalf("%d results, want %d", len(rep.Results), want)
 	}
 	for _, r := range rep.Results {
 		if r.Error != "" || r.Check != "ok" || r.FreezeAgentMs <= 0 || r.FreezeAppMs <= 0 {

@@ -23,7 +23,12 @@ import (
 // is pre-copy with that convergence policy, and the baseline a user
 // would otherwise pick.
 const (
-	StopAndCopy      = string(protocol.StrategyStopAndCopy)
+	StopAndCopy = string(protocol.StrategyStopAndCopy)
+	// StopAndCopyLocal dumps the memory to the source's disk and ships it
+	// after the dump (migrate-src --local-pages), as stop-and-copy did
+	// before remote pages: their ratio in one run is what streaming the
+	// pages during the dump gains.
+	StopAndCopyLocal = StopAndCopy + ":" + localPages
 	Lazy             = string(protocol.StrategyLazy)
 	Precopy          = string(protocol.StrategyPrecopy) // adaptive policy
 	PrecopyPHaul     = Precopy + ":" + string(predump.PHaul)
@@ -36,19 +41,26 @@ const (
 // adds them to the default set where the kernel has it.
 var PrecopyStrategies = []string{Precopy, PrecopyPHaul, PrecopyLXD, Hybrid}
 
+// localPages is StopAndCopyLocal's variant name.
+const localPages = "local-pages"
+
 // agentArgs are migrate-src's flags for a benchmark strategy.
 func agentArgs(strategy string) []string {
-	s, policy, ok := strings.Cut(strategy, ":")
-	if !ok {
+	s, variant, ok := strings.Cut(strategy, ":")
+	switch {
+	case !ok:
 		return []string{"--strategy", s}
+	case variant == localPages:
+		return []string{"--strategy", s, "--local-pages"}
 	}
-	return []string{"--strategy", s, "--precopy-policy", policy}
+	return []string{"--strategy", s, "--precopy-policy", variant}
 }
 
 // Config is one benchmark run.
 type Config struct {
-	// Strategies to measure. Default stop-and-copy, lazy and the Docker
-	// baseline, plus PrecopyStrategies where the kernel tracks dirty
+	// Strategies to measure. Default stop-and-copy (pages streamed, and
+	// local pages as the in-run baseline), lazy and the Docker baseline,
+	// plus PrecopyStrategies where the kernel tracks dirty
 	// memory (AddPrecopy).
 	Strategies []string
 	// AddPrecopy adds PrecopyStrategies to Strategies when this host's
@@ -79,7 +91,7 @@ type Config struct {
 // DefaultConfig returns the documented defaults (Bin and Out unset).
 func DefaultConfig() Config {
 	return Config{
-		Strategies:  []string{StopAndCopy, Lazy, DockerCheckpoint},
+		Strategies:  []string{StopAndCopy, StopAndCopyLocal, Lazy, DockerCheckpoint},
 		SizesMiB:    []int{64, 256, 1024, 2048},
 		DirtyRates:  []int{0, 2560},
 		Reps:        3,
@@ -104,7 +116,7 @@ func (c Config) Validate() error {
 		return errors.New("bench: redis dataset size must be positive")
 	}
 	for _, s := range c.Strategies {
-		if !slices.Contains(append([]string{StopAndCopy, Lazy, DockerCheckpoint}, PrecopyStrategies...), s) {
+		if !slices.Contains(append([]string{StopAndCopy, StopAndCopyLocal, Lazy, DockerCheckpoint}, PrecopyStrategies...), s) {
 			return fmt.Errorf("bench: unknown strategy %q", s)
 		}
 	}

@@ -8,11 +8,12 @@ import (
 
 func TestAgentArgs(t *testing.T) {
 	cases := map[string][]string{
-		StopAndCopy:  {"--strategy", "stop-and-copy"},
-		Hybrid:       {"--strategy", "hybrid"},
-		Precopy:      {"--strategy", "precopy"},
-		PrecopyPHaul: {"--strategy", "precopy", "--precopy-policy", "phaul"},
-		PrecopyLXD:   {"--strategy", "precopy", "--precopy-policy", "lxd"},
+		StopAndCopy:      {"--strategy", "stop-and-copy"},
+		StopAndCopyLocal: {"--strategy", "stop-and-copy", "--local-pages"},
+		Hybrid:           {"--strategy", "hybrid"},
+		Precopy:          {"--strategy", "precopy"},
+		PrecopyPHaul:     {"--strategy", "precopy", "--precopy-policy", "phaul"},
+		PrecopyLXD:       {"--strategy", "precopy", "--precopy-policy", "lxd"},
 	}
 	for s, want := range cases {
 		if got := agentArgs(s); !slices.Equal(got, want) {

@@ -15,6 +15,7 @@ import (
 // strategyColors keeps each strategy's colour the same in every plot.
 var strategyColors = map[string]color.RGBA{
 	StopAndCopy:      {R: 0xd6, G: 0x27, B: 0x28, A: 0xff},
+	StopAndCopyLocal: {R: 0xff, G: 0x7f, B: 0x0e, A: 0xff},
 	Lazy:             {R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
 	DockerCheckpoint: {R: 0x44, G: 0x44, B: 0x44, A: 0xff},
 }

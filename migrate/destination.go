@@ -183,7 +183,7 @@ func NewServer(ctx context.Context, cfg DestConfig) (*Server, error) {
 	}
 	s.hello = transfer.Hello{
 		Role: transfer.RoleDestination, Agent: Version, DockerAPI: api, RuntimeInstalled: installed,
-		CRIU: transfer.CRIUInfo{Version: caps.Version, MemTrack: caps.MemTrack, LazyPages: caps.LazyPages},
+		CRIU: transfer.CRIUInfo{Version: caps.Version, MemTrack: caps.MemTrack, LazyPages: caps.LazyPages, PageServer: true},
 		Host: hostInfo(ctx, s.dk),
 	}
 	for _, d := range []string{s.stateDir(), s.stagingDir(), s.processDir(), cfg.RuntimeState} {

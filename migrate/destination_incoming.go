@@ -529,7 +529,7 @@ func (in *incoming) nameVolumes(ctx context.Context) error {
 }
 
 // receive stores the CRIU images, the writable layer and the volumes.
-func (in *containerArrival) receive(ctx context.Context) error {
+func (in *containerArrival) receive(ctx context.Context) (err error) {
 	dk := in.srv.dk
 	r, err := dk.Inspect(ctx, in.state.ContainerID)
 	if err != nil {
@@ -546,6 +546,15 @@ func (in *containerArrival) receive(ctx context.Context) error {
 		}
 	} else if upper == "" {
 		return fmt.Errorf("the new container has no overlay upper directory (driver %s)", r.GraphDriver.Name)
+	}
+	if in.pre.RemotePages {
+		pages := in.receivePages(ctx, filepath.Join(dir, pagesDirName))
+		defer pages.stop()
+		defer func() {
+			if err == nil {
+				err = pages.place(filepath.Join(dir, restoreruntime.ImagesDir))
+			}
+		}()
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	recv := func(name, target string, p transfer.Policy, estimate int64) {

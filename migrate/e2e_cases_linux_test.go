@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,8 +20,11 @@ import (
 // checks everything a user relies on: memory, counter, files, volume, TCP
 // connection, address, and Docker's management on host2; with each strategy.
 // Lazy runs it from an image host2 lacks, which travels with it.
+// Stop-and-copy sends the memory to host2's page server as CRIU dumps it,
+// or, with --local-pages, ships the dump afterwards.
 func TestMigrateWorkload(t *testing.T) {
 	t.Run("stop-and-copy", func(t *testing.T) { migrateWorkload(t, setup(t), "stop-and-copy") })
+	t.Run("stop-and-copy-local-pages", func(t *testing.T) { moveWorkload(t, setup(t), "stop-and-copy", false, "--local-pages") })
 	t.Run("lazy-image-missing", func(t *testing.T) { migrateWorkloadImageMissing(t, setup(t), "lazy") })
 }
 
@@ -39,7 +43,7 @@ func migrateWorkloadImageMissing(t *testing.T, e env, strategy string) {
 	moveWorkload(t, e, strategy, true)
 }
 
-func moveWorkload(t *testing.T, e env, strategy string, imageMissing bool) {
+func moveWorkload(t *testing.T, e env, strategy string, imageMissing bool, extra ...string) {
 	ctx := ctxFor(t, 3*time.Minute)
 	startDst(t, e)
 	image := lab.WorkloadImage
@@ -65,13 +69,22 @@ func moveWorkload(t *testing.T, e env, strategy string, imageMissing bool) {
 	watch := watchBeats(t, ctx, addr, 50)
 	atStart := waitBeat(t, ctx, addr, 0)
 
-	report, stderr, err := runSrc(ctx, e, name, nil, "--strategy", strategy)
+	report, stderr, err := runSrc(ctx, e, name, nil, append([]string{"--strategy", strategy}, extra...)...)
 	if err != nil {
 		t.Fatalf("migration failed: %v\n%s", err, stderr)
 	}
 	t.Logf("%s: freeze %v, total %v, %d bytes (%d on the wire), %d bytes of pages", report.Strategy, report.FreezeTime, report.TotalTime, report.BytesRaw, report.BytesWire, report.PageBytes)
 	if string(report.Strategy) != strategy || report.FreezeTime <= 0 || report.BytesRaw+report.PageBytes < 64<<20 || report.ContainerID == "" {
 		t.Fatalf("implausible report: %+v", report)
+	}
+	if strategy == "stop-and-copy" {
+		// The memory went through the page server's stream, or (local
+		// pages) in the images.
+		images := report.Streams["images"].Bytes
+		if local := slices.Contains(extra, "--local-pages"); local && (report.PageBytes != 0 || images < 64<<20) ||
+			!local && (report.PageBytes < 64<<20 || images > 16<<20) {
+			t.Fatalf("stop-and-copy %v sent %d bytes of pages to the page server and %d in the images", extra, report.PageBytes, images)
+		}
 	}
 	assertFreezeAccounted(t, report)
 	if imageMissing {

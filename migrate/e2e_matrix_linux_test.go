@@ -196,6 +196,11 @@ func matrixCells() []*matrixCell {
 		add("stop-and-copy", phase, "cut link", "host1", false)
 	}
 	add("stop-and-copy", "transfer", "kill source CRIU", "host1", true)
+	// While the dump streams its pages to host2's page server, the
+	// container frozen: the stream is held there for the fault.
+	for _, fault := range []string{"kill migrate-src", "kill migrate-dst", "cut link", "kill source CRIU"} {
+		add("stop-and-copy", "pages", fault, "host1", fault == "kill migrate-dst" || fault == "cut link")
+	}
 	add("stop-and-copy", "connect", "kill migrate-dst", "host1", false)
 	// The link comes back (lab.LinkCutFor) about when the connection's
 	// handshake times out: the migration then fails or goes through.

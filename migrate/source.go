@@ -55,6 +55,12 @@ type SourceConfig struct {
 	// KeepSource leaves the stopped original container on this host instead
 	// of removing it after a successful migration. Default false.
 	KeepSource bool
+	// LocalPages has a stop-and-copy dump write the container's memory
+	// here and ship it afterwards, as before remote pages. Default false:
+	// the pages go to the destination's page server as CRIU dumps them
+	// (where the destination offers it), which takes the shipping of the
+	// memory out of the freeze.
+	LocalPages bool
 	// DryRun only checks: everything up to the destination's answer to
 	// the preflight, with nothing frozen, locked or made on either host
 	// (migrate-src check). The report's Check holds what was found.
@@ -213,8 +219,8 @@ type Report struct {
 	ImageBytesSkipped int64                        `json:"image_bytes_skipped"` // what the destination's own layers saved
 	StrategyReason    string                       `json:"strategy_reason"`
 	MemoryTime        time.Duration                `json:"memory_complete_ns"`        // lazy: from the restart on the destination to the last page
-	PageBytes         int64                        `json:"page_bytes"`                // lazy: page data sent through the tunnel
-	PageBytesWire     int64                        `json:"page_bytes_wire"`           // lazy: what they took on the wire (compressed)
+	PageBytes         int64                        `json:"page_bytes"`                // lazy, and stop-and-copy with remote pages: page data sent through the tunnel
+	PageBytesWire     int64                        `json:"page_bytes_wire"`           // what they took on the wire (compressed)
 	Pid               int                          `json:"destination_pid,omitempty"` // a process's PID on the destination
 	Hosts             HostPair                     `json:"hosts"`
 	PrecopyPolicy     predump.Policy               `json:"precopy_policy,omitempty"`
@@ -274,6 +280,9 @@ type source struct {
 	newAddress bool
 	// renumbered names the networks where it does (PreflightOK).
 	renumbered []string
+	// remotePages: the final dump sends its pages to the destination's
+	// page server (protocol.Preflight.RemotePages).
+	remotePages bool
 	// memory is the source's estimate of the memory to move, as sent in
 	// the preflight.
 	memory int64
@@ -338,7 +347,9 @@ func (s *source) stage(name string) { s.stageDetail(name, "") }
 // stageDetail records stage name in the report and shows it followed by
 // detail (the strategy's reason, a round's figures) to the user.
 func (s *source) stageDetail(name, detail string) {
+	s.report.mu.Lock() // (the page stream enters a stage from its own goroutine)
 	s.report.Stages[name] = time.Since(s.report.start)
+	s.report.mu.Unlock()
 	s.log.Info("stage", "stage", name, "detail", detail)
 	if s.cfg.OnStage != nil {
 		s.cfg.OnStage(Stage{Name: name, Detail: detail, MigrationID: s.id, Container: s.report.Container})
@@ -454,6 +465,8 @@ func (s *source) preflight(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	pre.RemotePages = s.strategy == protocol.StrategyStopAndCopy && pre.Process == nil && !s.cfg.LocalPages && s.sess.Peer().CRIU.PageServer
+	s.remotePages = pre.RemotePages
 	if err := s.sess.Send(ctx, pre); err != nil {
 		return err
 	}
@@ -553,6 +566,10 @@ func (s *source) checkpoint(ctx context.Context) error {
 	var watchdog *dumpWatchdog
 	restored := make(chan error, 1)
 	for attempt := 1; ; attempt++ {
+		endPages, perr := s.sendPages(ctx, &spec)
+		if perr != nil {
+			return perr
+		}
 		s.report.Dump, err = criu.Dump(s.cfg.CRIU, images, spec, criu.DumpHooks{
 			// CRIU announces pre-dump just before it freezes the tree: the
 			// freeze time measured from here is an upper bound.
@@ -585,6 +602,7 @@ func (s *source) checkpoint(ctx context.Context) error {
 				return hookErr
 			},
 		})
+		endPages()
 		if !s.retryDump(err, hookErr, spec, attempt, watchdog, images) {
 			break
 		}
@@ -786,6 +804,60 @@ func (s *source) dumpFailed(err, hookErr error, duringPostCopy bool) error {
 	}
 	return fmt.Errorf("%w; the container was resumed on this host", err)
 }
+
+// sendPages connects a stop-and-copy dump to the destination's page server
+// when the migration sends its pages there (remotePages): spec.PagesTo
+// becomes one end of a socket pair whose other end a tunnel stream
+// carries, one stream for each dump attempt. The returned function, called
+// once the dump returned, ends the stream.
+func (s *source) sendPages(ctx context.Context, spec *criu.DumpSpec) (func(), error) {
+	if !s.remotePages {
+		return func() {}, nil
+	}
+	mine, theirs, err := criu.SocketPair()
+	if err != nil {
+		return nil, err
+	}
+	conn, err := net.FileConn(theirs)
+	theirs.Close()
+	if err != nil {
+		mine.Close()
+		return nil, err
+	}
+	spec.PagesTo = mine
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	var flowing atomic.Bool
+	go func() {
+		defer close(done)
+		s.sess.Carry(cctx, conn, protocol.TunnelPages, transfer.TunnelOptions{
+			Counted: func(n int64) {
+				s.report.pagesSent.Store(n)
+				if flowing.CompareAndSwap(false, true) {
+					// (A pause here, for a fault-injection test, holds
+					// the pages back with the container frozen.)
+					s.stage("pages")
+				}
+			},
+			Wire: func(n int64) { s.report.pagesWire.Store(n) },
+		})
+	}()
+	return func() {
+		// CRIU closed its end when it ended; a copy that a process forked
+		// meanwhile inherited could hold the stream open: it ends here.
+		mine.Close()
+		select {
+		case <-done:
+		case <-time.After(pagesDrain):
+		}
+		cancel()
+		<-done
+		s.report.PageBytes, s.report.PageBytesWire = s.report.pagesSent.Load(), s.report.pagesWire.Load()
+	}, nil
+}
+
+// pagesDrain bounds how long a page stream may take to end after its dump.
+const pagesDrain = 5 * time.Second
 
 // servePages prepares a lazy dump: CRIU's page server on a free loopback
 // port, reached by the destination through the session's page tunnel. The

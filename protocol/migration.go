@@ -36,6 +36,10 @@ const (
 	StreamInit     = "init"      // the source's docker-init (InitFile), for --init containers
 	StreamLogs     = "logs"      // the container's log files, before the freeze (Preflight.Logs)
 	StreamLogsTail = "logs-tail" // what they gained since, with the final dump
+	// TunnelPages carries a stop-and-copy dump's memory pages to the
+	// destination's page server as CRIU dumps them (Preflight.RemotePages):
+	// a tunnel stream per dump attempt.
+	TunnelPages = "dump-pages"
 )
 
 // The log drivers whose files ship (Preflight.Logs): both keep them in the
@@ -161,6 +165,11 @@ type Preflight struct {
 	// them with mknod), so that the destination decides before anything
 	// is frozen; its receiver takes those and no other.
 	Devices []DeviceNode `json:"devices,omitempty"`
+	// RemotePages: the final dump (stop-and-copy, no pre-copy) sends the
+	// memory pages through TunnelPages to a page server on the
+	// destination as CRIU writes them, not in StreamImages after it. Only
+	// to a destination whose hello offers it (CRIUInfo.PageServer).
+	RemotePages bool `json:"remote_pages,omitempty"`
 }
 
 // MaxDeviceNodes bounds the device nodes a preflight announces.
@@ -248,6 +257,9 @@ func (m *Preflight) Validate() error {
 		if err := d.Validate(); err != nil {
 			return err
 		}
+	}
+	if m.RemotePages && (m.Strategy != StrategyStopAndCopy || m.Process != nil) {
+		return fmt.Errorf("remote pages are for a container's stop-and-copy, not this %s migration", m.Strategy)
 	}
 	if m.Process != nil {
 		if len(m.ImageLayers) != 0 || len(m.Devices) != 0 || m.Logs != "" || m.Sizes.Image != 0 || m.Sizes.Rootfs != 0 || m.Sizes.Volumes != 0 || m.Sizes.Binds != 0 || m.Sizes.Logs != 0 {

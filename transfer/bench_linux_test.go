@@ -112,11 +112,9 @@ func tlsPair(b *testing.B) (net.Conn, net.Conn) {
 	return tc, ts
 }
 
-// onlyReader hides a reader's WriteTo (and onlyWriter a writer's ReadFrom),
-// so the baselines copy through user space like every real transfer does,
-// not with sendfile or splice.
-type onlyReader struct{ io.Reader }
-type onlyWriter struct{ io.Writer }
+// (onlyReader and onlyWriter, tunnel.go's, keep the baselines copying
+// through user space like every real transfer does, not with sendfile or
+// splice.)
 
 // copyOver copies file to a new file in dir through a connection pair and
 // returns the time from the first byte read to the last byte written.

@@ -27,6 +27,9 @@ type CRIUInfo struct {
 	Version   int  `json:"version"`    // major*10000 + minor*100 + sublevel; 0: none
 	MemTrack  bool `json:"mem_track"`  // soft-dirty tracking (pre-dumps)
 	LazyPages bool `json:"lazy_pages"` // userfaultfd (lazy restore)
+	// PageServer: a destination that takes a dump's pages as they are
+	// dumped (protocol.Preflight.RemotePages).
+	PageServer bool `json:"page_server,omitempty"`
 }
 
 // HostInfo is what a peer runs: the versions that decide whether a

@@ -48,6 +48,32 @@ func (s *Session) Forward(ctx context.Context, ln net.Listener, name string, toP
 	}
 }
 
+// Carry carries the one local connection c over a new tunnel stream called
+// name (the peer's ServeTunnelTo takes it) until both directions have
+// ended or ctx ends (then both are aborted), and closes c. Of opts,
+// Counted receives the bytes read from c so far, Wire what they took on
+// the wire, and FromPeer wraps what the peer sends before it reaches c.
+func (s *Session) Carry(ctx context.Context, c net.Conn, name string, opts TunnelOptions) error {
+	st, err := s.Open(ctx, KindTunnel, name)
+	if err != nil {
+		c.Close()
+		return s.tunnelEnd(ctx, err)
+	}
+	fc := newFramedConn(st, s.enc, s.dec)
+	fc.sent = opts.Wire
+	var from, to io.Reader = c, fc
+	if opts.Counted != nil {
+		from = &countingReader{r: c, total: new(atomic.Int64), report: opts.Counted}
+	}
+	if opts.FromPeer != nil {
+		to = opts.FromPeer(fc)
+	}
+	stop := context.AfterFunc(ctx, func() { abort(c); fc.Close() })
+	defer stop()
+	splice(c, fc, from, to, func() bool { return s.failed() || ctx.Err() != nil })
+	return s.tunnelEnd(ctx, nil)
+}
+
 // TunnelOptions adjust ServeTunnel.
 type TunnelOptions struct {
 	// Counted, if set, receives the bytes read from the service so far.
@@ -72,6 +98,20 @@ type TunnelOptions struct {
 // CRIU's page server would take for "every page delivered" (and then kill
 // the original). splice disarms it when the exchange ends cleanly.
 func (s *Session) ServeTunnel(ctx context.Context, name, addr string, opts TunnelOptions) error {
+	return s.ServeTunnelTo(ctx, name, func(ctx context.Context) (net.Conn, error) {
+		c, err := s.dialRetry(ctx, addr)
+		if err != nil {
+			return nil, fmt.Errorf("dial %s: %w", addr, err)
+		}
+		c.(*net.TCPConn).SetLinger(0)
+		return c, nil
+	}, opts)
+}
+
+// ServeTunnelTo is ServeTunnel with each connection to the service made by
+// dial, once for every tunnel stream called name that the peer opens. A
+// dial that fails ends it with that error.
+func (s *Session) ServeTunnelTo(ctx context.Context, name string, dial func(context.Context) (net.Conn, error), opts TunnelOptions) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	var total, wire atomic.Int64
@@ -80,12 +120,11 @@ func (s *Session) ServeTunnel(ctx context.Context, name, addr string, opts Tunne
 		if err != nil {
 			return s.tunnelEnd(ctx, err)
 		}
-		c, err := s.dialRetry(ctx, addr)
+		c, err := dial(ctx)
 		if err != nil {
 			st.Close()
-			return fmt.Errorf("transfer: tunnel %q: dial %s: %w", name, addr, err)
+			return fmt.Errorf("transfer: tunnel %q: %w", name, err)
 		}
-		c.(*net.TCPConn).SetLinger(0)
 		fc := newFramedConn(st, s.enc, s.dec)
 		fc.wire, fc.sent = &wire, opts.Wire
 		var from, to io.Reader = c, fc
@@ -167,7 +206,10 @@ func splice(a, b net.Conn, aIn, bIn io.Reader, failed func() bool) {
 	wg.Add(2)
 	pass := func(dst, src net.Conn, in io.Reader) {
 		defer wg.Done()
-		if _, err := io.Copy(dst, in); err != nil || failed() {
+		// Reads of up to a whole frame: a read returns what is there (a
+		// page request is not held back), and a stream of pages goes in
+		// frames that compress and travel well.
+		if _, err := io.CopyBuffer(onlyWriter{dst}, onlyReader{in}, make([]byte, maxTunnelFrame)); err != nil || failed() {
 			abort(dst)
 			abort(src)
 			return
@@ -203,3 +245,8 @@ func (s *Session) failed() bool {
 	}
 	return s.Err() != errClosedLocally
 }
+
+// onlyReader and onlyWriter hide io.WriterTo and io.ReaderFrom, so that
+// io.CopyBuffer uses the buffer it is given.
+type onlyReader struct{ io.Reader }
+type onlyWriter struct{ io.Writer }

@@ -1,14 +1,19 @@
 package transfer
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
 	"os"
 	"os/exec"
+	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 const tunnelHelperEnv = "DOCKMOVE_TUNNEL_HELPER_ADDR"
@@ -63,5 +68,74 @@ func TestTunnelResetsServiceWhenAgentDies(t *testing.T) {
 	_, err = conn.Read(make([]byte, 1))
 	if !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("after the agent died the service read %v, want a connection reset", err)
+	}
+}
+
+// socketConn is one end of a connected Unix stream socket pair as a
+// net.Conn, and the other end as a file.
+func socketConn(t *testing.T) (net.Conn, *os.File) {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(fds[0]), "a")
+	defer f.Close()
+	c, err := net.FileConn(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, os.NewFile(uintptr(fds[1]), "b")
+}
+
+// Carry takes one local connection (a socket pair's end, as a dump's page
+// socket) over a tunnel stream to the service ServeTunnelTo dials (another
+// pair, as a page server's): bytes pass both ways, each half close is
+// passed on, the bytes are counted and what comes back can be wrapped; a
+// second stream the peer opens gets a dial of its own, whose failure ends
+// ServeTunnelTo with it.
+func TestCarryToServeTunnelTo(t *testing.T) {
+	c, s := sessionPair(t, transports[1])
+	ctx := testContext(t)
+	var dials atomic.Int32
+	served := make(chan error, 1)
+	go func() {
+		served <- s.ServeTunnelTo(ctx, "pages", func(context.Context) (net.Conn, error) {
+			if dials.Add(1) > 1 {
+				return nil, errors.New("one page server only")
+			}
+			conn, svc := socketConn(t)
+			go func() {
+				// The service: an upper-casing echo until the half close.
+				defer svc.Close()
+				b, _ := io.ReadAll(svc)
+				svc.Write([]byte(strings.ToUpper(string(b))))
+			}()
+			return conn, nil
+		}, TunnelOptions{})
+	}()
+	local, dump := socketConn(t)
+	msg := strings.Repeat("pages ", 100000)
+	var counted atomic.Int64
+	carried := make(chan error, 1)
+	go func() {
+		carried <- c.Carry(ctx, local, "pages", TunnelOptions{Counted: func(n int64) { counted.Store(n) },
+			FromPeer: func(r io.Reader) io.Reader { return io.MultiReader(r, strings.NewReader("!")) }})
+	}()
+	wrote := make(chan struct{})
+	go func() { defer close(wrote); dump.Write([]byte(msg)); unix.Shutdown(int(dump.Fd()), unix.SHUT_WR) }()
+	got, err := io.ReadAll(dump)
+	<-wrote
+	dump.Close()
+	if err != nil || string(got) != strings.ToUpper(msg)+"!" {
+		t.Fatalf("%d bytes back (want %d), %v", len(got), len(msg)+1, err)
+	}
+	if err := <-carried; err != nil || counted.Load() != int64(len(msg)) {
+		t.Fatalf("Carry: %v, counted %d of %d", err, counted.Load(), len(msg))
+	}
+	second, _ := socketConn(t)
+	go c.Carry(ctx, second, "pages", TunnelOptions{})
+	if err := <-served; err == nil || !strings.Contains(err.Error(), "one page server only") {
+		t.Fatalf("ServeTunnelTo after a failed dial: %v", err)
 	}
 }

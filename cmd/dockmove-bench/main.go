@@ -26,7 +26,7 @@ func main() {
 	self, _ := os.Executable()
 	cfg.Bin = filepath.Dir(self)
 	fs := pflag.NewFlagSet("dockmove-bench", pflag.ExitOnError)
-	fs.StringSliceVar(&cfg.Strategies, "strategies", cfg.Strategies, "strategies: stop-and-copy, lazy, precopy, precopy:phaul, precopy:lxd, hybrid, docker-checkpoint (the baseline)")
+	fs.StringSliceVar(&cfg.Strategies, "strategies", cfg.Strategies, "strategies: stop-and-copy, stop-and-copy:local-pages, lazy, precopy, precopy:phaul, precopy:lxd, hybrid, docker-checkpoint (the baseline)")
 	fs.BoolVar(&cfg.AddPrecopy, "add-precopy", cfg.AddPrecopy, "add the pre-copy strategies where this kernel tracks dirty memory")
 	fs.IntSliceVar(&cfg.SizesMiB, "sizes", cfg.SizesMiB, "workload memory sizes in MiB")
 	fs.IntSliceVar(&cfg.DirtyRates, "dirty-rates", cfg.DirtyRates, "pages dirtied per second by the workload")

@@ -209,6 +209,7 @@ func (o *options) flagSet() *pflag.FlagSet {
 	fs.DurationVar(&cfg.PrecopyLimits.RestoreFloor, "restore-floor", cfg.PrecopyLimits.RestoreFloor, "adaptive policy: the destination's fixed restore time, added to the predicted freeze, until the destination reports its own last restore time")
 	fs.IntVar(&cfg.Pid, "pid", 0, "move the plain process tree rooted at PID instead of a container (best the init of its own PID namespace; the destination needs --allow-processes)")
 	fs.BoolVar(&cfg.KeepSource, "keep-source", false, "keep the stopped original container instead of removing it")
+	fs.BoolVar(&cfg.LocalPages, "local-pages", false, "stop-and-copy: dump the memory here and ship it after the dump, instead of sending it to the destination as it is dumped")
 	fs.BoolVar(&cfg.AllowNewAddress, "allow-new-address", false, "if the destination cannot keep the container's IP/MAC, accept a new address (its TCP connections are closed)")
 	fs.BoolVar(&cfg.CreateNetworks, "create-networks", false, "ask the destination to create, from this host's definitions, the container's networks it lacks (where it allows: migrate-dst --allow-create-networks)")
 	fs.StringVar(&o.bindMounts, "bind-mounts", "", "move bind mounts of host paths: copy (their contents, at the freeze, below a base directory the destination allows: migrate-dst --bind-base) or shared (the destination sees the same paths on shared storage, checked before freezing); default: refused")
@@ -521,6 +522,8 @@ func (a *app) printSummary(r *migrate.Report) {
 	}
 	if r.Strategy.PostCopy() {
 		fmt.Fprintf(a.stderr, "  post-copy: %s of memory (%s on the wire) followed in %.2fs after the restart\n", cli.Size(r.PageBytes), cli.Size(r.PageBytesWire), r.MemoryTime.Seconds())
+	} else if r.PageBytes > 0 {
+		fmt.Fprintf(a.stderr, "  memory:   %s (%s on the wire) sent to the destination's page server as it was dumped\n", cli.Size(r.PageBytes), cli.Size(r.PageBytesWire))
 	}
 	fmt.Fprintf(a.stderr, "migrated %s to %s (%s): freeze time %d ms, total %.2fs, %s sent (%s on the wire)\n",
 		r.Container, r.Destination, r.Strategy, r.FreezeTime.Milliseconds(), r.TotalTime.Seconds(), cli.Size(r.BytesRaw+r.PageBytes), cli.Size(r.BytesWire+r.PageBytesWire))

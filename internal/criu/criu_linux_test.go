@@ -83,6 +83,20 @@ func startTree(t *testing.T, bin string, args ...string) (cmd *exec.Cmd, exited 
 	return cmd, exited
 }
 
+// startWorkloadTree starts the workload with 16 MiB it keeps dirtying,
+// as startTree, listening on a free loopback address, and waits for its
+// counter to reach 100.
+func startWorkloadTree(t *testing.T, ctx context.Context) (cmd *exec.Cmd, exited chan struct{}, addr string, before workload.Beat) {
+	t.Helper()
+	addr = freeLoopbackAddr(t)
+	cmd, exited = startTree(t, buildWorkload(t), "--mem-mib", "16", "--dirty-pages-per-sec", "2000", "--tick", "2ms", "--verify-every", "0", "--listen", addr)
+	before, err := waitStatus(ctx, addr, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cmd, exited, addr, before
+}
+
 func freeLoopbackAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -123,17 +137,9 @@ func (r *restoredPID) PostRestore(pid int32) error { r.pid = pid; return nil }
 // memory pattern verifies.
 func TestCheckpointRestoreKeepsProcessState(t *testing.T) {
 	requireCRIU(t)
-	bin := buildWorkload(t)
-	addr := freeLoopbackAddr(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-
-	cmd, exited := startTree(t, bin, "--mem-mib", "16", "--dirty-pages-per-sec", "2000", "--tick", "2ms", "--verify-every", "0", "--listen", addr)
-
-	before, err := waitStatus(ctx, addr, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cmd, exited, addr, before := startWorkloadTree(t, ctx)
 
 	dir := t.TempDir()
 	dump := imageOpts(t, dir, "dump.log")
@@ -384,5 +390,108 @@ func TestDumpReadsLimitsOfAnotherUser(t *testing.T) {
 	st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if !strings.Contains(string(st), "Uid:\t65534\t65534\t65534") {
 		t.Fatalf("restored process is not the other user's:\n%s", st)
+	}
+}
+
+// TestDumpSendsPagesToAPageServer dumps a workload with its pages sent,
+// as it dumps, through a connected socket to a real `criu page-server`
+// writing into another directory (the way a stop-and-copy streams memory
+// to the destination); the images directory then holds no pages, the page
+// server exits cleanly, and the restore from both verifies the memory.
+func TestDumpSendsPagesToAPageServer(t *testing.T) {
+	requireCRIU(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd, exited, addr, before := startWorkloadTree(t, ctx)
+
+	images, pages := t.TempDir(), t.TempDir()
+	mine, theirs, err := SocketPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := StartPageServer("", pages, theirs)
+	theirs.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ps.Stop)
+	spec := DumpSpec{Pid: cmd.Process.Pid, Process: true, PagesTo: mine}
+	if _, err := Dump("", images, spec, DumpHooks{PostDump: func() error { return nil }}); err != nil {
+		t.Fatal(err)
+	}
+	mine.Close()
+	if err := ps.Err(); err != nil {
+		t.Fatalf("page server: %v", err)
+	}
+	select {
+	case <-exited:
+	case <-ctx.Done():
+		t.Fatal("dumped process was not killed")
+	}
+	if local, _ := filepath.Glob(filepath.Join(images, "pages-*.img")); len(local) != 0 {
+		t.Fatalf("the dump wrote pages locally too: %v", local)
+	}
+	files, err := PageFiles(pages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var size int64
+	for _, f := range files {
+		fi, err := os.Stat(filepath.Join(pages, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		size += fi.Size()
+		if err := os.Rename(filepath.Join(pages, f), filepath.Join(images, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if size < 16<<20 {
+		t.Fatalf("the page server received %d bytes in %v, want the workload's 16 MiB at least", size, files)
+	}
+
+	rst := imageOpts(t, images, "restore.log")
+	rst.RstSibling = proto.Bool(true)
+	var got restoredPID
+	if err := gocriu.MakeCriu().Restore(rst, &got); err != nil {
+		t.Fatal(NewError("restore", filepath.Join(images, "restore.log"), err))
+	}
+	t.Cleanup(func() { killAndReap(int(got.pid)) })
+	after, err := waitStatus(ctx, addr, 0)
+	if err != nil {
+		t.Fatalf("restored process: %v", err)
+	}
+	verified, err := workload.Query(ctx, addr, workload.CmdVerify)
+	if err != nil || verified.Bad != 0 || !after.Continues(before) {
+		t.Fatalf("before %+v, after %+v, verify %+v, %v", before, after, verified, err)
+	}
+}
+
+// The page server's directory may hold its log and CRIU's page images,
+// nothing else.
+func TestPageFilesTakesOnlyPageImages(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{PageServerLog, "pagemap-1.img", "pages-1.img", "pagemap-shmem-123456.img"} {
+		os.WriteFile(filepath.Join(dir, name), nil, 0o600)
+	}
+	files, err := PageFiles(dir)
+	if err != nil || len(files) != 3 {
+		t.Fatalf("PageFiles: %v, %v", files, err)
+	}
+	for _, bad := range []string{"core-1.img", "pages-x.img", "pages-.img", "pagemap-1.img.tmp"} {
+		d := t.TempDir()
+		os.WriteFile(filepath.Join(d, "pages-1.img"), nil, 0o600)
+		os.WriteFile(filepath.Join(d, bad), nil, 0o600)
+		if _, err := PageFiles(d); err == nil {
+			t.Errorf("PageFiles took a directory holding %s", bad)
+		}
+	}
+	d := t.TempDir()
+	os.Symlink("/etc/passwd", filepath.Join(d, "pages-1.img"))
+	if _, err := PageFiles(d); err == nil {
+		t.Error("PageFiles took a symlink")
+	}
+	if _, err := PageFiles(t.TempDir()); err == nil {
+		t.Error("PageFiles took an empty directory")
 	}
 }

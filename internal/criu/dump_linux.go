@@ -34,6 +34,11 @@ type DumpSpec struct {
 	// (host:port) until the destination has it all.
 	LazyPages  bool
 	PageServer string
+	// PagesTo, for a dump that is not lazy, is a connected stream socket
+	// to a page server (StartPageServer at its other end, directly or
+	// through a tunnel): the pages go there as they are dumped, not into
+	// the images.
+	PagesTo *os.File
 	// Parent is the previous pre-dump's image directory, relative to this
 	// one ("../round-2"): pages unchanged since then are not written.
 	// Requires dirty-memory tracking (soft-dirty).
@@ -178,6 +183,16 @@ func Dump(path, dir string, s DumpSpec, hooks DumpHooks) (DumpStats, error) {
 		c.SetCriuPath(path)
 	}
 	opts := DumpOpts(s, int(d.Fd()))
+	if s.PagesTo != nil && !s.LazyPages {
+		// CRIU takes the socket by number, so it must inherit it: a
+		// duplicate without close-on-exec, for the time of the dump.
+		fd, err := unix.Dup(int(s.PagesTo.Fd()))
+		if err != nil {
+			return DumpStats{}, os.NewSyscallError("dup", err)
+		}
+		defer unix.Close(fd)
+		opts.Ps = &rpc.CriuPageServerInfo{Fd: proto.Int32(int32(fd))}
+	}
 	if s.LazyPages {
 		// Over RPC, CRIU ignores the page server's address in a lazy dump
 		// and listens on every interface, where anyone who reaches this
