@@ -843,21 +843,15 @@ func (s *source) sendPages(ctx context.Context, spec *criu.DumpSpec) (func(), er
 		})
 	}()
 	return func() {
-		// CRIU closed its end when it ended; a copy that a process forked
-		// meanwhile inherited could hold the stream open: it ends here.
+		// The dump is over: its page server acknowledged the last page
+		// before CRIU went on, or the attempt failed. The stream ends
+		// here, even if a process forked meanwhile inherited CRIU's end.
 		mine.Close()
-		select {
-		case <-done:
-		case <-time.After(pagesDrain):
-		}
 		cancel()
 		<-done
 		s.report.PageBytes, s.report.PageBytesWire = s.report.pagesSent.Load(), s.report.pagesWire.Load()
 	}, nil
 }
-
-// pagesDrain bounds how long a page stream may take to end after its dump.
-const pagesDrain = 5 * time.Second
 
 // servePages prepares a lazy dump: CRIU's page server on a free loopback
 // port, reached by the destination through the session's page tunnel. The

@@ -248,3 +248,23 @@ func TestPreflightDeviceNodes(t *testing.T) {
 		}
 	}
 }
+
+// Remote pages are asked for a container's stop-and-copy only.
+func TestPreflightRemotePages(t *testing.T) {
+	pre := func(s Strategy, process bool) *Preflight {
+		p := &Preflight{MigrationID: strings.Repeat("a", 32), Strategy: s, RemotePages: true,
+			Container: ContainerSpec{Name: "web", ImageID: "sha256:" + strings.Repeat("0", 64)}}
+		if process {
+			p.Container, p.Process = ContainerSpec{}, &ProcessSpec{Name: "sleep"}
+		}
+		return p
+	}
+	if err := pre(StrategyStopAndCopy, false).Validate(); err != nil {
+		t.Fatalf("a container's stop-and-copy: %v", err)
+	}
+	for _, p := range []*Preflight{pre(StrategyLazy, false), pre(StrategyPrecopy, false), pre(StrategyHybrid, false), pre(StrategyStopAndCopy, true)} {
+		if err := p.Validate(); err == nil || !strings.Contains(err.Error(), "remote pages") {
+			t.Errorf("%s (process %v): %v", p.Strategy, p.Process != nil, err)
+		}
+	}
+}

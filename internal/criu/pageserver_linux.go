@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -51,8 +50,10 @@ func StartPageServer(path, dir string, conn *os.File) (*PageServer, error) {
 		path = "criu"
 	}
 	cmd := exec.Command(path, "page-server", "--ps-socket", "3", "--images-dir", dir, "--log-file", PageServerLog, "-v4")
-	cmd.ExtraFiles = []*os.File{conn} // fd 3
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// fd 3. (No parent-death signal: it would follow the thread that
+	// forked, which Go may end; a server whose agent died reads the end
+	// of its socket and exits.)
+	cmd.ExtraFiles = []*os.File{conn}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("criu page-server: %w", err)
 	}
