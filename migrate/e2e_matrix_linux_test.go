@@ -75,8 +75,11 @@ var matrixFaults = map[string]matrixFault{
 	"half-cut link (host2 to host1)": {name: "half-cut link (host2 to host1)", inject: func(c *matrixCell) { c.cutFor(1) }},
 	// host2's CRIU restoring the container (runc restore's child).
 	"kill restore CRIU": {name: "kill restore CRIU", inject: func(c *matrixCell) {
+		// The CRIU that writes restore.log: runc runs other, short ones
+		// first (it asks CRIU's version), and killing one of those is
+		// not this fault.
 		deadline := time.Now().Add(10 * time.Second)
-		for killChildren("runc", "criu") == 0 {
+		for killChildrenHolding("runc", "criu", "/restore.log") == 0 {
 			if time.Now().After(deadline) {
 				c.note = "no restore CRIU ran within 10 s"
 				return
@@ -190,7 +193,7 @@ func matrixCells() []*matrixCell {
 	// (TestLazySourceKilledDuringPostCopy) and cutting the link then
 	// (TestLazyLinkCutDuringPostCopy) have tests of their own, which check
 	// more.
-	for _, phase := range []string{"preflight", "dump", "transfer", "restore"} {
+	for _, phase := range []string{"preflight", "image", "dump", "transfer", "restore"} {
 		add("stop-and-copy", phase, "kill migrate-src", "host1", false)
 		add("stop-and-copy", phase, "kill migrate-dst", "host1", false)
 		add("stop-and-copy", phase, "cut link", "host1", false)
@@ -269,7 +272,6 @@ func TestFaultMatrix(t *testing.T) {
 const matrixElsewhere = `
 Not in this table:
 - Pre-copy rounds: this machine's kernel has no soft-dirty tracking; the VM tier (make test-vm) kills either agent during the rounds (TestVMDockerPrecopySourceKilledDuringRounds, TestVMDockerPrecopyDestinationKilledDuringRounds).
-- Image shipping: it comes before the dump, with nothing frozen yet, as the preflight cells do; TestMigrateWorkload/lazy-image-missing ships an image.
 - The restore runtime failing: TestFailureRestoreFailsOnHost2 (CRIU's restore fails inside the runtime; host1 resumes).
 - host2's disk full of the migration's own data: refused before freezing by the disk check; a source sending more than it announced is stopped by the stream bound (TestHostilePeersAreRefusedAndLoseNothing). (The cells above fill host2's work directory, a 4 MiB file system, from outside.)
 - dockerd restarting between "restored" and the commit: without live-restore Docker stops its containers on a restart, the copy in doubt too: the container is lost by Docker's own doing, as any container of that host would be.
@@ -294,7 +296,13 @@ func runCell(t *testing.T, e env, c *matrixCell) string {
 	// and by Docker's default of 10 s every page could have arrived: the
 	// migration then commits, and the restart ends the container as it
 	// ends every container on that host).
-	addr := runWorkloadMiB(t, ctx, e, name, lab.WorkloadImage, mib, 500, "--restart", "unless-stopped", "--stop-timeout", "1")
+	image := lab.WorkloadImage
+	if c.phase == "image" {
+		// An image host2 lacks, so that it ships.
+		image = "dockmove/only-host1:" + unique("t")
+		commitImage(t, ctx, e, image, "layer")
+	}
+	addr := runWorkloadMiB(t, ctx, e, name, image, mib, 500, "--restart", "unless-stopped", "--stop-timeout", "1")
 	before := waitBeat(t, ctx, addr, 0)
 	var injected time.Time
 	run := lab.RunSource(ctx, e.h1, e.h2, e.bin, name, func(stage string, kill func()) {
@@ -448,15 +456,30 @@ func guardsAtWork() int {
 
 // killChildren kills (SIGKILL) the processes called comm whose parent is
 // called parent, and returns how many.
-func killChildren(parent, comm string) int {
+func killChildren(parent, comm string) int { return killChildrenHolding(parent, comm, "") }
+
+// killChildrenHolding is killChildren of the processes that hold open a
+// file whose path ends in suffix ("": any process).
+func killChildrenHolding(parent, comm, suffix string) int {
 	n := 0
 	for _, p := range processesNamed(comm) {
 		_, ppid := procName(p)
-		if pname, _ := procName(ppid); pname == parent && syscall.Kill(p, syscall.SIGKILL) == nil {
+		if pname, _ := procName(ppid); pname == parent && (suffix == "" || holdsOpen(p, suffix)) && syscall.Kill(p, syscall.SIGKILL) == nil {
 			n++
 		}
 	}
 	return n
+}
+
+// holdsOpen reports whether pid has a file open whose path ends in suffix.
+func holdsOpen(pid int, suffix string) bool {
+	fds, _ := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "fd"))
+	for _, fd := range fds {
+		if to, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(pid), "fd", fd.Name())); err == nil && strings.HasSuffix(to, suffix) {
+			return true
+		}
+	}
+	return false
 }
 
 // procName returns pid's command name and parent.
