@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -234,5 +235,29 @@ func TestUnrecordedRestoreIsRemovedNotInDoubtWithFakeDocker(t *testing.T) {
 	s.abandon(context.Background(), &in.state, err)
 	if calls := fake.recorded(); !slices.Equal(calls, []string{"rm c1"}) {
 		t.Fatalf("Docker was asked %q, want the copy removed", calls)
+	}
+}
+
+// A destination killed while it wrote a migration's state leaves a
+// temporary file beside the states; the next start removes it and
+// abandons the migration whose state it has, as after any restart. Fake
+// Docker.
+func TestRecoverRemovesHalfWrittenStateWithFakeDocker(t *testing.T) {
+	cfg := DefaultDestConfig()
+	cfg.WorkDir, cfg.RuntimeState = t.TempDir(), t.TempDir()
+	fake := &fakeDocker{paused: map[string]bool{}, labelled: map[string]string{}}
+	s := &Server{cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil)), undoWith: fake}
+	defer s.Close()
+	st := &migrationState{MigrationID: "m-2", Name: "web", Phase: phasePrepared}
+	if err := s.saveState(st); err != nil {
+		t.Fatal(err)
+	}
+	half := filepath.Join(s.stateDir(), tmpPrefix+"m-2.json123")
+	if err := os.WriteFile(half, []byte(`{"migration_id":"m-2","pha`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.recover(context.Background())
+	if left, _ := os.ReadDir(s.stateDir()); len(left) != 0 {
+		t.Fatalf("after recovery the state directory holds %s", entryNamesOf(left))
 	}
 }

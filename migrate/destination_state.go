@@ -239,6 +239,12 @@ func (s *Server) recover(ctx context.Context) {
 		return
 	}
 	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), tmpPrefix) {
+			// A write that a killed agent left half done: the state it
+			// was replacing, if any, is the file that counts.
+			os.Remove(filepath.Join(s.stateDir(), e.Name()))
+			continue
+		}
 		if !strings.HasSuffix(e.Name(), ".json") {
 			continue
 		}

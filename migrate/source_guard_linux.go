@@ -267,15 +267,19 @@ func (h realGuardHost) remove(ctx context.Context, p guardPlan) error {
 	return dk.RemoveWithAnonymousVolumes(ctx, p.Container)
 }
 
+// tmpPrefix begins the name of a file writeFileAtomic is writing.
+const tmpPrefix = ".tmp-"
+
 // writeFileAtomic replaces path with data so that a crash leaves either
 // the old or the new content: written to a temporary file, synced,
-// renamed, and the directory synced.
+// renamed, and the directory synced. (A crash can leave the temporary
+// file: whoever reads the directory again removes it.)
 func writeFileAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path))
+	f, err := os.CreateTemp(dir, tmpPrefix+filepath.Base(path))
 	if err != nil {
 		return err
 	}
