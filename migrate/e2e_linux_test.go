@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -42,7 +43,48 @@ var (
 	buildOnce sync.Once
 	buildDir  string
 	buildErr  error
+
+	started = time.Now()
+	swept   sync.Map // lab host name -> struct{}: leftovers removed
 )
+
+// testName matches the names unique gives the tests' containers.
+var testName = regexp.MustCompile(`^[a-z0-9-]+-[0-9a-f]{8}$`)
+
+// sweepLeftovers removes, once per host and run, the containers an earlier
+// run of these tests left on h (a run killed before its cleanups): one
+// with a restart policy comes back with every lab-up and would run
+// through this run, taking CPU and holding its address.
+func sweepLeftovers(t *testing.T, h lab.Host) {
+	if _, done := swept.LoadOrStore(h.Name, struct{}{}); done {
+		return
+	}
+	out, err := cleanupDocker(h, "ps", "-a", "--format", "{{.ID}} {{.Names}} {{.CreatedAt}}")
+	if err != nil {
+		t.Logf("%s: listing containers: %v", h.Name, err)
+		return
+	}
+	var ids, names []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 || !testName.MatchString(f[1]) {
+			continue
+		}
+		// "2006-01-02 15:04:05 -0700 MST"
+		created, err := time.Parse("2006-01-02 15:04:05 -0700", f[2]+" "+f[3]+" "+f[4])
+		if err != nil || !created.Before(started) {
+			continue
+		}
+		ids, names = append(ids, f[0]), append(names, f[1])
+	}
+	if len(ids) == 0 {
+		return
+	}
+	t.Logf("%s: removing containers an earlier test run left: %s", h.Name, strings.Join(names, ", "))
+	if _, err := cleanupDocker(h, append([]string{"rm", "-f"}, ids...)...); err != nil {
+		t.Logf("%s: %v", h.Name, err)
+	}
+}
 
 func setup(t *testing.T) env {
 	t.Helper()
@@ -69,6 +111,8 @@ func setupHosts(t *testing.T, src, dst string) env {
 	}
 	_, err := os.Stat(filepath.Join(labTLS, dst, "key.pem"))
 	labtest.SkipUnless(t, err == nil, "lab TLS credentials in "+labTLS+" (run: make lab-up)")
+	sweepLeftovers(t, h1)
+	sweepLeftovers(t, h2)
 	buildOnce.Do(func() {
 		if dir := os.Getenv("DOCKMOVE_BIN"); dir != "" {
 			// Prebuilt (the VM tier has no Go toolchain).

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -62,22 +63,25 @@ func TestSoakBackAndForth(t *testing.T) {
 
 	type usage struct{ fds, rssKiB, goroutines int }
 	var base map[string]usage
+	freezes := map[string][]time.Duration{} // per strategy, in order
 	here := e
 	for i := 1; i <= moves; i++ {
 		strategy := []string{"stop-and-copy", "lazy"}[(i-1)%2]
 		start := time.Now()
-		if _, stderr, err := runSrc(ctx, here, name, nil, "--strategy", strategy); err != nil {
+		r, stderr, err := runSrc(ctx, here, name, nil, "--strategy", strategy)
+		if err != nil {
 			t.Fatalf("move %d (%s, %s -> %s): %v\n%s", i, strategy, here.h1.Name, here.h2.Name, err, stderr)
 		}
 		v, err := workload.Query(ctx, addr, workload.CmdVerify)
 		if err != nil || v.Bad != 0 || !v.Continues(last) {
 			t.Fatalf("after move %d: %+v (before %+v), %v", i, v, last, err)
 		}
+		freezes[strategy] = append(freezes[strategy], r.FreezeTime)
 		last = v
 		if err := watch.WaitBeats(ctx, watch.Stats().Beats+5); err != nil {
 			t.Fatalf("the client's connection after move %d: %v", i, err)
 		}
-		t.Logf("move %d: %s %s -> %s in %v", i, strategy, here.h1.Name, here.h2.Name, time.Since(start).Round(time.Millisecond))
+		t.Logf("move %d: %s %s -> %s in %v (freeze %v)", i, strategy, here.h1.Name, here.h2.Name, time.Since(start).Round(time.Millisecond), r.FreezeTime.Round(time.Millisecond))
 		here = env{h1: here.h2, h2: here.h1, bin: e.bin}
 		if i == 2 || i == moves {
 			now := map[string]usage{}
@@ -98,6 +102,13 @@ func TestSoakBackAndForth(t *testing.T) {
 			}
 		}
 	}
+	// The freezes early and late, for a person to compare: a host that
+	// slows down with every move shows here first (timing, so not a check).
+	for strategy, f := range freezes {
+		n := min(10, len(f)/2)
+		t.Logf("%s: median freeze %v over its first %d moves, %v over its last %d", strategy,
+			median(f[:n]).Round(time.Millisecond), n, median(f[len(f)-n:]).Round(time.Millisecond), n)
+	}
 	if s := watch.Stop(); s.SeqBreaks != 0 || s.Resets != 0 || s.Err != nil {
 		t.Fatalf("the client's stream over %d moves: %+v", moves, s)
 	}
@@ -111,6 +122,12 @@ func TestSoakBackAndForth(t *testing.T) {
 			t.Errorf("%s keeps dump directories: %v", h.Name, dumps)
 		}
 	}
+}
+
+func median(d []time.Duration) time.Duration {
+	d = slices.Clone(d)
+	slices.Sort(d)
+	return d[len(d)/2]
 }
 
 func countFDs(t *testing.T, pid int) int {

@@ -282,11 +282,17 @@ cmd_up() {
 	hosts=$(hosts_of "${1:-classic}")
 	switch_up "$SWITCH" "$GATEWAY"
 	switch_up "$SWITCH2" "$GATEWAY2" "$GATEWAY6_2"
+	for h in $hosts; do host_net_up "$h"; done
+	# The daemons come up side by side: each takes a second here and tens
+	# of seconds under the VM tier's emulated CPUs.
+	local pids=() failed=()
 	for h in $hosts; do
-		host_net_up "$h"
-		daemon_up "$h"
-		cmd_networks "$h"
+		daemon_up "$h" &
+		pids+=("$h:$!")
 	done
+	for h in "${pids[@]}"; do wait "${h#*:}" || failed+=("${h%%:*}"); done
+	[ ${#failed[@]} = 0 ] || die "dockerd did not come up on ${failed[*]}"
+	for h in $hosts; do cmd_networks "$h"; done
 }
 
 # cmd_networks HOST makes (or remakes) HOST's lab networks as they should be.

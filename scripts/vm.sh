@@ -190,8 +190,10 @@ if [ -x /bin/migratetest ] && [ $rc = 0 ]; then
 	[ -d /opt/dockmove-root/testing ] && export MODERN_ROOT=/opt/dockmove-root/testing
 	if bash scripts/lab.sh up $flavour; then
 		for h in $hosts; do
-			for t in images/*.tar; do DOCKER_HOST=unix:///run/dockmove-lab/$h.sock docker load -q -i $t; done
+			for t in images/*.tar; do DOCKER_HOST=unix:///run/dockmove-lab/$h.sock docker load -q -i $t; done &
 		done
+		wait
+		echo "VMTEST images loaded"
 		bash scripts/lab-runtime.sh
 		# One run per line: PAIR REGEXP.
 		while read -r pair run; do
@@ -250,7 +252,7 @@ boot_limit=${VM_BOOT_LIMIT:-300} # the guest reaches its init in about 35 s
 boot() {
 	local start=$(date +%s) pid
 	: > "$LOG"
-	setsid bash -c 'timeout 1200 qemu-system-x86_64 "$@" </dev/null | tee "$0" | grep --line-buffered -E "^(VMTEST|=== RUN|--- |    |PASS|FAIL|ok )" || true' \
+	setsid bash -c 'timeout 1200 qemu-system-x86_64 "$@" </dev/null | tee "$0" | grep --line-buffered -E "^(VMTEST|=== RUN|--- |    |PASS|FAIL|ok |lab: )" || true' \
 		"$LOG" -accel "$accel" -cpu "$cpu" -m "$mem" -smp 2 -nographic -no-reboot \
 		-kernel "$kdir/root/boot/vmlinuz-$kver" -initrd "$OUT/initrd.gz" \
 		-append "console=ttyS0 earlyprintk=serial,ttyS0 panic=-1 softlockup_panic=1" &
