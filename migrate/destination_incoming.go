@@ -547,8 +547,13 @@ func (in *containerArrival) receive(ctx context.Context) (err error) {
 	} else if upper == "" {
 		return fmt.Errorf("the new container has no overlay upper directory (driver %s)", r.GraphDriver.Name)
 	}
+	// A page stream over its bound fails the migration at once: the
+	// source's CRIU, blocked on it with the container frozen, is let go.
+	ctx, fail := context.WithCancelCause(ctx)
+	defer fail(nil)
+	var pages *pageReceiver
 	if in.pre.RemotePages {
-		pages := in.receivePages(ctx, filepath.Join(dir, pagesDirName))
+		pages = in.receivePages(ctx, filepath.Join(dir, pagesDirName), fail)
 		defer pages.stop()
 		defer func() {
 			if err == nil {
@@ -579,6 +584,9 @@ func (in *containerArrival) receive(ctx context.Context) (err error) {
 		g.Go(func() error { return in.receiveLogs(gctx, dir, true) })
 	}
 	if err := g.Wait(); err != nil {
+		if perr := pages.failure(); perr != nil {
+			return perr
+		}
 		return err
 	}
 	if in.pre.Logs != "" {

@@ -24,16 +24,27 @@ import (
 // source opens (one per dump attempt) goes to a new `criu page-server`
 // writing into dir, emptied first, through a socket pair: nothing listens
 // where another local process could connect. What the source sends is
-// bounded by allowance(estimate). The pages of the attempt that succeeded
-// join the images once the images have arrived (place).
+// bounded by allowance(estimate), each. The pages of the attempt that
+// succeeded join the images once the images have arrived (place).
 type pageReceiver struct {
 	dir    string // the page servers' directory
-	limit  int64
 	criu   string
 	cancel context.CancelFunc
 	mu     sync.Mutex
 	ps     *criu.PageServer // the latest attempt's
 	err    error            // why ServeTunnelTo ended, if it did
+	over   error            // a stream over its bound
+}
+
+// failure is why a page stream was cut off, if one was (nil on a nil
+// receiver: no remote pages).
+func (r *pageReceiver) failure() error {
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.over
 }
 
 // pagesDirName is the page servers' directory, beside the images.
@@ -44,13 +55,23 @@ const pagesDirName = "pages"
 // finished.
 const pageServerExit = 30 * time.Second
 
-// receivePages starts taking the source's page streams into dir.
-func (in *incoming) receivePages(ctx context.Context, dir string) *pageReceiver {
+// receivePages starts taking the source's page streams into dir. A stream
+// over its bound calls fail with the reason, which failure then returns.
+func (in *incoming) receivePages(ctx context.Context, dir string, fail context.CancelCauseFunc) *pageReceiver {
 	ctx, cancel := context.WithCancel(ctx)
-	r := &pageReceiver{dir: dir, limit: allowance(in.pre.Sizes.Memory), criu: in.srv.cfg.CRIU, cancel: cancel}
+	r := &pageReceiver{dir: dir, criu: in.srv.cfg.CRIU, cancel: cancel}
+	estimate := in.pre.Sizes.Memory
+	over := func(err error) {
+		r.mu.Lock()
+		r.over = err
+		r.mu.Unlock()
+		fail(err)
+	}
 	go func() {
 		err := in.sess.ServeTunnelTo(ctx, protocol.TunnelPages, r.dial, transfer.TunnelOptions{
-			FromPeer: func(rd io.Reader) io.Reader { return &boundedReader{r: rd, left: r.limit, limit: r.limit} },
+			FromPeer: func(rd io.Reader) io.Reader {
+				return &boundedReader{r: rd, limit: allowance(estimate), estimate: estimate, over: over}
+			},
 		})
 		if ctx.Err() == nil {
 			in.log.Warn("page stream", "err", err)
@@ -145,16 +166,23 @@ func (r *pageReceiver) place(images string) error {
 	return nil
 }
 
-// boundedReader fails once more than left bytes were read through it.
+// boundedReader fails once more than limit bytes were read through it;
+// limit is allowance(estimate), estimate the source's.
+// over, if set, hears of it.
 type boundedReader struct {
-	r           io.Reader
-	left, limit int64
+	r                     io.Reader
+	read, limit, estimate int64
+	over                  func(error)
 }
 
 func (b *boundedReader) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
-	if b.left -= int64(n); b.left < 0 {
-		return 0, fmt.Errorf("%w: the page stream carried more than its limit of %s", transfer.ErrTooLarge, cli.Size(b.limit))
+	if b.read += int64(n); b.read > b.limit {
+		err := fmt.Errorf("the page stream carried more than %s (%s)", cli.Size(b.limit), overAllowance("it", b.estimate))
+		if b.over != nil {
+			b.over(err)
+		}
+		return 0, err
 	}
 	return n, err
 }

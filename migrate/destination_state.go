@@ -234,17 +234,14 @@ func (s *Server) shellsOf(ctx context.Context, st *migrationState) ([]string, er
 // recover finishes what a previous run of the agent left: migrations that
 // never reached the restored phase are undone; in-doubt ones are paused.
 func (s *Server) recover(ctx context.Context) {
+	// Writes that a killed agent left half done: the state each was
+	// replacing, if any, is the file that counts.
+	removeHalfWritten(s.stateDir(), 0)
 	ents, err := os.ReadDir(s.stateDir())
 	if err != nil {
 		return
 	}
 	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), tmpPrefix) {
-			// A write that a killed agent left half done: the state it
-			// was replacing, if any, is the file that counts.
-			os.Remove(filepath.Join(s.stateDir(), e.Name()))
-			continue
-		}
 		if !strings.HasSuffix(e.Name(), ".json") {
 			continue
 		}

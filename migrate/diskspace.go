@@ -84,10 +84,16 @@ func (in *incoming) receiveBounded(ctx context.Context, name, target string, p t
 	p.MaxTotalSize = min(p.MaxTotalSize, allowance(estimate))
 	_, err := in.sess.ReceiveDir(ctx, name, target, p)
 	if errors.Is(err, transfer.ErrTooLarge) {
-		err = fmt.Errorf("%w (stream %s may carry twice the source's estimate of %s plus %s: the container grew fast during the migration, "+
-			"or the source sends more than it announced; try again)", err, name, cli.Size(estimate), cli.Size(streamSlack))
+		err = fmt.Errorf("%w (%s)", err, overAllowance("stream "+name, estimate))
 	}
 	return err
+}
+
+// overAllowance says why what, bounded by allowance(estimate), was cut
+// off, and what to do.
+func overAllowance(what string, estimate int64) string {
+	return fmt.Sprintf("%s may carry twice the source's estimate of %s plus %s: the container grew fast during the migration, "+
+		"or the source sends more than it announced; try again", what, cli.Size(estimate), cli.Size(streamSlack))
 }
 
 // checkDisk sums the needs per file system and refuses, naming the

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +23,7 @@ import (
 // silent connection, an allowed source that says nothing after its hello,
 // a flood of half-open connections held open, and, inside an
 // authenticated session, an image directory carrying a symlink or more
-// than the source announced. Each is
+// than the source announced, and memory pages beyond the estimate. Each is
 // refused (and logged, at most once per kind and address in the log
 // limit's period); the container stays on host1 with its
 // state, host2 holds nothing, and a normal migration succeeds right after,
@@ -30,7 +31,7 @@ import (
 func TestHostilePeersAreRefusedAndLoseNothing(t *testing.T) {
 	e := setup(t)
 	ctx := ctxFor(t, 4*time.Minute)
-	dst := startDst(t, e, "--allow-source", e.h1.Name, "--peer-wait-timeout", "5s")
+	dst := startDst(t, e, "--allow-source", e.h1.Name, "--peer-wait-timeout", "8s") // (longer than the pause below and a dump)
 	addr := net.JoinHostPort(e.h2.Addr, lab.AgentPort)
 
 	// Random bytes where a TLS hello is due, again and again: each refused,
@@ -79,7 +80,7 @@ func TestHostilePeersAreRefusedAndLoseNothing(t *testing.T) {
 	select {
 	case <-silent.Done():
 	case <-time.After(30 * time.Second):
-		t.Fatal("migrate-dst kept an authenticated session that sent nothing for 30 s (peer wait 5 s)")
+		t.Fatal("migrate-dst kept an authenticated session that sent nothing for 30 s (peer wait 8 s)")
 	}
 	silent.Close()
 
@@ -151,9 +152,42 @@ func TestHostilePeersAreRefusedAndLoseNothing(t *testing.T) {
 	failedMigration(t, ctx, e, name, caddr, before, err, stderr, "directory stream over its limit")
 	assertHost2Clean(t, ctx, e, name, true)
 
+	// Memory that grows past what the preflight estimated, on its way
+	// through host2's page server: once the estimate was sent, the
+	// container's shell starts a second process holding 640 MiB, more than
+	// twice the estimate plus the margin. host2 cuts the page stream off
+	// there; the dump fails and the container goes on on host1.
+	grow := unique("grow")
+	gaddr := startContainer(t, ctx, e, grow, nil, lab.WorkloadImage, "sh", "-c",
+		"/usr/local/bin/workload --data-dir /data --mem-mib 16 --dirty-pages-per-sec 100 --verify-every 1s & "+
+			"while [ ! -e /tmp/grow ]; do sleep 0.1; done; "+
+			"/usr/local/bin/workload --data-dir /tmp --mem-mib 640 --listen 127.0.0.1:7001 --verify-every 0 --dirty-pages-per-sec 0 & wait")
+	gbefore := waitBeat(t, ctx, gaddr, 0)
+	grown := false
+	onStage = func(stage string, kill func()) {
+		if stage != "dump" {
+			return
+		}
+		if _, err := e.h1.Docker(ctx, "exec", grow, "touch", "/tmp/grow"); err != nil {
+			t.Errorf("growing the container: %v", err)
+			return
+		}
+		// (within the pause, which with the dump stays within host2's
+		// peer wait)
+		for deadline := time.Now().Add(2800 * time.Millisecond); time.Now().Before(deadline) && !grown; time.Sleep(100 * time.Millisecond) {
+			grown = containerMemMiB(ctx, e.h1, grow) >= 640
+		}
+	}
+	_, stderr, err = runSrc(ctx, e, grow, onStage, "--pause-at", "dump", "--pause-for", "3s")
+	if !grown {
+		t.Fatalf("the container never held the second process's memory (err %v):\n%s", err, stderr)
+	}
+	failedMigration(t, ctx, e, grow, gaddr, gbefore, err, stderr, "page stream carried more than")
+	assertHost2Clean(t, ctx, e, grow, true)
+
 	// The destination refused and logged each, and still serves.
 	log := dst.Log()
-	for _, want := range []string{"peer refused", "not allowed", "symlink zz-evil.img", "sent nothing within 5s", "may carry twice the source's estimate"} {
+	for _, want := range []string{"peer refused", "not allowed", "symlink zz-evil.img", "sent nothing within 8s", "may carry twice the source's estimate", "page stream carried more than"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("migrate-dst's log lacks %q", want)
 		}
@@ -193,4 +227,19 @@ func dialSession(ctx context.Context, addr string, files transfer.TLSFiles) (*tr
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	return transfer.Dial(dctx, addr, cfg)
+}
+
+// containerMemMiB is the memory the container's cgroup on h uses, in MiB
+// (0 when it cannot be read).
+func containerMemMiB(ctx context.Context, h lab.Host, name string) int64 {
+	pid, err := h.Docker(ctx, "inspect", "-f", "{{.State.Pid}}", name)
+	if err != nil {
+		return 0
+	}
+	v, err := readCgroupValue(strings.TrimSpace(pid), "memory", "memory.usage_in_bytes", "memory.current")
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.ParseInt(v, 10, 64)
+	return n >> 20
 }

@@ -274,9 +274,16 @@ func runWorkloadMiB(t *testing.T, ctx context.Context, e env, name string, image
 // and for the workload (workloadArgs).
 func runWorkloadWith(t *testing.T, ctx context.Context, e env, name string, image string, mib, dirty int, dockerArgs, workloadArgs []string) string {
 	t.Helper()
+	cmd := []string{"/usr/local/bin/workload", "--data-dir", "/data", "--mem-mib", fmt.Sprint(mib), "--dirty-pages-per-sec", fmt.Sprint(dirty), "--verify-every", "1s"}
+	return startContainer(t, ctx, e, name, dockerArgs, image, append(cmd, workloadArgs...)...)
+}
+
+// startContainer runs container name from image on host1 with cmd, which
+// starts a workload that answers on its port, and returns that address.
+func startContainer(t *testing.T, ctx context.Context, e env, name string, dockerArgs []string, image string, cmd ...string) string {
+	t.Helper()
 	argv := append([]string{"run", "-d", "--pull", "never", "--name", name, "--network", e.h1.Network}, dockerArgs...)
-	argv = append(argv, image, "/usr/local/bin/workload", "--data-dir", "/data", "--mem-mib", fmt.Sprint(mib), "--dirty-pages-per-sec", fmt.Sprint(dirty), "--verify-every", "1s")
-	argv = append(argv, workloadArgs...)
+	argv = append(append(argv, image), cmd...)
 	if _, err := e.h1.Docker(ctx, argv...); err != nil {
 		t.Fatal(err)
 	}

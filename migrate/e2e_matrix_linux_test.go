@@ -119,7 +119,10 @@ var matrixFaults = map[string]matrixFault{
 	}},
 	// host2's Docker restarts (an upgrade, a crash): it stops its
 	// containers, the migration's copy among them, and starts them again
-	// by their restart policy.
+	// by their restart policy. It stays down for 3 s, past migrate-src's
+	// pause: a restart over before the restore began would be no fault
+	// (the migration then succeeds, as it did here once the lab ran
+	// faster).
 	"restart host2's dockerd": {name: "restart host2's dockerd", inject: func(c *matrixCell) {
 		root, err := lab.RepoRoot()
 		if err != nil {
@@ -128,7 +131,7 @@ var matrixFaults = map[string]matrixFault{
 		c.bg.Add(1)
 		go func() {
 			defer c.bg.Done()
-			out, err := exec.Command("bash", filepath.Join(root, "scripts", "lab.sh"), "restart-daemon", c.e.h2.Name).CombinedOutput()
+			out, err := exec.Command("bash", filepath.Join(root, "scripts", "lab.sh"), "restart-daemon", c.e.h2.Name, "3").CombinedOutput()
 			if err != nil {
 				c.bgErr = fmt.Errorf("restart host2's dockerd: %v: %s", err, out)
 			}

@@ -211,9 +211,19 @@ func union(a, b map[string]any) []string {
 // hierarchy, or v2's unified one.
 func cgroupValue(t *testing.T, pid, controller, v1File, v2File string) string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("/proc", pid, "cgroup"))
+	v, err := readCgroupValue(pid, controller, v1File, v2File)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return v
+}
+
+// readCgroupValue is cgroupValue's reading, for callers off the test's
+// goroutine.
+func readCgroupValue(pid, controller, v1File, v2File string) (string, error) {
+	data, err := os.ReadFile(filepath.Join("/proc", pid, "cgroup"))
+	if err != nil {
+		return "", err
 	}
 	for _, line := range strings.Split(string(data), "\n") {
 		f := strings.SplitN(line, ":", 3)
@@ -230,11 +240,10 @@ func cgroupValue(t *testing.T, pid, controller, v1File, v2File string) string {
 			continue
 		}
 		if b, err := os.ReadFile(p); err == nil {
-			return strings.TrimSpace(string(b))
+			return strings.TrimSpace(string(b)), nil
 		}
 	}
-	t.Fatalf("no %s cgroup for pid %s:\n%s", controller, pid, data)
-	return ""
+	return "", fmt.Errorf("no %s cgroup for pid %s:\n%s", controller, pid, data)
 }
 
 // TestNetworkNoneMoves: a container without a network (`--network none`)

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -796,6 +797,17 @@ func (s *source) dumpFailed(err, hookErr error, duringPostCopy bool) error {
 	if hookErr != nil {
 		// CRIU's own error only says the notification failed.
 		err = hookErr
+	} else if s.remotePages && strings.Contains(err.Error(), "page-xfer") {
+		// A destination that refused the pages (more than the preflight
+		// allows) ends the session: its reason is the cause, CRIU only
+		// saw its page server go.
+		select {
+		case <-s.sess.Done():
+		case <-time.After(time.Second):
+		}
+		if perr := s.sess.Err(); errors.Is(perr, transfer.ErrPeer) {
+			err = fmt.Errorf("%w (CRIU saw its page server go: %v)", perr, err)
+		}
 	}
 	if duringPostCopy {
 		err = fmt.Errorf("post-copy failed after the container had restarted on the destination, "+

@@ -81,6 +81,11 @@ func startGuard(bin string, args []string, workDir string, lock *os.File, plan g
 		return nil, err
 	}
 	pruneGuardRecords(dir, guardKeepFor, guardKeepCount)
+	// Other migrations may be writing here now: only what has not changed
+	// for a minute is left over.
+	for _, d := range []string{workDir, dir, filepath.Join(workDir, outcomesDirName)} {
+		removeHalfWritten(d, time.Minute)
+	}
 	logPath := filepath.Join(dir, plan.MigrationID+".log")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -269,6 +274,21 @@ func (h realGuardHost) remove(ctx context.Context, p guardPlan) error {
 
 // tmpPrefix begins the name of a file writeFileAtomic is writing.
 const tmpPrefix = ".tmp-"
+
+// removeHalfWritten removes from dir what writeFileAtomic left of writes a
+// kill cut short: temporary files unchanged for olderThan (0 where no
+// writer can be at work).
+func removeHalfWritten(dir string, olderThan time.Duration) {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), tmpPrefix) {
+			continue
+		}
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) >= olderThan {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+}
 
 // writeFileAtomic replaces path with data so that a crash leaves either
 // the old or the new content: written to a temporary file, synced,

@@ -86,3 +86,33 @@ func TestPruneGuardRecordsKeepsRecentAndNewest(t *testing.T) {
 		t.Fatalf("left %q, want %q", got, want)
 	}
 }
+
+// A kill during writeFileAtomic leaves its temporary file: the source's
+// next migration removes such files once they are a minute old (another
+// migration may be writing one now), and nothing else.
+func TestRemoveHalfWrittenKeepsWritesInProgress(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	for name, age := range map[string]time.Duration{
+		tmpPrefix + "old.json123": 2 * time.Minute,
+		tmpPrefix + "new.json456": time.Second,
+		"old.json":                time.Hour,
+	} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, now.Add(-age), now.Add(-age)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removeHalfWritten(dir, time.Minute)
+	var left []string
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		left = append(left, e.Name())
+	}
+	if got, want := strings.Join(left, " "), tmpPrefix+"new.json456 old.json"; got != want {
+		t.Fatalf("left %q, want %q", got, want)
+	}
+}

@@ -6,9 +6,11 @@
 # Idempotent: prints nothing when it is already in place.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for h in host1 host2 host3 host4; do
+# install HOST registers the runtime with HOST's dockerd, if it is up.
+install() {
+	local h=$1 binary out
 	eval "$(bash scripts/lab.sh env "$h")"
-	docker -H "$LAB_DOCKER_HOST" version >/dev/null 2>&1 || continue
+	docker -H "$LAB_DOCKER_HOST" version >/dev/null 2>&1 || return 0
 	binary=/usr/local/bin/dockmove-runtime
 	case $h in host3 | host4) binary=$(dirname "$LAB_CONFIG")/dockmove-runtime ;; esac
 	out=$(bin/migrate-dst install-runtime \
@@ -22,7 +24,14 @@ for h in host1 host2 host3 host4; do
 	*"already installed"*) ;;
 	*) echo "lab: $h: $out" >&2 ;;
 	esac
+}
+# Side by side: each waits for its dockerd to reload.
+pids=()
+for h in host1 host2 host3 host4; do
+	install "$h" &
+	pids+=($!)
 done
+for p in "${pids[@]}"; do wait "$p"; done
 
 # TLS credentials for the lab's agents: one CA, one certificate per host.
 hosts=()

@@ -283,16 +283,16 @@ cmd_up() {
 	switch_up "$SWITCH" "$GATEWAY"
 	switch_up "$SWITCH2" "$GATEWAY2" "$GATEWAY6_2"
 	for h in $hosts; do host_net_up "$h"; done
-	# The daemons come up side by side: each takes a second here and tens
-	# of seconds under the VM tier's emulated CPUs.
+	# The hosts' daemons and networks come up side by side: each takes a
+	# second or two here and tens of seconds under the VM tier's emulated
+	# CPUs.
 	local pids=() failed=()
 	for h in $hosts; do
-		daemon_up "$h" &
+		{ daemon_up "$h" && cmd_networks "$h"; } &
 		pids+=("$h:$!")
 	done
 	for h in "${pids[@]}"; do wait "${h#*:}" || failed+=("${h%%:*}"); done
-	[ ${#failed[@]} = 0 ] || die "dockerd did not come up on ${failed[*]}"
-	for h in $hosts; do cmd_networks "$h"; done
+	[ ${#failed[@]} = 0 ] || die "lab-up failed on ${failed[*]} (above)"
 }
 
 # cmd_networks HOST makes (or remakes) HOST's lab networks as they should be.
@@ -376,9 +376,16 @@ down | purge | status) "cmd_$1" ;;
 enter-root) shift; cmd_enter_root "$@" ;;
 on) shift; cmd_on "$@" ;;
 networks) [ $# = 2 ] || die "usage: lab.sh networks HOST"; host_index "$2" >/dev/null; cmd_networks "$2" ;;
-# restart-daemon HOST stops HOST's dockerd (SIGTERM: it stops its
-# containers, as a host's Docker upgrade or restart does) and starts it again.
-restart-daemon) [ $# = 2 ] || die "usage: lab.sh restart-daemon HOST"; host_index "$2" >/dev/null; daemon_stop "$2"; daemon_up "$2" ;;
+# restart-daemon HOST [SECONDS] stops HOST's dockerd (SIGTERM: it stops its
+# containers, as a host's Docker upgrade or restart does) and starts it
+# again, SECONDS after it stopped (default at once).
+restart-daemon)
+	[ $# = 2 ] || [ $# = 3 ] || die "usage: lab.sh restart-daemon HOST [SECONDS]"
+	host_index "$2" >/dev/null
+	daemon_stop "$2"
+	sleep "${3:-0}"
+	daemon_up "$2"
+	;;
 env) [ $# = 2 ] || die "usage: lab.sh env HOST"; cmd_env "$2" ;;
-*) die "usage: lab.sh up [classic|modern|all]|down|purge|status|on HOST CMD...|networks HOST|restart-daemon HOST|env HOST" ;;
+*) die "usage: lab.sh up [classic|modern|all]|down|purge|status|on HOST CMD...|networks HOST|restart-daemon HOST [SECONDS]|env HOST" ;;
 esac

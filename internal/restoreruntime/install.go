@@ -122,11 +122,27 @@ func installBinary(src, dst string) (bool, error) {
 	if have, err := os.ReadFile(dst); err == nil && bytes.Equal(have, want) {
 		return false, nil
 	}
-	tmp := dst + ".new"
-	if err := os.WriteFile(tmp, want, 0o755); err != nil {
+	// A file of its own, renamed over dst: a run that dockerd has started
+	// keeps the old one, and two installs at once never write one file.
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".new-")
+	if err != nil {
 		return false, err
 	}
-	return true, os.Rename(tmp, dst)
+	_, err = tmp.Write(want)
+	if err == nil {
+		err = tmp.Chmod(0o755)
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), dst)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return false, err
+	}
+	return true, nil
 }
 
 // mergeDaemonJSON rewrites daemon.json with edit (given its content, or

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -228,5 +229,45 @@ func TestCreateAfterTheRestoreRefusedUntilTheMigrationEnds(t *testing.T) {
 	RemoveState(dir)
 	if code, handled := maybeRestore(inv, log); handled {
 		t.Fatalf("create once the migration ended: code %d, handled; want runc's", code)
+	}
+}
+
+// Installs of one binary at once (the lab registers the runtime with its
+// dockerds side by side; two share one path) each leave the whole binary
+// and no temporary file.
+func TestInstallBinaryAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "bin", "runtime")
+	want := strings.Repeat("runtime binary ", 1<<16)
+	if err := os.WriteFile(src, []byte(want), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Mkdir(filepath.Dir(dst), 0o755)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := installBinary(src, dst)
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(dst)
+	if err != nil || string(got) != want {
+		t.Fatalf("installed %d bytes, want %d (%v)", len(got), len(want), err)
+	}
+	if info, _ := os.Stat(dst); info.Mode().Perm() != 0o755 {
+		t.Errorf("mode %v", info.Mode())
+	}
+	if ents, _ := os.ReadDir(filepath.Dir(dst)); len(ents) != 1 {
+		t.Errorf("left beside it: %v", ents)
 	}
 }
