@@ -71,3 +71,31 @@ func TestDumpDeadlineThawsTheContainer(t *testing.T) {
 	waitGoneFromHost2(t, ctx, e, name, 30*time.Second)
 	assertHost2Clean(t, ctx, e, name, true)
 }
+
+// TestExecProcessRefusedBeforeFreezing: a process that docker exec started
+// is not in the tree of the container's init, which is all CRIU dumps: it
+// would end with the original. host1 refuses while one runs, naming it,
+// and the container moves once it has ended.
+func TestExecProcessRefusedBeforeFreezing(t *testing.T) {
+	e := setup(t)
+	ctx := ctxFor(t, 2*time.Minute)
+	startDst(t, e)
+	name := unique("exec")
+	addr := runWorkload(t, ctx, e, name, lab.WorkloadImage)
+	if _, err := e.h1.Docker(ctx, "exec", "-d", name, "sh", "-c", "echo $$ > /tmp/exec.pid; exec sleep 600"); err != nil {
+		t.Fatal(err)
+	}
+	before := waitBeat(t, ctx, addr, 0)
+	_, stderr, err := runSrc(ctx, e, name, nil)
+	failedMigration(t, ctx, e, name, addr, before, err, stderr, `processes started by docker exec run in it: "sleep 600"`)
+	assertHost2Clean(t, ctx, e, name, true)
+	if _, err := e.h1.Docker(ctx, "exec", name, "sh", "-c", "kill $(cat /tmp/exec.pid)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, err := runSrc(ctx, e, name, nil); err != nil {
+		t.Fatalf("once the exec's process ended: %v\n%s", err, stderr)
+	}
+	if v := waitBeat(t, ctx, addr, before.Counter); v.Bad != 0 {
+		t.Fatalf("on host2: %+v", v)
+	}
+}

@@ -307,3 +307,34 @@ func procStatus(pid string) (string, error) {
 	b, err := os.ReadFile("/proc/" + pid + "/status")
 	return string(b), err
 }
+
+// checkNoExecs refuses, before anything is frozen, a container in whose
+// PID namespace processes run that docker exec started (strayExecs).
+func checkNoExecs(init int, healthcheck, shell []string) error {
+	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", init))
+	if err != nil {
+		return err
+	}
+	var procs []nsProc
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if other, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", p)); err != nil || other != ns {
+			continue
+		}
+		if f := statFields(p); len(f) == 0 || f[0] == "Z" {
+			continue // gone, or a zombie its shim has yet to reap
+		}
+		raw, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p))
+		procs = append(procs, nsProc{pid: p, ppid: parentPID(p), nsPid: nsPID(p),
+			cmdline: strings.Split(strings.TrimSuffix(string(raw), "\x00"), "\x00"), comm: strings.TrimSpace(string(comm))})
+	}
+	if strays := strayExecs(init, procs, healthcheck, shell); len(strays) > 0 {
+		return execsError(strays)
+	}
+	return nil
+}

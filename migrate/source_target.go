@@ -227,6 +227,17 @@ func (c *dockerContainer) dumpSpec(ctx context.Context) (criu.DumpSpec, []namedD
 	if err != nil {
 		return spec, nil, err
 	}
+	var test []string
+	if r.Config != nil && r.Config.Healthcheck != nil {
+		test = r.Config.Healthcheck.Test
+	}
+	var shell []string
+	if r.Config != nil {
+		shell = r.Config.Shell
+	}
+	if err := checkNoExecs(spec.Pid, test, shell); err != nil {
+		return spec, nil, err
+	}
 	upper, _, err := writableLayer(r)
 	if err != nil {
 		return spec, nil, err
