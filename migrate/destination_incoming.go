@@ -625,13 +625,14 @@ func checkCgroups(src, dst transfer.HostInfo) error {
 }
 
 // expectFromSource waits for the source's next message, which must be a T,
-// for at most the session's PeerWaitTimeout: a source that stays connected
-// but sends nothing must not hold the container's name, and what was
-// staged for it, forever.
+// while the source is silent for at most the session's PeerWaitTimeout: a
+// source that stays connected but sends nothing must not hold the
+// container's name, and what was staged for it, forever (one whose dump
+// sends its pages here meanwhile is at work).
 func expectFromSource[T transfer.Message](ctx context.Context, in *incoming) (T, error) {
 	d := in.srv.cfg.Transfer.PeerWaitTimeout
 	var zero T
-	wctx, cancel := context.WithTimeoutCause(ctx, d, fmt.Errorf("%w: the source sent no %s within %v", transfer.ErrIdle, zero.Type(), d))
+	wctx, cancel := in.sess.PeerWait(ctx, d, fmt.Errorf("%w: the source sent no %s within %v", transfer.ErrIdle, zero.Type(), d))
 	defer cancel()
 	m, err := transfer.Expect[T](wctx, in.sess)
 	if err != nil && wctx.Err() != nil && ctx.Err() == nil {

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -122,31 +123,46 @@ func checkDisk(needs []diskNeed, info fsInfo) error {
 
 // memoryUse reads the memory charged to pid's cgroup (v1 or v2).
 func memoryUse(pid int) int64 {
+	dir, v2 := cgroupDir(pid, "memory")
+	file := "memory.usage_in_bytes"
+	if v2 {
+		file = "memory.current"
+	}
+	b, err := os.ReadFile(filepath.Join(dir, file))
+	if dir == "" || err != nil {
+		return 0
+	}
+	var n int64
+	fmt.Sscan(string(b), &n)
+	return n
+}
+
+// cgroupDir returns the directory of pid's cgroup: its v1 controller's
+// (where the host has cgroup v1) or the unified one (v2 reports true);
+// "" when there is none.
+func cgroupDir(pid int, controller string) (dir string, v2 bool) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
 	if err != nil {
-		return 0
+		return "", false
 	}
 	for _, line := range strings.Split(string(data), "\n") {
 		parts := strings.SplitN(line, ":", 3)
 		if len(parts) != 3 {
 			continue
 		}
-		var file string
 		switch {
-		case parts[1] == "memory":
-			file = filepath.Join("/sys/fs/cgroup/memory", parts[2], "memory.usage_in_bytes")
+		case slices.Contains(strings.Split(parts[1], ","), controller):
+			dir = filepath.Join("/sys/fs/cgroup", controller, parts[2])
 		case parts[0] == "0" && parts[1] == "":
-			file = filepath.Join("/sys/fs/cgroup", parts[2], "memory.current")
+			dir, v2 = filepath.Join("/sys/fs/cgroup", parts[2]), true
 		default:
 			continue
 		}
-		if b, err := os.ReadFile(file); err == nil {
-			var n int64
-			fmt.Sscan(string(b), &n)
-			return n
+		if _, err := os.Stat(dir); err == nil {
+			return dir, v2
 		}
 	}
-	return 0
+	return "", false
 }
 
 // satAdd adds non-negative sizes, saturating instead of wrapping: a peer's

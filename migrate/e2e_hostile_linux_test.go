@@ -154,14 +154,14 @@ func TestHostilePeersAreRefusedAndLoseNothing(t *testing.T) {
 
 	// Memory that grows past what the preflight estimated, on its way
 	// through host2's page server: once the estimate was sent, the
-	// container's shell starts a second process holding 640 MiB, more than
+	// container's shell starts a second process holding 400 MiB, more than
 	// twice the estimate plus the margin. host2 cuts the page stream off
 	// there; the dump fails and the container goes on on host1.
 	grow := unique("grow")
 	gaddr := startContainer(t, ctx, e, grow, nil, lab.WorkloadImage, "sh", "-c",
 		"/usr/local/bin/workload --data-dir /data --mem-mib 16 --dirty-pages-per-sec 100 --verify-every 1s & "+
 			"while [ ! -e /tmp/grow ]; do sleep 0.1; done; "+
-			"/usr/local/bin/workload --data-dir /tmp --mem-mib 640 --listen 127.0.0.1:7001 --verify-every 0 --dirty-pages-per-sec 0 & wait")
+			"/usr/local/bin/workload --data-dir /tmp --mem-mib 400 --listen 127.0.0.1:7001 --verify-every 0 --dirty-pages-per-sec 0 & wait")
 	gbefore := waitBeat(t, ctx, gaddr, 0)
 	grown := false
 	onStage = func(stage string, kill func()) {
@@ -175,7 +175,7 @@ func TestHostilePeersAreRefusedAndLoseNothing(t *testing.T) {
 		// (within the pause, which with the dump stays within host2's
 		// peer wait)
 		for deadline := time.Now().Add(2800 * time.Millisecond); time.Now().Before(deadline) && !grown; time.Sleep(100 * time.Millisecond) {
-			grown = containerMemMiB(ctx, e.h1, grow) >= 640
+			grown = containerMemMiB(ctx, e.h1, grow) >= 400
 		}
 	}
 	_, stderr, err = runSrc(ctx, e, grow, onStage, "--pause-at", "dump", "--pause-for", "3s")

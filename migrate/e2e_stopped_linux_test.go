@@ -74,8 +74,9 @@ func TestDumpDeadlineThawsTheContainer(t *testing.T) {
 
 // TestExecProcessRefusedBeforeFreezing: a process that docker exec started
 // is not in the tree of the container's init, which is all CRIU dumps: it
-// would end with the original. host1 refuses while one runs, naming it,
-// and the container moves once it has ended.
+// would end with the original. host1 refuses while one runs, naming it
+// (also one started as the freeze nears), and the container moves once it
+// has ended.
 func TestExecProcessRefusedBeforeFreezing(t *testing.T) {
 	e := setup(t)
 	ctx := ctxFor(t, 2*time.Minute)
@@ -89,9 +90,28 @@ func TestExecProcessRefusedBeforeFreezing(t *testing.T) {
 	_, stderr, err := runSrc(ctx, e, name, nil)
 	failedMigration(t, ctx, e, name, addr, before, err, stderr, `processes started by docker exec run in it: "sleep 600"`)
 	assertHost2Clean(t, ctx, e, name, true)
-	if _, err := e.h1.Docker(ctx, "exec", name, "sh", "-c", "kill $(cat /tmp/exec.pid)"); err != nil {
-		t.Fatal(err)
+	kill := func() {
+		t.Helper()
+		if _, err := e.h1.Docker(ctx, "exec", name, "sh", "-c", "kill $(cat /tmp/exec.pid)"); err != nil {
+			t.Fatal(err)
+		}
 	}
+	kill()
+	// One started after that check, as the freeze nears, is frozen with
+	// the container but not in the dump: seen once the dump is made, it
+	// fails the dump, and the container resumes here.
+	onStage, started := atStage("dump", func(func()) {
+		if _, err := e.h1.Docker(ctx, "exec", "-d", name, "sh", "-c", "echo $$ > /tmp/exec.pid; exec sleep 601"); err != nil {
+			t.Error(err)
+		}
+	})
+	_, stderr, err = runSrc(ctx, e, name, onStage, "--pause-at", "dump", "--pause-for", "2s")
+	if !started() {
+		t.Fatalf("migrate-src never reached the dump:\n%s", stderr)
+	}
+	failedMigration(t, ctx, e, name, addr, before, err, stderr, "sleep 601")
+	assertHost2Clean(t, ctx, e, name, true)
+	kill()
 	if _, stderr, err := runSrc(ctx, e, name, nil); err != nil {
 		t.Fatalf("once the exec's process ended: %v\n%s", err, stderr)
 	}

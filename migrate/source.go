@@ -555,6 +555,9 @@ func (s *source) checkpoint(ctx context.Context) error {
 	spec, extra, images, err := s.prepareDump(ctx)
 	if err != nil {
 		criu.KeepLog(err, s.failedLogs()) // (a pre-copy round's)
+		if errors.Is(err, ErrCannotMove) {
+			s.sess.Fail(err) // the destination logs why, not an end of stream
+		}
 		return err
 	}
 	stopPages, err := s.servePages(ctx, &spec)
@@ -744,6 +747,9 @@ func (s *source) prepareDump(ctx context.Context) (spec criu.DumpSpec, extra []n
 // shipCtx ends when CRIU dies; ctx, which lasts, serves what outlives the
 // notification (post-copy).
 func (s *source) postDump(ctx, shipCtx context.Context, images string, extra []namedDir, lazy bool, onRestored func(error)) error {
+	if err := s.tgt.dumped(); err != nil {
+		return err
+	}
 	if err := s.ship(shipCtx, images, extra); err != nil {
 		return err
 	}

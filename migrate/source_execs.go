@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -11,7 +12,8 @@ import (
 // CRIU dumps the tree of the init only, so such a process would not move:
 // it would end with the original, and the copy would run without it. The
 // source refuses the container while one runs, except its healthcheck's
-// (Docker runs the check by exec, the destination's Docker runs it again).
+// (Docker runs the check by exec, the destination's Docker runs it again)
+// and one that the runtime is still setting up (inSetup).
 
 // nsProc is what the check needs of a process in the container's PID
 // namespace.
@@ -46,12 +48,21 @@ func strayExecs(init int, procs []nsProc, test, shell []string) []nsProc {
 	var out []nsProc
 	for _, p := range procs {
 		r := root(p)
-		if r.pid == init || isHealthcheck(r.cmdline, test, shell) {
+		if r.pid == init || isHealthcheck(r.cmdline, test, shell) || inSetup(r) {
 			continue
 		}
 		out = append(out, p)
 	}
 	return out
+}
+
+// inSetup reports an exec that the runtime is still setting up: runc's
+// own process, re-executed as "runc init", which becomes the command once
+// it joined the container. The healthcheck's exec spends its first tens of
+// milliseconds so (seconds under an emulated CPU, where a check saw it).
+func inSetup(p nsProc) bool {
+	return len(p.cmdline) == 2 && filepath.Base(p.cmdline[0]) == "runc" && p.cmdline[1] == "init" ||
+		strings.HasPrefix(p.comm, "runc:[")
 }
 
 // isHealthcheck reports whether cmdline is how Docker runs test: the

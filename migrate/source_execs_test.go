@@ -8,8 +8,8 @@ import (
 )
 
 // Processes outside the init's tree are what docker exec started, except
-// the healthcheck's (run by CMD or through the shell for CMD-SHELL) and
-// their children. Fake process tables.
+// the healthcheck's (run by CMD or through the shell for CMD-SHELL), ones
+// runc is still setting up, and their children. Fake process tables.
 func TestStrayExecsWithFakeProcs(t *testing.T) {
 	procs := []nsProc{
 		{pid: 100, ppid: 90, nsPid: 1, cmdline: []string{"/usr/local/bin/app"}},                        // init (parent: the shim)
@@ -20,6 +20,8 @@ func TestStrayExecsWithFakeProcs(t *testing.T) {
 		{pid: 300, ppid: 90, nsPid: 30, cmdline: []string{"/bin/sh", "-c", "curl -f localhost"}},       // the healthcheck
 		{pid: 301, ppid: 300, nsPid: 31, cmdline: []string{"curl", "-f", "localhost"}},                 // its child
 		{pid: 400, ppid: 90, nsPid: 40, cmdline: []string{"/bin/sh", "-c", "curl -f localhost/other"}}, // not the healthcheck
+		{pid: 500, ppid: 90, nsPid: 49, cmdline: []string{"runc", "init"}, comm: "runc:[2:INIT]"},      // an exec being set up
+		{pid: 501, ppid: 90, nsPid: 50, cmdline: []string{"/usr/bin/runc", "init"}},                    //
 	}
 	health := []string{"CMD-SHELL", "curl -f localhost"}
 	var got []int

@@ -316,12 +316,7 @@ func checkNoExecs(init int, healthcheck, shell []string) error {
 		return err
 	}
 	var procs []nsProc
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
+	for _, p := range cgroupPIDs(init) {
 		if other, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", p)); err != nil || other != ns {
 			continue
 		}
@@ -337,4 +332,28 @@ func checkNoExecs(init int, healthcheck, shell []string) error {
 		return execsError(strays)
 	}
 	return nil
+}
+
+// cgroupPIDs lists the processes of pid's cgroup (those docker exec starts
+// in a container join it), or, where that cannot be read, every process
+// on this host: the list a freeze-time check reads must be short.
+func cgroupPIDs(pid int) []int {
+	var out []int
+	if dir, _ := cgroupDir(pid, "memory"); dir != "" {
+		if b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs")); err == nil {
+			for _, f := range strings.Fields(string(b)) {
+				if p, err := strconv.Atoi(f); err == nil {
+					out = append(out, p)
+				}
+			}
+			return out
+		}
+	}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if p, err := strconv.Atoi(e.Name()); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
 }

@@ -49,6 +49,9 @@ type target interface {
 	// dumpSpec describes the tree CRIU dumps and lists what ships beside
 	// CRIU's images, by stream name.
 	dumpSpec(ctx context.Context) (criu.DumpSpec, []namedDir, error)
+	// dumped checks, with the tree still frozen after CRIU's dump, that
+	// the dump holds all that must move; an error fails the dump.
+	dumped() error
 	// keepDown has Docker leave the original down once CRIU ends it.
 	keepDown(ctx context.Context) error
 	// running reports whether the dumped original still runs here.
@@ -83,6 +86,10 @@ type dockerContainer struct {
 	// ship, or why it could not list them.
 	devices []protocol.DeviceNode
 	scanErr error
+	// What dumpSpec found for dumped: the init's PID (here), the
+	// healthcheck's command and the container's shell.
+	init               int
+	healthcheck, shell []string
 }
 
 func (c *dockerContainer) inspect(ctx context.Context) error {
@@ -227,15 +234,14 @@ func (c *dockerContainer) dumpSpec(ctx context.Context) (criu.DumpSpec, []namedD
 	if err != nil {
 		return spec, nil, err
 	}
-	var test []string
-	if r.Config != nil && r.Config.Healthcheck != nil {
-		test = r.Config.Healthcheck.Test
-	}
-	var shell []string
+	c.init, c.healthcheck, c.shell = spec.Pid, nil, nil
 	if r.Config != nil {
-		shell = r.Config.Shell
+		if r.Config.Healthcheck != nil {
+			c.healthcheck = r.Config.Healthcheck.Test
+		}
+		c.shell = r.Config.Shell
 	}
-	if err := checkNoExecs(spec.Pid, test, shell); err != nil {
+	if err := checkNoExecs(c.init, c.healthcheck, c.shell); err != nil {
 		return spec, nil, err
 	}
 	upper, _, err := writableLayer(r)
@@ -244,6 +250,12 @@ func (c *dockerContainer) dumpSpec(ctx context.Context) (criu.DumpSpec, []namedD
 	}
 	extra, err := c.trees(ctx, upper)
 	return spec, extra, err
+}
+
+// dumped: a process docker exec started between dumpSpec's check and
+// the freeze is frozen with the container but not in the dump.
+func (c *dockerContainer) dumped() error {
+	return checkNoExecs(c.init, c.healthcheck, c.shell)
 }
 
 // trees lists what ships beside CRIU's images, by stream: the writable
@@ -437,6 +449,9 @@ func (p *processTree) describe(_ context.Context, pre *protocol.Preflight) error
 	pre.Process = p.spec
 	return nil
 }
+
+// dumped: a process tree is whole by definition.
+func (p *processTree) dumped() error { return nil }
 
 // dumpSpec: a process tree ships its images only.
 func (p *processTree) dumpSpec(context.Context) (criu.DumpSpec, []namedDir, error) {

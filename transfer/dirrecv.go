@@ -607,7 +607,7 @@ func (s *Session) ReceiveDir(ctx context.Context, name, dir string, p Policy) (D
 	if err := p.validate(); err != nil {
 		return DirStats{}, err
 	}
-	actx, cancel := context.WithTimeoutCause(ctx, s.cfg.PeerWaitTimeout,
+	actx, cancel := s.PeerWait(ctx, s.cfg.PeerWaitTimeout,
 		fmt.Errorf("%w: the peer did not open dir stream %q within %v", ErrIdle, name, s.cfg.PeerWaitTimeout))
 	st, err := s.Accept(actx, KindDir, name)
 	if err != nil && actx.Err() != nil && ctx.Err() == nil {

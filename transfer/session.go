@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -34,6 +35,7 @@ type Session struct {
 	wmu    sync.Mutex // serialises control writes
 	inbox  chan Message
 	router router
+	heard  atomic.Int64 // when the peer last sent through a tunnel (Unix ns)
 
 	done chan struct{}
 	once sync.Once

@@ -38,7 +38,7 @@ func (s *Session) Forward(ctx context.Context, ln net.Listener, name string, toP
 			c.Close()
 			return s.tunnelEnd(ctx, err)
 		}
-		fc := newFramedConn(st, s.enc, s.dec)
+		fc := s.framed(st)
 		var in io.Reader = c
 		if toPeer != nil {
 			in = toPeer(c)
@@ -59,7 +59,7 @@ func (s *Session) Carry(ctx context.Context, c net.Conn, name string, opts Tunne
 		c.Close()
 		return s.tunnelEnd(ctx, err)
 	}
-	fc := newFramedConn(st, s.enc, s.dec)
+	fc := s.framed(st)
 	fc.sent = opts.Wire
 	var from, to io.Reader = c, fc
 	if opts.Counted != nil {
@@ -125,7 +125,7 @@ func (s *Session) ServeTunnelTo(ctx context.Context, name string, dial func(cont
 			st.Close()
 			return fmt.Errorf("transfer: tunnel %q: %w", name, err)
 		}
-		fc := newFramedConn(st, s.enc, s.dec)
+		fc := s.framed(st)
 		fc.wire, fc.sent = &wire, opts.Wire
 		var from, to io.Reader = c, fc
 		if opts.Counted != nil {
@@ -250,3 +250,40 @@ func (s *Session) failed() bool {
 // io.CopyBuffer uses the buffer it is given.
 type onlyReader struct{ io.Reader }
 type onlyWriter struct{ io.Writer }
+
+// framed is st, a tunnel stream of this session, as its byte stream. What
+// arrives through it counts as the peer at work (PeerWait).
+func (s *Session) framed(st net.Conn) *framedConn {
+	fc := newFramedConn(st, s.enc, s.dec)
+	fc.heard = &s.heard
+	return fc
+}
+
+// PeerWait returns a context that ends with cause once d has passed
+// without the peer sending anything through a tunnel: for a receiver
+// waiting for a message or a stream that the peer sends after long work
+// whose bytes flow meanwhile (a dump whose pages go to this host's page
+// server), d bounds its silence, not the work. Keepalives do not count.
+func (s *Session) PeerWait(ctx context.Context, d time.Duration, cause error) (context.Context, context.CancelFunc) {
+	wctx, cancel := context.WithCancelCause(ctx)
+	start := time.Now().UnixNano()
+	go func() {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case <-t.C:
+				last := max(start, s.heard.Load())
+				quiet := time.Duration(time.Now().UnixNano() - last)
+				if quiet >= d {
+					cancel(cause)
+					return
+				}
+				t.Reset(d - quiet)
+			}
+		}
+	}()
+	return wctx, func() { cancel(context.Canceled) }
+}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -137,5 +138,44 @@ func TestCarryToServeTunnelTo(t *testing.T) {
 	go c.Carry(ctx, second, "pages", TunnelOptions{})
 	if err := <-served; err == nil || !strings.Contains(err.Error(), "one page server only") {
 		t.Fatalf("ServeTunnelTo after a failed dial: %v", err)
+	}
+}
+
+// TestPeerWaitCountsTunnelTraffic: a receiver waits for a stream the peer
+// opens after long work whose bytes flow through a tunnel meanwhile (a
+// dump sending its pages to this host's page server): the peer wait
+// bounds the silence, not the work. Silent, the wait ends as before.
+func TestPeerWaitCountsTunnelTraffic(t *testing.T) {
+	const wait = 300 * time.Millisecond
+	c, s := sessionPairWith(t, transports[1], func(cfg *Config) { cfg.PeerWaitTimeout = wait })
+	ctx := testContext(t)
+	go s.ServeTunnelTo(ctx, "pages", func(context.Context) (net.Conn, error) {
+		conn, svc := socketConn(t)
+		go io.Copy(io.Discard, svc)
+		return conn, nil
+	}, TunnelOptions{})
+	local, dump := socketConn(t)
+	go c.Carry(ctx, local, "pages", TunnelOptions{})
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "inventory.img"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		// Pages for four times the wait, then the stream.
+		for end := time.Now().Add(4 * wait); time.Now().Before(end); time.Sleep(wait / 6) {
+			dump.Write([]byte("page"))
+		}
+		c.SendDir(ctx, "images", src)
+	}()
+	start := time.Now()
+	if _, err := s.ReceiveDir(ctx, "images", t.TempDir(), ImagePolicy()); err != nil {
+		t.Fatalf("after %v of pages: %v", time.Since(start).Round(time.Millisecond), err)
+	}
+	// Silent now: the next wait ends after its time.
+	ctx2, cancel := s.PeerWait(ctx, wait, ErrIdle)
+	defer cancel()
+	<-ctx2.Done()
+	if d := time.Since(start); !errors.Is(context.Cause(ctx2), ErrIdle) {
+		t.Fatalf("silent wait ended by %v after %v", context.Cause(ctx2), d)
 	}
 }

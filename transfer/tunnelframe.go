@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync/atomic"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -35,10 +36,11 @@ var ErrTunnelFrame = errors.New("transfer: bad tunnel frame")
 // sends one frame, Read returns frames' contents in order.
 type framedConn struct {
 	net.Conn
-	comp compressor // its encoder nil: every frame raw
-	dec  *zstd.Decoder
-	wire *atomic.Int64 // bytes written to the stream, headers included
-	sent func(int64)   // if set, told wire's new total after each frame
+	comp  compressor // its encoder nil: every frame raw
+	dec   *zstd.Decoder
+	wire  *atomic.Int64 // bytes written to the stream, headers included
+	sent  func(int64)   // if set, told wire's new total after each frame
+	heard *atomic.Int64 // if set, the time (Unix ns) each frame arrived
 
 	out     []byte // the frame being written
 	zbuf    []byte // its compressed payload, after the raw length
@@ -99,6 +101,9 @@ func (f *framedConn) Read(p []byte) (int, error) {
 		f.payload = f.payload[:n]
 		if _, err := io.ReadFull(f.Conn, f.payload); err != nil {
 			return 0, noEOF(err)
+		}
+		if f.heard != nil {
+			f.heard.Store(time.Now().UnixNano())
 		}
 		if head&frameCompressed == 0 {
 			f.in = f.payload
