@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dockmove/dockmove/internal/lab"
+	"github.com/dockmove/dockmove/internal/reserve"
 	"github.com/dockmove/dockmove/internal/workload"
 	"github.com/dockmove/dockmove/migrate"
 )
@@ -130,9 +131,16 @@ func (r *runner) run(ctx context.Context, name, image string, cmd ...string) (st
 	return ip, err
 }
 
+// remove deletes container name on both hosts, and the reservations the
+// moves left on their home: each holds one of the home's addresses for
+// good (until removed by hand), and a bench's moves used up host1's range.
 func (r *runner) remove(name string) {
+	ctx := context.Background()
 	for _, h := range []lab.Host{r.h1, r.h2} {
-		h.Docker(context.Background(), "rm", "-f", name)
+		h.Docker(ctx, "rm", "-f", name)
+		if ids, _ := h.Docker(ctx, "ps", "-aq", "--filter", "label="+reserve.Label); ids != "" {
+			h.Docker(ctx, append([]string{"rm", "-f"}, strings.Fields(ids)...)...)
+		}
 	}
 }
 
