@@ -124,12 +124,15 @@ func checkDisk(needs []diskNeed, info fsInfo) error {
 // memoryUse reads the memory charged to pid's cgroup (v1 or v2).
 func memoryUse(pid int) int64 {
 	dir, v2 := cgroupDir(pid, "memory")
+	if dir == "" {
+		return 0
+	}
 	file := "memory.usage_in_bytes"
 	if v2 {
 		file = "memory.current"
 	}
 	b, err := os.ReadFile(filepath.Join(dir, file))
-	if dir == "" || err != nil {
+	if err != nil {
 		return 0
 	}
 	var n int64

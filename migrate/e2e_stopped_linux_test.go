@@ -80,7 +80,7 @@ func TestDumpDeadlineThawsTheContainer(t *testing.T) {
 func TestExecProcessRefusedBeforeFreezing(t *testing.T) {
 	e := setup(t)
 	ctx := ctxFor(t, 2*time.Minute)
-	startDst(t, e)
+	dst := startDst(t, e)
 	name := unique("exec")
 	addr := runWorkload(t, ctx, e, name, lab.WorkloadImage)
 	if _, err := e.h1.Docker(ctx, "exec", "-d", name, "sh", "-c", "echo $$ > /tmp/exec.pid; exec sleep 600"); err != nil {
@@ -90,6 +90,10 @@ func TestExecProcessRefusedBeforeFreezing(t *testing.T) {
 	_, stderr, err := runSrc(ctx, e, name, nil)
 	failedMigration(t, ctx, e, name, addr, before, err, stderr, `processes started by docker exec run in it: "sleep 600"`)
 	assertHost2Clean(t, ctx, e, name, true)
+	// host2 heard why, rather than an end of stream.
+	if log := dst.Log(); !strings.Contains(log, "processes started by docker exec") {
+		t.Errorf("migrate-dst's log does not name the source's refusal:\n%s", log)
+	}
 	kill := func() {
 		t.Helper()
 		if _, err := e.h1.Docker(ctx, "exec", name, "sh", "-c", "kill $(cat /tmp/exec.pid)"); err != nil {

@@ -320,18 +320,24 @@ func checkNoExecs(init int, healthcheck, shell []string) error {
 		if other, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", p)); err != nil || other != ns {
 			continue
 		}
-		if f := statFields(p); len(f) == 0 || f[0] == "Z" {
+		f := statFields(p)
+		if len(f) < 2 || f[0] == "Z" {
 			continue // gone, or a zombie its shim has yet to reap
 		}
+		ppid, _ := strconv.Atoi(f[1])
 		raw, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
 		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p))
-		procs = append(procs, nsProc{pid: p, ppid: parentPID(p), nsPid: nsPID(p),
+		procs = append(procs, nsProc{pid: p, ppid: ppid,
 			cmdline: strings.Split(strings.TrimSuffix(string(raw), "\x00"), "\x00"), comm: strings.TrimSpace(string(comm))})
 	}
-	if strays := strayExecs(init, procs, healthcheck, shell); len(strays) > 0 {
-		return execsError(strays)
+	strays := strayExecs(init, procs, healthcheck, shell)
+	if len(strays) == 0 {
+		return nil
 	}
-	return nil
+	for i := range strays {
+		strays[i].nsPid = nsPID(strays[i].pid) // for the message only
+	}
+	return execsError(strays)
 }
 
 // cgroupPIDs lists the processes of pid's cgroup (those docker exec starts
