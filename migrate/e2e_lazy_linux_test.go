@@ -183,6 +183,67 @@ func waitGuardResult(t *testing.T, ctx context.Context, e env, events []events.E
 	}
 }
 
+// TestLazyMultiProcessWithForks moves by post-copy a container whose
+// memory belongs to several processes: two workloads (one dirtying 2560
+// pages/s) and the shell that started them, which holds a 16 MiB string
+// and forks all the time: every second or so a forked child reads the
+// string into md5sum and compares it with the sum taken at the start. The
+// children fault the memory they share with the shell at the fork, and
+// some forks happen while that memory is still on host1. Afterwards both
+// workloads verify, and every sum the shell took matched.
+func TestLazyMultiProcessWithForks(t *testing.T) {
+	e := setup(t)
+	ctx := ctxFor(t, 4*time.Minute)
+	startDst(t, e)
+	name := unique("forks")
+	addr := startContainer(t, ctx, e, name, nil, lab.WorkloadImage, "sh", "-c",
+		"x=$(head -c 8388608 /dev/urandom | od -An -v -tx1 | tr -d ' \\n'); "+
+			"want=$(echo \"$x\" | md5sum); "+
+			"/usr/local/bin/workload --data-dir /data --mem-mib 256 --dirty-pages-per-sec 2560 --verify-every 1s & "+
+			"/usr/local/bin/workload --data-dir /tmp --mem-mib 128 --listen 127.0.0.1:7001 --dirty-pages-per-sec 500 --verify-every 0 & "+
+			"while :; do "+
+			"if [ \"$(echo \"$x\" | md5sum)\" = \"$want\" ]; then echo ok >>/tmp/sums; else echo bad >>/tmp/sums; fi; "+
+			"sleep 0.05; done")
+	before := waitBeat(t, ctx, addr, 0)
+	sums := func(h lab.Host) (ok, bad int) {
+		t.Helper()
+		out, err := h.Docker(ctx, "exec", name, "cat", "/tmp/sums")
+		if err != nil {
+			t.Fatalf("the shell's sums on %s: %v", h.Name, err)
+		}
+		return strings.Count(out, "ok"), strings.Count(out, "bad")
+	}
+	for ok, _ := sums(e.h1); ok < 2; ok, _ = sums(e.h1) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	report, stderr, err := runSrc(ctx, e, name, nil, "--strategy", "lazy")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	t.Logf("lazy, three processes and forks: freeze %v, memory complete %v after the restart", report.FreezeTime, report.MemoryTime)
+	if report.MemoryTime <= 0 {
+		t.Fatalf("no post-copy in the report: %+v", report)
+	}
+	if b, err := workload.Query(ctx, addr, workload.CmdVerify); err != nil || b.Bad != 0 || b.Pages != 256<<20/workload.PageSize || !b.Continues(before) {
+		t.Fatalf("the first workload after post-copy: %+v, %v (before %+v)", b, err, before)
+	}
+	if out, err := e.h2.Docker(ctx, "exec", name, "/usr/local/bin/workload", "query", "127.0.0.1:7001", "verify"); err != nil {
+		t.Fatalf("the second workload after post-copy: %v\n%s", err, out)
+	}
+	ok0, _ := sums(e.h2)
+	deadline := time.Now().Add(time.Minute)
+	for ok, _ := sums(e.h2); ok < ok0+3; ok, _ = sums(e.h2) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the shell took %d sums on host2 in a minute, want 3", ok-ok0)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if ok, bad := sums(e.h2); bad != 0 {
+		t.Fatalf("the shell's string changed: %d sums of %d did not match", bad, ok+bad)
+	}
+	assertHost2Clean(t, ctx, e, name, false)
+}
+
 // TestSecondMigrationRefusedWhileInFlight starts a second migrate-src of a
 // container whose post-copy is under way: host1 refuses it, naming the
 // first, and the first completes.
@@ -191,9 +252,9 @@ func TestSecondMigrationRefusedWhileInFlight(t *testing.T) {
 	ctx := ctxFor(t, 4*time.Minute)
 	startDst(t, e)
 	name := unique("twice")
-	// 256 MiB: post-copy lasts about 2 s here, the second run's refusal
+	// 1 GiB: post-copy lasts about 6 s here, the second run's refusal
 	// takes a few hundred milliseconds.
-	addr := runWorkloadMiB(t, ctx, e, name, lab.WorkloadImage, 256, 500)
+	addr := runWorkloadMiB(t, ctx, e, name, lab.WorkloadImage, 1024, 500)
 	var second lab.SourceRun
 	first := lab.RunSource(ctx, e.h1, e.h2, e.bin, name, func(stage string, _ func()) {
 		if stage == "post-copy" && second.Stderr == "" {
