@@ -12,6 +12,7 @@ import (
 
 	"github.com/dockmove/dockmove/internal/lab"
 	"github.com/dockmove/dockmove/internal/lab/labtest"
+	"github.com/dockmove/dockmove/protocol"
 )
 
 func TestMedianAndSummary(t *testing.T) {
@@ -50,6 +51,36 @@ func TestFreezeStepsTableWithFakeResults(t *testing.T) {
 	md := r.Markdown()
 	if !strings.Contains(md, "| source/dump | destination/runc-restore | link |") || !strings.Contains(md, "| synthetic | lazy | 64 MiB | 0 | 150 | 400 | 1 |") {
 		t.Fatalf("steps table:\n%s", md)
+	}
+}
+
+func TestAfterRestartTableWithFakeResults(t *testing.T) {
+	pc := func(faults, faultPages, bg int64) *protocol.PostCopyStats {
+		return &protocol.PostCopyStats{Faults: faults, FaultPages: faultPages, BackgroundPages: bg}
+	}
+	rs := []Result{
+		{Workload: "synthetic", Strategy: StopAndCopy, MemMiB: 64, Check: "ok", Stalls: &StallsMs{Writes: 900, Count: 1, P50Ms: 800, P99Ms: 800, MaxMs: 800}},
+		{Workload: "synthetic", Strategy: Lazy, MemMiB: 64, Check: "ok", MemoryCompleteMs: 500, PostCopy: pc(100, 90, 16384-90),
+			Stalls: &StallsMs{Writes: 1000, Count: 100, P50Ms: 1, P99Ms: 4, MaxMs: 900}},
+		{Workload: "synthetic", Strategy: Lazy, MemMiB: 64, Check: "ok", MemoryCompleteMs: 700, PostCopy: pc(300, 290, 16384-290),
+			Stalls: &StallsMs{Writes: 1000, Count: 300, P50Ms: 3, P99Ms: 6, MaxMs: 1100}},
+		{Workload: "synthetic", Strategy: Lazy, MemMiB: 64, Error: "boom", MemoryCompleteMs: 9000},
+		{Workload: "redis", Strategy: Lazy, MemMiB: 64, Check: "ok", MemoryCompleteMs: 400, PostCopy: pc(10, 10, 16374)},
+	}
+	r := Report{Summary: summarize(rs)}
+	a := r.Summary[1].AfterRestart
+	if a == nil || a.MemoryCompleteMs != 600 || a.Faults != 200 || a.StallP99Ms != 5 || a.StallMaxMs != 1000 {
+		t.Fatalf("after restart %+v", a)
+	}
+	md := r.Markdown()
+	for _, row := range []string{
+		"| synthetic | stop-and-copy | 64 MiB | 0 | – | – | – | – | 1 | 800.00 / 800.00 / 800.00 |",
+		"| synthetic | lazy | 64 MiB | 0 | 600 | 200 | 0.7 / 63.3 | 105 | 200 | 2.00 / 5.00 / 1000.00 |",
+		"| redis | lazy | 64 MiB | 0 | 400 | 10 | 0.0 / 64.0 | 160 | – | – |",
+	} {
+		if !strings.Contains(md, row) {
+			t.Errorf("no row %q in:\n%s", row, md)
+		}
 	}
 }
 
@@ -103,13 +134,23 @@ func TestBenchSmoke(t *testing.T) {
 			t.Errorf("no ratio against Docker for %s %s", s.Workload, s.Strategy)
 		}
 	}
+	// Post-copy says what host2's daemon did; the synthetic workload how
+	// long its writes waited.
+	for _, r := range rep.Results {
+		if r.Strategy == Lazy && (r.PostCopy == nil || r.PostCopy.BackgroundPages+r.PostCopy.FaultPages == 0) {
+			t.Errorf("%s lazy: post-copy figures %+v", r.Workload, r.PostCopy)
+		}
+		if r.Workload == "synthetic" && r.Strategy != DockerCheckpoint && (r.Stalls == nil || r.Stalls.Writes == 0) {
+			t.Errorf("synthetic %s: stalls %+v", r.Strategy, r.Stalls)
+		}
+	}
 	for _, f := range []string{"report.json", "report.md", "freeze-agents-dirty100.png", "freeze-app-dirty100.png"} {
 		if st, err := os.Stat(filepath.Join(cfg.Out, f)); err != nil || st.Size() == 0 {
 			t.Errorf("%s missing: %v", f, err)
 		}
 	}
 	md, _ := os.ReadFile(filepath.Join(cfg.Out, "report.md"))
-	if !strings.Contains(string(md), "| redis | lazy |") || !strings.Contains(string(md), "## Where the freeze went") {
+	if !strings.Contains(string(md), "| redis | lazy |") || !strings.Contains(string(md), "## Where the freeze went") || !strings.Contains(string(md), "## After the restart") {
 		t.Errorf("markdown lacks the redis rows or the freeze steps:\n%s", md)
 	}
 }

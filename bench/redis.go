@@ -144,6 +144,7 @@ func (r *runner) redis(ctx context.Context, strategy string, rep int) Result {
 		}
 		res.FreezeAgentMs, res.TotalMs, res.MemoryCompleteMs = ms(rp.FreezeTime), ms(rp.TotalTime), ms(rp.MemoryTime)
 		res.FreezeSteps = freezeSteps(rp.Freeze)
+		res.PostCopy = rp.PostCopy
 		res.BytesWire = rp.BytesWire + rp.PageBytesWire
 	}
 	before := load.requests()

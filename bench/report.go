@@ -51,6 +51,21 @@ type Summary struct {
 	DockerRatio float64 `json:"docker_ratio"`
 	// FreezeSteps are the median of each step of the freeze, in order.
 	FreezeSteps []StepMs `json:"freeze_steps_median_ms,omitempty"`
+	// After the restart, medians over the runs that measured them.
+	AfterRestart *AfterRestart `json:"after_restart,omitempty"`
+}
+
+// AfterRestart is how a case's container fared once it ran on host2: its
+// post-copy (lazy strategies) and its page writes' stalls (synthetic).
+type AfterRestart struct {
+	MemoryCompleteMs float64 `json:"memory_complete_ms"`
+	Faults           float64 `json:"faults"`
+	FaultMiB         float64 `json:"fault_mib"`      // asked for by faults
+	BackgroundMiB    float64 `json:"background_mib"` // sent ahead of them
+	Stalls           float64 `json:"stalls"`
+	StallP50Ms       float64 `json:"stall_p50_ms"`
+	StallP99Ms       float64 `json:"stall_p99_ms"`
+	StallMaxMs       float64 `json:"stall_max_ms"`
 }
 
 // Run executes the benchmark in the lab and writes the report to cfg.Out.
@@ -251,7 +266,42 @@ func summarizeCase(k caseKey, rs []Result) Summary {
 	slices.Sort(wire)
 	s.BytesWireMed = wire[len(wire)/2]
 	s.FreezeSteps = medianSteps(rs)
+	s.AfterRestart = afterRestart(rs)
 	return s
+}
+
+// afterRestart is the median of each post-copy and stall figure over the
+// successful runs that have it, nil if none has.
+func afterRestart(rs []Result) *AfterRestart {
+	var mem, faults, faultMiB, bgMiB, stalls, p50, p99, worst []float64
+	for _, r := range rs {
+		if r.Error != "" || r.Check != "ok" {
+			continue
+		}
+		if r.MemoryCompleteMs > 0 {
+			mem = append(mem, r.MemoryCompleteMs)
+		}
+		if pc := r.PostCopy; pc != nil {
+			page := float64(os.Getpagesize()) / (1 << 20)
+			faults = append(faults, float64(pc.Faults))
+			faultMiB, bgMiB = append(faultMiB, float64(pc.FaultPages)*page), append(bgMiB, float64(pc.BackgroundPages)*page)
+		}
+		if st := r.Stalls; st != nil {
+			stalls = append(stalls, float64(st.Count))
+			p50, p99, worst = append(p50, st.P50Ms), append(p99, st.P99Ms), append(worst, st.MaxMs)
+		}
+	}
+	if len(mem)+len(faults)+len(stalls) == 0 {
+		return nil
+	}
+	med := func(v []float64) float64 {
+		if len(v) == 0 {
+			return 0
+		}
+		return median(v)
+	}
+	return &AfterRestart{MemoryCompleteMs: med(mem), Faults: med(faults), FaultMiB: med(faultMiB), BackgroundMiB: med(bgMiB),
+		Stalls: med(stalls), StallP50Ms: med(p50), StallP99Ms: med(p99), StallMaxMs: med(worst)}
 }
 
 // medianSteps is each freeze step's median over the successful runs, in
@@ -331,6 +381,7 @@ func (r *Report) Markdown() string {
 			s.TotalMedMs, wire, cpu, ratio, s.Failed, s.Runs)
 	}
 	r.stepsTable(&b)
+	r.afterRestartTable(&b)
 	first := true
 	for _, res := range r.Results {
 		if res.Error == "" && res.Check == "ok" {
@@ -349,6 +400,44 @@ func (r *Report) Markdown() string {
 		fmt.Fprintf(&b, "- %s %s %d MiB dirty %d rep %d: %s\n", res.Workload, res.Strategy, res.MemMiB, res.DirtyRate, res.Rep, why)
 	}
 	return b.String()
+}
+
+// afterRestartTable renders how each case's container fared on host2:
+// post-copy's figures and the synthetic workload's page write stalls.
+func (r *Report) afterRestartTable(b *strings.Builder) {
+	header := false
+	for _, s := range r.Summary {
+		a := s.AfterRestart
+		if a == nil {
+			continue
+		}
+		if !header {
+			b.WriteString("\n## After the restart (median)\n\n")
+			b.WriteString("Memory complete: from the restart on host2 to the last page (post-copy). Faults: page faults host2's lazy-pages daemon served; " +
+				"MiB by faults / ahead of them: pages it asked for on a fault and in the background; drain: background MiB over the memory-complete time. " +
+				"Stalls: the synthetic workload's page writes that took 50 µs or more, from just before the migration to just after it " +
+				"(a write caught by the freeze counts the freeze).\n\n")
+			b.WriteString("| workload | strategy | memory | dirty pages/s | memory complete (ms) | faults | MiB by faults / ahead | drain (MiB/s) | stalls | stall p50 / p99 / max (ms) |\n")
+			b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+			header = true
+		}
+		mem, faults, mib, drain, stalls := "–", "–", "–", "–", "–"
+		if a.MemoryCompleteMs > 0 {
+			mem = fmt.Sprintf("%.0f", a.MemoryCompleteMs)
+		}
+		if a.Faults > 0 || a.BackgroundMiB > 0 {
+			faults, mib = fmt.Sprintf("%.0f", a.Faults), fmt.Sprintf("%.1f / %.1f", a.FaultMiB, a.BackgroundMiB)
+			if a.MemoryCompleteMs > 0 {
+				drain = fmt.Sprintf("%.0f", a.BackgroundMiB/(a.MemoryCompleteMs/1000))
+			}
+		}
+		if s.Workload == "synthetic" {
+			stalls = fmt.Sprintf("%.0f | %.2f / %.2f / %.2f", a.Stalls, a.StallP50Ms, a.StallP99Ms, a.StallMaxMs)
+		} else {
+			stalls += " | –"
+		}
+		fmt.Fprintf(b, "| %s | %s | %d MiB | %d | %s | %s | %s | %s | %s |\n", s.Workload, s.Strategy, s.MemMiB, s.DirtyRate, mem, faults, mib, drain, stalls)
+	}
 }
 
 // stepsTable renders where each case's freeze went: a column per step

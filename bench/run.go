@@ -15,6 +15,7 @@ import (
 	"github.com/dockmove/dockmove/internal/reserve"
 	"github.com/dockmove/dockmove/internal/workload"
 	"github.com/dockmove/dockmove/migrate"
+	"github.com/dockmove/dockmove/protocol"
 )
 
 // Result is one measured migration.
@@ -39,9 +40,23 @@ type Result struct {
 	// FreezeSteps is where the agents' freeze went (migrate's breakdown),
 	// step by step in milliseconds, in order.
 	FreezeSteps []StepMs `json:"freeze_steps_ms,omitempty"`
+	// PostCopy is what the destination's lazy-pages daemon did.
+	PostCopy *protocol.PostCopyStats `json:"post_copy,omitempty"`
+	// Stalls is how long the synthetic workload's page writes waited from
+	// just before the migration to just after it (workload.Stalls).
+	Stalls *StallsMs `json:"stalls,omitempty"`
 	// Check is "ok" when the application verified its state afterwards.
 	Check string `json:"check"`
 	Error string `json:"error,omitempty"`
+}
+
+// StallsMs is workload.Stalls in milliseconds.
+type StallsMs struct {
+	Writes uint64  `json:"writes"`
+	Count  uint64  `json:"stalls"`
+	P50Ms  float64 `json:"p50_ms"`
+	P99Ms  float64 `json:"p99_ms"`
+	MaxMs  float64 `json:"max_ms"`
 }
 
 // runner holds the lab and the destination agent for a whole benchmark.
@@ -155,6 +170,11 @@ func (r *runner) migrate(ctx context.Context, name, addr, strategy string, res *
 		res.Error = err.Error()
 		return
 	}
+	// Page write stalls count from here.
+	if _, err := workload.QueryStalls(ctx, addr); err != nil {
+		res.Error = err.Error()
+		return
+	}
 	cpuDst := r.dst.CPUTime()
 	mctx, cancel := context.WithTimeout(ctx, r.cfg.CaseTimeout)
 	run := lab.RunSource(mctx, r.h1, r.h2, r.cfg.Bin, name, nil, agentArgs(strategy)...)
@@ -168,6 +188,9 @@ func (r *runner) migrate(ctx context.Context, name, addr, strategy string, res *
 	watch.WaitBeats(bctx, watch.Stats().Beats+20)
 	bcancel()
 	st := watch.Stop()
+	if s, err := workload.QueryStalls(ctx, addr); err == nil {
+		res.Stalls = &StallsMs{Writes: s.Writes, Count: s.Count, P50Ms: ms(s.P50), P99Ms: ms(s.P99), MaxMs: ms(s.Max)}
+	}
 	if timedOut {
 		// The client saw the freeze; the agents' report is lost with the
 		// interrupted run.
@@ -189,6 +212,7 @@ func (r *runner) migrate(ctx context.Context, name, addr, strategy string, res *
 	res.FreezeAppMs = ms(st.MaxGap)
 	res.TotalMs = ms(rep.TotalTime)
 	res.MemoryCompleteMs = ms(rep.MemoryTime)
+	res.PostCopy = rep.PostCopy
 	res.BytesWire = rep.BytesWire + rep.PageBytesWire
 	if st.SeqBreaks != 0 || st.Resets != 0 {
 		res.Error = fmt.Sprintf("heartbeat stream broke: %+v", st)

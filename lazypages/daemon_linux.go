@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/dockmove/dockmove/internal/criu"
+	"github.com/dockmove/dockmove/protocol"
 	"github.com/dockmove/dockmove/transfer"
 )
 
@@ -31,6 +32,7 @@ type Daemon struct {
 	err    error
 	log    string
 	stderr bytes.Buffer
+	stdout bytes.Buffer                 // its summary (ParseSummary)
 	alive  atomic.Pointer[func() error] // Require
 	// required is closed by Require, stopping by Stop.
 	required, stopping        chan struct{}
@@ -75,7 +77,7 @@ func Start(ctx context.Context, sess *transfer.Session, criuBin, imagesDir, work
 	port := strconv.Itoa(tcp.Addr().(*net.TCPAddr).Port)
 	d.cmd = exec.Command(criuBin, "lazy-pages", "--page-server", "--address", "127.0.0.1", "--port", port,
 		"-D", imagesDir, "--work-dir", workDir, "-o", LogName, "-v2")
-	d.cmd.Stderr = &d.stderr
+	d.cmd.Stderr, d.cmd.Stdout = &d.stderr, &d.stdout
 	if err := d.cmd.Start(); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("lazypages: start daemon: %w", err)
@@ -193,6 +195,12 @@ const gateWait = 10 * time.Second
 // gateEnded is called when a connection of the daemon's has been read to
 // its end.
 func (d *Daemon) gateEnded() { d.endedOnce.Do(func() { close(d.ended) }) }
+
+// Summary is what the daemon did, if it said (ParseSummary). Call it after
+// Done.
+func (d *Daemon) Summary() (protocol.PostCopyStats, bool) {
+	return ParseSummary(d.stdout.Bytes())
+}
 
 // ExitErr is why the daemon exited, nil for a clean exit (which alone does
 // not say that every page arrived: see Err). Call it after Done.

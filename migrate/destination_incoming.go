@@ -822,7 +822,7 @@ func (in *incoming) commit(ctx context.Context) error {
 	// the container now. The source closes the connection as soon as it
 	// reads it, which can fail this send although it was delivered; it
 	// must never make this host undo (pause or stop) a committed copy.
-	if err := in.sess.Send(ctx, &protocol.Done{}); err != nil {
+	if err := in.sess.Send(ctx, in.done()); err != nil {
 		in.log.Warn("committed; the acknowledgement may not have reached the source", "container", in.name(), "err", err)
 		return nil
 	}
@@ -838,6 +838,21 @@ func (in *incoming) commit(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	return nil
+}
+
+// done is the acknowledgement of the commit, with what the lazy-pages
+// daemon did after a post-copy.
+func (in *incoming) done() *protocol.Done {
+	var done protocol.Done
+	if in.pages == nil {
+		return &done
+	}
+	if st, ok := in.pages.Summary(); ok {
+		done.PostCopy = &st
+		in.log.Info("post-copy", "container", in.name(), "faults", st.Faults, "faults_queued", st.Queued, "faults_zero", st.Zero,
+			"fault_pages", st.FaultPages, "background_pages", st.BackgroundPages)
+	}
+	return &done
 }
 
 // ackLinger bounds how long the destination waits, after acknowledging a

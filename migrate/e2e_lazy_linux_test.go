@@ -38,6 +38,13 @@ func TestLazyMigration256MiB(t *testing.T) {
 	if report.PageBytes < 256<<20 || report.MemoryTime <= 0 {
 		t.Fatalf("report: %+v", report)
 	}
+	// host2's daemon says what it did: every page asked for, some by
+	// faults (the workload writes 500 random pages a second).
+	if pc := report.PostCopy; pc == nil || pc.Faults == 0 || (pc.FaultPages+pc.BackgroundPages)*int64(os.Getpagesize()) < 256<<20 {
+		t.Errorf("post-copy figures: %+v", report.PostCopy)
+	} else {
+		t.Logf("post-copy: %+v", *pc)
+	}
 	// The workload's pattern does not compress: its pages go raw, framed.
 	if report.PageBytesWire <= 0 || report.PageBytesWire > report.PageBytes+report.PageBytes/1000 {
 		t.Errorf("%d bytes of pages took %d on the wire", report.PageBytes, report.PageBytesWire)

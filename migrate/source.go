@@ -222,6 +222,7 @@ type Report struct {
 	MemoryTime        time.Duration                `json:"memory_complete_ns"`        // lazy: from the restart on the destination to the last page
 	PageBytes         int64                        `json:"page_bytes"`                // lazy, and stop-and-copy with remote pages: page data sent through the tunnel
 	PageBytesWire     int64                        `json:"page_bytes_wire"`           // what they took on the wire (compressed)
+	PostCopy          *protocol.PostCopyStats      `json:"post_copy,omitempty"`       // what the destination's lazy-pages daemon did, if it said
 	Pid               int                          `json:"destination_pid,omitempty"` // a process's PID on the destination
 	Hosts             HostPair                     `json:"hosts"`
 	PrecopyPolicy     predump.Policy               `json:"precopy_policy,omitempty"`
@@ -1036,8 +1037,12 @@ func (s *source) sendCommit(ctx context.Context) error {
 	if err := s.sess.Send(ctx, &protocol.Commit{}); err != nil {
 		return err
 	}
-	_, err := transfer.Expect[*protocol.Done](ctx, s.sess)
-	return err
+	done, err := transfer.Expect[*protocol.Done](ctx, s.sess)
+	if err != nil {
+		return err
+	}
+	s.report.PostCopy = done.PostCopy
+	return nil
 }
 
 // resolveAbortFor bounds how long a failed migrate-src itself tells the

@@ -388,11 +388,37 @@ type Commit struct{}
 func (*Commit) Type() transfer.MsgType { return MsgCommit }
 func (*Commit) Validate() error        { return nil }
 
-// Done acknowledges Commit.
-type Done struct{}
+// Done acknowledges Commit. After a post-copy it says what the
+// destination's lazy-pages daemon did, when that daemon told.
+type Done struct {
+	PostCopy *PostCopyStats `json:"post_copy,omitempty"`
+}
 
 func (*Done) Type() transfer.MsgType { return MsgDone }
-func (*Done) Validate() error        { return nil }
+
+func (m *Done) Validate() error {
+	if m.PostCopy == nil {
+		return nil
+	}
+	return m.PostCopy.Validate()
+}
+
+// PostCopyStats is what a lazy-pages daemon did: the page faults the
+// restored processes took and the pages it asked the source for.
+type PostCopyStats struct {
+	Faults          int64 `json:"faults"`
+	Queued          int64 `json:"faults_queued"` // on a page already on its way
+	Zero            int64 `json:"faults_zero"`   // on a page the dump did not hold
+	FaultPages      int64 `json:"fault_pages"`   // pages asked for by faults (each with its neighbours)
+	BackgroundPages int64 `json:"background_pages"`
+}
+
+func (s *PostCopyStats) Validate() error {
+	if s.Faults < 0 || s.Queued < 0 || s.Zero < 0 || s.FaultPages < 0 || s.BackgroundPages < 0 || s.Queued+s.Zero > s.Faults {
+		return fmt.Errorf("inconsistent post-copy statistics %+v", *s)
+	}
+	return nil
+}
 
 // Resolve, the first message of a session of its own, gives the outcome
 // of a migration whose session broke after the destination reported its

@@ -522,6 +522,11 @@ func (a *app) printSummary(r *migrate.Report) {
 	}
 	if r.Strategy.PostCopy() {
 		fmt.Fprintf(a.stderr, "  post-copy: %s of memory (%s on the wire) followed in %.2fs after the restart\n", cli.Size(r.PageBytes), cli.Size(r.PageBytesWire), r.MemoryTime.Seconds())
+		if pc := r.PostCopy; pc != nil {
+			page := int64(os.Getpagesize()) // CRIU moves memory between machines of one architecture
+			fmt.Fprintf(a.stderr, "             %d page faults (%d on pages already on their way, %d on pages the dump did not hold); %s asked for by faults, %s sent ahead of them\n",
+				pc.Faults, pc.Queued, pc.Zero, cli.Size(pc.FaultPages*page), cli.Size(pc.BackgroundPages*page))
+		}
 	} else if r.PageBytes > 0 {
 		fmt.Fprintf(a.stderr, "  memory:   %s (%s on the wire) sent to the destination's page server as it was dumped\n", cli.Size(r.PageBytes), cli.Size(r.PageBytesWire))
 	}

@@ -13,23 +13,42 @@ import (
 // Query sends one command (CmdStatus or CmdVerify) to the workload at addr and
 // returns its answer.
 func Query(ctx context.Context, addr string, cmd Command) (Beat, error) {
+	line, err := ask(ctx, addr, cmd)
+	if err != nil {
+		return Beat{}, err
+	}
+	return ParseBeat(line)
+}
+
+// QueryStalls asks the workload at addr how long its page writes waited
+// since the previous QueryStalls.
+func QueryStalls(ctx context.Context, addr string) (Stalls, error) {
+	line, err := ask(ctx, addr, CmdStalls)
+	if err != nil {
+		return Stalls{}, err
+	}
+	return ParseStalls(line)
+}
+
+// ask sends cmd to the workload at addr and returns its one-line answer.
+func ask(ctx context.Context, addr string, cmd Command) (string, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return Beat{}, fmt.Errorf("workload %s: %w", cmd, err)
+		return "", fmt.Errorf("workload %s: %w", cmd, err)
 	}
 	defer c.Close()
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
 	}
 	if _, err := fmt.Fprintln(c, cmd); err != nil {
-		return Beat{}, fmt.Errorf("workload %s: %w", cmd, err)
+		return "", fmt.Errorf("workload %s: %w", cmd, err)
 	}
 	line, err := bufio.NewReader(c).ReadString('\n')
 	if err != nil {
-		return Beat{}, fmt.Errorf("workload %s: %w", cmd, err)
+		return "", fmt.Errorf("workload %s: %w", cmd, err)
 	}
-	return ParseBeat(strings.TrimSpace(line))
+	return strings.TrimSpace(line), nil
 }
 
 // WatchStats is what a Watcher saw of a heartbeat stream.

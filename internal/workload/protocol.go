@@ -19,6 +19,9 @@ const (
 	// CmdStream sends one Beat line per tick, with Seq counting from 1,
 	// until the client goes away.
 	CmdStream Command = "stream"
+	// CmdStalls answers one Stalls line (how long page writes waited since
+	// the previous CmdStalls) and closes.
+	CmdStalls Command = "stalls"
 )
 
 // Beat is one heartbeat line: "seq=N counter=N rounds=N bad=N pages=N dirtied=N run=N".

@@ -75,6 +75,7 @@ type Workload struct {
 	dirtied atomic.Uint64
 	rounds  atomic.Uint64 // completed verification rounds
 	bad     atomic.Uint64 // bad pages found, summed over all rounds
+	stalls  stallHist     // how long the page writes of dirty took
 }
 
 // New allocates and fills the memory region.
@@ -171,7 +172,9 @@ func (w *Workload) dirty(ctx context.Context) error {
 		}
 		owed += perTick
 		for ; owed >= 1; owed-- {
+			start := time.Now()
 			w.mem.Dirty(rand.IntN(w.mem.Pages()))
+			w.stalls.add(time.Since(start))
 			w.dirtied.Add(1)
 		}
 	}
@@ -243,6 +246,8 @@ func (w *Workload) handle(ctx context.Context, c net.Conn) {
 		fmt.Fprintln(c, w.status().String())
 	case CmdStream:
 		w.stream(ctx, c)
+	case CmdStalls:
+		fmt.Fprintln(c, w.stalls.take().String())
 	case CmdFlood:
 		w.flood(ctx, c, br)
 	default:

@@ -116,6 +116,48 @@ func TestServerOverLoopback(t *testing.T) {
 	if s.SeqBreaks != 0 || s.Resets != 0 || s.Err != nil || s.Last.Counter <= s.First.Counter {
 		t.Fatalf("stream stats: %+v", s)
 	}
+	// Every page write was timed; asking again starts the count afresh.
+	st, err := QueryStalls(ctx, addr)
+	if err != nil || st.Writes == 0 || st.Writes > b.Dirtied+100 {
+		t.Fatalf("stalls: %+v, %v (dirtied %d)", st, err, b.Dirtied)
+	}
+	if again, err := QueryStalls(ctx, addr); err != nil || again.Writes >= st.Writes {
+		t.Fatalf("stalls asked again: %+v, %v (first %+v)", again, err, st)
+	}
+}
+
+// TestStallHistogramWithFakeDurations: stalls are the writes of StallMin
+// or longer; their percentiles come within a bucket's width, the maximum
+// exactly, and taking the figures starts afresh.
+func TestStallHistogramWithFakeDurations(t *testing.T) {
+	var h stallHist
+	for range 1000 {
+		h.add(3 * time.Microsecond)
+	}
+	for range 98 {
+		h.add(time.Millisecond)
+	}
+	h.add(20 * time.Millisecond)
+	h.add(30 * time.Millisecond)
+	h.add(500 * time.Millisecond)
+	s := h.take()
+	near := func(got, want time.Duration) bool { return got >= want && float64(got) <= 1.1*float64(want) }
+	if s.Writes != 1101 || s.Count != 101 || !near(s.P50, time.Millisecond) || !near(s.P99, 30*time.Millisecond) || s.Max != 500*time.Millisecond {
+		t.Fatalf("stalls: %+v", s)
+	}
+	if again := h.take(); again != (Stalls{}) {
+		t.Fatalf("after take: %+v", again)
+	}
+	line := s.String()
+	back, err := ParseStalls(line)
+	if err != nil || back.String() != line {
+		t.Fatalf("ParseStalls(%q) = %+v, %v", line, back, err)
+	}
+	for _, bad := range []string{"", "writes=1 stalls=1 p50_us=1 p99_us=1", "writes=1 stalls=x p50_us=1 p99_us=1 max_us=1", "writes=1 stalls=1 p50_us=1 p99_us=1 max=1"} {
+		if _, err := ParseStalls(bad); err == nil {
+			t.Errorf("ParseStalls(%q) accepted it", bad)
+		}
+	}
 }
 
 // TestWatcherCutMidLine: after a stall, TCP may deliver a heartbeat line in
