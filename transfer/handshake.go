@@ -12,9 +12,10 @@ import (
 	"strings"
 )
 
-// ProtocolVersion is the version of the wire format in transfer/spec.md.
-// Peers must speak the same one.
-const ProtocolVersion = 2
+// ProtocolVersion is the version of the wire format in transfer/spec.md
+// and of the messages in protocol/spec.md (3: done carries post-copy
+// figures). Peers must speak the same one: messages are decoded strictly.
+const ProtocolVersion = 3
 
 // Roles a peer can announce in its Hello.
 const (
