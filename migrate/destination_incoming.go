@@ -53,6 +53,8 @@ type incoming struct {
 	// announced is the restored container's PID once its address was
 	// announced from here.
 	announced int
+	// restored is the restored container's PID once it runs here.
+	restored int
 	// volumes are the volumes here that the source's volumes land in, in
 	// its order.
 	volumes []string
@@ -201,6 +203,18 @@ func (in *incoming) undoOnFailure(ctx context.Context, err *error) {
 		return
 	}
 	if in.pages != nil {
+		// The copy goes (abandon): before anything else, its network.
+		// The source resumes its original at the same time, and until
+		// Docker has removed the copy, a frame from it (its side of a
+		// moved TCP connection, say) would draw the switch's traffic for
+		// the address back here, where clients' connections are reset
+		// as the copy dies (seen: a client reset after a killed
+		// migrate-src, the original running again on host1).
+		if in.restored > 0 && in.state.Phase != phaseComplete {
+			if serr := netrewire.Silence(in.restored); serr != nil {
+				in.log.Warn("post-copy failed: could not take the copy off the network before removing it", "err", serr)
+			}
+		}
 		in.pages.Stop()
 	}
 	in.srv.abandon(context.WithoutCancel(ctx), &in.state, *err)
@@ -763,6 +777,7 @@ func (in *containerArrival) restore(ctx context.Context) error {
 			addrs[name] = ep.IPAddress
 		}
 	}
+	in.restored = r.State.Pid
 	if err := verifyInterfaces(r.State.Pid, in.pre.Container.Networks, addrs, in.renumber); err != nil {
 		return err
 	}

@@ -25,7 +25,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -33,7 +32,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vishvananda/netlink"
+	"github.com/dockmove/dockmove/netrewire"
 )
 
 // HoldArg, as the agent's first argument, runs Hold: how a reservation
@@ -64,7 +63,7 @@ func Hold() int {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
-		if err := linksDown(); err != nil {
+		if err := netrewire.LinksDown(); err != nil {
 			fmt.Fprintln(os.Stderr, "dockmove reservation:", err)
 		}
 		select {
@@ -73,23 +72,6 @@ func Hold() int {
 		case <-tick.C:
 		}
 	}
-}
-
-func linksDown() error {
-	links, err := netlink.LinkList()
-	if err != nil {
-		return err
-	}
-	for _, l := range links {
-		a := l.Attrs()
-		if a.Flags&net.FlagUp == 0 || a.Name == "lo" {
-			continue
-		}
-		if err := netlink.LinkSetDown(l); err != nil {
-			return fmt.Errorf("set %s down: %w", a.Name, err)
-		}
-	}
-	return nil
 }
 
 // Install copies the running binary to dir (made if missing) for
