@@ -69,17 +69,23 @@ func migrateInitContainer(t *testing.T, e env, strategy string) {
 	for deadline := time.Now().Add(10 * time.Second); count(e.h2) <= restarted && time.Now().Before(deadline); {
 		time.Sleep(100 * time.Millisecond)
 	}
-	if pid1 := initCommand(t, ctx, e.h2, name); !strings.HasPrefix(pid1, "/sbin/docker-init ") || count(e.h2) <= restarted {
-		t.Fatalf("after docker start on host2: first process %q, counter %d", pid1, count(e.h2))
+	if pid1, c := initCommand(t, ctx, e.h2, name), count(e.h2); !strings.HasPrefix(pid1, "/sbin/docker-init ") || c <= restarted {
+		t.Fatalf("after docker start on host2: first process %q, counter %d (%d just after the start)", pid1, c, restarted)
 	}
 }
 
-// counter reads the loop's count in container name on h.
+// counter reads the loop's count in container name on h. The shell
+// truncates the file before it writes the next count: an empty read is
+// read again.
 func counter(t *testing.T, ctx context.Context, h lab.Host, name string) int {
 	t.Helper()
-	out, err := h.Docker(ctx, "exec", name, "cat", "/tmp/count")
-	if err != nil {
-		t.Fatal(err)
+	var out string
+	for try := 0; out == "" && try < 20; try++ {
+		var err error
+		if out, err = h.Docker(ctx, "exec", name, "cat", "/tmp/count"); err != nil {
+			t.Fatal(err)
+		}
+		out = strings.TrimSpace(out)
 	}
 	var n int
 	for _, c := range strings.TrimSpace(out) {
