@@ -82,7 +82,9 @@ type DestConfig struct {
 	// network, one IPv6): required for a network shared with other hosts
 	// (macvlan), whose ranges must not overlap.
 	NetworkRanges map[string][]string
-	// Transfer configures sessions (TLS, compression, limits).
+	// Transfer configures sessions (TLS, compression, limits). Its peer
+	// wait and rate floor also bound each phase of an incoming migration
+	// as a whole (destination_phases.go).
 	Transfer transfer.Config
 	// Observer learns of each migration's start and end and of each
 	// refusal (migrate-dst's metrics). Nil: nobody.

@@ -97,11 +97,17 @@ type arrival interface {
 }
 
 // run carries the migration whose preflight (in.pre) arrived.
-func (in *incoming) run(ctx context.Context) (err error) {
+func (in *incoming) run(ctx context.Context) error {
 	var a arrival = &containerArrival{incoming: in}
 	if in.pre.Process != nil {
 		a = &processArrival{in: in}
 	}
+	return in.runArrival(ctx, a)
+}
+
+// runArrival carries the migration to a, each phase within its deadline
+// (destination_phases.go).
+func (in *incoming) runArrival(ctx context.Context, a arrival) (err error) {
 	ok, release, err := a.accept(ctx)
 	if err != nil {
 		return in.refuse(ctx, err)
@@ -119,8 +125,11 @@ func (in *incoming) run(ctx context.Context) (err error) {
 	if err := in.sess.Send(ctx, ok); err != nil {
 		return err
 	}
-	dir, err := a.prepare(ctx)
-	if err != nil {
+	var dir string
+	if err := in.phase(ctx, "prepare", in.prepareCarries(), func(ctx context.Context) (err error) {
+		dir, err = a.prepare(ctx)
+		return err
+	}); err != nil {
 		return err
 	}
 	if in.pre.Strategy.PreCopy() {
@@ -128,11 +137,14 @@ func (in *incoming) run(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	if err := a.receive(ctx); err != nil {
+	if err := in.phase(ctx, "transfer", in.transferCarries(), func(ctx context.Context) error {
+		if err := a.receive(ctx); err != nil {
+			return err
+		}
+		in.steps = startSteps()
+		_, err := expectFromSource[*protocol.Restore](ctx, in)
 		return err
-	}
-	in.steps = startSteps()
-	if _, err := expectFromSource[*protocol.Restore](ctx, in); err != nil {
+	}); err != nil {
 		return err
 	}
 	in.steps.mark("await-request")
@@ -582,16 +594,23 @@ func (in *containerArrival) receive(ctx context.Context) (err error) {
 	z := in.pre.Sizes
 	recv(protocol.StreamImages, filepath.Join(dir, restoreruntime.ImagesDir), imagePolicy(), z.Memory)
 	recv(protocol.StreamRootfs, upper, in.withDevices(rootfsPolicy(), protocol.StreamRootfs), z.Rootfs)
+	// The source estimates all volumes at once, and all copied bind
+	// mounts: each kind shares one allowance, not one each.
+	volumes, binds := transfer.NewBudget(allowance(z.Volumes)), transfer.NewBudget(allowance(z.Binds))
 	for i, name := range in.volumes {
 		mp, err := dk.Volume(ctx, name)
 		if err != nil {
 			return err
 		}
-		recv(protocol.VolumeStream(i), mp, in.withDevices(rootfsPolicy(), protocol.VolumeStream(i)), z.Volumes) // each within all's
+		p := in.withDevices(rootfsPolicy(), protocol.VolumeStream(i))
+		p.Budget = volumes
+		recv(protocol.VolumeStream(i), mp, p, z.Volumes)
 	}
 	for i, b := range in.pre.Container.Binds {
 		if b.Mode == protocol.BindCopy {
-			recv(protocol.BindStream(i), in.bindPaths[i], in.withDevices(rootfsPolicy(), protocol.BindStream(i)), z.Binds)
+			p := in.withDevices(rootfsPolicy(), protocol.BindStream(i))
+			p.Budget = binds
+			recv(protocol.BindStream(i), in.bindPaths[i], p, z.Binds)
 		}
 	}
 	if in.pre.Logs != "" {
@@ -660,30 +679,45 @@ func expectFromSource[T transfer.Message](ctx context.Context, in *incoming) (T,
 // order are checked; their "parent" links are made here, never taken
 // from the wire.
 func (in *incoming) receiveRounds(ctx context.Context, dir string) error {
-	for {
-		m, err := expectFromSource[*protocol.PreRound](ctx, in)
+	for done := false; !done; {
+		name := fmt.Sprintf("pre-copy round %d", in.rounds+1)
+		err := in.phase(ctx, name, allowance(in.pre.Sizes.Memory), func(ctx context.Context) (err error) {
+			done, err = in.receiveRound(ctx, dir)
+			return err
+		})
 		if err != nil {
 			return err
 		}
-		if m.Done {
-			if m.Index != in.rounds {
-				return fmt.Errorf("%w: the source reports %d pre-copy rounds, %d arrived", transfer.ErrBadMessage, m.Index, in.rounds)
-			}
-			return nil
-		}
-		if m.Index != in.rounds+1 {
-			return fmt.Errorf("%w: pre-copy round %d after round %d", transfer.ErrBadMessage, m.Index, in.rounds)
-		}
-		target := predump.RoundDir(dir, m.Index)
-		if err := in.receiveBounded(ctx, protocol.RoundStream(m.Index), target, imagePolicy(), in.pre.Sizes.Memory); err != nil {
-			return err
-		}
-		in.rounds = m.Index
-		if err := linkParent(target, m.Index-1); err != nil {
-			return err
-		}
-		in.log.Info("pre-copy round stored", "round", m.Index)
 	}
+	return nil
+}
+
+// receiveRound stores the next pre-copy round, or reports that the
+// rounds are over.
+func (in *incoming) receiveRound(ctx context.Context, dir string) (done bool, err error) {
+	m, err := expectFromSource[*protocol.PreRound](ctx, in)
+	if err != nil {
+		return false, err
+	}
+	if m.Done {
+		if m.Index != in.rounds {
+			return false, fmt.Errorf("%w: the source reports %d pre-copy rounds, %d arrived", transfer.ErrBadMessage, m.Index, in.rounds)
+		}
+		return true, nil
+	}
+	if m.Index != in.rounds+1 {
+		return false, fmt.Errorf("%w: pre-copy round %d after round %d", transfer.ErrBadMessage, m.Index, in.rounds)
+	}
+	target := predump.RoundDir(dir, m.Index)
+	if err := in.receiveBounded(ctx, protocol.RoundStream(m.Index), target, imagePolicy(), in.pre.Sizes.Memory); err != nil {
+		return false, err
+	}
+	in.rounds = m.Index
+	if err := linkParent(target, m.Index-1); err != nil {
+		return false, err
+	}
+	in.log.Info("pre-copy round stored", "round", m.Index)
+	return false, nil
 }
 
 // linkParent points the image directory dir, a sibling of the rounds, at
@@ -822,11 +856,7 @@ func (in *incoming) recordRestored() error {
 // source's CRIU kills the original once every page is served): if it
 // fails first, the copy cannot continue and is removed.
 func (in *incoming) commit(ctx context.Context) error {
-	if in.pages != nil {
-		if err := in.awaitPages(ctx); err != nil {
-			return err
-		}
-	} else if _, err := transfer.Expect[*protocol.Commit](ctx, in.sess); err != nil {
+	if err := in.phase(ctx, "commit", in.commitCarries(), in.awaitCommit); err != nil {
 		return err
 	}
 	in.finish(ctx)
@@ -868,6 +898,16 @@ func (in *incoming) done() *protocol.Done {
 			"fault_pages", st.FaultPages, "background_pages", st.BackgroundPages)
 	}
 	return &done
+}
+
+// awaitCommit waits for the source's commit (in post-copy, with every
+// page: awaitPages).
+func (in *incoming) awaitCommit(ctx context.Context) error {
+	if in.pages != nil {
+		return in.awaitPages(ctx)
+	}
+	_, err := transfer.Expect[*protocol.Commit](ctx, in.sess)
+	return err
 }
 
 // ackLinger bounds how long the destination waits, after acknowledging a

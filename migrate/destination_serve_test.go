@@ -167,14 +167,18 @@ func TestHandshakeGateCountsAllAndPerAddress(t *testing.T) {
 }
 
 // pipeSessions returns a plaintext session pair over a pipe (no sockets,
-// no TLS): the source's end and the destination's.
-func pipeSessions(t *testing.T) (src, dst *transfer.Session) {
+// no TLS): the source's end and the destination's, both configured by
+// opts.
+func pipeSessions(t *testing.T, opts ...func(*transfer.Config)) (src, dst *transfer.Session) {
 	t.Helper()
 	a, b := net.Pipe()
 	cfg := func(role string) transfer.Config {
 		c := transfer.DefaultConfig()
 		c.InsecurePlaintext = true
 		c.Hello = transfer.Hello{Protocol: transfer.ProtocolVersion, Role: role, Agent: "test", DockerAPI: "1.41", CRIU: transfer.CRIUInfo{Version: 40201}}
+		for _, o := range opts {
+			o(&c)
+		}
 		return c
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -80,12 +80,17 @@ const streamSlack = 256 << 20
 func allowance(estimate int64) int64 { return satAdd(satAdd(estimate, estimate), streamSlack) }
 
 // receiveBounded receives directory stream name into target under p, its
-// content bounded by allowance(estimate).
+// content bounded by allowance(estimate) (with the other streams of p's
+// Budget, if it has one: estimate is then theirs together).
 func (in *incoming) receiveBounded(ctx context.Context, name, target string, p transfer.Policy, estimate int64) error {
 	p.MaxTotalSize = min(p.MaxTotalSize, allowance(estimate))
 	_, err := in.sess.ReceiveDir(ctx, name, target, p)
 	if errors.Is(err, transfer.ErrTooLarge) {
-		err = fmt.Errorf("%w (%s)", err, overAllowance("stream "+name, estimate))
+		what := "stream " + name
+		if p.Budget != nil {
+			what += " with the others of its kind"
+		}
+		err = fmt.Errorf("%w (%s)", err, overAllowance(what, estimate))
 	}
 	return err
 }

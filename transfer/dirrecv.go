@@ -14,6 +14,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -46,6 +47,11 @@ type Policy struct {
 	MaxEntrySize int64
 	// MaxTotalSize bounds the stream's content. Default 1 TiB; must be positive.
 	MaxTotalSize int64
+	// Budget, when set, bounds the content of every stream that shares it
+	// together, within each one's MaxTotalSize: several streams that one
+	// estimate covers (a migration's volumes) cannot each take all of it.
+	// Default nil: the stream is bounded alone.
+	Budget *Budget
 	// MaxEntries bounds the number of entries. Default 1<<20; must be positive.
 	MaxEntries int64
 	// KeepFree is space that must stay free on the target's file system:
@@ -61,6 +67,30 @@ type Policy struct {
 	// whiteouts), each at its path with its number: the receiver's owner
 	// decided on them before the stream began. Default none.
 	Devices []Device
+}
+
+// Budget is content that several directory streams share (Policy.Budget):
+// each file takes its size from it as its header arrives, and a file that
+// does not fit fails its stream. Safe for streams received at once.
+type Budget struct {
+	limit int64
+	used  atomic.Int64
+}
+
+// NewBudget returns a budget of limit bytes.
+func NewBudget(limit int64) *Budget { return &Budget{limit: limit} }
+
+// take takes n bytes, or nothing and false if they do not fit.
+func (b *Budget) take(n int64) bool {
+	for {
+		used := b.used.Load()
+		if n > b.limit-used {
+			return false
+		}
+		if b.used.CompareAndSwap(used, used+n) {
+			return true
+		}
+	}
 }
 
 // Device is a device node a Policy accepts.
@@ -89,7 +119,7 @@ func RootfsPolicy() Policy {
 }
 
 func (p Policy) validate() error {
-	if p.MaxEntries <= 0 || p.MaxEntrySize <= 0 || p.MaxTotalSize <= 0 || p.MaxRetained <= 0 || p.KeepFree < 0 {
+	if p.MaxEntries <= 0 || p.MaxEntrySize <= 0 || p.MaxTotalSize <= 0 || p.MaxRetained <= 0 || p.KeepFree < 0 || p.Budget != nil && p.Budget.limit < 0 {
 		return errors.New("transfer: policy limits must be positive")
 	}
 	return nil
@@ -248,6 +278,9 @@ func (r *receiver) check(e Entry) error {
 		}
 		if r.stats.Bytes > r.policy.MaxTotalSize-int64(e.Size) {
 			return fmt.Errorf("%w: stream exceeds %d bytes at %s", ErrTooLarge, r.policy.MaxTotalSize, e.Path)
+		}
+		if b := r.policy.Budget; b != nil && !b.take(int64(e.Size)) {
+			return fmt.Errorf("%w: the streams sharing its budget exceed %d bytes at %s", ErrTooLarge, b.limit, e.Path)
 		}
 	case KindSymlink:
 		if err := r.checkSymlink(e); err != nil {

@@ -697,3 +697,47 @@ func withDevices(devs ...Device) Policy {
 	p.Devices = devs
 	return p
 }
+
+// Streams that share a Budget are bounded together: two volumes of 600
+// KiB each, under one estimate whose allowance is 1 MiB, are each within
+// their own MaxTotalSize, but the second is refused at the file that
+// would take the pair past the budget, which is not written; under a 2
+// MiB budget both arrive. Real files over every transport.
+func TestBudgetBoundsStreamsTogether(t *testing.T) {
+	for _, tr := range transports {
+		for _, c := range []struct {
+			budget int64
+			fits   bool
+		}{{1 << 20, false}, {2 << 20, true}} {
+			t.Run(fmt.Sprintf("%s/%d", tr.name, c.budget), func(t *testing.T) {
+				c0, s := sessionPair(t, tr)
+				ctx := testContext(t)
+				p := RootfsPolicy()
+				p.MaxTotalSize, p.Budget = 1<<20, NewBudget(c.budget)
+				targets := [2]string{t.TempDir(), t.TempDir()}
+				for i, name := range []string{"volume-0", "volume-1"} {
+					src := t.TempDir()
+					if err := os.WriteFile(filepath.Join(src, "data"), bytes.Repeat([]byte{'v'}, 600<<10), 0o644); err != nil {
+						t.Fatal(err)
+					}
+					got := make(chan error, 1)
+					go func() { _, err := s.ReceiveDir(ctx, name, targets[i], p); got <- err }()
+					_, serr := c0.SendDir(ctx, name, src)
+					err := <-got
+					if i == 0 || c.fits {
+						if err != nil || serr != nil {
+							t.Fatalf("%s: receiver %v, sender %v", name, err, serr)
+						}
+						continue
+					}
+					if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "sharing its budget") {
+						t.Fatalf("%s: got %v, want the shared budget's refusal", name, err)
+					}
+					if _, err := os.Lstat(filepath.Join(targets[i], "data")); !errors.Is(err, fs.ErrNotExist) {
+						t.Fatalf("%s: the file over the budget was written (%v)", name, err)
+					}
+				}
+			})
+		}
+	}
+}
