@@ -72,7 +72,11 @@ func (in *incoming) checkNetwork(ctx context.Context, n *protocol.NetworkSpec) (
 	}
 	info, err := in.srv.dk.Network(ctx, n.Name)
 	exists := err == nil
-	if errors.Is(err, docker.ErrNotFound) {
+	if info.Scope == "swarm" {
+		// Whatever the source says of it, and before its definition
+		// here is judged: one made --config-from shows no subnet.
+		err = errors.New(swarmRefusal(n.Name))
+	} else if errors.Is(err, docker.ErrNotFound) {
 		info, err = in.networkToCreate(n)
 	} else if err != nil {
 		err = fmt.Errorf("the destination cannot read its network %q for the container: %v", n.Name, err)

@@ -146,7 +146,8 @@ func TestPlanNetwork(t *testing.T) {
 		{"an unknown option", with(macvlan, func(d *protocol.NetworkDefinition) { d.Options["com.example.x"] = "1" }), mine, "options the destination does not create networks with: com.example.x", ""},
 		{"bridge as defined", bridge, nil, "", "10.88.0.128/25"},
 		{"bridge naming a host interface", with(bridge, func(d *protocol.NetworkDefinition) { d.Options["com.docker.network.bridge.name"] = "eth1" }), nil, "com.docker.network.bridge.name", ""},
-		{"overlay", protocol.NetworkDefinition{Driver: "overlay", Subnet: "10.0.9.0/24"}, nil, "creates only bridge and macvlan", ""},
+		{"overlay", protocol.NetworkDefinition{Driver: "overlay", Subnet: "10.0.9.0/24"}, nil, `network "lan" is a swarm network`, ""},
+		{"another driver", protocol.NetworkDefinition{Driver: "weave", Subnet: "10.0.9.0/24"}, nil, "creates only bridge and macvlan", ""},
 		{"ipvlan", with(macvlan, func(d *protocol.NetworkDefinition) {
 			d.Driver = "ipvlan"
 			d.Options = map[string]string{"parent": "eth1"}
@@ -193,13 +194,16 @@ func TestCheckNeighbours(t *testing.T) {
 	}
 }
 
-// Both agents refuse a container on an ipvlan network, naming it and the
-// way out; other drivers pass this check.
+// Both agents refuse a container on an ipvlan or an overlay network,
+// naming it and the way out; other drivers pass this check.
 func TestDriverRefusal(t *testing.T) {
 	if why := driverRefusal("lan", "ipvlan"); !strings.Contains(why, `network "lan"`) || !strings.Contains(why, "use macvlan or a bridge") {
 		t.Errorf("ipvlan: %q", why)
 	}
-	for _, d := range []string{"macvlan", "bridge", "overlay"} {
+	if why := driverRefusal("ov", "overlay"); !strings.Contains(why, `network "ov" is a swarm network`) || !strings.Contains(why, "docker network disconnect") {
+		t.Errorf("overlay: %q", why)
+	}
+	for _, d := range []string{"macvlan", "bridge"} {
 		if why := driverRefusal("lan", d); why != "" {
 			t.Errorf("%s refused: %q", d, why)
 		}

@@ -403,11 +403,27 @@ func sharedLink(driver string) bool { return driver == "macvlan" || driver == "i
 // interface back as the source had it, cannot. Not tried on a kernel with
 // ipvlan (this project's lab kernel lacks it): refused until it is.
 func driverRefusal(name, driver string) string {
+	if driver == "overlay" {
+		return swarmRefusal(name)
+	}
 	if driver == "ipvlan" {
 		return fmt.Sprintf("network %q uses the ipvlan driver, which dockmove does not move containers on: an ipvlan interface takes "+
 			"its host's MAC address and Docker sets no other, so the container's interface cannot come back as it was (use macvlan or a bridge)", name)
 	}
 	return ""
+}
+
+// swarmRefusal says why a container on network name, whose addresses a
+// swarm manager hands out (an overlay network, or any network of swarm
+// scope), does not move. Measured on Docker 20.10 with an attachable
+// overlay: host2's start asked the manager for the container's address,
+// which host1's frozen container still held, waited 20 s and failed (the
+// original resumed). Moving such a container needs its attachment given
+// up on host1 inside the freeze, and taken again on a rollback.
+func swarmRefusal(name string) string {
+	return fmt.Sprintf("network %q is a swarm network: the swarm's manager hands out its addresses for the whole cluster and does not give "+
+		"the container's address to the destination while this host's container holds it, so dockmove does not move containers on it yet "+
+		"(detach it with `docker network disconnect`, or use a macvlan or bridge network both hosts have)", name)
 }
 
 // processTree is a plain process tree, rooted at a process of this host.

@@ -206,6 +206,7 @@ type NetworkInfo struct {
 	Internal bool   // no way out of it: no gateway for its containers
 	IPv6     bool   // its containers get IPv6 addresses
 	Subnet6  string // its first IPv6 subnet, if any
+	Scope    string // local, or swarm when a swarm manager hands out its addresses
 	// Ranges are where this host's Docker picks its containers' IPv4
 	// addresses: each pool's --ip-range, or its subnet.
 	Ranges []string
@@ -229,7 +230,7 @@ func (c *Client) Network(ctx context.Context, name string) (NetworkInfo, error) 
 	if err != nil {
 		return NetworkInfo{}, wrap("network inspect "+name, err)
 	}
-	info := NetworkInfo{Driver: n.Driver, Parent: n.Options["parent"], Internal: n.Internal, IPv6: n.EnableIPv6}
+	info := NetworkInfo{Driver: n.Driver, Parent: n.Options["parent"], Internal: n.Internal, IPv6: n.EnableIPv6, Scope: n.Scope}
 	for _, cfg := range n.IPAM.Config {
 		if strings.Contains(cfg.Subnet, ":") {
 			if info.Subnet6 == "" {
