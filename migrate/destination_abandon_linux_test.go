@@ -88,9 +88,9 @@ func (f *fakeDocker) RemoveVolume(_ context.Context, name string) error {
 
 func (f *fakeDocker) RemoveImage(_ context.Context, id string) error { return f.call("rmi " + id) }
 
-func (f *fakeDocker) Reserve(_ context.Context, network, ip, image, _, _ string) (docker.Reservation, error) {
-	err := f.call("reserve " + network + "/" + ip + " " + image)
-	return docker.Reservation{Network: network, IPv4: ip, Image: image}, err
+func (f *fakeDocker) Reserve(_ context.Context, network, ip, ip6, image, _, _ string) (docker.Reservation, error) {
+	err := f.call("reserve " + network + "/" + ip + "," + ip6 + " " + image)
+	return docker.Reservation{Network: network, IPv4: ip, IPv6: ip6, Image: image}, err
 }
 
 func (f *fakeDocker) RemoveNetwork(_ context.Context, name string) error {
@@ -111,7 +111,7 @@ func (f *fakeDocker) SetRestartPolicy(_ context.Context, id, name string, _ int)
 // reservation that made way for the copy is made again when it goes, and a
 // network made for it goes with it.
 func TestAbandonPerPhaseWithFakeDocker(t *testing.T) {
-	removeAll := []string{"rm c1", "rm orphan", "network rm made", "reserve lan/10.0.0.5 sha256:old", "volume rm v1", "rmi sha256:img"}
+	removeAll := []string{"rm c1", "rm orphan", "network rm made", "reserve lan/10.0.0.5,fd78::1:5 sha256:old", "volume rm v1", "rmi sha256:img"}
 	for _, c := range []struct {
 		phase     string
 		lazy      bool
@@ -134,7 +134,7 @@ func TestAbandonPerPhaseWithFakeDocker(t *testing.T) {
 			}
 			st := &migrationState{MigrationID: "m-1", Name: "web", Phase: c.phase, Lazy: c.lazy, ContainerID: "c1", Restart: "unless-stopped",
 				Volumes: []string{"v1"}, ImageLoaded: "sha256:img", Networks: []string{"made"},
-				Reservations: []docker.Reservation{{ID: "r1", Network: "lan", IPv4: "10.0.0.5", Image: "sha256:old"}}}
+				Reservations: []docker.Reservation{{ID: "r1", Network: "lan", IPv4: "10.0.0.5", IPv6: "fd78::1:5", Image: "sha256:old"}}}
 			if err := s.saveState(st); err != nil {
 				t.Fatal(err)
 			}
@@ -205,7 +205,7 @@ func TestAbandonWhileDockerDownWithFakeDocker(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	want := []string{"rm c1", "reserve lan/10.0.0.5 sha256:old", "volume rm v1"}
+	want := []string{"rm c1", "reserve lan/10.0.0.5, sha256:old", "volume rm v1"}
 	if calls := fake.recorded(); !slices.Equal(calls, want) {
 		t.Fatalf("Docker was asked %q, want %q", calls, want)
 	}

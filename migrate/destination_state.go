@@ -47,7 +47,7 @@ type undoer interface {
 	ContainersWithLabel(ctx context.Context, key string) (map[string]string, error)
 	RemoveVolume(ctx context.Context, name string) error
 	RemoveImage(ctx context.Context, id string) error
-	Reserve(ctx context.Context, network, ip, image, holder, runtime string) (docker.Reservation, error)
+	Reserve(ctx context.Context, network, ip, ip6, image, holder, runtime string) (docker.Reservation, error)
 	RemoveNetwork(ctx context.Context, name string) error
 	SetRestartPolicy(ctx context.Context, id, name string, max int) error
 }
@@ -202,7 +202,7 @@ func (s *Server) reserveAgain(ctx context.Context, st *migrationState, log *slog
 		err := ierr
 		if err == nil {
 			// This host runs the restore runtime (package reserve says why).
-			_, err = s.undo().Reserve(ctx, r.Network, r.IPv4, r.Image, holder, restoreruntime.Name)
+			_, err = s.undo().Reserve(ctx, r.Network, r.IPv4, r.IPv6, r.Image, holder, restoreruntime.Name)
 		}
 		if err != nil {
 			log.Error("cleanup: reserve the container's address again: this host's Docker may hand it out while the container "+

@@ -357,12 +357,16 @@ func (c *dockerContainer) reserve(ctx context.Context, renumbered []string) ([]d
 				return out, err
 			}
 		}
-		r, err := c.dk.Reserve(ctx, n.Name, n.IPv4, c.spec.ImageID, holder, runtime)
+		ip6 := ""
+		if n.IPv6 != "" && info.Allocates(n.IPv6) {
+			ip6 = n.IPv6 // this host would hand it out too
+		}
+		r, err := c.dk.Reserve(ctx, n.Name, n.IPv4, ip6, c.spec.ImageID, holder, runtime)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		c.s.log.Info("address reserved here while the container lives elsewhere", "network", n.Name, "address", n.IPv4, "reservation", reserve.Name(n.Name, n.IPv4))
+		c.s.log.Info("address reserved here while the container lives elsewhere", "network", n.Name, "address", n.IPv4, "ipv6", ip6, "reservation", reserve.Name(n.Name, n.IPv4))
 		out = append(out, r)
 	}
 	return out, errors.Join(errs...)

@@ -451,13 +451,21 @@ func (a *app) status(o *options) int {
 		a.printStatus(pending, said, guards)
 		for _, r := range reservations {
 			fmt.Fprintf(a.stdout, "reserved: %s on %s (container %s) for a container that moved away; `docker rm -f` it once that container is gone for good\n",
-				r.IPv4, r.Network, reserve.Name(r.Network, r.IPv4))
+				addresses(r), r.Network, reserve.Name(r.Network, r.IPv4))
 		}
 	}
 	if len(pending) > 0 {
 		return 3
 	}
 	return 0
+}
+
+// addresses names the addresses reservation r holds.
+func addresses(r docker.Reservation) string {
+	if r.IPv6 == "" {
+		return r.IPv4
+	}
+	return r.IPv4 + " and " + r.IPv6
 }
 
 // listReservations lists the addresses this host's Docker keeps reserved
@@ -539,7 +547,7 @@ func (a *app) printSummary(r *migrate.Report) {
 		fmt.Fprintf(a.stderr, "  dumped again after: %s\n", why)
 	}
 	for _, res := range r.Reservations {
-		fmt.Fprintf(a.stderr, "  address %s on %s stays reserved on this host (container %s) while the container lives elsewhere\n", res.IPv4, res.Network, reserve.Name(res.Network, res.IPv4))
+		fmt.Fprintf(a.stderr, "  address %s on %s stays reserved on this host (container %s) while the container lives elsewhere\n", addresses(res), res.Network, reserve.Name(res.Network, res.IPv4))
 	}
 	for _, w := range r.Warnings {
 		fmt.Fprintln(a.stderr, "warning:", w)

@@ -208,15 +208,16 @@ type NetworkInfo struct {
 	Subnet6  string // its first IPv6 subnet, if any
 	Scope    string // local, or swarm when a swarm manager hands out its addresses
 	// Ranges are where this host's Docker picks its containers' IPv4
-	// addresses: each pool's --ip-range, or its subnet.
-	Ranges []string
+	// addresses: each pool's --ip-range, or its subnet; Ranges6 the same
+	// for IPv6.
+	Ranges, Ranges6 []string
 }
 
 // Allocates reports whether this host's Docker hands out address ip on
 // the network by itself.
 func (i NetworkInfo) Allocates(ip string) bool {
 	a := net.ParseIP(ip)
-	for _, r := range i.Ranges {
+	for _, r := range slices.Concat(i.Ranges, i.Ranges6) {
 		if _, n, err := net.ParseCIDR(r); err == nil && a != nil && n.Contains(a) {
 			return true
 		}
@@ -232,18 +233,19 @@ func (c *Client) Network(ctx context.Context, name string) (NetworkInfo, error) 
 	}
 	info := NetworkInfo{Driver: n.Driver, Parent: n.Options["parent"], Internal: n.Internal, IPv6: n.EnableIPv6, Scope: n.Scope}
 	for _, cfg := range n.IPAM.Config {
+		r := cfg.IPRange
+		if r == "" {
+			r = cfg.Subnet
+		}
 		if strings.Contains(cfg.Subnet, ":") {
 			if info.Subnet6 == "" {
 				info.Subnet6 = cfg.Subnet
 			}
+			info.Ranges6 = append(info.Ranges6, r)
 			continue
 		}
 		if info.Subnet == "" {
 			info.Subnet = cfg.Subnet
-		}
-		r := cfg.IPRange
-		if r == "" {
-			r = cfg.Subnet
 		}
 		info.Ranges = append(info.Ranges, r)
 	}
@@ -465,6 +467,10 @@ const (
 	// PerEndpointMAC: the MAC address is each endpoint's; before it, the
 	// container's, set on the network it is created with.
 	PerEndpointMAC = "1.44"
+	// WiresAfterCreate: Docker (26) wires a container's network after
+	// runc's create (so after the container's sysctls apply), not in
+	// runc's prestart hook.
+	WiresAfterCreate = "1.45"
 	// AdvertisesAddresses: Docker (27) sends unsolicited ARP and
 	// neighbour advertisements for an endpoint's addresses as it wires it.
 	AdvertisesAddresses = "1.46"

@@ -11,6 +11,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/versions"
 
 	"github.com/dockmove/dockmove/internal/reserve"
 	"github.com/dockmove/dockmove/protocol"
@@ -22,22 +23,31 @@ type Reservation struct {
 	ID      string `json:"id"`
 	Network string `json:"network"`
 	IPv4    string `json:"ipv4"`
+	IPv6    string `json:"ipv6,omitempty"` // held too, on a dual-stack network
 	Image   string `json:"image"`
 }
 
-// Reserve starts a reservation of address ip on network, running holder
-// (a static dockmove binary this dockerd can see) in image, which only
-// serves as its root file system, under OCI runtime ("": Docker's
-// default).
-func (c *Client) Reserve(ctx context.Context, netName, ip, image, holder, runtime string) (Reservation, error) {
-	r := Reservation{Network: netName, IPv4: ip, Image: image}
+// Reserve starts a reservation of address ip (and ip6, if not "") on
+// network, running holder (a static dockmove binary this dockerd can see)
+// in image, which only serves as its root file system, under OCI runtime
+// ("": Docker's default).
+func (c *Client) Reserve(ctx context.Context, netName, ip, ip6, image, holder, runtime string) (Reservation, error) {
+	r := Reservation{Network: netName, IPv4: ip, IPv6: ip6, Image: image}
 	img, err := c.api.ImageInspect(ctx, image)
 	if err != nil {
 		return r, wrap("image inspect "+image, err)
 	}
+	labels := map[string]string{reserve.Label: reserve.Value(netName, ip)}
+	if ip6 != "" {
+		labels[reserve.LabelIPv6] = ip6
+	}
+	api, err := c.APIVersion(ctx)
+	if err != nil {
+		return r, err
+	}
 	cfg := &container.Config{
 		Image: image, Entrypoint: []string{reserve.HolderPath}, Cmd: []string{reserve.HoldArg}, User: "0:0", WorkingDir: "/",
-		Labels: map[string]string{reserve.Label: reserve.Value(netName, ip)},
+		Labels: labels,
 		// The image is only a root: none of its healthcheck.
 		Healthcheck: &container.HealthConfig{Test: []string{"NONE"}},
 	}
@@ -50,11 +60,19 @@ func (c *Client) Reserve(ctx context.Context, netName, ip, image, holder, runtim
 		ReadonlyRootfs: true,
 		// Answer no ARP for the address, even in the instant before the
 		// holder puts the interface down.
-		// No IPv6 at all: Docker 27 and later would advertise an IPv6
-		// address of the reservation's, which may be the moved
-		// container's (IPv6 addresses are not reserved yet).
-		Sysctls: map[string]string{"net.ipv4.conf.all.arp_ignore": "8", "net.ipv6.conf.all.disable_ipv6": "1"},
+		Sysctls: map[string]string{"net.ipv4.conf.all.arp_ignore": "8"},
 		Tmpfs:   map[string]string{},
+	}
+	if ip6 == "" || versions.LessThan(api, WiresAfterCreate) {
+		// No IPv6 in the kernel (an IPv6 address held in Docker's
+		// allocator only). Before API 1.45 Docker wires the network in
+		// runc's prestart hook, before runc applies this: the address
+		// is set, then taken off the interface with IPv6, before the
+		// holder runs. Later Dockers wire it after runc's create and,
+		// IPv6 off, would not take the address, so there the restore
+		// runtime keeps the namespace from delivering anything and the
+		// holder puts the interface down.
+		host.Sysctls["net.ipv6.conf.all.disable_ipv6"] = "1"
 	}
 	if img.Config != nil {
 		for path := range img.Config.Volumes {
@@ -70,16 +88,12 @@ func (c *Client) Reserve(ctx context.Context, netName, ip, image, holder, runtim
 	// clients' packets here, where the reservation, not yet cut off from
 	// local delivery, resets their connections (TestSeveralNetworks, about
 	// one run in twenty). With a MAC of its own the switch's table stays.
-	api, err := c.APIVersion(ctx)
-	if err != nil {
-		return r, err
-	}
 	mac, err := reservationMAC()
 	if err != nil {
 		return r, err
 	}
 	netcfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-		netName: endpoint(protocol.NetworkSpec{Name: netName, IPv4: ip, MAC: mac}, api, cfg),
+		netName: endpoint(protocol.NetworkSpec{Name: netName, IPv4: ip, IPv6: ip6, MAC: mac}, api, cfg),
 	}}
 	resp, err := c.api.ContainerCreate(ctx, cfg, host, netcfg, nil, reserve.Name(netName, ip))
 	if err != nil {
@@ -135,7 +149,7 @@ func (c *Client) reservations(ctx context.Context, value string) ([]Reservation,
 	out := make([]Reservation, 0, len(list))
 	for _, ct := range list {
 		netName, ip, _ := strings.Cut(ct.Labels[reserve.Label], "/")
-		out = append(out, Reservation{ID: ct.ID, Network: netName, IPv4: ip, Image: ct.ImageID})
+		out = append(out, Reservation{ID: ct.ID, Network: netName, IPv4: ip, IPv6: ct.Labels[reserve.LabelIPv6], Image: ct.ImageID})
 	}
 	return out, nil
 }

@@ -8,8 +8,9 @@
 // address's home) would give it to its next container while the moved
 // one answers for it elsewhere, two interfaces with one address on one
 // link. So when a container leaves its home, the home keeps a reservation:
-// a container of its own on that network, holding the address in Docker's
-// allocator, whose interfaces are down and which answers no ARP (the moved
+// a container of its own on that network, holding the address (and its
+// IPv6 address on a dual-stack network, where the home's IPv6 range holds
+// it) in Docker's allocator, whose interfaces are down and which answers no ARP (the moved
 // container stays the only one on the link that answers for it). When the
 // container comes home, the reservation makes way for it; when it moves
 // between other hosts, which allocate only from their own ranges, nothing
@@ -39,8 +40,13 @@ import (
 // container starts it.
 const HoldArg = "hold-address"
 
-// Label marks a reservation container; its value is "NETWORK/ADDRESS".
+// Label marks a reservation container; its value is "NETWORK/ADDRESS"
+// (the IPv4 address).
 const Label = "dockmove.reservation"
+
+// LabelIPv6 holds the IPv6 address a reservation holds too, on a
+// dual-stack network.
+const LabelIPv6 = "dockmove.reservation.ipv6"
 
 // HolderPath is where the binary is mounted in a reservation container.
 const HolderPath = "/dockmove-hold"
