@@ -37,6 +37,11 @@ func helpFor(program string) cli.Help {
 			Summary:  "unresolved migrations and what guards did; --resolve delivers the commits",
 			Examples: []string{"status", "status --resolve"},
 		}, {
+			Name:     "reservations",
+			Usage:    []string{"reservations [--prune] [--json]"},
+			Summary:  "the addresses this host keeps for containers that moved away, and who answers for them now; --prune frees those nobody answers for",
+			Examples: []string{"reservations", "reservations --prune"},
+		}, {
 			Name:     "install-plugin",
 			Usage:    []string{"install-plugin [--docker-config DIR]"},
 			Summary:  "install as the Docker CLI plugin: docker migrate CONTAINER --to HOST",

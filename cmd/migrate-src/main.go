@@ -100,6 +100,8 @@ func (a *app) run(argv []string) int {
 		return 0
 	case len(args) == 1 && args[0] == "status" && o.cfg.To == "":
 		return a.status(o)
+	case len(args) == 1 && args[0] == "reservations" && o.cfg.To == "":
+		return a.reservations(o)
 	case len(args) > 0 && args[0] == "help" && o.cfg.To == "":
 		return a.helpCommand(args[1:])
 	case len(argv) == 0:
@@ -181,6 +183,7 @@ type options struct {
 	eventsPath        string
 	asJSON, verbose   bool
 	guard, resolve    bool
+	prune             bool
 	version           bool
 }
 
@@ -221,6 +224,7 @@ func (o *options) flagSet() *pflag.FlagSet {
 	fs.IntVar(&o.parallel, "parallel", 1, "drain: move this many containers at once (default 1: their freezes never overlap)")
 	fs.StringVar(&o.eventsPath, "events", "", "write the migration's events (stages, the outcome) as JSON lines to this file (e.g. /dev/fd/3)")
 	fs.BoolVar(&o.resolve, "resolve", false, "with status: deliver every commit its destination has not confirmed")
+	fs.BoolVar(&o.prune, "prune", false, "with reservations: remove those whose addresses nobody answers for on their network any more")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "log details to stderr")
 	fs.BoolVar(&o.version, "version", false, "print migrate-src's version and exit")
 	fs.BoolVar(&o.guard, migrate.GuardFlag, false, "run as a migration's guard (started by migrate-src itself)")
@@ -450,7 +454,7 @@ func (a *app) status(o *options) int {
 	} else {
 		a.printStatus(pending, said, guards)
 		for _, r := range reservations {
-			fmt.Fprintf(a.stdout, "reserved: %s on %s (container %s) for a container that moved away; `docker rm -f` it once that container is gone for good\n",
+			fmt.Fprintf(a.stdout, "reserved: %s on %s (container %s) for a container that moved away; `migrate-src reservations --prune` removes it once that container is gone\n",
 				addresses(r), r.Network, reserve.Name(r.Network, r.IPv4))
 		}
 	}
@@ -458,6 +462,54 @@ func (a *app) status(o *options) int {
 		return 3
 	}
 	return 0
+}
+
+// reservations lists this host's reservations with who answers for their
+// addresses on the network now; with --prune, those nobody answers for go.
+// It fails (1) if an address could not be probed or a reservation removed.
+func (a *app) reservations(o *options) int {
+	dk, err := docker.New(o.cfg.Docker)
+	if err != nil {
+		fmt.Fprintln(a.stderr, "migrate-src: reservations:", err)
+		return 1
+	}
+	defer dk.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	fates, err := migrate.PruneReservations(ctx, dk, !o.prune)
+	if err != nil {
+		fmt.Fprintln(a.stderr, "migrate-src: reservations:", err)
+		return 1
+	}
+	code := 0
+	if o.asJSON {
+		enc := json.NewEncoder(a.stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(fates)
+	}
+	for _, f := range fates {
+		what := fmt.Sprintf("%s on %s (container %s)", addresses(f.Reservation), f.Network, reserve.Name(f.Network, f.IPv4))
+		var line string
+		switch {
+		case f.Error != "":
+			line, code = fmt.Sprintf("%s: kept, its addresses could not be probed: %s", what, f.Error), 1
+		case len(f.AnsweredBy) > 0:
+			line = fmt.Sprintf("%s: in use, answered by %s: kept", what, strings.Join(f.AnsweredBy, ", "))
+		case f.Removed && o.prune:
+			line = fmt.Sprintf("%s: nobody answers for it: removed, the address is free again", what)
+		default:
+			line = fmt.Sprintf("%s: nobody answers for it (the container that moved away is gone or stopped): `migrate-src reservations --prune` removes it", what)
+		}
+		if o.asJSON {
+			fmt.Fprintln(a.stderr, line)
+		} else {
+			fmt.Fprintln(a.stdout, line)
+		}
+	}
+	if len(fates) == 0 && !o.asJSON {
+		fmt.Fprintln(a.stdout, "no reservations on this host")
+	}
+	return code
 }
 
 // addresses names the addresses reservation r holds.
