@@ -2,7 +2,9 @@ package netrewire
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -31,7 +33,19 @@ func TestSilenceTakesANamespaceOffTheNetwork(t *testing.T) {
 		}
 		return names
 	}
-	for deadline := time.Now().Add(10 * time.Second); len(up()) < 3; time.Sleep(20 * time.Millisecond) {
+	// Until unshare has made the namespace, /proc/PID/ns/net is this one:
+	// wait for a namespace of its own with its three links up (Silence
+	// of this namespace would take the host's links down).
+	own, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := func() bool {
+		ns, err := os.Readlink("/proc/" + pid + "/ns/net")
+		links := up()
+		return err == nil && ns != own && slices.Contains(links, "a0") && slices.Contains(links, "b0") && slices.Contains(links, "lo")
+	}
+	for deadline := time.Now().Add(10 * time.Second); !ready(); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the namespace's links never came up: %v", up())
 		}
