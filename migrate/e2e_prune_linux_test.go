@@ -49,7 +49,7 @@ func TestReservationsPrunedOnceNobodyAnswers(t *testing.T) {
 		return err == nil
 	}
 
-	if f := fate(true); f.Removed || len(f.AnsweredBy) != 1 || f.AnsweredBy[0] != mac {
+	if f := fate(true); f.Removed || f.Unused || len(f.AnsweredBy) != 1 || f.AnsweredBy[0] != mac {
 		t.Fatalf("while the moved container runs: %+v, want kept, answered by its MAC %s", f, mac)
 	}
 	if !exists() {
@@ -58,10 +58,10 @@ func TestReservationsPrunedOnceNobodyAnswers(t *testing.T) {
 	if _, err := e.h2.Docker(ctx, "rm", "-f", name); err != nil {
 		t.Fatal(err)
 	}
-	if f := fate(false); !f.Removed || len(f.AnsweredBy) != 0 || !exists() {
+	if f := fate(false); !f.Unused || f.Removed || len(f.AnsweredBy) != 0 || !exists() {
 		t.Fatalf("without --prune, once nobody answers: %+v (reservation there: %v), want reported as removable and kept", f, exists())
 	}
-	if f := fate(true); !f.Removed || f.Error != "" || exists() {
+	if f := fate(true); !f.Unused || !f.Removed || f.Error != "" || exists() {
 		t.Fatalf("with --prune, once nobody answers: %+v (reservation there: %v), want removed", f, exists())
 	}
 	if _, err := e.h1.Docker(ctx, "run", "-d", "--pull", "never", "--name", next, "--network", e.h1.Network, "--ip", ip,

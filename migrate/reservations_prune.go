@@ -29,7 +29,9 @@ type ReservationFate struct {
 	// AnsweredBy are the MACs that answered for its addresses: someone
 	// uses them, and it stays.
 	AnsweredBy []string `json:"answered_by,omitempty"`
-	// Removed: nobody answered, and it went (with dry run: would go).
+	// Unused: nobody answered for its addresses.
+	Unused bool `json:"unused"`
+	// Removed: unused, and it went (not in a dry run).
 	Removed bool `json:"removed"`
 	// Error, if its addresses could not be probed (it stays).
 	Error string `json:"error,omitempty"`
@@ -67,12 +69,11 @@ func pruneReservations(ctx context.Context, dk reservationHost, holders holdersF
 	for _, r := range list {
 		f := ReservationFate{Reservation: r}
 		f.AnsweredBy, err = answering(ctx, dk, holders, r)
+		f.Unused = err == nil && len(f.AnsweredBy) == 0
 		switch {
 		case err != nil:
 			f.Error = err.Error()
-		case len(f.AnsweredBy) > 0:
-		case dryRun:
-			f.Removed = true
+		case !f.Unused, dryRun:
 		default:
 			if err := dk.Remove(ctx, r.ID); err != nil {
 				f.Error = fmt.Sprintf("remove the reservation: %v", err)

@@ -84,16 +84,16 @@ func TestPruneReservationsWithFakeNetwork(t *testing.T) {
 		for _, f := range fates {
 			got[f.ID] = f
 		}
-		if f := got["used"]; f.Removed || !slices.Equal(f.AnsweredBy, []string{mac.String()}) {
+		if f := got["used"]; f.Removed || f.Unused || !slices.Equal(f.AnsweredBy, []string{mac.String()}) {
 			t.Errorf("dry %v: an answered reservation: %+v", dry, f)
 		}
-		if f := got["gone"]; !f.Removed || f.Error != "" || probes["10.77.0.65"] != pruneProbes {
-			t.Errorf("dry %v: a silent reservation: %+v after %d probes, want removed after %d", dry, f, probes["10.77.0.65"], pruneProbes)
+		if f := got["gone"]; !f.Unused || f.Removed == dry || f.Error != "" || probes["10.77.0.65"] != pruneProbes {
+			t.Errorf("dry %v: a silent reservation: %+v after %d probes, want unused (removed unless dry) after %d", dry, f, probes["10.77.0.65"], pruneProbes)
 		}
 		if f := got["v6-used"]; f.Removed || len(f.AnsweredBy) != 1 {
 			t.Errorf("dry %v: IPv6 answered: %+v", dry, f)
 		}
-		if f := got["unprobed"]; f.Removed || !strings.Contains(f.Error, "no such device") {
+		if f := got["unprobed"]; f.Removed || f.Unused || !strings.Contains(f.Error, "no such device") {
 			t.Errorf("dry %v: a probe that failed: %+v", dry, f)
 		}
 		if f := got["bridge"]; f.Removed || !strings.Contains(f.Error, "no interface of this host's") {
@@ -109,7 +109,7 @@ func TestPruneReservationsWithFakeNetwork(t *testing.T) {
 	}
 	fake := &fakeReservationHost{list: list[1:2], networks: networks, failRm: true}
 	fates, _ := pruneReservations(context.Background(), fake, holders, false)
-	if len(fates) != 1 || fates[0].Removed || !strings.Contains(fates[0].Error, "dockerd said no") {
+	if len(fates) != 1 || fates[0].Removed || !fates[0].Unused || !strings.Contains(fates[0].Error, "dockerd said no") {
 		t.Errorf("a removal that failed: %+v", fates)
 	}
 }

@@ -495,7 +495,7 @@ func (a *app) reservations(o *options) int {
 			line, code = fmt.Sprintf("%s: kept, its addresses could not be probed: %s", what, f.Error), 1
 		case len(f.AnsweredBy) > 0:
 			line = fmt.Sprintf("%s: in use, answered by %s: kept", what, strings.Join(f.AnsweredBy, ", "))
-		case f.Removed && o.prune:
+		case f.Removed:
 			line = fmt.Sprintf("%s: nobody answers for it: removed, the address is free again", what)
 		default:
 			line = fmt.Sprintf("%s: nobody answers for it (the container that moved away is gone or stopped): `migrate-src reservations --prune` removes it", what)
