@@ -39,7 +39,7 @@ func (c *Client) Reserve(ctx context.Context, netName, ip, ip6, image, holder, r
 		return r, err
 	}
 	if ip6 != "" && !HoldsIPv6Silently(api) {
-		return r, fmt.Errorf("Docker API %s cannot hold IPv6 address %s silently", api, ip6)
+		return r, fmt.Errorf("docker: API %s cannot hold IPv6 address %s silently", api, ip6)
 	}
 	img, err := c.api.ImageInspect(ctx, image)
 	if err != nil {
