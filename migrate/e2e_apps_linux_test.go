@@ -239,6 +239,19 @@ func nginxMoves(t *testing.T, e env, strategy string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// The file is ready a moment before nginx listens (the image's script
+	// writes it, then starts nginx): seen refused under CI's load.
+	for {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort(ip, "80"), time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("nginx never listened on %s: %v", ip, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 
 	// The client reads 2 MiB/s: the 16 MiB file takes about 8 s, and
 	// the move happens a second in.
@@ -249,7 +262,7 @@ func nginxMoves(t *testing.T, e env, strategy string) {
 	select {
 	case <-started:
 	case d := <-got:
-		t.Fatalf("download ended before the move: %+v", d)
+		t.Fatalf("download ended before the move, after %d bytes: %v", d.bytes, d.err)
 	}
 	time.Sleep(time.Second)
 	r, stderr, err := runSrc(ctx, e, name, nil, "--strategy", strategy)
