@@ -1,7 +1,6 @@
 package netrewire
 
 import (
-	"errors"
 	"fmt"
 	"net"
 
@@ -16,34 +15,20 @@ import (
 func Silence(pid int) error { return inNetns(pid, LinksDown) }
 
 // LinksDown sets every interface of the calling thread's network namespace
-// but the loopback down, and looks again until a fresh list shows none
-// up: an interface may come up meanwhile (Docker wiring a reservation),
-// and once, in a test, one stayed up after a single pass.
+// but the loopback down.
 func LinksDown() error {
-	var up []string
-	for range 5 {
-		links, err := netlink.LinkList()
-		if errors.Is(err, netlink.ErrDumpInterrupted) {
-			up = []string{"(the list changed as it was read)"}
-			continue // links changed as they were listed: list again
+	links, err := netlink.LinkList()
+	if err != nil {
+		return err
+	}
+	for _, l := range links {
+		a := l.Attrs()
+		if a.Flags&net.FlagUp == 0 || a.Name == "lo" {
+			continue
 		}
-		if err != nil {
-			return err
-		}
-		up = up[:0]
-		for _, l := range links {
-			a := l.Attrs()
-			if a.Flags&net.FlagUp == 0 || a.Name == "lo" {
-				continue
-			}
-			up = append(up, a.Name)
-			if err := netlink.LinkSetDown(l); err != nil {
-				return fmt.Errorf("set %s down: %w", a.Name, err)
-			}
-		}
-		if len(up) == 0 {
-			return nil
+		if err := netlink.LinkSetDown(l); err != nil {
+			return fmt.Errorf("set %s down: %w", a.Name, err)
 		}
 	}
-	return fmt.Errorf("interfaces still up after setting them down: %v", up)
+	return nil
 }
