@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dockmove/dockmove/internal/lab"
+	"github.com/dockmove/dockmove/internal/reserve"
 	"github.com/dockmove/dockmove/netrewire"
 )
 
@@ -15,7 +16,7 @@ import (
 // container while the moved one answered for it from host2. The address
 // is held, nothing on host1 answers for it, and the container takes both
 // addresses back when it comes home. Docker 28 cannot hold it silently
-// (docker.HoldsIPv6Silently): the move says so.
+// (docker.Reserve): the move says so.
 func TestIPv6AddressStaysWithItsContainer(t *testing.T) {
 	t.Run("20.10", func(t *testing.T) { ipv6StaysWithItsContainer(t, setupHosts(t, "host1", "host2")) })
 	t.Run("28", func(t *testing.T) {
@@ -28,7 +29,7 @@ func TestIPv6AddressStaysWithItsContainer(t *testing.T) {
 		if len(id) != 3 {
 			t.Fatalf("the container has no IPv6 address on %s: %q", e.h1.Network2, id)
 		}
-		t.Cleanup(func() { cleanupDocker(e.h1, "rm", "-f", "dockmove-reserve-"+e.h1.Network2+"-"+id[0]) })
+		t.Cleanup(func() { cleanupDocker(e.h1, "rm", "-f", reserve.Name(e.h1.Network2, id[0])) })
 		r, stderr, err := runSrc(ctx, e, name, nil)
 		if err != nil {
 			t.Fatalf("to %s: %v\n%s", e.h2.Name, err, stderr)
@@ -52,7 +53,7 @@ func ipv6StaysWithItsContainer(t *testing.T, e env) {
 		t.Fatalf("the container has no IPv6 address on %s: %q", e.h1.Network2, id)
 	}
 	ip, mac, ip6 := id[0], id[1], id[2]
-	reservation := "dockmove-reserve-" + e.h1.Network2 + "-" + ip
+	reservation := reserve.Name(e.h1.Network2, ip)
 	t.Cleanup(func() { cleanupDocker(e.h1, "rm", "-f", reservation) })
 
 	r, stderr, err := runSrc(ctx, e, name, nil)

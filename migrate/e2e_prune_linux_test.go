@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/dockmove/dockmove/internal/lab"
+	"github.com/dockmove/dockmove/internal/reserve"
 	"github.com/dockmove/dockmove/migrate"
 )
 
@@ -21,7 +22,7 @@ func TestReservationsPrunedOnceNobodyAnswers(t *testing.T) {
 	t.Cleanup(func() { cleanupDocker(e.h1, "rm", "-f", next) })
 	runIdle(t, ctx, e, name, "--network", e.h1.Network)
 	ip, mac, _ := strings.Cut(identity(t, ctx, e.h1, name), " ")
-	reservation := "dockmove-reserve-" + e.h1.Network + "-" + ip
+	reservation := reserve.Name(e.h1.Network, ip)
 	t.Cleanup(func() { cleanupDocker(e.h1, "rm", "-f", reservation) })
 	if _, stderr, err := runSrc(ctx, e, name, nil); err != nil {
 		t.Fatalf("to host2: %v\n%s", err, stderr)

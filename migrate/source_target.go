@@ -359,20 +359,18 @@ func (c *dockerContainer) reserve(ctx context.Context, renumbered []string) ([]d
 		}
 		ip6 := ""
 		if n.IPv6 != "" && info.Allocates(n.IPv6) {
-			// This host would hand it out too.
-			if api, err := c.dk.APIVersion(ctx); err == nil && docker.HoldsIPv6Silently(api) {
-				ip6 = n.IPv6
-			} else if err == nil {
-				errs = append(errs, fmt.Errorf("the IPv6 address %s on %s is not reserved: this host's Docker (API %s) would advertise it from the "+
-					"reservation and draw the moved container's IPv6 clients here; it may give the address to another container", n.IPv6, n.Name, api))
-			}
+			ip6 = n.IPv6 // this host would hand it out too
 		}
 		r, err := c.dk.Reserve(ctx, n.Name, n.IPv4, ip6, c.spec.ImageID, holder, runtime)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		c.s.log.Info("address reserved here while the container lives elsewhere", "network", n.Name, "address", n.IPv4, "ipv6", ip6, "reservation", reserve.Name(n.Name, n.IPv4))
+		if r.IPv6 != ip6 {
+			errs = append(errs, fmt.Errorf("the IPv6 address %s on %s is not reserved: this host's Docker (26 or later) would advertise it from the "+
+				"reservation and draw the moved container's IPv6 clients here; it may give the address to another container", ip6, n.Name))
+		}
+		c.s.log.Info("address reserved here while the container lives elsewhere", "network", n.Name, "address", n.IPv4, "ipv6", r.IPv6, "reservation", reserve.Name(n.Name, n.IPv4))
 		out = append(out, r)
 	}
 	return out, errors.Join(errs...)

@@ -30,17 +30,18 @@ type Reservation struct {
 // Reserve starts a reservation of address ip (and ip6, if not "") on
 // network, running holder (a static dockmove binary this dockerd can see)
 // in image, which only serves as its root file system, under OCI runtime
-// ("": Docker's default). Only a Docker that can hold an IPv6 address
-// silently (HoldsIPv6Silently) takes ip6.
+// ("": Docker's default). A Docker that cannot hold an IPv6 address
+// silently (holdsIPv6Silently) leaves ip6 out: the reservation's IPv6 is
+// then "".
 func (c *Client) Reserve(ctx context.Context, netName, ip, ip6, image, holder, runtime string) (Reservation, error) {
-	r := Reservation{Network: netName, IPv4: ip, IPv6: ip6, Image: image}
 	api, err := c.APIVersion(ctx)
 	if err != nil {
-		return r, err
+		return Reservation{}, err
 	}
-	if ip6 != "" && !HoldsIPv6Silently(api) {
-		return r, fmt.Errorf("docker: API %s cannot hold IPv6 address %s silently", api, ip6)
+	if !holdsIPv6Silently(api) {
+		ip6 = ""
 	}
+	r := Reservation{Network: netName, IPv4: ip, IPv6: ip6, Image: image}
 	img, err := c.api.ImageInspect(ctx, image)
 	if err != nil {
 		return r, wrap("image inspect "+image, err)
@@ -64,7 +65,7 @@ func (c *Client) Reserve(ctx context.Context, netName, ip, ip6, image, holder, r
 		ReadonlyRootfs: true,
 		// Answer no ARP for the address, even in the instant before the
 		// holder puts the interface down. No IPv6 in the kernel: an IPv6
-		// address is held in Docker's allocator only (HoldsIPv6Silently).
+		// address is held in Docker's allocator only (holdsIPv6Silently).
 		Sysctls: map[string]string{"net.ipv4.conf.all.arp_ignore": "8", "net.ipv6.conf.all.disable_ipv6": "1"},
 		Tmpfs:   map[string]string{},
 	}
@@ -100,7 +101,7 @@ func (c *Client) Reserve(ctx context.Context, netName, ip, ip6, image, holder, r
 	return r, nil
 }
 
-// HoldsIPv6Silently reports whether a Docker of API version api can hold an
+// holdsIPv6Silently reports whether a Docker of API version api can hold an
 // IPv6 address in a reservation that never speaks for it. Before API 1.45
 // (WiresAfterCreate) Docker wires the network in runc's prestart hook,
 // before runc applies the reservation's disable_ipv6: the address is
@@ -110,7 +111,7 @@ func (c *Client) Reserve(ctx context.Context, netName, ip, ip6, image, holder, r
 // with it on they advertise it (Docker 27 and later), drawing the moved
 // container's IPv6 clients to the home, where their connections were
 // reset (measured: TestMixedFleet, 28 to 28, several networks).
-func HoldsIPv6Silently(api string) bool { return versions.LessThan(api, WiresAfterCreate) }
+func holdsIPv6Silently(api string) bool { return versions.LessThan(api, WiresAfterCreate) }
 
 // reservationMAC is a random locally administered unicast MAC address.
 func reservationMAC() (string, error) {

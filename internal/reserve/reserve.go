@@ -8,9 +8,9 @@
 // address's home) would give it to its next container while the moved
 // one answers for it elsewhere, two interfaces with one address on one
 // link. So when a container leaves its home, the home keeps a reservation:
-// a container of its own on that network, holding the address (and its
-// IPv6 address on a dual-stack network, where the home's IPv6 range holds
-// it) in Docker's allocator, whose interfaces are down and which answers no ARP (the moved
+// a container of its own on that network, holding the address (and, with
+// Docker before 26, its IPv6 address on a dual-stack network) in Docker's
+// allocator, whose interfaces are down and which answers no ARP (the moved
 // container stays the only one on the link that answers for it). When the
 // container comes home, the reservation makes way for it; when it moves
 // between other hosts, which allocate only from their own ranges, nothing
