@@ -390,6 +390,11 @@ func (s *source) run(ctx context.Context) error {
 			return err
 		}
 	}
+	var treeErr error
+	if s.cfg.DryRun {
+		root, refusal := s.tgt.liveTree()
+		treeErr = s.treeRefusals(root, refusal)
+	}
 	if err := s.connect(ctx); err != nil {
 		return err
 	}
@@ -403,13 +408,38 @@ func (s *source) run(ctx context.Context) error {
 		}
 	})
 	defer stopWatch()
-	if err := s.preflight(ctx); err != nil {
+	err := s.preflight(ctx)
+	if s.cfg.DryRun && treeErr != nil {
+		if err != nil {
+			return fmt.Errorf("%w; and on this host: %v", err, strings.TrimPrefix(treeErr.Error(), ErrCannotMove.Error()+": "))
+		}
+		return treeErr
+	}
+	if err != nil || s.cfg.DryRun {
 		return err
 	}
-	if s.cfg.DryRun {
+	return s.checkpoint(ctx)
+}
+
+// treeRefusals gives every reason, found before anything is frozen, that
+// CRIU could not dump the running tree rooted at pid: tasks stopped or
+// traced, deleted files over the ghost limit, sockets CRIU cannot dump,
+// and the target's own (refusal), all at once.
+func (s *source) treeRefusals(pid int, refusal error) error {
+	var why []string
+	for _, err := range []error{refusal, checkNotStopped(pid), checkGhosts(pid, s.cfg.GhostLimit), s.checkSockets(pid)} {
+		switch {
+		case err == nil:
+		case !errors.Is(err, ErrCannotMove):
+			return err // the tree could not be read
+		default:
+			why = append(why, strings.TrimPrefix(err.Error(), ErrCannotMove.Error()+": "))
+		}
+	}
+	if len(why) == 0 {
 		return nil
 	}
-	return s.checkpoint(ctx)
+	return fmt.Errorf("%w: %s", ErrCannotMove, strings.Join(why, "; "))
 }
 
 // criuReadsProc asks this host's CRIU, when called, whether it reads the
@@ -715,10 +745,7 @@ func (s *source) prepareDump(ctx context.Context) (spec criu.DumpSpec, extra []n
 	if spec, extra, err = s.tgt.dumpSpec(ctx); err != nil {
 		return spec, nil, "", err
 	}
-	if err := checkNotStopped(spec.Pid); err != nil {
-		return spec, nil, "", err
-	}
-	if err := checkGhosts(spec.Pid, s.cfg.GhostLimit); err != nil {
+	if err := s.treeRefusals(spec.Pid, nil); err != nil {
 		return spec, nil, "", err
 	}
 	spec.GhostLimit = uint32(s.cfg.GhostLimit)

@@ -52,6 +52,10 @@ type target interface {
 	// dumped checks, with the tree still frozen after CRIU's dump, that
 	// the dump holds all that must move; an error fails the dump.
 	dumped() error
+	// liveTree is the running tree's root (its PID here) once inspect
+	// ran, and the target's own reason, found without freezing, that a
+	// dump would not hold all that must move (dumped's check).
+	liveTree() (root int, refusal error)
 	// keepDown has Docker leave the original down once CRIU ends it.
 	keepDown(ctx context.Context) error
 	// running reports whether the dumped original still runs here.
@@ -110,7 +114,23 @@ func (c *dockerContainer) inspect(ctx context.Context) error {
 		return fmt.Errorf("%w: --remap-port: %v", ErrCannotMove, err)
 	}
 	c.restartName, c.restartMax = c.spec.RestartPolicy, c.spec.RestartMax
+	c.setTree(r)
 	return checkLimitsReadable(r.State.Pid, procStatus, c.s.criuReadsProc(ctx))
+}
+
+// setTree notes what the checks of the running tree need: the init's PID
+// (here), the healthcheck's command and the container's shell.
+func (c *dockerContainer) setTree(r container.InspectResponse) {
+	c.init, c.healthcheck, c.shell = 0, nil, nil
+	if r.State != nil {
+		c.init = r.State.Pid
+	}
+	if r.Config != nil {
+		if r.Config.Healthcheck != nil {
+			c.healthcheck = r.Config.Healthcheck.Test
+		}
+		c.shell = r.Config.Shell
+	}
 }
 
 func (c *dockerContainer) lockKey() string     { return c.id }
@@ -234,13 +254,8 @@ func (c *dockerContainer) dumpSpec(ctx context.Context) (criu.DumpSpec, []namedD
 	if err != nil {
 		return spec, nil, err
 	}
-	c.init, c.healthcheck, c.shell = spec.Pid, nil, nil
-	if r.Config != nil {
-		if r.Config.Healthcheck != nil {
-			c.healthcheck = r.Config.Healthcheck.Test
-		}
-		c.shell = r.Config.Shell
-	}
+	c.setTree(r)
+	c.init = spec.Pid
 	if err := checkNoExecs(c.init, c.healthcheck, c.shell); err != nil {
 		return spec, nil, err
 	}
@@ -257,6 +272,8 @@ func (c *dockerContainer) dumpSpec(ctx context.Context) (criu.DumpSpec, []namedD
 func (c *dockerContainer) dumped() error {
 	return checkNoExecs(c.init, c.healthcheck, c.shell)
 }
+
+func (c *dockerContainer) liveTree() (int, error) { return c.init, c.dumped() }
 
 // trees lists what ships beside CRIU's images, by stream: the writable
 // layer (upper), the volumes and the copied bind mounts.
@@ -476,6 +493,8 @@ func (p *processTree) describe(_ context.Context, pre *protocol.Preflight) error
 
 // dumped: a process tree is whole by definition.
 func (p *processTree) dumped() error { return nil }
+
+func (p *processTree) liveTree() (int, error) { return p.pid, nil }
 
 // dumpSpec: a process tree ships its images only.
 func (p *processTree) dumpSpec(context.Context) (criu.DumpSpec, []namedDir, error) {
