@@ -28,6 +28,8 @@ func TestKnownCausesAreExplained(t *testing.T) {
 		{"pipe size", "(00.710000)     12: Error (criu/pipes.c:164): Can't restore pipe size: Operation not permitted", "fs.pipe-max-size"},
 		{"another user's limits (seen here)", "(00.033000) Error (criu/cr-dump.c:442): Can't get rlimit 0: Operation not permitted", "CAP_SYS_RESOURCE"},
 		{"inotify on overlay", "(00.140000) Error (criu/fsnotify.c:263): fsnotify: Can't find suitable path for handle (dev 0x2f ino 0x1a2b): -2", "inotify"},
+		{"mount tree CRIU cannot rebuild", "(00.061000) Error (criu/mount.c:2573): mnt: BUG at criu/mount.c:2573", "mount tree"},
+		{"no soft-dirty (seen here: criu pre-dump --track-mem on this kernel)", "(00.043928) Error (criu/config.c:1131): Tracking memory is not available. Consider omitting --track-mem option.", "soft-dirty"},
 		{"address taken", "(00.900000) Error (criu/libnetlink.c:54): -17 reported by netlink: Address already assigned", "taken"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
