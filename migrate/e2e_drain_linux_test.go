@@ -26,7 +26,27 @@ func TestDrainMovesEveryContainer(t *testing.T) {
 	}
 	runIdle(t, ctx, e, stuck, "--label", label, "--network", "host")
 
-	out := lab.RunSource(ctx, e.h1, e.h2, e.bin, "", nil, "drain", "--label", label, "--strategy", "stop-and-copy")
+	// check of several containers by name: each one's answer, and a name
+	// no running container has; then drain's --name picks by pattern.
+	missing := unique("drain-none")
+	out := lab.RunSource(ctx, e.h1, e.h2, e.bin, "", nil, "check", movable[0], movable[1], stuck, missing)
+	want := map[string]string{movable[0]: migrate.DrainWouldMove, movable[1]: migrate.DrainWouldMove, stuck: migrate.DrainRefused, missing: migrate.DrainRefused}
+	checked := drainOutcomes(t, out, len(want))
+	for name, outcome := range want {
+		if checked[name].Outcome != outcome {
+			t.Fatalf("check of %s: %+v, want %s\n%s", name, checked[name], outcome, out.Stderr)
+		}
+	}
+	if !strings.Contains(checked[missing].Error, "no running container of that name") || !strings.Contains(checked[stuck].Error, "host's network namespace") {
+		t.Fatalf("check's reasons: %q, %q", checked[missing].Error, checked[stuck].Error)
+	}
+	pattern := movable[1][:len(movable[1])-8] + "*" // drain-b-*, among this test's label
+	out = lab.RunSource(ctx, e.h1, e.h2, e.bin, "", nil, "drain", "check", "--label", label, "--name", pattern)
+	if checked := drainOutcomes(t, out, 1); checked[movable[1]].Outcome != migrate.DrainWouldMove {
+		t.Fatalf("drain check --name %s: %+v\n%s", pattern, checked, out.Stderr)
+	}
+
+	out = lab.RunSource(ctx, e.h1, e.h2, e.bin, "", nil, "drain", "--label", label, "--strategy", "stop-and-copy")
 	if out.Err == nil || !strings.Contains(out.Stderr, "the host is not drained: 1 of 3 containers stay") {
 		t.Fatalf("drain: %v, want it to fail naming the container that stays:\n%s", out.Err, out.Stderr)
 	}
@@ -122,4 +142,19 @@ func TestDrainToSeveralDestinations(t *testing.T) {
 	if st, err := e.h1.Docker(ctx, "inspect", "-f", "{{.State.Status}}", stuck); err != nil || st != "running" {
 		t.Fatalf("%s on host1: %q, %v", stuck, st, err)
 	}
+}
+
+// drainOutcomes reads a drain's (or a check of several containers')
+// results, n of them, by container.
+func drainOutcomes(t *testing.T, out lab.SourceRun, n int) map[string]migrate.DrainResult {
+	t.Helper()
+	var results []migrate.DrainResult
+	if err := json.Unmarshal(out.Report, &results); err != nil || len(results) != n {
+		t.Fatalf("%d results, want %d: %v, %s\n%s", len(results), n, err, out.Report, out.Stderr)
+	}
+	byName := map[string]migrate.DrainResult{}
+	for _, r := range results {
+		byName[r.Container] = r
+	}
+	return byName
 }

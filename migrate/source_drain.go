@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -19,6 +20,10 @@ type DrainOptions struct {
 	// Labels choose the containers: those carrying all of them (KEY or
 	// KEY=VALUE). Default: every running container.
 	Labels []string
+	// Names choose among those the containers with one of these names,
+	// each a name or a pattern (path.Match: web-*). A plain name that no
+	// running container has is reported refused. Default: all.
+	Names []string
 	// To are the destinations (host:port). Default: SourceConfig.To. With
 	// several, each container goes to the one that takes it with the most
 	// memory to spare (then disk), as each reports in a check.
@@ -67,11 +72,23 @@ func Drain(ctx context.Context, cfg SourceConfig, opts DrainOptions, onEach func
 		return nil, err
 	}
 	defer dk.Close()
-	names, err := dk.RunningContainers(ctx, opts.Labels)
+	running, err := dk.RunningContainers(ctx, opts.Labels)
+	if err != nil {
+		return nil, err
+	}
+	names, missing, err := pickNames(running, opts.Names)
 	if err != nil {
 		return nil, err
 	}
 	d := &drain{cfg: cfg, opts: opts, dk: dk, onEach: onEach, inFlight: map[string]int64{}}
+	for _, name := range missing {
+		why := "no running container of that name here"
+		if len(opts.Labels) > 0 {
+			why = "no running container of that name here with the labels " + strings.Join(opts.Labels, ", ")
+		}
+		d.done(d.outcome(ctx, DrainResult{Container: name}, errors.New(why)))
+	}
+	total := len(names) + len(missing)
 	work := make(chan string)
 	var wg sync.WaitGroup
 	for range min(opts.Parallel, len(names)) {
@@ -100,9 +117,9 @@ func Drain(ctx context.Context, cfg SourceConfig, opts DrainOptions, onEach func
 	}
 	switch {
 	case ctx.Err() != nil:
-		return out, fmt.Errorf("%w: interrupted after %d of %d containers: %v", ErrDrainIncomplete, len(out), len(names), context.Cause(ctx))
+		return out, fmt.Errorf("%w: interrupted after %d of %d containers: %v", ErrDrainIncomplete, len(out), total, context.Cause(ctx))
 	case stayed > 0:
-		return out, fmt.Errorf("%w: %d of %d containers stay", ErrDrainIncomplete, stayed, len(names))
+		return out, fmt.Errorf("%w: %d of %d containers stay", ErrDrainIncomplete, stayed, total)
 	}
 	return out, nil
 }
@@ -224,4 +241,29 @@ func bestOffer(offers []offer, inFlight map[string]int64) offer {
 	return slices.MaxFunc(offers, func(a, b offer) int {
 		return cmp.Or(cmp.Compare(spare(a), spare(b)), cmp.Compare(a.report.Check.DiskFree, b.report.Check.DiskFree))
 	})
+}
+
+// pickNames returns the running containers that one of names (names or
+// path.Match patterns) chooses, all of them without names, and the plain
+// names that none of them has.
+func pickNames(running, names []string) (chosen, missing []string, err error) {
+	if len(names) == 0 {
+		return running, nil, nil
+	}
+	for _, n := range names {
+		if _, err := path.Match(n, ""); err != nil {
+			return nil, nil, fmt.Errorf("name pattern %q: %w", n, err)
+		}
+	}
+	for _, r := range running {
+		if slices.ContainsFunc(names, func(n string) bool { ok, _ := path.Match(n, r); return ok }) {
+			chosen = append(chosen, r)
+		}
+	}
+	for _, n := range names {
+		if !strings.ContainsAny(n, `*?[\`) && !slices.Contains(running, n) && !slices.Contains(missing, n) {
+			missing = append(missing, n)
+		}
+	}
+	return chosen, missing, nil
 }

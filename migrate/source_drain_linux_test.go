@@ -1,6 +1,7 @@
 package migrate
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/dockmove/dockmove/protocol"
@@ -30,5 +31,27 @@ func TestBestOfferFakeReports(t *testing.T) {
 		if got := bestOffer(c.offers, c.inFlight).to; got != c.want {
 			t.Errorf("%s: chose %s, want %s", c.name, got, c.want)
 		}
+	}
+}
+
+// TestPickNames: names and patterns choose among the running containers;
+// a plain name none has is reported, a pattern that matches none is not.
+func TestPickNames(t *testing.T) {
+	running := []string{"db", "web-1", "web-2"}
+	for _, c := range []struct {
+		names, chosen, missing []string
+	}{
+		{nil, running, nil},
+		{[]string{"web-*"}, []string{"web-1", "web-2"}, nil},
+		{[]string{"db", "cache", "web-?"}, running, []string{"cache"}},
+		{[]string{"cache-*", "cache", "cache"}, nil, []string{"cache"}},
+	} {
+		chosen, missing, err := pickNames(running, c.names)
+		if err != nil || !slices.Equal(chosen, c.chosen) || !slices.Equal(missing, c.missing) {
+			t.Errorf("pickNames(%q) = %q, %q, %v; want %q, %q", c.names, chosen, missing, err, c.chosen, c.missing)
+		}
+	}
+	if _, _, err := pickNames(running, []string{"web-["}); err == nil {
+		t.Error("a malformed pattern was taken")
 	}
 }

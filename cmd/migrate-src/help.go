@@ -23,14 +23,14 @@ func helpFor(program string) cli.Help {
 			},
 		}, {
 			Name:     "check",
-			Usage:    []string{"check --to HOST[:PORT] [flags] CONTAINER", "check --to HOST[:PORT] [flags] --pid PID"},
-			Summary:  "would it move, and how? (nothing frozen, nothing made on HOST)",
-			Examples: []string{"check --to host2 web", "check --to host2 --strategy lazy --json web"},
+			Usage:    []string{"check --to HOST[:PORT] [flags] CONTAINER...", "check --to HOST[:PORT] [flags] --pid PID"},
+			Summary:  "would it move, and how? (nothing frozen, nothing made on HOST; several containers: as drain check of those)",
+			Examples: []string{"check --to host2 web", "check --to host2 --strategy lazy --json web", "check --to host2 web db cache"},
 		}, {
 			Name:     "drain",
-			Usage:    []string{"drain [check] --to HOST[:PORT] [--label KEY[=VALUE]] [flags]"},
+			Usage:    []string{"drain [check] --to HOST[:PORT] [--label KEY[=VALUE]] [--name NAME|PATTERN] [flags]"},
 			Summary:  "move every running container, one after the other or --parallel N at once, to one or several destinations (drain check: would they?)",
-			Examples: []string{"drain check --to host2", "drain --to host2 --label tier=web --json"},
+			Examples: []string{"drain check --to host2", "drain --to host2 --label tier=web --json", "drain --to host2,host3 --name 'web-*' --parallel 2"},
 		}, {
 			Name:     "status",
 			Usage:    []string{"status [--resolve] [--json]"},

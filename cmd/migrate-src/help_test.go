@@ -122,7 +122,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"argument to install-plugin", []string{"install-plugin", "extra"}, "'migrate-src install-plugin --help'"},
 		{"no destination", []string{"web"}, "'migrate-src --help'"},
 		{"no container", []string{"--to", "host2"}, "'migrate-src --help'"},
-		{"two containers", []string{"check", "--to", "host2", "web", "db"}, "'migrate-src check --help'"},
+		{"two containers", []string{"--to", "host2", "web", "db"}, "'migrate-src --help'"},
 		{"container and pid", []string{"--to", "host2", "--pid", "1", "web"}, "'migrate-src --help'"},
 		{"drain a container", []string{"drain", "--to", "host2", "web"}, "'migrate-src drain --help'"},
 		{"bad strategy", []string{"--to", "host2", "--strategy", "teleport", "web"}, "'migrate-src --help'"},

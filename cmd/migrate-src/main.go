@@ -118,6 +118,10 @@ func (a *app) run(argv []string) int {
 			name = "check"
 		}
 	}
+	if name == "check" && o.cfg.Pid == 0 && (len(args) > 1 || len(args) == 1 && strings.ContainsAny(args[0], `*?[\`)) {
+		// Several containers checked (or a pattern): drain's check of those.
+		drain, o.names, args = true, args, nil
+	}
 	cfg, err := o.config(name, drain, args)
 	if err != nil {
 		return a.help.Exit(a.stderr, err)
@@ -178,6 +182,7 @@ type options struct {
 	ghostLimit        string
 	bindMounts        string
 	labels            []string
+	names             []string // drain: the containers' names or patterns
 	drainTo           []string // drain: every destination, --to's list
 	parallel          int
 	eventsPath        string
@@ -221,6 +226,7 @@ func (o *options) flagSet() *pflag.FlagSet {
 	fs.StringVar(&cfg.CRIU, "criu", "", "criu binary (default: criu in PATH)")
 	fs.BoolVar(&o.asJSON, "json", false, "print the report as JSON on stdout")
 	fs.StringArrayVar(&o.labels, "label", nil, "drain: only the containers with this label, KEY or KEY=VALUE (repeat)")
+	fs.StringArrayVar(&o.names, "name", nil, "drain: only the containers of this name, or matching this pattern (web-*) (repeat)")
 	fs.IntVar(&o.parallel, "parallel", 1, "drain: move this many containers at once (default 1: their freezes never overlap)")
 	fs.StringVar(&o.eventsPath, "events", "", "write the migration's events (stages, the outcome) as JSON lines to this file (e.g. /dev/fd/3)")
 	fs.BoolVar(&o.resolve, "resolve", false, "with status: deliver every commit its destination has not confirmed")
@@ -295,7 +301,7 @@ func (o *options) checkTarget(name string, drain bool, args []string) error {
 	case !drain && o.cfg.Pid == 0 && len(args) == 0:
 		return cli.Usagef(name, "no container to move (or --pid PID)")
 	case len(args) > 1:
-		return cli.Usagef(name, "one container at a time, not %q (drain moves them all)", args)
+		return cli.Usagef(name, "one container at a time, not %q (check takes several; drain moves them all)", args)
 	}
 	return nil
 }
@@ -342,7 +348,7 @@ func (a *app) migrate(o *options, cfg migrate.SourceConfig, drain bool) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if drain {
-		return a.drain(ctx, cfg, migrate.DrainOptions{Labels: o.labels, To: o.drainTo, Parallel: o.parallel}, o.asJSON)
+		return a.drain(ctx, cfg, migrate.DrainOptions{Labels: o.labels, Names: o.names, To: o.drainTo, Parallel: o.parallel}, o.asJSON)
 	}
 	report, err := migrate.Migrate(ctx, cfg)
 	ev.End(err)
