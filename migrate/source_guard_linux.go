@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/dockmove/dockmove/internal/atomicfile"
 	"github.com/dockmove/dockmove/internal/criu"
 	"github.com/dockmove/dockmove/internal/docker"
 	"github.com/dockmove/dockmove/lazypages"
@@ -273,7 +274,7 @@ func (h realGuardHost) remove(ctx context.Context, p guardPlan) error {
 }
 
 // tmpPrefix begins the name of a file writeFileAtomic is writing.
-const tmpPrefix = ".tmp-"
+const tmpPrefix = atomicfile.TmpPrefix
 
 // removeHalfWritten removes from dir what writeFileAtomic left of writes a
 // kill cut short: temporary files unchanged for olderThan (0 where no
@@ -291,39 +292,8 @@ func removeHalfWritten(dir string, olderThan time.Duration) {
 }
 
 // writeFileAtomic replaces path with data so that a crash leaves either
-// the old or the new content: written to a temporary file, synced,
-// renamed, and the directory synced. (A crash can leave the temporary
-// file: whoever reads the directory again removes it.)
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, tmpPrefix+filepath.Base(path))
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+// the old or the new content (package atomicfile).
+func writeFileAtomic(path string, data []byte) error { return atomicfile.Write(path, data, 0o600) }
 
 // GuardResults lists what guards did on this host (WORK/guards/*.json).
 func GuardResults(workDir string) []GuardResult {

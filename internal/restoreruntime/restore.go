@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/dockmove/dockmove/internal/atomicfile"
 )
 
 // criuConfigAnnotation makes runc hand CRIU a config file for this restore
@@ -41,11 +43,11 @@ func restore(inv Invocation, c createArgs, dir string, p Plan, log *slog.Logger)
 		log.Error("restore failed", "id", c.id, "err", err)
 		fmt.Fprintln(os.Stderr, "dockmove runtime: restore failed:", err)
 	} else {
-		os.WriteFile(filepath.Join(dir, PendingStart), nil, 0o600)
+		atomicfile.Write(filepath.Join(dir, PendingStart), nil, 0o600)
 		log.Info("restored", "id", c.id)
 	}
 	if data, jerr := json.Marshal(res); jerr == nil {
-		os.WriteFile(filepath.Join(dir, ResultFile), data, 0o600)
+		atomicfile.Write(filepath.Join(dir, ResultFile), data, 0o600)
 	}
 	return res.ExitCode
 }

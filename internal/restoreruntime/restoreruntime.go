@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/dockmove/dockmove/internal/atomicfile"
 )
 
 // Name is the runtime name registered with dockerd.
@@ -122,7 +124,7 @@ func WritePlan(dir string, p Plan) error {
 	if err := os.MkdirAll(filepath.Join(dir, WorkDir), 0o700); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, PlanFile), data, 0o600)
+	return atomicfile.Write(filepath.Join(dir, PlanFile), data, 0o600)
 }
 
 // ReadResult returns the outcome of the restore of the container whose

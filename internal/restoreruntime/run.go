@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/dockmove/dockmove/internal/atomicfile"
 )
 
 // Invocation is one call of the runtime, as containerd's shim makes it:
@@ -191,7 +193,7 @@ func maybeRestore(inv Invocation, log *slog.Logger) (code int, handled bool) {
 	}
 	// Consumed before running: whatever happens next, these images are
 	// never restored a second time.
-	if err := os.WriteFile(filepath.Join(dir, ConsumedFile), nil, 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, ConsumedFile), nil, 0o600); err != nil {
 		fmt.Fprintln(os.Stderr, "dockmove runtime:", err)
 		return 1, true
 	}
