@@ -2,5 +2,7 @@
 
 package migrate
 
+import "github.com/dockmove/dockmove/internal/cli"
+
 // Version is the agents' version, announced in the handshake.
-const Version = "0.1.0"
+const Version = cli.Release

@@ -4,9 +4,24 @@
 package main
 
 import (
+	"fmt"
+	"io"
 	"os"
+	"slices"
 
+	"github.com/dockmove/dockmove/internal/cli"
 	"github.com/dockmove/dockmove/internal/restoreruntime"
 )
 
-func main() { os.Exit(restoreruntime.Main(os.Args[1:])) }
+func main() {
+	printVersion(os.Stdout, os.Args[1:])
+	os.Exit(restoreruntime.Main(os.Args[1:]))
+}
+
+// printVersion writes the runtime's own version to w when args ask for
+// versions; runc's follows (dockerd and people read that).
+func printVersion(w io.Writer, args []string) {
+	if len(args) == 1 && slices.Contains([]string{"--version", "-v"}, args[0]) {
+		fmt.Fprintln(w, cli.Version("dockmove-runtime", cli.Release))
+	}
+}
