@@ -80,16 +80,41 @@ func watchDump(criuPid int, spec criu.DumpSpec, d time.Duration, log *slog.Logge
 	w.timer = time.AfterFunc(d, func() {
 		w.fired.Store(true)
 		log.Error("CRIU's dump outlived its deadline: stopping it and thawing the container", "criu", criuPid, "after", d)
-		unix.Kill(criuPid, unix.SIGKILL)
-		if spec.FreezeCgroup != "" {
-			os.WriteFile(filepath.Join(spec.FreezeCgroup, "freezer.state"), []byte("THAWED"), 0)
-		}
-		// Killed, CRIU leaves its network lock behind.
-		if err := criu.UnlockNetwork(spec.Pid); err != nil {
-			log.Error("the container's network is still locked", "err", err)
-		}
+		stopCRIU(criuPid, spec, log)
 	})
 	return w
+}
+
+// stopCRIU kills CRIU process pid (0: none found) dumping the tree of
+// spec, thaws the tree's freezer (with cgroup v2 CRIU freezes by ptrace,
+// which its death undoes) and removes the network lock it leaves.
+func stopCRIU(pid int, spec criu.DumpSpec, log *slog.Logger) {
+	if pid != 0 {
+		unix.Kill(pid, unix.SIGKILL)
+	}
+	if spec.FreezeCgroup != "" {
+		os.WriteFile(filepath.Join(spec.FreezeCgroup, "freezer.state"), []byte("THAWED"), 0)
+	}
+	if err := criu.UnlockNetwork(spec.Pid); err != nil {
+		log.Error("the container's network is still locked", "err", err)
+	}
+}
+
+// watchPreDump puts a deadline d on the pre-dump that CRIU makes into dir
+// (predump.Config.Watch). A pre-dump announces nothing, so CRIU is found
+// when the deadline passes: the child of this process that has dir open.
+func watchPreDump(dir string, spec criu.DumpSpec, d time.Duration, log *slog.Logger) (expired func() bool) {
+	var fired atomic.Bool
+	t := time.AfterFunc(d, func() {
+		fired.Store(true)
+		pid := criuChild(dir)
+		log.Error("CRIU's pre-dump outlived its deadline: stopping it and thawing the container", "criu", pid, "after", d)
+		stopCRIU(pid, spec, log)
+	})
+	return func() bool {
+		t.Stop()
+		return fired.Load()
+	}
 }
 
 // stop ends the watch and reports whether the deadline had fired.

@@ -30,7 +30,19 @@ type Config struct {
 	Ship func(ctx context.Context, i int, dir string) (bytes, wire int64, err error)
 	// OnRound, when set, is told about each round and the decision after it.
 	OnRound func(i int, r Round, d Decision)
+	// Before, when set, is asked before each round's pre-dump: an error
+	// ends the rounds (a task stopped since the last round would keep
+	// CRIU waiting with the tree frozen).
+	Before func(i int) error
+	// Watch, when set, guards each pre-dump: it is called as CRIU is about
+	// to pre-dump into dir and returns a function to call once CRIU has
+	// returned, which reports whether the pre-dump outlived its deadline
+	// (and was stopped, the tree thawed).
+	Watch func(dir string) (expired func() bool)
 }
+
+// ErrDeadline reports a pre-dump stopped at its deadline.
+var ErrDeadline = errors.New("CRIU's pre-dump did not finish in time: it was stopped and the tree thawed")
 
 // Result is what the rounds did.
 type Result struct {
@@ -77,8 +89,20 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		if i > 1 {
 			spec.Parent = Parent(i - 1)
 		}
+		if cfg.Before != nil {
+			if err := cfg.Before(i); err != nil {
+				return res, fmt.Errorf("pre-copy round %d: %w", i, err)
+			}
+		}
+		expired := func() bool { return false }
+		if cfg.Watch != nil {
+			expired = cfg.Watch(dir)
+		}
 		start := time.Now()
 		st, err := criu.PreDump(cfg.CRIU, dir, spec)
+		if expired() {
+			return res, fmt.Errorf("pre-copy round %d: %w", i, ErrDeadline)
+		}
 		if err != nil {
 			return res, fmt.Errorf("pre-copy round %d: %w", i, err)
 		}
