@@ -251,29 +251,40 @@ func TestLazyMultiProcessWithForks(t *testing.T) {
 	assertHost2Clean(t, ctx, e, name, false)
 }
 
-// TestSecondMigrationRefusedWhileInFlight starts a second migrate-src of a
-// container whose post-copy is under way: host1 refuses it, naming the
-// first, and the first completes.
+// TestSecondMigrationRefusedWhileInFlight starts more migrate-src runs of
+// a container whose post-copy is under way, to the same destination and
+// to another one (host3, which would take it): host1 refuses both, naming
+// the first, host3 receives nothing, and the first completes.
 func TestSecondMigrationRefusedWhileInFlight(t *testing.T) {
 	e := setup(t)
+	e3 := setupHosts(t, e.h1.Name, "host3")
 	ctx := ctxFor(t, 4*time.Minute)
 	startDst(t, e)
+	startDst(t, e3)
 	name := unique("twice")
-	// 1 GiB: post-copy lasts about 6 s here, the second run's refusal
-	// takes a few hundred milliseconds.
+	t.Cleanup(func() { cleanupDocker(e3.h2, "rm", "-f", name) })
+	// 1 GiB: post-copy lasts about 6 s here, the other runs' refusals
+	// take a few hundred milliseconds.
 	addr := runWorkloadMiB(t, ctx, e, name, lab.WorkloadImage, 1024, 500)
-	var second lab.SourceRun
+	var second, third lab.SourceRun
 	first := lab.RunSource(ctx, e.h1, e.h2, e.bin, name, func(stage string, _ func()) {
 		if stage == "post-copy" && second.Stderr == "" {
 			second = lab.RunSource(ctx, e.h1, e.h2, e.bin, name, nil, "--strategy", "stop-and-copy")
+			// Another destination, which would take it: host1 refuses too.
+			third = lab.RunSource(ctx, e.h1, e3.h2, e.bin, name, nil, "--strategy", "stop-and-copy")
 		}
 	}, "--strategy", "lazy")
 	if first.Err != nil {
 		t.Fatalf("first migration: %v\n%s", first.Err, first.Stderr)
 	}
 	want := fmt.Sprintf("already being migrated by migrate-src (pid %d) to %s", first.Events[0].Pid, net.JoinHostPort(e.h2.Addr, lab.AgentPort))
-	if second.Err == nil || !strings.Contains(second.Stderr, want) {
-		t.Fatalf("second migration: %v, want %q in:\n%s", second.Err, want, second.Stderr)
+	for _, run := range []lab.SourceRun{second, third} {
+		if run.Err == nil || !strings.Contains(run.Stderr, want) {
+			t.Fatalf("another migration: %v, want %q in:\n%s", run.Err, want, run.Stderr)
+		}
+	}
+	if out, _ := e3.h2.Docker(ctx, "ps", "-aq", "--filter", "name=^/"+name+"$"); out != "" {
+		t.Fatalf("host3 holds a container named %s", name)
 	}
 	if v, err := workload.Query(ctx, addr, workload.CmdVerify); err != nil || v.Bad != 0 {
 		t.Fatalf("after the migration: %+v, %v", v, err)
