@@ -17,6 +17,7 @@ import (
 
 	"github.com/dockmove/dockmove/internal/lab"
 	"github.com/dockmove/dockmove/internal/workload"
+	"github.com/dockmove/dockmove/migrate"
 )
 
 // The fault matrix: each cell migrates a workload container, injects one
@@ -339,7 +340,21 @@ func runCell(t *testing.T, e env, c *matrixCell) string {
 	}
 	out := fmt.Sprintf("%s in %.1fs", where, time.Since(injected).Seconds())
 	if c.note != "" {
+		// A fault that did not land proves nothing about its cell.
+		t.Errorf("the fault did not land: %s", c.note)
 		out += " (" + c.note + ")"
+	}
+	if c.phase == "image" && where == "host1" {
+		if _, err := e.h2.Docker(ctx, "image", "inspect", image); err == nil {
+			t.Errorf("host2 kept the image %s that the rolled-back migration shipped", image)
+		}
+	}
+	// Both agents, as the fault left them (migrate-dst perhaps restarted),
+	// serve the next migration.
+	next := unique("next")
+	runIdle(t, ctx, e, next, "--network", e.h1.Network)
+	if _, stderr, err := runSrc(ctx, e, next, nil); err != nil {
+		t.Errorf("the next migration after the fault: %v\n%s", err, stderr)
 	}
 	if t.Failed() {
 		out = "FAIL: " + out
@@ -387,6 +402,9 @@ func invariant(ctx context.Context, e env, h2Work, name, addr string, before wor
 	if left := leftovers(e, h2Work, id); left != "" {
 		return "", left
 	}
+	if left := labelledLeftovers(ctx, e, id, running[0]); left != "" {
+		return "", left
+	}
 	if left := networkLockLeft(ctx, map[string]lab.Host{"host1": e.h1, "host2": e.h2}[running[0]], name); left != "" {
 		return "", left
 	}
@@ -424,6 +442,34 @@ func leftovers(e env, h2Work, id string) string {
 	}
 	if pids := processesNamed("criu"); len(pids) > 0 {
 		return fmt.Sprintf("CRIU still runs (pids %v): a dump, restore or lazy-pages daemon left behind", pids)
+	}
+	return ""
+}
+
+// labelledLeftovers names what host2's Docker holds of migration id that
+// the outcome does not keep (where: the host the container runs on): a
+// container, volume or network made for it, unless it committed there.
+// (A network made for it stays with a committed copy, and the copy
+// itself carries the label.) And any mount below host2's work or runtime
+// directories.
+func labelledLeftovers(ctx context.Context, e env, id, where string) string {
+	if id == "" {
+		return ""
+	}
+	filter := "label=" + migrate.LabelMigration + "=" + id
+	if where != "host2" {
+		for _, kind := range [][]string{{"ps", "-aq"}, {"volume", "ls", "-q"}, {"network", "ls", "-q"}} {
+			if out, _ := e.h2.Docker(ctx, append(kind, "--filter", filter)...); strings.TrimSpace(out) != "" {
+				return fmt.Sprintf("host2 holds %s %s made for the migration", kind[0], strings.Fields(out))
+			}
+		}
+	}
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, line := range strings.Split(string(mounts), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && (strings.HasPrefix(f[4], e.h2.WorkDir()+"/") || strings.HasPrefix(f[4], e.h2.RuntimeState()+"/")) {
+			return "host2 keeps a mount at " + f[4]
+		}
 	}
 	return ""
 }
