@@ -348,6 +348,7 @@ func acceptRetryable(err error) bool {
 func (s *Server) handle(ctx context.Context, conn net.Conn, handshakeDone func()) {
 	tc := s.cfg.Transfer
 	tc.Hello = s.hello
+	tc.InDoubtFor = s.inDoubtFrom
 	if tc.Logger == nil {
 		tc.Logger = s.log
 	}
@@ -493,6 +494,9 @@ type migrationState struct {
 	Pid        int    `json:"pid,omitempty"`
 	PidStart   uint64 `json:"pid_start,omitempty"`
 	Updated    time.Time
+	// Source is the name the source's certificate proves: when a copy is
+	// in doubt, that source is asked for the outcome at its next contact.
+	Source string `json:"source,omitempty"`
 }
 
 var errAgentRestarted = errors.New("migrate-dst restarted during the migration")

@@ -119,6 +119,7 @@ func (in *incoming) runArrival(ctx context.Context, a arrival) (err error) {
 	in.srv.observer().MigrationStarted(in.pre.Strategy)
 	defer in.observeEnd(&err)
 	defer in.undoOnFailure(ctx, &err)
+	in.state.Source = in.sess.PeerName()
 	if err := in.srv.saveState(&in.state); err != nil {
 		return err
 	}

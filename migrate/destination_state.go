@@ -296,6 +296,7 @@ type InFlight struct {
 	ContainerID string    `json:"container_id,omitempty"`
 	Pid         int       `json:"pid,omitempty"`
 	Updated     time.Time `json:"updated"`
+	Source      string    `json:"source,omitempty"` // the source's certificate name
 }
 
 // DestinationStatus lists the migrations a destination with work directory
@@ -314,7 +315,7 @@ func DestinationStatus(workDir string) ([]InFlight, error) {
 			continue
 		}
 		out = append(out, InFlight{MigrationID: st.MigrationID, Name: st.Name, Phase: st.Phase, ContainerID: st.ContainerID, Pid: st.Pid,
-			InDoubt: st.Phase == phaseInDoubt, Updated: st.Updated})
+			InDoubt: st.Phase == phaseInDoubt, Updated: st.Updated, Source: st.Source})
 	}
 	return out, err
 }
@@ -326,4 +327,21 @@ func (st *migrationState) removeStaging() {
 			os.RemoveAll(dir)
 		}
 	}
+}
+
+// inDoubtFrom lists the migrations from the source whose certificate
+// proves peer that this host holds in doubt (transfer.Config.InDoubtFor):
+// the source is asked for their outcomes in the handshake.
+func (s *Server) inDoubtFrom(peer string) []string {
+	if peer == "" {
+		return nil
+	}
+	all, _ := DestinationStatus(s.cfg.WorkDir)
+	var ids []string
+	for _, m := range all {
+		if m.InDoubt && m.Source == peer {
+			ids = append(ids, m.MigrationID)
+		}
+	}
+	return ids
 }

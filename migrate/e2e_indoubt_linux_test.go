@@ -18,6 +18,7 @@ import (
 	"github.com/dockmove/dockmove/internal/lab"
 	"github.com/dockmove/dockmove/internal/workload"
 	"github.com/dockmove/dockmove/migrate"
+	"github.com/dockmove/dockmove/protocol"
 )
 
 // These tests break a stop-and-copy migration in its one two-party window:
@@ -221,6 +222,63 @@ func TestInDoubtShownAndResolvedByHand(t *testing.T) {
 		t.Fatalf("migrate-src status --resolve: exit %d, %+v", code, resolved)
 	}
 	assertCommittedOnHost2(t, ctx, e, name, addr, before, id)
+}
+
+// TestInDoubtResolvedAtNextContact: a migration left in doubt with no
+// guard to resolve it (killed, as a reboot of host1 would end it) and
+// migrate-dst restarted meanwhile (its copy stays paused) is resolved
+// without a person: the next time host1 contacts host2 for anything (here
+// a check of another container), host2's hello names the migration, host1
+// delivers its recorded commit, and the copy runs on host2.
+func TestInDoubtResolvedAtNextContact(t *testing.T) {
+	e := setup(t)
+	ctx := ctxFor(t, 4*time.Minute)
+	dst := startDst(t, e)
+	name := unique("nextcontact")
+	addr := runWorkload(t, ctx, e, name, lab.WorkloadImage)
+	before := waitBeat(t, ctx, addr, 0)
+	cut, heal := linkCutter(t, ctx, e, -1)
+	onStage, killed := atStage("commit", func(kill func()) {
+		cut()
+		kill()
+	})
+	run := lab.RunSource(ctx, e.h1, e.h2, e.bin, name, onStage, "--strategy", "stop-and-copy", "--pause-at", "commit")
+	if !killed() {
+		t.Fatalf("migrate-src never reached the commit:\n%s", run.Stderr)
+	}
+	id := migrationID(run.Events)
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		if st, _ := e.h2.Docker(ctx, "inspect", "-f", "{{.State.Status}}", name); st == "paused" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("host2 never paused its copy in doubt")
+		}
+	}
+	killGuardOf(t, ctx, e, name)
+	heal()
+	dst.Stop()
+	if err := dst.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := e.h2.Docker(ctx, "inspect", "-f", "{{.State.Status}}", name); st != "paused" {
+		t.Fatalf("after migrate-dst restarted, host2's copy in doubt is %q, want paused", st)
+	}
+
+	other := unique("contact")
+	runIdle(t, ctx, e, other, "--network", e.h1.Network)
+	check := lab.RunSource(ctx, e.h1, e.h2, e.bin, other, nil, "check")
+	var r migrate.Report
+	if err := json.Unmarshal(check.Report, &r); err != nil || check.Err != nil {
+		t.Fatalf("check: %v, %v\n%s", check.Err, err, check.Stderr)
+	}
+	if r.Resolved[id] != protocol.OutcomeCommitted || !strings.Contains(check.Stderr, "held migration "+id+" in doubt") {
+		t.Fatalf("the check resolved %v, want %s committed:\n%s", r.Resolved, id, check.Stderr)
+	}
+	assertCommittedOnHost2(t, ctx, e, name, addr, before, id)
+	if _, err := os.Stat(filepath.Join(e.h1.WorkDir(), "outcomes", id+".json")); err == nil {
+		t.Fatal("host1 still records the migration as unresolved")
+	}
 }
 
 // agentJSON runs an agent's command on h and decodes its JSON output into

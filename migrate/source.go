@@ -235,8 +235,12 @@ type Report struct {
 	// DumpRetries are the causes of dumps that failed for a momentary
 	// state of the container and were made again (each froze it briefly).
 	DumpRetries []string `json:"dump_retries,omitempty"`
-	// Warnings are what went wrong after the commit: the container moved.
-	Warnings []string                 `json:"warnings,omitempty"`
+	// Warnings are what went wrong that did not stop the migration (after
+	// the commit: the container moved).
+	Warnings []string `json:"warnings,omitempty"`
+	// Resolved are the migrations that the destination held in doubt and
+	// this host told the outcome of on connecting, with its answer.
+	Resolved map[string]string        `json:"resolved,omitempty"`
 	Stages   map[string]time.Duration `json:"stage_ns"`
 	// Freeze is where the freeze went, in order; its steps add up to
 	// FreezeTime.
@@ -475,6 +479,9 @@ func (s *source) connect(ctx context.Context) error {
 		return err
 	}
 	s.report.Hosts = HostPair{Source: tc.Hello.Host, Destination: s.sess.Peer().Host}
+	if ids := s.sess.Peer().InDoubt; len(ids) > 0 {
+		s.reconcile(ctx, ids)
+	}
 	s.log.Info("hosts", "source", tc.Hello.Host.String(), "destination", s.sess.Peer().Host.String())
 	s.stageDetail("hosts", ": "+tc.Hello.Host.String()+" -> "+s.sess.Peer().Host.String())
 	s.strategy, s.report.StrategyReason, err = chooseStrategy(s.cfg.Strategy, tc.Hello.CRIU, s.sess.Peer().CRIU)
@@ -1189,4 +1196,12 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// warn logs msg and keeps it in the report.
+func (s *source) warn(msg string) {
+	s.log.Warn(msg)
+	s.report.mu.Lock()
+	s.report.Warnings = append(s.report.Warnings, msg)
+	s.report.mu.Unlock()
 }

@@ -116,8 +116,12 @@ type guardHost interface {
 	// deliver tells the destination the outcome (commit: the original is
 	// gone) and returns its answer (protocol.Outcome*).
 	deliver(ctx context.Context, p guardPlan, commit bool) (string, error)
-	// dropOutcome removes the source's record of a delivered commit.
+	// dropOutcome removes the source's record of a delivered outcome.
 	dropOutcome(p guardPlan)
+	// recordRollback records durably that the original resumed, for the
+	// destination holding its copy in doubt: delivered now, or when the
+	// destination next hears from this host (it asks then).
+	recordRollback(p guardPlan) error
 }
 
 // guardTimes bound the guard's waiting.
@@ -179,12 +183,19 @@ func resolve(ctx context.Context, h guardHost, p guardPlan, t guardTimes) GuardR
 		rollbackHost(ctx, h, p, did, failed)
 	}
 	if p.Restored && !p.PostCopy {
-		// The destination holds its copy in doubt: tell it what happened.
+		// The destination holds its copy in doubt: tell it what happened
+		// (a commit was recorded before the original was ended).
+		if alive {
+			failed("record the rollback", h.recordRollback(p))
+		}
 		state, err := h.deliver(ctx, p, !alive)
 		failed("tell the destination", err)
 		r.Delivered = state
 		if err == nil {
 			did("destination told (%s)", state)
+			if alive {
+				h.dropOutcome(p)
+			}
 		}
 	}
 	if !alive {

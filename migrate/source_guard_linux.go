@@ -197,6 +197,11 @@ func (h realGuardHost) deliver(ctx context.Context, p guardPlan, commit bool) (s
 
 func (h realGuardHost) dropOutcome(p guardPlan) { dropOutcome(h.workDir, p.MigrationID) }
 
+func (h realGuardHost) recordRollback(p guardPlan) error {
+	return saveOutcome(h.workDir, OutcomeRecord{MigrationID: p.MigrationID, Container: p.Container, Destination: p.Destination,
+		Decided: time.Now().UTC(), ContainerID: p.Container, Docker: p.Docker, KeepSource: true})
+}
+
 func (h realGuardHost) waitExit(ctx context.Context, pid int, d time.Duration) bool {
 	fd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {

@@ -32,6 +32,10 @@ func (f *fakeGuardHost) deliver(_ context.Context, _ guardPlan, commit bool) (st
 	return f.answer, nil
 }
 func (f *fakeGuardHost) dropOutcome(guardPlan) { f.calls = append(f.calls, "drop-record") }
+func (f *fakeGuardHost) recordRollback(guardPlan) error {
+	f.calls = append(f.calls, "record-rollback")
+	return nil
+}
 
 func (f *fakeGuardHost) waitExit(_ context.Context, pid int, _ time.Duration) bool {
 	f.waits++
@@ -125,7 +129,12 @@ func TestGuardResolveFakeHost(t *testing.T) {
 		{
 			name: "resumed after the destination reported its copy: rolled back, destination told to remove it",
 			plan: restoredPlan, host: fakeGuardHost{treeAlive: true, answer: protocol.OutcomeRemoved},
-			outcome: GuardRolledBack, calls: []string{"unlock", "deliver-abort"}, never: []string{"deliver-commit", "remove"},
+			outcome: GuardRolledBack, calls: []string{"unlock", "record-rollback", "deliver-abort", "drop-record"}, never: []string{"deliver-commit", "remove"},
+		},
+		{
+			name: "resumed after the destination reported its copy, destination unreachable: the rollback stays on record",
+			plan: restoredPlan, host: fakeGuardHost{treeAlive: true},
+			outcome: GuardRolledBack, calls: []string{"unlock", "record-rollback", "deliver-abort"}, never: []string{"deliver-commit", "remove", "drop-record"},
 		},
 		{
 			name: "post-copy needs no telling: the destination decides by the pages",

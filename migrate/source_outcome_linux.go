@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -128,27 +129,67 @@ func ResolvePending(ctx context.Context, workDir string, tc transfer.Config, log
 	said := map[string]string{}
 	var errs []error
 	for _, r := range recs {
-		// What happened decides, not what was decided: an original that
-		// runs was resumed by CRIU, and the destination's copy must go.
-		commit := r.Commit && !originalRunning(ctx, r)
-		state, err := deliverOutcome(ctx, r.Destination, tc, r.MigrationID, commit, log)
+		state, err := resolveRecord(ctx, workDir, r.Destination, tc, r, log)
+		if state != "" {
+			said[r.MigrationID] = state
+		}
 		if err != nil {
 			errs = append(errs, err)
-			continue
 		}
-		said[r.MigrationID] = state
-		if commit && state == protocol.OutcomeRemoved {
-			log.Error("the destination no longer has its copy: the ended original is kept here to be started again", "migration", r.MigrationID, "container", r.Container)
-		}
-		if commit && (state == protocol.OutcomeCommitted || state == protocol.OutcomeUnknown) {
-			if err := removeOriginal(ctx, r); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-		}
-		dropOutcome(workDir, r.MigrationID)
 	}
 	return said, errors.Join(errs...)
+}
+
+// resolveRecord delivers record r to its destination at addr and, once it
+// answered, removes the record (and the ended original of a commit,
+// unless it was to be kept). It returns the destination's answer.
+func resolveRecord(ctx context.Context, workDir, addr string, tc transfer.Config, r OutcomeRecord, log *slog.Logger) (string, error) {
+	// What happened decides, not what was decided: an original that runs
+	// was resumed by CRIU, and the destination's copy must go.
+	commit := r.Commit && !originalRunning(ctx, r)
+	state, err := deliverOutcome(ctx, addr, tc, r.MigrationID, commit, log)
+	if err != nil {
+		return "", err
+	}
+	if commit && state == protocol.OutcomeRemoved {
+		log.Error("the destination no longer has its copy: the ended original is kept here to be started again", "migration", r.MigrationID, "container", r.Container)
+	}
+	if commit && (state == protocol.OutcomeCommitted || state == protocol.OutcomeUnknown) {
+		if err := removeOriginal(ctx, r); err != nil {
+			return state, err
+		}
+	}
+	dropOutcome(workDir, r.MigrationID)
+	return state, nil
+}
+
+// reconcile answers a destination that holds migrations from this host in
+// doubt (it names them in its hello): each that this host has a record of
+// (a commit, or a rollback a guard made) is delivered now, within a
+// bounded time; one without a record here is left, with a warning, to
+// `migrate-src status --resolve` where it was recorded.
+func (s *source) reconcile(ctx context.Context, ids []string) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second) // the session waits meanwhile
+	defer cancel()
+	recs, _ := PendingOutcomes(s.cfg.WorkDir)
+	for _, id := range ids {
+		i := slices.IndexFunc(recs, func(r OutcomeRecord) bool { return r.MigrationID == id })
+		if i < 0 {
+			s.warn(fmt.Sprintf("%s holds migration %s in doubt, and this host's work directory has no record of it: "+
+				"run `migrate-src status --resolve` with the work directory that migrated it", s.cfg.To, id))
+			continue
+		}
+		state, err := resolveRecord(ctx, s.cfg.WorkDir, s.cfg.To, s.tc, recs[i], s.log)
+		if err != nil {
+			s.warn(fmt.Sprintf("%s holds migration %s in doubt; telling it the outcome failed: %v (`migrate-src status --resolve` tries again)", s.cfg.To, id, err))
+			continue
+		}
+		if s.report.Resolved == nil {
+			s.report.Resolved = map[string]string{}
+		}
+		s.report.Resolved[id] = state
+		s.stageDetail("resolved", fmt.Sprintf(": %s held migration %s in doubt; told its outcome, it says %s", s.cfg.To, id, state))
+	}
 }
 
 func originalRunning(ctx context.Context, r OutcomeRecord) bool {

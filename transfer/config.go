@@ -26,6 +26,10 @@ type Config struct {
 	// Hello is what this end announces in the handshake. Its Protocol is
 	// set to ProtocolVersion when zero.
 	Hello Hello
+	// InDoubtFor, on a server, names the migrations from the source whose
+	// certificate proves peer (its common name) that this end holds in
+	// doubt; they go in the Hello it answers that source with.
+	InDoubtFor func(peer string) []string
 	// HandshakeTimeout bounds the TLS handshake, the Hello exchange and the
 	// first frame of every incoming stream. Default 15s; must be positive.
 	HandshakeTimeout time.Duration

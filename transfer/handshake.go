@@ -102,7 +102,14 @@ type Hello struct {
 	DockerAPI        string   `json:"docker_api"` // negotiated Docker API version; "" without Docker
 	RuntimeInstalled bool     `json:"runtime_installed"`
 	Host             HostInfo `json:"host"`
+	// InDoubt (a destination's, to a source) are the migrations from this
+	// source whose copies the destination holds paused, in doubt: the
+	// source tells it their outcomes (Config.InDoubtFor).
+	InDoubt []string `json:"in_doubt,omitempty"`
 }
+
+// MaxInDoubt bounds Hello.InDoubt.
+const MaxInDoubt = 64
 
 func (*Hello) Type() MsgType { return MsgHello }
 
@@ -121,6 +128,14 @@ func (m *Hello) Validate() error {
 	}
 	if err := m.Host.validate(); err != nil {
 		return err
+	}
+	if len(m.InDoubt) > MaxInDoubt {
+		return fmt.Errorf("%d migrations in doubt (at most %d)", len(m.InDoubt), MaxInDoubt)
+	}
+	for _, id := range m.InDoubt {
+		if err := validName("migration in doubt", id); err != nil {
+			return err
+		}
 	}
 	return validName("agent version", m.Agent)
 }
@@ -264,5 +279,22 @@ func (s *Session) helloAsServer(ctx context.Context) error {
 		s.writeMsg(ctrl, &Reject{Reason: err.Error()})
 		return err
 	}
-	return s.writeMsg(ctrl, &s.cfg.Hello)
+	mine := s.cfg.Hello
+	if s.cfg.InDoubtFor != nil && hello.Role == RoleSource {
+		mine.InDoubt = s.cfg.InDoubtFor(s.PeerName())
+		if len(mine.InDoubt) > MaxInDoubt {
+			mine.InDoubt = mine.InDoubt[:MaxInDoubt] // the rest at the next contact
+		}
+	}
+	return s.writeMsg(ctrl, &mine)
+}
+
+// PeerName is the name the peer's certificate proves (its common name);
+// "" without TLS.
+func (s *Session) PeerName() string {
+	tc, ok := s.conn.Conn.(*tls.Conn)
+	if !ok || len(tc.ConnectionState().PeerCertificates) == 0 {
+		return ""
+	}
+	return tc.ConnectionState().PeerCertificates[0].Subject.CommonName
 }

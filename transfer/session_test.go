@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -455,6 +456,56 @@ func TestAllowListAdmitsOnlyNamedPeers(t *testing.T) {
 	cfg.InsecurePlaintext, cfg.AllowPeers = true, []string{"host1"}
 	if err := cfg.ValidateSettings(); err == nil {
 		t.Fatal("an allow-list without TLS was accepted")
+	}
+}
+
+// TestServerNamesMigrationsInDoubtToTheirSource: a server's hello to a
+// source carries what InDoubtFor gives for the name the source's
+// certificate proves (host1), and a hello naming too many or malformed
+// migrations is invalid.
+func TestServerNamesMigrationsInDoubtToTheirSource(t *testing.T) {
+	p := loadPKI(t)
+	var asked []string
+	addr, _, done := tlsServerWith(t, mustTLS(t, p.host2.Server), func(cfg *Config) {
+		cfg.InDoubtFor = func(peer string) []string {
+			asked = append(asked, peer)
+			return []string{"mig-1", "mig-2"}
+		}
+	})
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(RoleSource)
+	cfg.TLS = mustTLS(t, p.host1.Client)
+	cfg.TLS.ServerName = "127.0.0.1"
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := Client(ctx, conn, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := <-done
+	if srv.err != nil {
+		t.Fatal(srv.err)
+	}
+	defer srv.s.Close()
+	defer c.Close()
+	if got := c.Peer().InDoubt; !slices.Equal(got, []string{"mig-1", "mig-2"}) || !slices.Equal(asked, []string{"host1"}) || srv.s.PeerName() != "host1" {
+		t.Fatalf("in doubt %q, asked for %q, peer %q", got, asked, srv.s.PeerName())
+	}
+	h := testConfig(RoleDestination).Hello
+	h.Protocol = ProtocolVersion
+	for _, bad := range [][]string{{"../x"}, make([]string, MaxInDoubt+1)} {
+		h.InDoubt = bad
+		for i := range h.InDoubt {
+			if h.InDoubt[i] == "" {
+				h.InDoubt[i] = "m"
+			}
+		}
+		if err := h.Validate(); err == nil {
+			t.Fatalf("a hello with %d migrations in doubt (%q...) is valid", len(bad), bad[0])
+		}
 	}
 }
 

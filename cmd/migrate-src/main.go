@@ -547,8 +547,12 @@ func (a *app) printStatus(pending []migrate.OutcomeRecord, said map[string]strin
 		fmt.Fprintln(a.stdout, "no unresolved migrations")
 	}
 	for _, r := range pending {
-		fmt.Fprintf(a.stdout, "UNRESOLVED %s: %s committed here at %s, %s has not confirmed (its copy stays paused): run `migrate-src status --resolve`\n",
-			r.MigrationID, r.Container, r.Decided.Local().Format(time.DateTime), r.Destination)
+		what := "committed here"
+		if !r.Commit {
+			what = "rolled back here (the original runs)"
+		}
+		fmt.Fprintf(a.stdout, "UNRESOLVED %s: %s %s at %s, %s has not confirmed (its copy stays paused): it is told when it next hears from this host, or run `migrate-src status --resolve`\n",
+			r.MigrationID, r.Container, what, r.Decided.Local().Format(time.DateTime), r.Destination)
 	}
 	for _, g := range guards {
 		fmt.Fprintf(a.stdout, "guard %s (pid %d, %s): %s; %s", g.MigrationID, g.Pid, g.Finished.Local().Format(time.DateTime), g.Outcome, strings.Join(g.Actions, "; "))
