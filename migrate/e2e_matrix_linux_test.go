@@ -279,6 +279,8 @@ Not in this table:
 - The restore runtime failing: TestFailureRestoreFailsOnHost2 (CRIU's restore fails inside the runtime; host1 resumes).
 - host2's disk full of the migration's own data: refused before freezing by the disk check; a source sending more than it announced is stopped by the stream bound (TestHostilePeersAreRefusedAndLoseNothing). (The cells above fill host2's work directory, a 4 MiB file system, from outside.)
 - dockerd restarting between "restored" and the commit: without live-restore Docker stops its containers on a restart, the copy in doubt too: the container is lost by Docker's own doing, as any container of that host would be.
+- Faults absent from a phase because there is nothing there for them to hit: a CRIU is killed only where one runs (the source's dump in the dump, pages and transfer phases and its page server in post-copy; host2's restore in restore; the lazy-pages daemon in restore and post-copy); host2's work directory fills where host2 writes (transfer, restore); dockerd restarts where host2's Docker holds the copy (restore, post-copy). At the handshake (connect) and preflight nothing has been frozen, shipped or made yet: killing migrate-src there is the preflight cell, and the ones that remain are those that could leave host2 holding something (migrate-dst killed, the link cut while the session is set up).
+- A migration in doubt that no guard resolves (host1 rebooted, or its guard gave up): TestInDoubtResolvedAtNextContact (host2 names it in its next handshake with host1, which delivers the recorded outcome), TestInDoubtShownAndResolvedByHand.
 `
 
 // runCell runs one cell and returns its outcome for the table.
