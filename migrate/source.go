@@ -826,6 +826,7 @@ func (s *source) postDump(ctx, shipCtx context.Context, images string, extra []n
 	// The decision is recorded before CRIU acts on it.
 	rec := OutcomeRecord{MigrationID: s.id, Container: s.report.Container, Destination: s.cfg.To, Commit: true, Decided: time.Now().UTC(),
 		ContainerID: s.tgt.containerID(), Docker: s.cfg.Docker, KeepSource: s.cfg.KeepSource}
+	rec.Moved, rec.Image = s.tgt.moved(s.renumbered)
 	if err := saveOutcome(s.cfg.WorkDir, rec); err != nil {
 		return fmt.Errorf("record the commit: %w", err)
 	}
@@ -1047,6 +1048,11 @@ func (s *source) commit(ctx context.Context) error {
 			// Every page arrived: that, not this message, commits there.
 			return fmt.Errorf("committed here, but the destination did not acknowledge: %w", err)
 		}
+		// Its copy there holds the addresses, paused, until it hears of
+		// the commit: this host's Docker must not give them out meanwhile.
+		if _, rerr := s.tgt.reserve(ctx, s.renumbered); rerr != nil {
+			s.log.Error("this host could not reserve the addresses the container took along", "err", rerr)
+		}
 		if err := s.resolveCommit(ctx, err); err != nil {
 			return err
 		}
@@ -1128,6 +1134,10 @@ func (s *source) resolveCommit(ctx context.Context, lost error) error {
 		return fmt.Errorf("committed here (the original is gone), but the destination has not confirmed, so its copy stays paused: %w; "+
 			"the migration's guard goes on delivering the commit (`migrate-src status` shows it)", err)
 	case state == protocol.OutcomeRemoved:
+		moved, _ := s.tgt.moved(s.renumbered)
+		if err := unreserveMoved(ctx, OutcomeRecord{Docker: s.cfg.Docker, Moved: moved}); err != nil {
+			s.log.Error("the addresses reserved for the container stay reserved", "err", err)
+		}
 		return fmt.Errorf("committed here, but the destination had removed its copy: the container is lost")
 	}
 	s.log.Info("commit delivered in a new session", "destination_state", state)
@@ -1175,6 +1185,7 @@ func (s *source) startGuard(spec criu.DumpSpec) error {
 		Announce: s.tgt.address() != "", AnnounceFor: 150 * time.Millisecond,
 		KeepSource: s.cfg.KeepSource, Destination: s.cfg.To, CRIUVersion: s.tc.Hello.CRIU.Version,
 	}
+	plan.Moved, plan.Image = s.tgt.moved(s.renumbered)
 	g, err := startGuard(s.cfg.GuardBinary, s.cfg.GuardArgs, s.cfg.WorkDir, s.lock, plan, s.log)
 	if err != nil {
 		return err

@@ -61,6 +61,11 @@ type guardPlan struct {
 	Announce    bool          `json:"announce,omitempty"`
 	AnnounceFor time.Duration `json:"announce_for_ns,omitempty"`
 	KeepSource  bool          `json:"keep_source,omitempty"`
+	// Moved are the addresses the container takes along, to be reserved
+	// here if the guard completes the commit (Image: the reservation's
+	// root).
+	Moved []movedAddress `json:"moved,omitempty"`
+	Image string         `json:"image,omitempty"`
 	// Done says migrate-src finished, committed or rolled back by itself:
 	// the guard has nothing left to do.
 	Done bool `json:"done,omitempty"`
@@ -118,6 +123,10 @@ type guardHost interface {
 	deliver(ctx context.Context, p guardPlan, commit bool) (string, error)
 	// dropOutcome removes the source's record of a delivered outcome.
 	dropOutcome(p guardPlan)
+	// reserve keeps here the addresses the container took along (p.Moved);
+	// unreserve gives them back.
+	reserve(ctx context.Context, p guardPlan) error
+	unreserve(ctx context.Context, p guardPlan) error
 	// recordRollback records durably that the original resumed, for the
 	// destination holding its copy in doubt: delivered now, or when the
 	// destination next hears from this host (it asks then).
@@ -181,6 +190,11 @@ func resolve(ctx context.Context, h guardHost, p guardPlan, t guardTimes) GuardR
 	if alive {
 		r.Outcome = GuardRolledBack
 		rollbackHost(ctx, h, p, did, failed)
+	} else if p.Restored || p.PostCopy {
+		// The original is ended and its addresses live on with the copy:
+		// reserved at once, before this host's Docker can give them to
+		// another container (telling the destination may take long).
+		reserveMovedAddresses(ctx, h, p, did, failed)
 	}
 	if p.Restored && !p.PostCopy {
 		// The destination holds its copy in doubt: tell it what happened
@@ -269,6 +283,9 @@ func commitHost(ctx context.Context, h guardHost, p guardPlan, delivered string,
 		return GuardCommitted
 	case p.Restored && delivered == protocol.OutcomeRemoved:
 		h.dropOutcome(p)
+		if len(p.Moved) > 0 {
+			failed("give the original its addresses back", h.unreserve(ctx, p))
+		}
 		did("the destination no longer has its copy: the ended original is kept here to be started again")
 		return GuardLost
 	case p.CRIU != 0:
@@ -276,6 +293,19 @@ func commitHost(ctx context.Context, h guardHost, p guardPlan, delivered string,
 		return GuardInDoubt
 	}
 	return GuardGone
+}
+
+// reserveMovedAddresses keeps here the addresses the container took along
+// (p.Moved), so that this host's Docker gives them to no other container.
+func reserveMovedAddresses(ctx context.Context, h guardHost, p guardPlan, did func(string, ...any), failed func(string, error)) {
+	if len(p.Moved) == 0 {
+		return
+	}
+	if err := h.reserve(ctx, p); err != nil {
+		failed("reserve the addresses the container took along", err)
+	} else {
+		did("addresses the container took along reserved")
+	}
 }
 
 // errGuardNoPlan reports a guard whose migrate-src died before sending a

@@ -197,6 +197,21 @@ func (h realGuardHost) deliver(ctx context.Context, p guardPlan, commit bool) (s
 
 func (h realGuardHost) dropOutcome(p guardPlan) { dropOutcome(h.workDir, p.MigrationID) }
 
+func (h realGuardHost) reserve(ctx context.Context, p guardPlan) error {
+	dk, err := docker.New(p.Docker)
+	if err != nil {
+		return err
+	}
+	defer dk.Close()
+	waitStopped(ctx, dk, p.Container)
+	_, err = reserveAway(ctx, dk, h.workDir, p.Moved, p.Image, h.log)
+	return err
+}
+
+func (h realGuardHost) unreserve(ctx context.Context, p guardPlan) error {
+	return unreserveMoved(ctx, OutcomeRecord{Docker: p.Docker, Moved: p.Moved})
+}
+
 func (h realGuardHost) recordRollback(p guardPlan) error {
 	return saveOutcome(h.workDir, OutcomeRecord{MigrationID: p.MigrationID, Container: p.Container, Destination: p.Destination,
 		Decided: time.Now().UTC(), ContainerID: p.Container, Docker: p.Docker, KeepSource: true})

@@ -32,6 +32,14 @@ func (f *fakeGuardHost) deliver(_ context.Context, _ guardPlan, commit bool) (st
 	return f.answer, nil
 }
 func (f *fakeGuardHost) dropOutcome(guardPlan) { f.calls = append(f.calls, "drop-record") }
+func (f *fakeGuardHost) reserve(context.Context, guardPlan) error {
+	f.calls = append(f.calls, "reserve")
+	return nil
+}
+func (f *fakeGuardHost) unreserve(context.Context, guardPlan) error {
+	f.calls = append(f.calls, "unreserve")
+	return nil
+}
 func (f *fakeGuardHost) recordRollback(guardPlan) error {
 	f.calls = append(f.calls, "record-rollback")
 	return nil
@@ -115,6 +123,36 @@ func TestGuardResolveFakeHost(t *testing.T) {
 			name: "ended at the commit point, the destination told: committed, original removed",
 			plan: restoredPlan, host: fakeGuardHost{answer: protocol.OutcomeCommitted},
 			outcome: GuardCommitted, calls: []string{"wait", "deliver-commit", "drop-record", "remove"}, never: []string{"unlock", "deliver-abort"},
+		},
+		{
+			name: "ended at the commit point, the destination told: the addresses the container took along are reserved here",
+			plan: func() guardPlan {
+				p := restoredPlan
+				p.Moved = []movedAddress{{Network: "shared", IPv4: "10.0.0.70"}}
+				return p
+			}(),
+			host:    fakeGuardHost{answer: protocol.OutcomeCommitted},
+			outcome: GuardCommitted, calls: []string{"wait", "reserve", "deliver-commit", "drop-record", "remove"},
+		},
+		{
+			name: "ended at the commit point, destination unreachable: the addresses are reserved all the same (the paused copy holds them)",
+			plan: func() guardPlan {
+				p := restoredPlan
+				p.Moved = []movedAddress{{Network: "shared", IPv4: "10.0.0.70"}}
+				return p
+			}(),
+			host:    fakeGuardHost{},
+			outcome: GuardInDoubt, calls: []string{"reserve", "deliver-commit"}, never: []string{"remove", "drop-record", "unreserve"},
+		},
+		{
+			name: "ended at the commit point, but the copy was removed on the destination: the original gets its addresses back",
+			plan: func() guardPlan {
+				p := restoredPlan
+				p.Moved = []movedAddress{{Network: "shared", IPv4: "10.0.0.70"}}
+				return p
+			}(),
+			host:    fakeGuardHost{answer: protocol.OutcomeRemoved},
+			outcome: GuardLost, calls: []string{"reserve", "deliver-commit", "drop-record", "unreserve"}, never: []string{"remove"},
 		},
 		{
 			name: "ended at the commit point, destination unreachable: in doubt, original and record kept",

@@ -39,6 +39,10 @@ type OutcomeRecord struct {
 	ContainerID string `json:"container_id,omitempty"`
 	Docker      string `json:"docker,omitempty"`
 	KeepSource  bool   `json:"keep_source,omitempty"`
+	// Moved are the addresses the container took along, reserved here
+	// once the commit is confirmed (Image: the reservation's root).
+	Moved []movedAddress `json:"moved,omitempty"`
+	Image string         `json:"image,omitempty"`
 }
 
 func outcomePath(workDir, id string) string {
@@ -153,9 +157,16 @@ func resolveRecord(ctx context.Context, workDir, addr string, tc transfer.Config
 	}
 	if commit && state == protocol.OutcomeRemoved {
 		log.Error("the destination no longer has its copy: the ended original is kept here to be started again", "migration", r.MigrationID, "container", r.Container)
+		// Its addresses are its own again (a guard may have reserved them).
+		if err := unreserveMoved(ctx, r); err != nil {
+			return state, err
+		}
 	}
 	if commit && (state == protocol.OutcomeCommitted || state == protocol.OutcomeUnknown) {
 		if err := removeOriginal(ctx, r); err != nil {
+			return state, err
+		}
+		if err := reserveMoved(ctx, workDir, r, log); err != nil {
 			return state, err
 		}
 	}
@@ -217,4 +228,43 @@ func removeOriginal(ctx context.Context, r OutcomeRecord) error {
 	}
 	defer dk.Close()
 	return dk.Remove(ctx, r.ContainerID)
+}
+
+// reserveMoved keeps here the addresses the committed container took along.
+func reserveMoved(ctx context.Context, workDir string, r OutcomeRecord, log *slog.Logger) error {
+	if len(r.Moved) == 0 {
+		return nil
+	}
+	dk, err := docker.New(r.Docker)
+	if err != nil {
+		return err
+	}
+	defer dk.Close()
+	_, err = reserveAway(ctx, dk, workDir, r.Moved, r.Image, log)
+	return err
+}
+
+// unreserveMoved removes the reservations of the addresses a container
+// took along that did not stay away after all.
+func unreserveMoved(ctx context.Context, r OutcomeRecord) error {
+	if len(r.Moved) == 0 {
+		return nil
+	}
+	dk, err := docker.New(r.Docker)
+	if err != nil {
+		return err
+	}
+	defer dk.Close()
+	for _, m := range r.Moved {
+		res, ok, err := dk.FindReservation(ctx, m.Network, m.IPv4)
+		if err != nil {
+			return err
+		}
+		if ok {
+			if err := dk.Remove(ctx, res.ID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -69,6 +70,10 @@ type target interface {
 	// from this host's own ranges (package reserve), except on the
 	// renumbered networks, where the container did not take its address.
 	reserve(ctx context.Context, renumbered []string) ([]docker.Reservation, error)
+	// moved lists what reserve would keep, for a guard or a recorded
+	// commit to reserve in migrate-src's stead, and the image a
+	// reservation runs from.
+	moved(renumbered []string) ([]movedAddress, string)
 }
 
 // namedDir is a directory shipped as the stream of that name.
@@ -349,14 +354,58 @@ func (c *dockerContainer) remove(ctx context.Context) error {
 }
 
 func (c *dockerContainer) reserve(ctx context.Context, renumbered []string) ([]docker.Reservation, error) {
+	moved, image := c.moved(renumbered)
+	if len(moved) == 0 {
+		return nil, nil
+	}
+	waitStopped(ctx, c.dk, c.id)
+	return reserveAway(ctx, c.dk, c.s.cfg.WorkDir, moved, image, c.s.log)
+}
+
+// waitStopped waits (up to 10 s) until Docker has seen the processes of
+// container id end (CRIU has just ended them): only then does it give the
+// container's addresses back to its allocator.
+func waitStopped(ctx context.Context, dk *docker.Client, id string) {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && ctx.Err() == nil; time.Sleep(100 * time.Millisecond) {
+		if r, err := dk.Inspect(ctx, id); err != nil || r.State == nil || !r.State.Running {
+			return
+		}
+	}
+}
+
+// moved lists the addresses the container takes along (those of its
+// networks but the renumbered ones) and the image a reservation of them
+// runs from.
+func (c *dockerContainer) moved(renumbered []string) ([]movedAddress, string) {
+	var out []movedAddress
+	for _, n := range c.spec.Networks {
+		if n.IPv4 != "" && !slices.Contains(renumbered, n.Name) {
+			out = append(out, movedAddress{Network: n.Name, IPv4: n.IPv4, IPv6: n.IPv6})
+		}
+	}
+	return out, c.spec.ImageID
+}
+
+// movedAddress is an address that a container took along to another
+// host, as it had it on network Network.
+type movedAddress struct {
+	Network string `json:"network"`
+	IPv4    string `json:"ipv4"`
+	IPv6    string `json:"ipv6,omitempty"`
+}
+
+// reserveAway keeps, on the host dk manages, the addresses a container
+// took along (moved) that came from this host's own range of a network
+// shared with other hosts (package reserve): whoever completes the commit
+// here calls it (migrate-src, its guard, or the delivery of a recorded
+// commit). An address already reserved stays as it is. image is a root
+// for the reservation (the moved container's); workDir holds the holder.
+func reserveAway(ctx context.Context, dk *docker.Client, workDir string, moved []movedAddress, image string, log *slog.Logger) ([]docker.Reservation, error) {
 	var out []docker.Reservation
 	var errs []error
 	holder, runtime := "", ""
-	for _, n := range c.spec.Networks {
-		if n.IPv4 == "" || slices.Contains(renumbered, n.Name) {
-			continue
-		}
-		info, err := c.dk.Network(ctx, n.Name)
+	for _, n := range moved {
+		info, err := dk.Network(ctx, n.Network)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -366,11 +415,15 @@ func (c *dockerContainer) reserve(ctx context.Context, renumbered []string) ([]d
 		if !sharedLink(info.Driver) || !info.Allocates(n.IPv4) {
 			continue
 		}
+		if r, ok, err := dk.FindReservation(ctx, n.Network, n.IPv4); err == nil && ok {
+			out = append(out, r) // reserved already (earlier in this commit)
+			continue
+		}
 		if holder == "" {
-			if runtime, err = c.reservationRuntime(ctx); err != nil {
+			if runtime, err = reservationRuntime(ctx, dk); err != nil {
 				return out, err
 			}
-			if holder, err = reserve.Install(filepath.Join(c.s.cfg.WorkDir, "reserve")); err != nil {
+			if holder, err = reserve.Install(filepath.Join(workDir, "reserve")); err != nil {
 				return out, err
 			}
 		}
@@ -378,16 +431,16 @@ func (c *dockerContainer) reserve(ctx context.Context, renumbered []string) ([]d
 		if n.IPv6 != "" && info.Allocates(n.IPv6) {
 			ip6 = n.IPv6 // this host would hand it out too
 		}
-		r, err := c.dk.Reserve(ctx, n.Name, n.IPv4, ip6, c.spec.ImageID, holder, runtime)
+		r, err := dk.Reserve(ctx, n.Network, n.IPv4, ip6, image, holder, runtime)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		if r.IPv6 != ip6 {
 			errs = append(errs, fmt.Errorf("the IPv6 address %s on %s is not reserved: this host's Docker (26 or later) would advertise it from the "+
-				"reservation and draw the moved container's IPv6 clients here; it may give the address to another container", ip6, n.Name))
+				"reservation and draw the moved container's IPv6 clients here; it may give the address to another container", ip6, n.Network))
 		}
-		c.s.log.Info("address reserved here while the container lives elsewhere", "network", n.Name, "address", n.IPv4, "ipv6", r.IPv6, "reservation", reserve.Name(n.Name, n.IPv4))
+		log.Info("address reserved here while the container lives elsewhere", "network", n.Network, "address", n.IPv4, "ipv6", r.IPv6, "reservation", reserve.Name(n.Network, n.IPv4))
 		out = append(out, r)
 	}
 	return out, errors.Join(errs...)
@@ -398,11 +451,11 @@ func (c *dockerContainer) reserve(ctx context.Context, renumbered []string) ([]d
 // packet: package restoreruntime); else Docker's own where Docker does not
 // advertise addresses (docker.AdvertisesAddresses), since nothing then
 // sends the moved container's traffic to the reservation.
-func (c *dockerContainer) reservationRuntime(ctx context.Context) (string, error) {
-	if ok, err := c.dk.HasRuntime(ctx, restoreruntime.Name); err == nil && ok {
+func reservationRuntime(ctx context.Context, dk *docker.Client) (string, error) {
+	if ok, err := dk.HasRuntime(ctx, restoreruntime.Name); err == nil && ok {
 		return restoreruntime.Name, nil
 	}
-	api, err := c.dk.APIVersion(ctx)
+	api, err := dk.APIVersion(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -495,6 +548,8 @@ func (p *processTree) describe(_ context.Context, pre *protocol.Preflight) error
 func (p *processTree) dumped() error { return nil }
 
 func (p *processTree) liveTree() (int, error) { return p.pid, nil }
+
+func (p *processTree) moved([]string) ([]movedAddress, string) { return nil, "" }
 
 // dumpSpec: a process tree ships its images only.
 func (p *processTree) dumpSpec(context.Context) (criu.DumpSpec, []namedDir, error) {
