@@ -138,16 +138,21 @@ func setupHosts(t *testing.T, src, dst string) env {
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
-	// A container that moved away leaves its address reserved on its
-	// home host (package reserve); the tests' containers go for good.
-	t.Cleanup(func() {
-		for _, h := range []lab.Host{h1, h2} {
-			if ids, _ := cleanupDocker(h, "ps", "-aq", "--filter", "label="+reserve.Label); ids != "" {
-				cleanupDocker(h, append([]string{"rm", "-f"}, strings.Fields(ids)...)...)
-			}
+	e := env{h1: h1, h2: h2, bin: buildDir}
+	t.Cleanup(func() { removeReservations(e) })
+	return e
+}
+
+// removeReservations removes the reservations on both hosts: a container
+// that moved away leaves its address reserved on its home host (package
+// reserve), and the tests' containers go for good (a test of many
+// migrations calls it as it goes, or the home's range fills up).
+func removeReservations(e env) {
+	for _, h := range []lab.Host{e.h1, e.h2} {
+		if ids, _ := cleanupDocker(h, "ps", "-aq", "--filter", "label="+reserve.Label); ids != "" {
+			cleanupDocker(h, append([]string{"rm", "-f"}, strings.Fields(ids)...)...)
 		}
-	})
-	return env{h1: h1, h2: h2, bin: buildDir}
+	}
 }
 
 func ctxFor(t *testing.T, d time.Duration) context.Context {

@@ -264,7 +264,7 @@ func TestFaultMatrix(t *testing.T) {
 	table := "| strategy | phase | fault | outcome |\n|---|---|---|---|\n" + strings.Join(rows, "\n") + "\n"
 	t.Logf("fault matrix:\n%s", table)
 	if out := os.Getenv("DOCKMOVE_MATRIX_OUT"); out != "" {
-		head := fmt.Sprintf("# Fault matrix (make fault-matrix, %s)\n\nEach cell: a workload container (64 MiB; 1 GiB for lazy, so that post-copy lasts long enough to be caught in) migrated host1 -> host2 with restart policy unless-stopped, the fault injected when migrate-src enters the phase; outcome = where the one running copy ended up (memory verified, the same run of the workload with its counter gone on, nothing left behind, no guard at work) and how long after the fault the invariant held.\n\n", time.Now().UTC().Format(time.DateOnly))
+		head := fmt.Sprintf("# Fault matrix (make fault-matrix, %s)\n\nEach cell: a workload container (64 MiB; 1 GiB for lazy, so that post-copy lasts long enough to be caught in) migrated host1 -> host2 with restart policy unless-stopped, the fault injected when migrate-src enters the phase; outcome = where the one running copy ended up (memory verified, the same run of the workload with its counter gone on, nothing left behind: no state, staging, dump, outcome record, CRIU or guard process, network lock, mount, nor container, volume or network made for the migration unless it committed there, nor a shipped image after a rollback) and how long after the fault the invariant held; every fault must land, and after each cell both agents, as the fault left them, serve the next migration.\n\n", time.Now().UTC().Format(time.DateOnly))
 		if err := os.WriteFile(out, []byte(head+table+matrixElsewhere), 0o644); err != nil {
 			t.Error(err)
 		}
@@ -287,6 +287,7 @@ Not in this table:
 func runCell(t *testing.T, e env, c *matrixCell) string {
 	ctx := ctxFor(t, 4*time.Minute)
 	c.t, c.ctx, c.e = t, ctx, e
+	t.Cleanup(func() { removeReservations(e) }) // after the cell's containers went
 	var extra []string
 	if c.fault.setup != nil {
 		extra = c.fault.setup(c)
