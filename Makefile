@@ -19,7 +19,7 @@ build:
 # config file, man pages and bash completions (which the binaries print:
 # generate). For this machine's architecture.
 deb: build
-	cd scripts/mkdeb && $(GO) run . --bin $(abspath $(BIN)) --version-file $(CURDIR)/migrate/version.go --out $(CURDIR)/dist
+	cd scripts/mkdeb && $(GO) run . --bin $(abspath $(BIN)) --version-file $(CURDIR)/internal/version/version.go --out $(CURDIR)/dist
 
 # test-deb builds the package from this tree and reads it back with
 # dpkg-deb, installs it into a temporary root with dpkg and removes it.

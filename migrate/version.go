@@ -2,7 +2,7 @@
 
 package migrate
 
-import "github.com/dockmove/dockmove/internal/cli"
+import "github.com/dockmove/dockmove/internal/version"
 
 // Version is the agents' version, announced in the handshake.
-const Version = cli.Release
+const Version = version.Version

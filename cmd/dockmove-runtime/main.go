@@ -11,6 +11,7 @@ import (
 
 	"github.com/dockmove/dockmove/internal/cli"
 	"github.com/dockmove/dockmove/internal/restoreruntime"
+	"github.com/dockmove/dockmove/internal/version"
 )
 
 func main() {
@@ -22,6 +23,6 @@ func main() {
 // versions; runc's follows (dockerd and people read that).
 func printVersion(w io.Writer, args []string) {
 	if len(args) == 1 && slices.Contains([]string{"--version", "-v"}, args[0]) {
-		fmt.Fprintln(w, cli.Version("dockmove-runtime", cli.Release))
+		fmt.Fprintln(w, cli.Version("dockmove-runtime", version.Version))
 	}
 }

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dockmove/dockmove/internal/cli"
+	"github.com/dockmove/dockmove/internal/version"
 )
 
 // TestVersion: --version (and -v) name the runtime and dockmove's release
@@ -14,7 +14,7 @@ func TestVersion(t *testing.T) {
 	for _, args := range [][]string{{"--version"}, {"-v"}} {
 		var out bytes.Buffer
 		printVersion(&out, args)
-		if !strings.HasPrefix(out.String(), "dockmove-runtime dockmove "+cli.Release+" (") {
+		if !strings.HasPrefix(out.String(), "dockmove-runtime dockmove "+version.Version+" (") {
 			t.Fatalf("%q: %q", args, out.String())
 		}
 	}

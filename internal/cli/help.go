@@ -160,10 +160,6 @@ func (h Help) Exit(stderr io.Writer, err error) int {
 	}
 }
 
-// Release is dockmove's version: the agents announce it in the handshake,
-// and every binary's --version prints it.
-const Release = "0.1.0"
-
 // Version is what --version prints: the program, dockmove's version and
 // the Go release and platform the program was built with.
 func Version(program, version string) string {

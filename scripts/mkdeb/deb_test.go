@@ -57,7 +57,7 @@ func testDeb(t *testing.T) (deb, bin string) {
 			buildErr = errors.New("build the agents: " + err.Error() + "\n" + string(out))
 			return
 		}
-		debPath, buildErr = build(options{bin: agentsDir, versionFile: "../../migrate/version.go", out: filepath.Join(dir, "dist")})
+		debPath, buildErr = build(options{bin: agentsDir, versionFile: "../../internal/version/version.go", out: filepath.Join(dir, "dist")})
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
@@ -90,7 +90,7 @@ func run(t *testing.T, name string, args ...string) string {
 
 func TestPackageInfo(t *testing.T) {
 	deb, _ := testDeb(t)
-	version, err := readVersion("../../migrate/version.go")
+	version, err := readVersion("../../internal/version/version.go")
 	if err != nil {
 		t.Fatal(err)
 	}
