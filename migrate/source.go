@@ -1058,11 +1058,12 @@ func (s *source) commit(ctx context.Context) error {
 		}
 	}
 	dropOutcome(s.cfg.WorkDir, s.id)
+	var removeErr error
 	if !s.cfg.KeepSource {
-		if err := s.tgt.remove(ctx); err != nil {
-			return err
-		}
+		removeErr = s.tgt.remove(ctx)
 	}
+	// Reserved whether or not the ended original could be removed: its
+	// processes are gone, and so is its hold on the addresses.
 	var err error
 	s.report.Reservations, err = s.tgt.reserve(ctx, s.renumbered)
 	if err != nil {
@@ -1070,7 +1071,7 @@ func (s *source) commit(ctx context.Context) error {
 		s.report.Warnings = append(s.report.Warnings, fmt.Sprintf("this host could not reserve the address the container took along, "+
 			"so its Docker may give the address to another container: %v", err))
 	}
-	return nil
+	return removeErr
 }
 
 func (s *source) sendCommit(ctx context.Context) error {
