@@ -361,7 +361,19 @@ func (s *Session) end(cause error, tell bool) {
 		close(s.done)
 		if tell {
 			s.ctrl.SetWriteDeadline(time.Now().Add(time.Second))
-			s.writeMsg(s.ctrl, &ErrorMsg{Message: truncate(cause.Error(), maxText)})
+			if s.writeMsg(s.ctrl, &ErrorMsg{Message: truncate(cause.Error(), maxText)}) == nil {
+				// Closed at once, with data from the peer still unread here
+				// (a stream it was filling), the connection would end in a
+				// reset, and a kernel drops what its side has not read yet
+				// when a reset arrives: our reason with it (the peer then
+				// reported its own broken connection instead). The peer ends
+				// the session once it has read the reason; meanwhile yamux
+				// goes on reading. A second at most.
+				select {
+				case <-s.mux.CloseChan():
+				case <-time.After(time.Second):
+				}
+			}
 		}
 		s.mux.Close()
 		s.router.closeAll()
