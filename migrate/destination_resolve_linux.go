@@ -29,7 +29,7 @@ var (
 // serveResolve answers a source's Resolve.
 func (s *Server) serveResolve(ctx context.Context, sess *transfer.Session, r *protocol.Resolve, log *slog.Logger) {
 	log = log.With("migration", r.MigrationID, "commit", r.Commit)
-	state, err := s.resolve(ctx, r, log)
+	state, err := s.resolve(ctx, r, sess.PeerName(), log)
 	if err != nil {
 		log.Error("resolve", "err", err)
 		sess.Send(ctx, &transfer.Reject{Reason: err.Error()})
@@ -43,8 +43,9 @@ func (s *Server) serveResolve(ctx context.Context, sess *transfer.Session, r *pr
 	sess.Close()
 }
 
-// resolve applies the source's word on migration r.MigrationID.
-func (s *Server) resolve(ctx context.Context, r *protocol.Resolve, log *slog.Logger) (string, error) {
+// resolve applies the word of the source whose certificate proves peer on
+// migration r.MigrationID: only the source that started it may settle it.
+func (s *Server) resolve(ctx context.Context, r *protocol.Resolve, peer string, log *slog.Logger) (string, error) {
 	if !s.setActive(r.MigrationID, true) {
 		// Its own session is still live here: it will end in doubt, or
 		// complete, before long.
@@ -57,6 +58,9 @@ func (s *Server) resolve(ctx context.Context, r *protocol.Resolve, log *slog.Log
 	}
 	if err != nil {
 		return "", err
+	}
+	if st.Source != "" && st.Source != peer {
+		return "", fmt.Errorf("migration %s came from %s, not from %s: only its source settles it", r.MigrationID, st.Source, peer)
 	}
 	if !r.Commit || st.Phase == phasePrepared {
 		if r.Commit {

@@ -827,6 +827,7 @@ func (s *source) postDump(ctx, shipCtx context.Context, images string, extra []n
 	rec := OutcomeRecord{MigrationID: s.id, Container: s.report.Container, Destination: s.cfg.To, Commit: true, Decided: time.Now().UTC(),
 		ContainerID: s.tgt.containerID(), Docker: s.cfg.Docker, KeepSource: s.cfg.KeepSource}
 	rec.Moved, rec.Image = s.tgt.moved(s.renumbered)
+	rec.DestinationName = s.sess.PeerName()
 	if err := saveOutcome(s.cfg.WorkDir, rec); err != nil {
 		return fmt.Errorf("record the commit: %w", err)
 	}
@@ -1107,6 +1108,13 @@ func (s *source) resolveFailed(ctx context.Context, failure error) error {
 	if commit {
 		wait = s.cfg.ResolveFor
 	}
+	if commit {
+		// The original is ended: its addresses stay with the copy, if
+		// there is one (given back below if there is none).
+		if _, err := s.tgt.reserve(ctx, s.renumbered); err != nil {
+			s.log.Error("this host could not reserve the addresses the container took along", "err", err)
+		}
+	}
 	dctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	state, err := deliverOutcome(dctx, s.cfg.To, s.tc, s.id, commit, s.log)
@@ -1114,7 +1122,11 @@ func (s *source) resolveFailed(ctx context.Context, failure error) error {
 	case err != nil:
 		s.handOver = s.guard != nil
 		s.log.Error("the destination may hold a paused copy: the guard goes on telling it the outcome", "commit", commit, "err", err)
-	case commit && state != protocol.OutcomeRemoved:
+	case commit && state == protocol.OutcomeRemoved:
+		// No copy there: the ended original is all there is (kept).
+		s.unreserve(ctx)
+		dropOutcome(s.cfg.WorkDir, s.id)
+	case commit:
 		dropOutcome(s.cfg.WorkDir, s.id)
 		return fmt.Errorf("%w; but CRIU had ended the original, so the destination's copy was committed and runs there", failure)
 	}
@@ -1135,10 +1147,8 @@ func (s *source) resolveCommit(ctx context.Context, lost error) error {
 		return fmt.Errorf("committed here (the original is gone), but the destination has not confirmed, so its copy stays paused: %w; "+
 			"the migration's guard goes on delivering the commit (`migrate-src status` shows it)", err)
 	case state == protocol.OutcomeRemoved:
-		moved, _ := s.tgt.moved(s.renumbered)
-		if err := unreserveMoved(ctx, OutcomeRecord{Docker: s.cfg.Docker, Moved: moved}); err != nil {
-			s.log.Error("the addresses reserved for the container stay reserved", "err", err)
-		}
+		s.unreserve(ctx)
+		dropOutcome(s.cfg.WorkDir, s.id)
 		return fmt.Errorf("committed here, but the destination had removed its copy: the container is lost")
 	}
 	s.log.Info("commit delivered in a new session", "destination_state", state)
@@ -1216,4 +1226,13 @@ func (s *source) warn(msg string) {
 	s.report.mu.Lock()
 	s.report.Warnings = append(s.report.Warnings, msg)
 	s.report.mu.Unlock()
+}
+
+// unreserve gives back the addresses reserved for a container whose copy
+// the destination turned out not to have.
+func (s *source) unreserve(ctx context.Context) {
+	moved, _ := s.tgt.moved(s.renumbered)
+	if err := unreserveMoved(ctx, OutcomeRecord{Docker: s.cfg.Docker, Moved: moved}); err != nil {
+		s.log.Error("the addresses reserved for the container stay reserved", "err", err)
+	}
 }

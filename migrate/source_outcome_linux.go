@@ -39,6 +39,8 @@ type OutcomeRecord struct {
 	ContainerID string `json:"container_id,omitempty"`
 	Docker      string `json:"docker,omitempty"`
 	KeepSource  bool   `json:"keep_source,omitempty"`
+	// DestinationName is the name the destination's certificate proved.
+	DestinationName string `json:"destination_name,omitempty"`
 	// Moved are the addresses the container took along, reserved here
 	// once the commit is confirmed (Image: the reservation's root).
 	Moved []movedAddress `json:"moved,omitempty"`
@@ -133,7 +135,13 @@ func ResolvePending(ctx context.Context, workDir string, tc transfer.Config, log
 	said := map[string]string{}
 	var errs []error
 	for _, r := range recs {
+		release, free := tryLock(workDir, r.ContainerID)
+		if !free {
+			errs = append(errs, fmt.Errorf("migration %s: its guard (or a migrate-src) is delivering it now", r.MigrationID))
+			continue
+		}
 		state, err := resolveRecord(ctx, workDir, r.Destination, tc, r, log)
+		release()
 		if state != "" {
 			said[r.MigrationID] = state
 		}
@@ -149,24 +157,33 @@ func ResolvePending(ctx context.Context, workDir string, tc transfer.Config, log
 // unless it was to be kept). It returns the destination's answer.
 func resolveRecord(ctx context.Context, workDir, addr string, tc transfer.Config, r OutcomeRecord, log *slog.Logger) (string, error) {
 	// What happened decides, not what was decided: an original that runs
-	// was resumed by CRIU, and the destination's copy must go.
-	commit := r.Commit && !originalRunning(ctx, r)
+	// was resumed by CRIU, and the destination's copy must go. A Docker
+	// that cannot say decides nothing.
+	running, err := originalRunning(ctx, r)
+	if err != nil {
+		return "", fmt.Errorf("whether the original of migration %s runs here: %w", r.MigrationID, err)
+	}
+	commit := r.Commit && !running
+	if commit {
+		// Its addresses stay with the copy: reserved before the
+		// destination may start using them for good.
+		if err := reserveMoved(ctx, workDir, r, log); err != nil {
+			log.Error("this host could not reserve the addresses the container took along", "migration", r.MigrationID, "err", err)
+		}
+	}
 	state, err := deliverOutcome(ctx, addr, tc, r.MigrationID, commit, log)
 	if err != nil {
 		return "", err
 	}
 	if commit && state == protocol.OutcomeRemoved {
 		log.Error("the destination no longer has its copy: the ended original is kept here to be started again", "migration", r.MigrationID, "container", r.Container)
-		// Its addresses are its own again (a guard may have reserved them).
+		// Its addresses are its own again.
 		if err := unreserveMoved(ctx, r); err != nil {
 			return state, err
 		}
 	}
 	if commit && (state == protocol.OutcomeCommitted || state == protocol.OutcomeUnknown) {
 		if err := removeOriginal(ctx, r); err != nil {
-			return state, err
-		}
-		if err := reserveMoved(ctx, workDir, r, log); err != nil {
 			return state, err
 		}
 	}
@@ -176,21 +193,32 @@ func resolveRecord(ctx context.Context, workDir, addr string, tc transfer.Config
 
 // reconcile answers a destination that holds migrations from this host in
 // doubt (it names them in its hello): each that this host has a record of
-// (a commit, or a rollback a guard made) is delivered now, within a
-// bounded time; one without a record here is left, with a warning, to
+// for this very destination (its address, and the name its certificate
+// proved when the record was made) is delivered now, within a bounded
+// time, unless a guard or another migrate-src is at work on it (its lock);
+// one without such a record is left, with a warning, to
 // `migrate-src status --resolve` where it was recorded.
 func (s *source) reconcile(ctx context.Context, ids []string) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second) // the session waits meanwhile
 	defer cancel()
 	recs, _ := PendingOutcomes(s.cfg.WorkDir)
+	peer := s.sess.PeerName()
 	for _, id := range ids {
-		i := slices.IndexFunc(recs, func(r OutcomeRecord) bool { return r.MigrationID == id })
+		i := slices.IndexFunc(recs, func(r OutcomeRecord) bool {
+			return r.MigrationID == id && r.Destination == s.cfg.To && (r.DestinationName == "" || r.DestinationName == peer)
+		})
 		if i < 0 {
-			s.warn(fmt.Sprintf("%s holds migration %s in doubt, and this host's work directory has no record of it: "+
+			s.warn(fmt.Sprintf("%s holds migration %s in doubt, and this host's work directory has no record of it for that destination: "+
 				"run `migrate-src status --resolve` with the work directory that migrated it", s.cfg.To, id))
 			continue
 		}
-		state, err := resolveRecord(ctx, s.cfg.WorkDir, s.cfg.To, s.tc, recs[i], s.log)
+		r := recs[i]
+		release, free := tryLock(s.cfg.WorkDir, r.ContainerID)
+		if !free {
+			continue // its guard (or a migrate-src) is delivering it
+		}
+		state, err := resolveRecord(ctx, s.cfg.WorkDir, s.cfg.To, s.tc, r, s.log)
+		release()
 		if err != nil {
 			s.warn(fmt.Sprintf("%s holds migration %s in doubt; telling it the outcome failed: %v (`migrate-src status --resolve` tries again)", s.cfg.To, id, err))
 			continue
@@ -203,17 +231,25 @@ func (s *source) reconcile(ctx context.Context, ids []string) {
 	}
 }
 
-func originalRunning(ctx context.Context, r OutcomeRecord) bool {
+// originalRunning reports whether the original of record r runs here; an
+// original Docker no longer has does not.
+func originalRunning(ctx context.Context, r OutcomeRecord) (bool, error) {
 	if r.ContainerID == "" {
-		return false
+		return false, nil
 	}
 	dk, err := docker.New(r.Docker)
 	if err != nil {
-		return false
+		return false, err
 	}
 	defer dk.Close()
 	c, err := dk.Inspect(ctx, r.ContainerID)
-	return err == nil && c.State != nil && c.State.Running
+	if errors.Is(err, docker.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return c.State != nil && c.State.Running, nil
 }
 
 // removeOriginal removes the ended original of a committed migration,

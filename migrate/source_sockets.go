@@ -118,17 +118,20 @@ func unsupportedSockets(pid int) ([]heldSocket, error) {
 // SO_DOMAIN, SO_TYPE and SO_PROTOCOL and is closed again (the process
 // keeps its own, so nothing happens to the socket).
 func processSockets(p int, seen map[string]bool) ([]heldSocket, error) {
+	// The pidfd first: the descriptors listed next are then this
+	// process's, not those of a process that took its PID meanwhile.
+	pidfd, err := unix.PidfdOpen(p, 0)
+	if errors.Is(err, unix.ESRCH) {
+		return nil, nil // gone
+	} else if err != nil {
+		return nil, fmt.Errorf("pidfd_open of pid %d: %w", p, err)
+	}
+	defer unix.Close(pidfd)
 	dir := fmt.Sprintf("/proc/%d/fd", p)
 	fds, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, nil // gone
 	}
-	pidfd := -1
-	defer func() {
-		if pidfd >= 0 {
-			unix.Close(pidfd)
-		}
-	}()
 	var held []heldSocket
 	for _, e := range fds {
 		target, err := os.Readlink(filepath.Join(dir, e.Name()))
@@ -139,33 +142,45 @@ func processSockets(p int, seen map[string]bool) ([]heldSocket, error) {
 		if err != nil {
 			continue
 		}
-		if pidfd < 0 {
-			if pidfd, err = unix.PidfdOpen(p, 0); errors.Is(err, unix.ESRCH) {
-				return nil, nil
-			} else if err != nil {
-				return nil, fmt.Errorf("pidfd_open of pid %d: %w", p, err)
-			}
+		what, ok, err := askSocket(pidfd, n, target)
+		if err != nil {
+			return nil, fmt.Errorf("pid %d's descriptor %d: %w", p, n, err)
 		}
-		fd, err := unix.PidfdGetfd(pidfd, n, 0)
-		if errors.Is(err, unix.EBADF) || errors.Is(err, unix.ESRCH) {
-			continue // closed or gone meanwhile
-		} else if err != nil {
-			return nil, fmt.Errorf("pidfd_getfd of pid %d's descriptor %d: %w", p, n, err)
-		}
-		domain, err1 := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
-		typ, err2 := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
-		proto, err3 := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PROTOCOL)
-		unix.Close(fd)
-		if err := errors.Join(err1, err2, err3); err != nil {
-			return nil, fmt.Errorf("pid %d's %s: %w", p, target, err)
+		if what == "" && ok {
+			continue // closed, or no longer that socket
 		}
 		seen[target] = true
-		if what, ok := socketKind(domain, typ, proto); !ok {
+		if !ok {
 			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p))
 			held = append(held, heldSocket{pid: p, fd: n, comm: strings.TrimSpace(string(comm)), what: what})
 		}
 	}
 	return held, nil
+}
+
+// askSocket copies descriptor n of the process behind pidfd, which was
+// target ("socket:[INODE]"), and asks it what socketKind says. A
+// descriptor closed meanwhile, or now another file, gives "" and ok.
+func askSocket(pidfd, n int, target string) (what string, ok bool, err error) {
+	fd, err := unix.PidfdGetfd(pidfd, n, 0)
+	if errors.Is(err, unix.EBADF) || errors.Is(err, unix.ESRCH) {
+		return "", true, nil
+	} else if err != nil {
+		return "", false, fmt.Errorf("pidfd_getfd: %w", err)
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || fmt.Sprintf("socket:[%d]", st.Ino) != target {
+		return "", true, nil // reused for another file since it was listed
+	}
+	domain, err1 := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	typ, err2 := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	proto, err3 := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PROTOCOL)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return "", false, err
+	}
+	what, ok = socketKind(domain, typ, proto)
+	return what, ok, nil
 }
 
 // checkSockets refuses, before anything is frozen, a tree holding a

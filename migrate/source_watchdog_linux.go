@@ -104,16 +104,19 @@ func stopCRIU(pid int, spec criu.DumpSpec, log *slog.Logger) {
 // (predump.Config.Watch). A pre-dump announces nothing, so CRIU is found
 // when the deadline passes: the child of this process that has dir open.
 func watchPreDump(dir string, spec criu.DumpSpec, d time.Duration, log *slog.Logger) (expired func() bool) {
-	var fired atomic.Bool
+	stopped := make(chan struct{})
 	t := time.AfterFunc(d, func() {
-		fired.Store(true)
+		defer close(stopped)
 		pid := criuChild(dir)
 		log.Error("CRIU's pre-dump outlived its deadline: stopping it and thawing the container", "criu", pid, "after", d)
 		stopCRIU(pid, spec, log)
 	})
 	return func() bool {
-		t.Stop()
-		return fired.Load()
+		if t.Stop() {
+			return false
+		}
+		<-stopped // it fired: done with this pre-dump before anything goes on
+		return true
 	}
 }
 

@@ -289,12 +289,18 @@ func (s *Session) helloAsServer(ctx context.Context) error {
 	return s.writeMsg(ctrl, &mine)
 }
 
-// PeerName is the name the peer's certificate proves (its common name);
-// "" without TLS.
+// PeerName is the name the peer's certificate proves: its common name, or
+// without one its first other name (as the allow-lists read them); ""
+// without TLS.
 func (s *Session) PeerName() string {
 	tc, ok := s.conn.Conn.(*tls.Conn)
 	if !ok || len(tc.ConnectionState().PeerCertificates) == 0 {
 		return ""
 	}
-	return tc.ConnectionState().PeerCertificates[0].Subject.CommonName
+	for _, n := range certNames(tc.ConnectionState().PeerCertificates[0]) {
+		if n != "" {
+			return n
+		}
+	}
+	return ""
 }

@@ -359,6 +359,10 @@ func (s *Session) end(cause error, tell bool) {
 	s.once.Do(func() {
 		s.err = cause
 		close(s.done)
+		closeConn := func() {
+			s.mux.Close()
+			s.router.closeAll()
+		}
 		if tell {
 			s.ctrl.SetWriteDeadline(time.Now().Add(time.Second))
 			if s.writeMsg(s.ctrl, &ErrorMsg{Message: truncate(cause.Error(), maxText)}) == nil {
@@ -368,15 +372,21 @@ func (s *Session) end(cause error, tell bool) {
 				// when a reset arrives: our reason with it (the peer then
 				// reported its own broken connection instead). The peer ends
 				// the session once it has read the reason; meanwhile yamux
-				// goes on reading. A second at most.
-				select {
-				case <-s.mux.CloseChan():
-				case <-time.After(time.Second):
-				}
+				// goes on reading. A second at most, in the background:
+				// every waiter was released above.
+				go func() {
+					select {
+					case <-s.mux.CloseChan():
+					case <-time.After(time.Second):
+					}
+					closeConn()
+				}()
+			} else {
+				closeConn()
 			}
+		} else {
+			closeConn()
 		}
-		s.mux.Close()
-		s.router.closeAll()
 		if cause != errClosedLocally {
 			s.log.Info("session ended", "cause", cause)
 		}
