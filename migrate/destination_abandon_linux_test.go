@@ -17,6 +17,7 @@ import (
 
 	"github.com/dockmove/dockmove/internal/docker"
 	"github.com/dockmove/dockmove/internal/restoreruntime"
+	"github.com/dockmove/dockmove/protocol"
 )
 
 // fakeDocker (a fake: no daemon) records what abandon asks of Docker;
@@ -259,5 +260,43 @@ func TestRecoverRemovesHalfWrittenStateWithFakeDocker(t *testing.T) {
 	s.recover(context.Background())
 	if left, _ := os.ReadDir(s.stateDir()); len(left) != 0 {
 		t.Fatalf("after recovery the state directory holds %s", entryNamesOf(left))
+	}
+}
+
+// TestOnlyItsSourceSettlesAMigrationInDoubtWithFakeDocker: a migration in
+// doubt names its source (the name its certificate proved); another
+// source the CA signed can neither commit nor remove it, and learns
+// nothing of it in its handshake; its own source can.
+func TestOnlyItsSourceSettlesAMigrationInDoubtWithFakeDocker(t *testing.T) {
+	cfg := DefaultDestConfig()
+	cfg.WorkDir, cfg.RuntimeState = t.TempDir(), t.TempDir()
+	fake := &fakeDocker{paused: map[string]bool{"c1": true}, labelled: map[string]string{}}
+	s := &Server{cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil)), undoWith: fake, active: map[string]bool{}}
+	defer s.Close()
+	if err := os.MkdirAll(s.stateDir(), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	st := &migrationState{MigrationID: "m-1", Name: "web", Phase: phaseInDoubt, ContainerID: "c1", Source: "host1"}
+	if err := s.saveState(st); err != nil {
+		t.Fatal(err)
+	}
+	if ids := s.inDoubtFrom("host3"); len(ids) != 0 {
+		t.Fatalf("host3 is told of %q", ids)
+	}
+	if ids := s.inDoubtFrom("host1"); !slices.Equal(ids, []string{"m-1"}) {
+		t.Fatalf("host1 is told of %q, want m-1", ids)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, commit := range []bool{false, true} {
+		if state, err := s.resolve(context.Background(), &protocol.Resolve{MigrationID: "m-1", Commit: commit}, "host3", log); err == nil {
+			t.Fatalf("host3 settled host1's migration (commit %v): %s", commit, state)
+		}
+	}
+	if _, err := os.Stat(s.statePath("m-1")); err != nil || len(fake.recorded()) != 0 {
+		t.Fatalf("after host3's attempts: state %v, Docker asked %q", err, fake.recorded())
+	}
+	state, err := s.resolve(context.Background(), &protocol.Resolve{MigrationID: "m-1", Commit: false}, "host1", log)
+	if err != nil || state != protocol.OutcomeRemoved {
+		t.Fatalf("host1's rollback: %q, %v", state, err)
 	}
 }

@@ -87,3 +87,29 @@ func entryNamesOf(ents []os.DirEntry) string {
 	}
 	return s
 }
+
+// TestTryLockDefersToTheHolder: while a migration (or its guard) holds a
+// container's lock, tryLock leaves it be; once let go, or for a container
+// never locked, it takes it.
+func TestTryLockDefersToTheHolder(t *testing.T) {
+	work := t.TempDir()
+	held, err := lockMigration(context.Background(), work, "c1", lockHolder{Pid: os.Getpid(), Role: roleGuard, Since: time.Now()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, free := tryLock(work, "c1"); free {
+		t.Fatal("tryLock took a lock a guard holds")
+	}
+	held.Close()
+	release, free := tryLock(work, "c1")
+	if !free {
+		t.Fatal("tryLock refused a lock nobody holds")
+	}
+	if _, again := tryLock(work, "c1"); again {
+		t.Fatal("tryLock took a lock it holds itself a second time")
+	}
+	release()
+	if _, free := tryLock(work, "never-locked"); !free {
+		t.Fatal("tryLock refused a container never locked")
+	}
+}
