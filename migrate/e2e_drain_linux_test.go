@@ -158,3 +158,39 @@ func drainOutcomes(t *testing.T, out lab.SourceRun, n int) map[string]migrate.Dr
 	}
 	return byName
 }
+
+// TestDrainReportsAFailedMoveAndGoesOn: a container whose move begins and
+// fails (every dump meets an in-flight Unix connection its server never
+// accepts, so CRIU cannot dump it) is reported failed with CRIU's cause
+// and stays running here; the drain goes on to the next container, moves
+// it, and fails because the host is not drained.
+func TestDrainReportsAFailedMoveAndGoesOn(t *testing.T) {
+	e := setup(t)
+	startDst(t, e)
+	ctx := ctxFor(t, 4*time.Minute)
+	label := "dockmove.test.drain=" + unique("f")
+	failing, movable := unique("drain-fail"), unique("drain-ok")
+	runWorkloadWith(t, ctx, e, failing, lab.WorkloadImage, 16, 100, []string{"--label", label}, []string{"--unix-in-flight", "/tmp/app.sock"})
+	runIdle(t, ctx, e, movable, "--label", label, "--network", e.h1.Network)
+
+	out := lab.RunSource(ctx, e.h1, e.h2, e.bin, "", nil, "drain", "--label", label, "--strategy", "stop-and-copy")
+	if out.Err == nil || !strings.Contains(out.Stderr, "the host is not drained: 1 of 2 containers stay") {
+		t.Fatalf("drain: %v, want it to fail naming the container that stays:\n%s", out.Err, out.Stderr)
+	}
+	got := drainOutcomes(t, out, 2)
+	if r := got[failing]; r.Outcome != migrate.DrainFailed || r.State != "running" || !strings.Contains(r.Error, "in-flight") {
+		t.Fatalf("%s: %+v, want failed with CRIU's cause, running here", failing, r)
+	}
+	if r := got[movable]; r.Outcome != migrate.DrainMoved {
+		t.Fatalf("%s: %+v, want moved", movable, r)
+	}
+	if st, err := e.h1.Docker(ctx, "inspect", "-f", "{{.State.Status}}", failing); err != nil || st != "running" {
+		t.Fatalf("%s on host1: %q, %v", failing, st, err)
+	}
+	if out, _ := e.h2.Docker(ctx, "ps", "-aq", "--filter", "name=^/"+failing+"$"); out != "" {
+		t.Fatalf("host2 holds %s", failing)
+	}
+	if st, err := e.h2.Docker(ctx, "inspect", "-f", "{{.State.Status}}", movable); err != nil || st != "running" {
+		t.Fatalf("%s on host2: %q, %v", movable, st, err)
+	}
+}
