@@ -174,15 +174,7 @@ func TestInDoubtShownAndResolvedByHand(t *testing.T) {
 	name := unique("byhand")
 	addr := runWorkload(t, ctx, e, name, lab.WorkloadImage)
 	before := waitBeat(t, ctx, addr, 0)
-	cut, heal := linkCutter(t, ctx, e, -1)
-	onStage, killed := atStage("commit", func(kill func()) {
-		cut()
-		kill()
-	})
-	run := lab.RunSource(ctx, e.h1, e.h2, e.bin, name, onStage, "--strategy", "stop-and-copy", "--pause-at", "commit")
-	if !killed() {
-		t.Fatalf("migrate-src never reached the commit:\n%s", run.Stderr)
-	}
+	run, heal := killedAtCommitCutOff(t, ctx, e, name)
 	// host2's session dies of its keepalive: the copy is paused, in doubt.
 	var inDoubt []migrate.InFlight
 	for deadline := time.Now().Add(time.Minute); len(inDoubt) == 0; time.Sleep(200 * time.Millisecond) {
@@ -237,15 +229,7 @@ func TestInDoubtResolvedAtNextContact(t *testing.T) {
 	name := unique("nextcontact")
 	addr := runWorkload(t, ctx, e, name, lab.WorkloadImage)
 	before := waitBeat(t, ctx, addr, 0)
-	cut, heal := linkCutter(t, ctx, e, -1)
-	onStage, killed := atStage("commit", func(kill func()) {
-		cut()
-		kill()
-	})
-	run := lab.RunSource(ctx, e.h1, e.h2, e.bin, name, onStage, "--strategy", "stop-and-copy", "--pause-at", "commit")
-	if !killed() {
-		t.Fatalf("migrate-src never reached the commit:\n%s", run.Stderr)
-	}
+	run, heal := killedAtCommitCutOff(t, ctx, e, name)
 	id := migrationID(run.Events)
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
 		if st, _ := e.h2.Docker(ctx, "inspect", "-f", "{{.State.Status}}", name); st == "paused" {
@@ -279,6 +263,23 @@ func TestInDoubtResolvedAtNextContact(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(e.h1.WorkDir(), "outcomes", id+".json")); err == nil {
 		t.Fatal("host1 still records the migration as unresolved")
 	}
+}
+
+// killedAtCommitCutOff migrates name by stop-and-copy and, as migrate-src
+// enters the commit, cuts the agents' link and kills migrate-src (its
+// guard takes over); heal brings the link back.
+func killedAtCommitCutOff(t *testing.T, ctx context.Context, e env, name string) (run lab.SourceRun, heal func()) {
+	t.Helper()
+	cut, heal := linkCutter(t, ctx, e, -1)
+	onStage, killed := atStage("commit", func(kill func()) {
+		cut()
+		kill()
+	})
+	run = lab.RunSource(ctx, e.h1, e.h2, e.bin, name, onStage, "--strategy", "stop-and-copy", "--pause-at", "commit")
+	if !killed() {
+		t.Fatalf("migrate-src never reached the commit:\n%s", run.Stderr)
+	}
+	return run, heal
 }
 
 // agentJSON runs an agent's command on h and decodes its JSON output into

@@ -198,23 +198,23 @@ func (h realGuardHost) deliver(ctx context.Context, p guardPlan, commit bool) (s
 func (h realGuardHost) dropOutcome(p guardPlan) { dropOutcome(h.workDir, p.MigrationID) }
 
 func (h realGuardHost) reserve(ctx context.Context, p guardPlan) error {
-	dk, err := docker.New(p.Docker)
-	if err != nil {
-		return err
-	}
-	defer dk.Close()
-	waitStopped(ctx, dk, p.Container)
-	_, err = reserveAway(ctx, dk, h.workDir, p.Moved, p.Image, h.log)
-	return err
+	return reserveMoved(ctx, h.workDir, p.outcome(), h.log)
 }
 
 func (h realGuardHost) unreserve(ctx context.Context, p guardPlan) error {
-	return unreserveMoved(ctx, OutcomeRecord{Docker: p.Docker, Moved: p.Moved})
+	return unreserveMoved(ctx, p.outcome())
 }
 
 func (h realGuardHost) recordRollback(p guardPlan) error {
-	return saveOutcome(h.workDir, OutcomeRecord{MigrationID: p.MigrationID, Container: p.Container, Destination: p.Destination,
-		Decided: time.Now().UTC(), ContainerID: p.Container, Docker: p.Docker, KeepSource: true})
+	r := p.outcome()
+	r.Decided, r.KeepSource = time.Now().UTC(), true
+	return saveOutcome(h.workDir, r)
+}
+
+// outcome is the record of plan p's migration, undecided.
+func (p guardPlan) outcome() OutcomeRecord {
+	return OutcomeRecord{MigrationID: p.MigrationID, Container: p.Container, Destination: p.Destination,
+		ContainerID: p.Container, Docker: p.Docker, Moved: p.Moved, Image: p.Image}
 }
 
 func (h realGuardHost) waitExit(ctx context.Context, pid int, d time.Duration) bool {

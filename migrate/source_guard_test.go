@@ -125,32 +125,20 @@ func TestGuardResolveFakeHost(t *testing.T) {
 			outcome: GuardCommitted, calls: []string{"wait", "deliver-commit", "drop-record", "remove"}, never: []string{"unlock", "deliver-abort"},
 		},
 		{
-			name: "ended at the commit point, the destination told: the addresses the container took along are reserved here",
-			plan: func() guardPlan {
-				p := restoredPlan
-				p.Moved = []movedAddress{{Network: "shared", IPv4: "10.0.0.70"}}
-				return p
-			}(),
+			name:    "ended at the commit point, the destination told: the addresses the container took along are reserved here",
+			plan:    restoredMovingPlan,
 			host:    fakeGuardHost{answer: protocol.OutcomeCommitted},
 			outcome: GuardCommitted, calls: []string{"wait", "reserve", "deliver-commit", "drop-record", "remove"},
 		},
 		{
-			name: "ended at the commit point, destination unreachable: the addresses are reserved all the same (the paused copy holds them)",
-			plan: func() guardPlan {
-				p := restoredPlan
-				p.Moved = []movedAddress{{Network: "shared", IPv4: "10.0.0.70"}}
-				return p
-			}(),
+			name:    "ended at the commit point, destination unreachable: the addresses are reserved all the same (the paused copy holds them)",
+			plan:    restoredMovingPlan,
 			host:    fakeGuardHost{},
 			outcome: GuardInDoubt, calls: []string{"reserve", "deliver-commit"}, never: []string{"remove", "drop-record", "unreserve"},
 		},
 		{
-			name: "ended at the commit point, but the copy was removed on the destination: the original gets its addresses back",
-			plan: func() guardPlan {
-				p := restoredPlan
-				p.Moved = []movedAddress{{Network: "shared", IPv4: "10.0.0.70"}}
-				return p
-			}(),
+			name:    "ended at the commit point, but the copy was removed on the destination: the original gets its addresses back",
+			plan:    restoredMovingPlan,
 			host:    fakeGuardHost{answer: protocol.OutcomeRemoved},
 			outcome: GuardLost, calls: []string{"reserve", "deliver-commit", "drop-record", "unreserve"}, never: []string{"remove"},
 		},
@@ -218,6 +206,14 @@ func TestGuardReportsFailedStepsFakeHost(t *testing.T) {
 }
 
 var restoredPlan = guardPlan{MigrationID: "m", Container: "c", Pid: 10, CRIU: 20, Restored: true, Destination: "host2:7070"}
+
+// restoredMovingPlan is restoredPlan of a container that takes an address
+// along.
+var restoredMovingPlan = func() guardPlan {
+	p := restoredPlan
+	p.Moved = []movedAddress{{Network: "shared", IPv4: "10.0.0.70"}}
+	return p
+}()
 
 func withPostCopy(p guardPlan) guardPlan { p.PostCopy = true; return p }
 

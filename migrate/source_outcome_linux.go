@@ -233,23 +233,19 @@ func (s *source) reconcile(ctx context.Context, ids []string) {
 
 // originalRunning reports whether the original of record r runs here; an
 // original Docker no longer has does not.
-func originalRunning(ctx context.Context, r OutcomeRecord) (bool, error) {
+func originalRunning(ctx context.Context, r OutcomeRecord) (running bool, err error) {
 	if r.ContainerID == "" {
 		return false, nil
 	}
-	dk, err := docker.New(r.Docker)
-	if err != nil {
-		return false, err
-	}
-	defer dk.Close()
-	c, err := dk.Inspect(ctx, r.ContainerID)
-	if errors.Is(err, docker.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	return c.State != nil && c.State.Running, nil
+	err = withDocker(r.Docker, func(dk *docker.Client) error {
+		c, err := dk.Inspect(ctx, r.ContainerID)
+		if errors.Is(err, docker.ErrNotFound) {
+			return nil
+		}
+		running = err == nil && c.State != nil && c.State.Running
+		return err
+	})
+	return running, err
 }
 
 // removeOriginal removes the ended original of a committed migration,
@@ -258,26 +254,22 @@ func removeOriginal(ctx context.Context, r OutcomeRecord) error {
 	if r.ContainerID == "" || r.KeepSource {
 		return nil
 	}
-	dk, err := docker.New(r.Docker)
-	if err != nil {
-		return err
-	}
-	defer dk.Close()
-	return dk.Remove(ctx, r.ContainerID)
+	return withDocker(r.Docker, func(dk *docker.Client) error { return dk.Remove(ctx, r.ContainerID) })
 }
 
-// reserveMoved keeps here the addresses the committed container took along.
+// reserveMoved keeps here the addresses the committed container took
+// along, once Docker has seen its original end.
 func reserveMoved(ctx context.Context, workDir string, r OutcomeRecord, log *slog.Logger) error {
 	if len(r.Moved) == 0 {
 		return nil
 	}
-	dk, err := docker.New(r.Docker)
-	if err != nil {
+	return withDocker(r.Docker, func(dk *docker.Client) error {
+		if r.ContainerID != "" {
+			waitStopped(ctx, dk, r.ContainerID)
+		}
+		_, err := reserveAway(ctx, dk, workDir, r.Moved, r.Image, log)
 		return err
-	}
-	defer dk.Close()
-	_, err = reserveAway(ctx, dk, workDir, r.Moved, r.Image, log)
-	return err
+	})
 }
 
 // unreserveMoved removes the reservations of the addresses a container
@@ -286,21 +278,28 @@ func unreserveMoved(ctx context.Context, r OutcomeRecord) error {
 	if len(r.Moved) == 0 {
 		return nil
 	}
-	dk, err := docker.New(r.Docker)
+	return withDocker(r.Docker, func(dk *docker.Client) error {
+		for _, m := range r.Moved {
+			res, ok, err := dk.FindReservation(ctx, m.Network, m.IPv4)
+			if err != nil {
+				return err
+			}
+			if ok {
+				if err := dk.Remove(ctx, res.ID); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// withDocker runs f with a client of the dockerd at addr ("" default).
+func withDocker(addr string, f func(*docker.Client) error) error {
+	dk, err := docker.New(addr)
 	if err != nil {
 		return err
 	}
 	defer dk.Close()
-	for _, m := range r.Moved {
-		res, ok, err := dk.FindReservation(ctx, m.Network, m.IPv4)
-		if err != nil {
-			return err
-		}
-		if ok {
-			if err := dk.Remove(ctx, res.ID); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return f(dk)
 }
