@@ -35,8 +35,13 @@ func (s *source) precopy(ctx context.Context, spec *criu.DumpSpec) error {
 			s.report.stream(name, st)
 			return st.Bytes, st.WireBytes, nil
 		},
-		Before: func(int) error { return s.treeRefusals(spec.Pid, nil) },
-		Watch:  func(dir string) func() bool { return watchPreDump(dir, *spec, s.cfg.DumpTimeout, s.log) },
+		Before: func(i int) error {
+			if i == 1 {
+				return nil // prepareDump has just checked
+			}
+			return s.treeRefusals(spec.Pid, nil)
+		},
+		Watch: func(dir string) func() bool { return watchPreDump(dir, *spec, s.cfg.DumpTimeout, s.log) },
 		OnRound: func(i int, r predump.Round, d predump.Decision) {
 			s.log.Info("pre-copy round", "round", i, "written", r.PagesWritten, "skipped", r.PagesSkipped,
 				"frozen", r.Frozen, "bytes", r.Bytes, "stop", d.Stop, "reason", d.Reason)
