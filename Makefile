@@ -86,13 +86,15 @@ test: deps lab-up lab-up-modern vet
 # tests of plain processes (predump), then, on the lab's Docker 28 hosts
 # inside, a container's pre-copy and hybrid moves, their failure tests
 # (either agent killed during the rounds), and the settings test by lazy
-# (the container's limits checked in cgroup v2's files). Under TCG each
+# (the container's limits checked in cgroup v2's files), and a mixed fleet
+# on cgroup v2: hybrid moves Docker 20.10 -> 28 and 28 -> 20.10 (host1 and
+# host3 inside the VM). Under TCG each
 # container move takes about a minute, so the VM runs only what needs its
 # kernel (soft-dirty) or cgroup v2: TTY, stop-and-copy, image shipping and
 # the rest run on the host lab (on Docker 28 in TestMixedFleet), and
 # make test-vm-cgroup1 runs the pre-copy tests on Docker 20.10 with cgroup
 # v1 (by hand).
-VM_RUNS := host3,host4=^(TestVMDocker.*|TestSettingsTravel)$$/^lazy$$
+VM_RUNS := host3,host4=^(TestVMDocker.*|TestSettingsTravel)$$/^lazy$$;host1,host3=^TestVMDockerHybrid$$;host3,host1=^TestVMDockerHybrid$$
 test-vm: lab-up-modern
 	VM_CGROUP=2 VM_MODERN=1 VM_RUN='-test.skip PolicyComparison' VM_DOCKER_RUNS='$(VM_RUNS)' bash scripts/vm.sh
 

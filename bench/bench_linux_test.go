@@ -34,6 +34,47 @@ func TestMedianAndSummary(t *testing.T) {
 	}
 }
 
+func TestPodmanRatioWithFakeResults(t *testing.T) {
+	rs := []Result{
+		{Workload: "synthetic", Strategy: Lazy, MemMiB: 64, FreezeAgentMs: 500, FreezeAppMs: 450, Check: "ok"},
+		{Workload: "synthetic", Strategy: PodmanArchive, MemMiB: 64, FreezeAgentMs: 5000, BytesWire: 70 << 20, Check: "ok"},
+		{Workload: "synthetic", Strategy: DockerCheckpoint, MemMiB: 64, FreezeAgentMs: 10000, FreezeAppMs: 10000, Check: "ok"},
+	}
+	r := Report{Summary: summarize(rs), Config: Config{Reps: 1}}
+	if s := r.Summary[0]; s.PodmanRatio != 10 || s.DockerRatio != 20 {
+		t.Fatalf("lazy: %+v", s)
+	}
+	if s := r.Summary[1]; s.PodmanRatio != 0 || s.DockerRatio != 2 {
+		t.Fatalf("podman: %+v", s)
+	}
+	md := r.Markdown()
+	for _, want := range []string{"| × Docker | × Podman | failed |", "| synthetic | lazy | 64 MiB | 0 | 500 / 500 | 450 / 450 |", "| 20.0× | 10.0× | 0/1 |",
+		"| synthetic | podman-archive | 64 MiB | 0 | 5000 / 5000 | – | 0 | 70.0 | – | 2.0× | – | 0/1 |"} {
+		if !strings.Contains(md, want) {
+			t.Fatalf("no %q in:\n%s", want, md)
+		}
+	}
+}
+
+func TestStopAndCopyOverLocalDumpWithFakeResults(t *testing.T) {
+	rs := []Result{
+		{Workload: "synthetic", Strategy: StopAndCopy, MemMiB: 1024, FreezeAgentMs: 3000, Check: "ok"},
+		{Workload: "synthetic", Strategy: StopAndCopyLocal, MemMiB: 1024, FreezeAgentMs: 5000, Check: "ok",
+			FreezeSteps: []StepMs{{"source/dump", 2000}, {"source/ship", 2500}}},
+		{Workload: "synthetic", Strategy: StopAndCopy, MemMiB: 64, FreezeAgentMs: 900, Check: "ok"},
+	}
+	r := Report{Summary: summarize(rs), Config: Config{Reps: 1}}
+	if s := r.Summary[0]; s.LocalDumpMs != 2000 || s.OverLocalDump != 1.5 {
+		t.Fatalf("1 GiB: %+v", s)
+	}
+	if s := r.Summary[2]; s.OverLocalDump != 0 {
+		t.Fatalf("64 MiB has no local dump to compare with: %+v", s)
+	}
+	if md := r.Markdown(); !strings.Contains(md, "| synthetic | 1024 MiB | 0 | 3000 | 2000 | 1.50× |") || strings.Contains(md, "| synthetic | 64 MiB | 0 | 900 |") {
+		t.Fatalf("local dump table:\n%s", md)
+	}
+}
+
 func TestFreezeStepsTableWithFakeResults(t *testing.T) {
 	steps := func(dump, restore float64) []StepMs {
 		return []StepMs{{"source/dump", dump}, {"destination/runc-restore", restore}, {"link", 1}}
@@ -113,11 +154,14 @@ func TestBenchSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := 2 * len(cfg.Strategies); len(rep.Results) != want { // synthetic and redis
+	// synthetic, and redis read and written (not Podman's)
+	if want := len(cfg.Strategies) + 2*(len(cfg.Strategies)-1); len(rep.Results) != want {
 		t.Fatalf("%d results, want %d", len(rep.Results), want)
 	}
 	for _, r := range rep.Results {
-		if r.Error != "" || r.Check != "ok" || r.FreezeAgentMs <= 0 || r.FreezeAppMs <= 0 {
+		// No client watches Podman's containers (they have no network).
+		watched := r.Strategy != PodmanArchive
+		if r.Error != "" || r.Check != "ok" || r.FreezeAgentMs <= 0 || (r.FreezeAppMs <= 0) == watched {
 			t.Errorf("%s %s: %+v", r.Workload, r.Strategy, r)
 		}
 		// Every migration says where its freeze went, to the ms.
@@ -125,13 +169,16 @@ func TestBenchSmoke(t *testing.T) {
 		for _, st := range r.FreezeSteps {
 			sum += st.Ms
 		}
-		if r.Strategy != DockerCheckpoint && (len(r.FreezeSteps) == 0 || math.Abs(sum-r.FreezeAgentMs) > 1) {
+		if ours(r.Strategy) && (len(r.FreezeSteps) == 0 || math.Abs(sum-r.FreezeAgentMs) > 1) {
 			t.Errorf("%s %s: freeze steps %+v add up to %.1f ms, the freeze was %.1f ms", r.Workload, r.Strategy, r.FreezeSteps, sum, r.FreezeAgentMs)
 		}
 	}
 	for _, s := range rep.Summary {
 		if s.Strategy != DockerCheckpoint && s.DockerRatio <= 0 {
 			t.Errorf("no ratio against Docker for %s %s", s.Workload, s.Strategy)
+		}
+		if s.Workload == "synthetic" && ours(s.Strategy) && s.PodmanRatio <= 0 {
+			t.Errorf("no ratio against Podman for %s %s", s.Workload, s.Strategy)
 		}
 	}
 	// Post-copy says what host2's daemon did; the synthetic workload how
@@ -140,7 +187,7 @@ func TestBenchSmoke(t *testing.T) {
 		if r.Strategy == Lazy && (r.PostCopy == nil || r.PostCopy.BackgroundPages+r.PostCopy.FaultPages == 0) {
 			t.Errorf("%s lazy: post-copy figures %+v", r.Workload, r.PostCopy)
 		}
-		if r.Workload == "synthetic" && r.Strategy != DockerCheckpoint && (r.Stalls == nil || r.Stalls.Writes == 0) {
+		if r.Workload == "synthetic" && ours(r.Strategy) && (r.Stalls == nil || r.Stalls.Writes == 0) {
 			t.Errorf("synthetic %s: stalls %+v", r.Strategy, r.Stalls)
 		}
 	}
@@ -150,7 +197,40 @@ func TestBenchSmoke(t *testing.T) {
 		}
 	}
 	md, _ := os.ReadFile(filepath.Join(cfg.Out, "report.md"))
-	if !strings.Contains(string(md), "| redis | lazy |") || !strings.Contains(string(md), "## Where the freeze went") || !strings.Contains(string(md), "## After the restart") {
+	if !strings.Contains(string(md), "| redis | lazy |") || !strings.Contains(string(md), "| redis-writes | lazy |") || !strings.Contains(string(md), "| synthetic | podman-archive |") || !strings.Contains(string(md), "× Podman") ||
+		!strings.Contains(string(md), "## Stop-and-copy against CRIU alone") || !strings.Contains(string(md), "## Where the freeze went") || !strings.Contains(string(md), "## After the restart") {
 		t.Errorf("markdown lacks the redis rows or the freeze steps:\n%s", md)
+	}
+}
+
+// ours: a strategy of dockmove's, not a peer's.
+func ours(strategy string) bool { return strategy != DockerCheckpoint && strategy != PodmanArchive }
+
+func TestFreezeBreakdownBarsWithFakeSummaries(t *testing.T) {
+	sums := []Summary{
+		{Workload: "synthetic", Strategy: DockerCheckpoint, MemMiB: 64},
+		{Workload: "synthetic", Strategy: Lazy, MemMiB: 64, FreezeSteps: []StepMs{
+			{"source/dump", 100}, {"source/ship", 10}, {"destination/prepare", 5}, {"destination/record", 2},
+			{"destination/docker-to-runtime", 30}, {"destination/docker-after-runtime", 90},
+			{"destination/runc-restore", 80}, {"link", 12}, {"destination/something-new", 7},
+		}},
+		{Workload: "redis", Strategy: Lazy, MemMiB: 256, FreezeSteps: []StepMs{{"source/dump", 50}}},
+		{Workload: "synthetic", Strategy: Lazy, MemMiB: 64, DirtyRate: 2560, FreezeSteps: []StepMs{{"source/dump", 1}}},
+	}
+	labels, parts := breakdownBars(sums, Lazy, 0)
+	if len(labels) != 2 || labels[0] != "64 MiB" || labels[1] != "redis 256 MiB" {
+		t.Fatalf("labels %q", labels)
+	}
+	want := []float64{100, 10, 7, 120, 80, 12, 7} // dump, ship, destination, Docker, restore, link, other
+	for g, w := range want {
+		if parts[g][0] != w {
+			t.Fatalf("group %s: %v, want %v", breakdownGroups[g].name, parts[g][0], w)
+		}
+	}
+	if parts[0][1] != 50 {
+		t.Fatalf("redis dump %v", parts[0][1])
+	}
+	if labels, _ := breakdownBars(sums, DockerCheckpoint, 0); len(labels) != 0 {
+		t.Fatalf("Docker's freeze has no steps, got bars %q", labels)
 	}
 }

@@ -59,7 +59,8 @@ func agentArgs(strategy string) []string {
 // Config is one benchmark run.
 type Config struct {
 	// Strategies to measure. Default stop-and-copy (pages streamed, and
-	// local pages as the in-run baseline), lazy and the Docker baseline,
+	// local pages as the in-run baseline), lazy, the Docker baseline and
+	// the Podman peer (the synthetic workload only),
 	// plus PrecopyStrategies where the kernel tracks dirty
 	// memory (AddPrecopy).
 	Strategies []string
@@ -76,12 +77,21 @@ type Config struct {
 	// Redis adds the real-application case: redis-server under a client
 	// that keeps issuing requests. Default true.
 	Redis bool
+	// RedisWrites adds the same case with a client that writes (SET of
+	// a new value to each key in turn) instead of reading. Default true.
+	RedisWrites bool
 	// RedisMiB is redis's dataset size. Default 256.
 	RedisMiB int
 	// CaseTimeout bounds one migration; migrate-src is then interrupted
 	// and rolls back, and the case is reported as failed with the reason.
 	// Default 5 minutes.
 	CaseTimeout time.Duration
+	// Hosts are the lab hosts the container moves between, source first.
+	// Default host1, host2 (Docker 20.10); host3, host4 run Docker 28.
+	Hosts []string
+	// Link shapes the link between the hosts for the run: "10gbit" or
+	// "1gbit" (LinkProfiles); "" leaves the lab's veth as it is.
+	Link string `json:",omitempty"`
 	// Bin holds migrate-src and migrate-dst. Required.
 	Bin string
 	// Out is where report.json, report.md and the plots go. Required.
@@ -91,13 +101,15 @@ type Config struct {
 // DefaultConfig returns the documented defaults (Bin and Out unset).
 func DefaultConfig() Config {
 	return Config{
-		Strategies:  []string{StopAndCopy, StopAndCopyLocal, Lazy, DockerCheckpoint},
+		Strategies:  []string{StopAndCopy, StopAndCopyLocal, Lazy, DockerCheckpoint, PodmanArchive},
 		SizesMiB:    []int{64, 256, 1024, 2048},
 		DirtyRates:  []int{0, 2560},
 		Reps:        3,
 		Redis:       true,
+		RedisWrites: true,
 		RedisMiB:    256,
 		CaseTimeout: 5 * time.Minute,
+		Hosts:       []string{"host1", "host2"},
 	}
 }
 
@@ -112,11 +124,13 @@ func (c Config) Validate() error {
 		return errors.New("bench: binary and output directories are required")
 	case c.CaseTimeout <= 0:
 		return errors.New("bench: the case timeout must be positive")
+	case len(c.Hosts) != 2 || c.Hosts[0] == c.Hosts[1]:
+		return errors.New("bench: two different hosts, source first")
 	case c.Redis && c.RedisMiB < 1:
 		return errors.New("bench: redis dataset size must be positive")
 	}
 	for _, s := range c.Strategies {
-		if !slices.Contains(append([]string{StopAndCopy, StopAndCopyLocal, Lazy, DockerCheckpoint}, PrecopyStrategies...), s) {
+		if !slices.Contains(append([]string{StopAndCopy, StopAndCopyLocal, Lazy, DockerCheckpoint, PodmanArchive}, PrecopyStrategies...), s) {
 			return fmt.Errorf("bench: unknown strategy %q", s)
 		}
 	}

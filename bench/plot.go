@@ -18,10 +18,12 @@ var strategyColors = map[string]color.RGBA{
 	StopAndCopyLocal: {R: 0xff, G: 0x7f, B: 0x0e, A: 0xff},
 	Lazy:             {R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
 	DockerCheckpoint: {R: 0x44, G: 0x44, B: 0x44, A: 0xff},
+	PodmanArchive:    {R: 0x94, G: 0x67, B: 0xbd, A: 0xff},
 }
 
 // Plots draws freeze time against memory size, one line per strategy, for
-// each dirty rate of the synthetic workload, on log scales.
+// each dirty rate of the synthetic workload, on log scales, and where the
+// freeze went, one stacked bar per case.
 func (r *Report) Plots(dir string) error {
 	for _, dirty := range r.Config.DirtyRates {
 		for _, m := range []struct {
@@ -34,6 +36,11 @@ func (r *Report) Plots(dir string) error {
 			name := fmt.Sprintf("%s-dirty%d.png", m.file, dirty)
 			title := fmt.Sprintf("Freeze time %s (median), %d dirty pages/s", m.what, dirty)
 			if err := r.plotFreeze(filepath.Join(dir, name), title, dirty, m.value); err != nil {
+				return err
+			}
+		}
+		for _, strategy := range r.Config.Strategies {
+			if err := r.plotBreakdown(breakdownFile(dir, strategy, dirty), strategy, dirty); err != nil {
 				return err
 			}
 		}

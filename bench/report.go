@@ -21,12 +21,15 @@ import (
 
 // Report is a whole benchmark run.
 type Report struct {
-	Date    string    `json:"date"`
-	Machine string    `json:"machine"`
-	Config  Config    `json:"config"`
-	Notes   []string  `json:"notes,omitempty"`
-	Results []Result  `json:"results"`
-	Summary []Summary `json:"summary"`
+	Date    string `json:"date"`
+	Machine string `json:"machine"`
+	Hosts   string `json:"hosts,omitempty"` // source -> destination, with their Docker versions
+	// Link is the shaping of the link between them (nil: the lab's veth).
+	Link    *LinkProfile `json:"link,omitempty"`
+	Config  Config       `json:"config"`
+	Notes   []string     `json:"notes,omitempty"`
+	Results []Result     `json:"results"`
+	Summary []Summary    `json:"summary"`
 }
 
 // Summary aggregates the repetitions of one case.
@@ -49,6 +52,15 @@ type Summary struct {
 	// divided by this case's (same workload, size and dirty rate): how many
 	// times shorter the freeze is. 0 when there is no baseline.
 	DockerRatio float64 `json:"docker_ratio"`
+	// PodmanRatio is the same against Podman's archive migration
+	// (PodmanArchive), 0 when it was not measured.
+	PodmanRatio float64 `json:"podman_ratio,omitempty"`
+	// LocalDumpMs, for stop-and-copy, is how long CRIU alone took to dump
+	// the same container to local tmpfs in the same run (the median dump
+	// step of StopAndCopyLocal), and OverLocalDump the freeze divided by
+	// it (target: at most 1.3). 0 when that variant was not measured.
+	LocalDumpMs   float64 `json:"local_dump_ms,omitempty"`
+	OverLocalDump float64 `json:"over_local_dump,omitempty"`
 	// FreezeSteps are the median of each step of the freeze, in order.
 	FreezeSteps []StepMs `json:"freeze_steps_median_ms,omitempty"`
 	// After the restart, medians over the runs that measured them.
@@ -79,10 +91,10 @@ func Run(ctx context.Context, cfg Config, progress func(string)) (*Report, error
 	}
 	r := &runner{cfg: cfg, log: progress}
 	var err error
-	if r.h1, err = lab.Load(ctx, "host1"); err != nil {
+	if r.h1, err = lab.Load(ctx, cfg.Hosts[0]); err != nil {
 		return nil, err
 	}
-	if r.h2, err = lab.Load(ctx, "host2"); err != nil {
+	if r.h2, err = lab.Load(ctx, cfg.Hosts[1]); err != nil {
 		return nil, err
 	}
 	for _, h := range []lab.Host{r.h1, r.h2} {
@@ -90,16 +102,39 @@ func Run(ctx context.Context, cfg Config, progress func(string)) (*Report, error
 			return nil, err
 		}
 	}
+	link, err := linkProfile(cfg.Link)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkUnshaped(ctx, r.h1, r.h2); err != nil {
+		return nil, err
+	}
+	unshape, err := shape(ctx, link, r.h1, r.h2)
+	if err != nil {
+		return nil, err
+	}
+	defer unshape()
 	notes, err := precopyStrategies(ctx, &cfg)
 	if err != nil {
 		return nil, err
 	}
 	r.cfg = cfg
+	tmpfs, unmount, err := mountTmpfsWork(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer unmount()
+	r.tmpfsWork = tmpfs
+	if slices.Contains(cfg.Strategies, PodmanArchive) {
+		if err := r.podmanSetup(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if r.dst, err = lab.StartDestination(r.h2, cfg.Bin); err != nil {
 		return nil, err
 	}
 	defer r.dst.Stop()
-	rep := &Report{Date: time.Now().UTC().Format(time.RFC3339), Machine: machine(), Config: cfg, Notes: notes}
+	rep := &Report{Date: time.Now().UTC().Format(time.RFC3339), Machine: machine(), Hosts: hostPair(ctx, r.h1, r.h2), Link: link, Config: cfg, Notes: notes}
 	add := func(res Result) {
 		rep.Results = append(rep.Results, res)
 		// Written after every case, so an interrupted run keeps its figures.
@@ -128,10 +163,16 @@ func (r *runner) measureAll(ctx context.Context, add func(Result)) error {
 	if cfg.Redis {
 		for rp := 1; rp <= cfg.Reps; rp++ {
 			for _, s := range cfg.Strategies {
+				if s == PodmanArchive {
+					continue // the synthetic workload only
+				}
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				add(r.redis(ctx, s, rp))
+				add(r.redis(ctx, s, rp, false))
+				if cfg.RedisWrites {
+					add(r.redis(ctx, s, rp, true))
+				}
 			}
 		}
 	}
@@ -200,6 +241,18 @@ func firstLine(s string) string {
 	return s
 }
 
+// hostPair names the source and destination with their Docker versions.
+func hostPair(ctx context.Context, h1, h2 lab.Host) string {
+	name := func(h lab.Host) string {
+		v, err := h.Docker(ctx, "version", "-f", "{{.Server.Version}}")
+		if err != nil {
+			return h.Name
+		}
+		return fmt.Sprintf("%s (Docker %s)", h.Name, strings.TrimSpace(v))
+	}
+	return name(h1) + " → " + name(h2)
+}
+
 func machine() string {
 	host, _ := os.Hostname()
 	var uname string
@@ -232,14 +285,46 @@ func summarize(results []Result) []Summary {
 		out = append(out, summarizeCase(k, groups[k]))
 	}
 	for i := range out {
-		base := caseKey{out[i].Workload, DockerCheckpoint, out[i].MemMiB, out[i].DirtyRate}
-		for _, b := range out {
-			if (caseKey{b.Workload, b.Strategy, b.MemMiB, b.DirtyRate}) == base && b.FreezeAgentMedMs > 0 && out[i].FreezeAgentMedMs > 0 {
-				out[i].DockerRatio = b.FreezeAgentMedMs / out[i].FreezeAgentMedMs
+		out[i].DockerRatio = ratioTo(out, out[i], DockerCheckpoint)
+		out[i].PodmanRatio = ratioTo(out, out[i], PodmanArchive)
+		if out[i].Strategy == StopAndCopy && out[i].FreezeAgentMedMs > 0 {
+			out[i].LocalDumpMs = stepOf(out, caseKey{out[i].Workload, StopAndCopyLocal, out[i].MemMiB, out[i].DirtyRate}, "source/dump")
+			if out[i].LocalDumpMs > 0 {
+				out[i].OverLocalDump = out[i].FreezeAgentMedMs / out[i].LocalDumpMs
 			}
 		}
 	}
 	return out
+}
+
+// stepOf is the median of step in case k's summary, 0 if there is none.
+func stepOf(sums []Summary, k caseKey, step string) float64 {
+	for _, s := range sums {
+		if (caseKey{s.Workload, s.Strategy, s.MemMiB, s.DirtyRate}) != k {
+			continue
+		}
+		for _, st := range s.FreezeSteps {
+			if st.Step == step {
+				return st.Ms
+			}
+		}
+	}
+	return 0
+}
+
+// ratioTo is how many times shorter s's median freeze is than baseline's
+// in the same case (0: either is missing).
+func ratioTo(sums []Summary, s Summary, baseline string) float64 {
+	if s.Strategy == baseline || s.FreezeAgentMedMs <= 0 {
+		return 0
+	}
+	base := caseKey{s.Workload, baseline, s.MemMiB, s.DirtyRate}
+	for _, b := range sums {
+		if (caseKey{b.Workload, b.Strategy, b.MemMiB, b.DirtyRate}) == base && b.FreezeAgentMedMs > 0 {
+			return b.FreezeAgentMedMs / s.FreezeAgentMedMs
+		}
+	}
+	return 0
 }
 
 func summarizeCase(k caseKey, rs []Result) Summary {
@@ -358,29 +443,60 @@ func (r *Report) Write(dir string) error {
 func (r *Report) Markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# dockmove freeze-time benchmark\n\n%s — %s\n\n", r.Date, r.Machine)
-	fmt.Fprintf(&b, "Freeze (agents): frozen on host1 → running on host2 (Docker: `checkpoint create` → `start --checkpoint` returned, one host).\n")
+	if r.Hosts != "" {
+		fmt.Fprintf(&b, "Hosts: %s.\n\n", r.Hosts)
+	}
+	if r.Link != nil {
+		fmt.Fprintf(&b, "Link: each host's eth0 shaped to %s (tc tbf; rate only: this kernel has no netem to add delay).\n\n", r.Link.Name)
+	} else if r.Hosts != "" {
+		b.WriteString("Link: the lab's veth pairs and bridge, not shaped.\n\n")
+	}
+	fmt.Fprintf(&b, "Freeze (agents): frozen on the source → running on the destination (Docker: `checkpoint create` → `start --checkpoint` returned, one host).\n")
 	fmt.Fprintf(&b, "Freeze (app): longest heartbeat gap seen by a client outside the container (redis: slowest request).\n")
 	fmt.Fprintf(&b, "× Docker: Docker's median freeze divided by this one. Min / median over %d repetitions.\n\n", r.Config.Reps)
+	podman := slices.ContainsFunc(r.Summary, func(s Summary) bool { return s.Strategy == PodmanArchive })
+	if podman {
+		b.WriteString("× Podman: the same against Podman's archive migration (checkpoint --export, the archive copied over the link, restore --import; its containers have no network, so no client sees them: its freeze is the commands' time, the copy included; wire: the archive).\n\n")
+	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "%s\n\n", n)
 	}
-	b.WriteString("| workload | strategy | memory | dirty pages/s | freeze agents min / median (ms) | freeze app min / median (ms) | total median (ms) | wire (MiB) | agents CPU (ms) | × Docker | failed |\n")
-	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| workload | strategy | memory | dirty pages/s | freeze agents min / median (ms) | freeze app min / median (ms) | total median (ms) | wire (MiB) | agents CPU (ms) | × Docker |")
+	if podman {
+		b.WriteString(" × Podman |")
+	}
+	b.WriteString(" failed |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	if podman {
+		b.WriteString("---:|")
+	}
+	b.WriteString("---:|\n")
+	times := func(v float64) string {
+		if v <= 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.1f×", v)
+	}
 	for _, s := range r.Summary {
-		ratio, cpu, wire := "–", "–", "–"
-		if s.Strategy != DockerCheckpoint {
+		cpu, wire, app := "–", "–", fmt.Sprintf("%.0f / %.0f", s.FreezeAppMinMs, s.FreezeAppMedMs)
+		switch s.Strategy {
+		case DockerCheckpoint:
 			// Docker's own CPU (dockerd, containerd, runc, CRIU) and local
 			// disk traffic are not measured.
+		case PodmanArchive:
+			wire, app = fmt.Sprintf("%.1f", float64(s.BytesWireMed)/(1<<20)), "–"
+		default:
 			cpu, wire = fmt.Sprintf("%.0f", s.CPUMedMs), fmt.Sprintf("%.1f", float64(s.BytesWireMed)/(1<<20))
-			if s.DockerRatio > 0 {
-				ratio = fmt.Sprintf("%.1f×", s.DockerRatio)
-			}
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d MiB | %d | %.0f / %.0f | %.0f / %.0f | %.0f | %s | %s | %s | %d/%d |\n",
-			s.Workload, s.Strategy, s.MemMiB, s.DirtyRate, s.FreezeAgentMinMs, s.FreezeAgentMedMs, s.FreezeAppMinMs, s.FreezeAppMedMs,
-			s.TotalMedMs, wire, cpu, ratio, s.Failed, s.Runs)
+		fmt.Fprintf(&b, "| %s | %s | %d MiB | %d | %.0f / %.0f | %s | %.0f | %s | %s | %s |",
+			s.Workload, s.Strategy, s.MemMiB, s.DirtyRate, s.FreezeAgentMinMs, s.FreezeAgentMedMs, app,
+			s.TotalMedMs, wire, cpu, times(s.DockerRatio))
+		if podman {
+			fmt.Fprintf(&b, " %s |", times(s.PodmanRatio))
+		}
+		fmt.Fprintf(&b, " %d/%d |\n", s.Failed, s.Runs)
 	}
 	r.stepsTable(&b)
+	r.localDumpTable(&b)
 	r.afterRestartTable(&b)
 	first := true
 	for _, res := range r.Results {
@@ -400,6 +516,24 @@ func (r *Report) Markdown() string {
 		fmt.Fprintf(&b, "- %s %s %d MiB dirty %d rep %d: %s\n", res.Workload, res.Strategy, res.MemMiB, res.DirtyRate, res.Rep, why)
 	}
 	return b.String()
+}
+
+// localDumpTable compares stop-and-copy's freeze with CRIU alone dumping
+// the same container to local tmpfs in the same run.
+func (r *Report) localDumpTable(b *strings.Builder) {
+	first := true
+	for _, s := range r.Summary {
+		if s.OverLocalDump == 0 {
+			continue
+		}
+		if first {
+			b.WriteString("\n## Stop-and-copy against CRIU alone (median ms)\n\n" +
+				"CRIU's dump of the same container to local tmpfs: the dump step of stop-and-copy:local-pages, whose work directory is a tmpfs. Target: the freeze at most 1.3x that.\n\n" +
+				"| workload | memory | dirty pages/s | stop-and-copy freeze | CRIU dump to tmpfs | ratio |\n|---|---:|---:|---:|---:|---:|\n")
+			first = false
+		}
+		fmt.Fprintf(b, "| %s | %d MiB | %d | %.0f | %.0f | %.2f× |\n", s.Workload, s.MemMiB, s.DirtyRate, s.FreezeAgentMedMs, s.LocalDumpMs, s.OverLocalDump)
+	}
 }
 
 // afterRestartTable renders how each case's container fared on host2:

@@ -61,10 +61,11 @@ type StallsMs struct {
 
 // runner holds the lab and the destination agent for a whole benchmark.
 type runner struct {
-	cfg    Config
-	h1, h2 lab.Host
-	dst    *lab.Destination
-	log    func(string)
+	cfg       Config
+	h1, h2    lab.Host
+	dst       *lab.Destination
+	log       func(string)
+	tmpfsWork string // migrate-src's work directory for StopAndCopyLocal ("": its own)
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -92,6 +93,12 @@ func freezeSteps(steps []migrate.FreezeStep) []StepMs {
 func (r *runner) synthetic(ctx context.Context, strategy string, mib, dirty, rep int) Result {
 	res := Result{Workload: "synthetic", Strategy: strategy, MemMiB: mib, DirtyRate: dirty, Rep: rep}
 	name := fmt.Sprintf("bench-%s-%d-%d-%d", containerSafe(strategy), mib, dirty, rep)
+	if strategy == PodmanArchive {
+		mctx, cancel := context.WithTimeout(ctx, r.cfg.CaseTimeout)
+		defer cancel()
+		r.podmanArchive(mctx, name, mib, dirty, &res)
+		return res
+	}
 	defer r.remove(name)
 	addr, err := r.startWorkload(ctx, name, mib, dirty)
 	if err != nil {
@@ -177,7 +184,7 @@ func (r *runner) migrate(ctx context.Context, name, addr, strategy string, res *
 	}
 	cpuDst := r.dst.CPUTime()
 	mctx, cancel := context.WithTimeout(ctx, r.cfg.CaseTimeout)
-	run := lab.RunSource(mctx, r.h1, r.h2, r.cfg.Bin, name, nil, agentArgs(strategy)...)
+	run := lab.RunSource(mctx, r.h1, r.h2, r.cfg.Bin, name, nil, r.agentArgs(strategy)...)
 	timedOut := mctx.Err() != nil && ctx.Err() == nil
 	cancel()
 	res.CPUDestMs = ms(r.dst.CPUTime() - cpuDst)

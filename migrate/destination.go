@@ -240,7 +240,7 @@ func (s *Server) Close() error {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
-	s.log.Info("listening", "addr", ln.Addr().String(), "runtime_installed", s.hello.RuntimeInstalled, "criu", s.hello.CRIU.Version, "host", s.hello.Host.String())
+	s.log.Info("listening", "addr", ln.Addr().String(), "runtime_installed", s.hello.RuntimeInstalled, "criu", criuVersion(s.hello.CRIU), "host", s.hello.Host.String())
 	var backoff time.Duration
 	for {
 		conn, err := ln.Accept()

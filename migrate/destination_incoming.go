@@ -566,6 +566,15 @@ func (in *containerArrival) receive(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	// Docker's data root, where the log files go, asked now: Docker's
+	// info call takes milliseconds, and the end of the receive is inside
+	// the freeze.
+	var dockerRoot string
+	if in.pre.Logs != "" {
+		if dockerRoot, err = dk.RootDir(ctx); err != nil {
+			return err
+		}
+	}
 	upper := r.GraphDriver.Data["UpperDir"]
 	if in.containerdStore {
 		if upper, err = in.stageRootfs(ctx); err != nil {
@@ -624,11 +633,7 @@ func (in *containerArrival) receive(ctx context.Context) (err error) {
 		return err
 	}
 	if in.pre.Logs != "" {
-		root, err := dk.RootDir(ctx)
-		if err != nil {
-			return err
-		}
-		if err := in.installLogs(dir, root); err != nil {
+		if err := in.installLogs(dir, dockerRoot); err != nil {
 			return err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -87,6 +88,7 @@ func moveWorkload(t *testing.T, e env, strategy string, imageMissing bool, extra
 		}
 	}
 	assertFreezeAccounted(t, report)
+	assertHostsReported(t, ctx, e, report)
 	if imageMissing {
 		checkImageShipped(t, ctx, e, name, image, report)
 	}
@@ -562,5 +564,35 @@ func assertNamedLogKept(t *testing.T, stderr, want string) {
 	data, err := os.ReadFile(m[1])
 	if err != nil || !strings.Contains(string(data), want) {
 		t.Fatalf("the log the failure names, %s, is gone or lacks %q: %v", m[1], want, err)
+	}
+}
+
+// assertHostsReported checks the report names both hosts' stacks as
+// their Docker and CRIU say they are.
+func assertHostsReported(t *testing.T, ctx context.Context, e env, r *migrate.Report) {
+	t.Helper()
+	out, err := exec.CommandContext(ctx, "criu", "--version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	criuVersion := ""
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(line, "Version: "); ok {
+			criuVersion = strings.TrimSpace(v)
+		}
+	}
+	for _, c := range []struct {
+		h   lab.Host
+		got migrate.HostStack
+	}{{e.h1, r.Hosts.Source}, {e.h2, r.Hosts.Destination}} {
+		info, err := c.h.Docker(ctx, "info", "--format", "{{.ServerVersion}} {{.CgroupVersion}} {{.KernelVersion}}")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := strings.Fields(info)
+		if len(want) != 3 || c.got.Docker != want[0] || fmt.Sprint(c.got.Cgroup) != want[1] || c.got.Kernel != want[2] ||
+			c.got.Containerd == "" || c.got.Runc == "" || c.got.CRIU != criuVersion {
+			t.Fatalf("the report says %s runs %+v; its Docker says %q, criu --version %q", c.h.Name, c.got, info, criuVersion)
+		}
 	}
 }

@@ -295,10 +295,10 @@ func TestSecondMigrationRefusedWhileInFlight(t *testing.T) {
 }
 
 // assertNoNetworkLock checks that CRIU's network lock is gone from the
-// container on host1: its iptables chain from the network namespace, and
-// TCP repair mode from the sockets of its processes (a socket left in it
-// neither sends nor acknowledges: its connection is mute for ever, though
-// established). The tests calling it hold a client connection through
+// container on host1: its iptables chain or nftables table from the
+// network namespace, and TCP repair mode from the sockets of its
+// processes (a socket left in it neither sends nor acknowledges: its
+// connection is mute for ever, though established). The tests calling it hold a client connection through
 // the move, so that there is a socket to check.
 func assertNoNetworkLock(t *testing.T, ctx context.Context, e env, name string) {
 	t.Helper()
@@ -308,7 +308,8 @@ func assertNoNetworkLock(t *testing.T, ctx context.Context, e env, name string) 
 }
 
 // networkLockLeft says what is left of CRIU's network lock in container
-// name on h (repair-mode TCP sockets, its iptables chain), or "".
+// name on h (repair-mode TCP sockets, its iptables chain or nftables
+// table), or "".
 func networkLockLeft(ctx context.Context, h lab.Host, name string) string {
 	pid, err := h.Docker(ctx, "inspect", "-f", "{{.State.Pid}}", name)
 	if err != nil {
@@ -328,6 +329,9 @@ func networkLockLeft(ctx context.Context, h lab.Host, name string) string {
 	}
 	if strings.Contains(string(out), "CRIU") {
 		return fmt.Sprintf("CRIU's network lock is still in %s's container:\n%s", h.Name, out)
+	}
+	if tables, err := criu.LockTables(p); err != nil || len(tables) != 0 {
+		return fmt.Sprintf("CRIU's nftables lock is still in %s's container: %q (%v)", h.Name, tables, err)
 	}
 	return ""
 }

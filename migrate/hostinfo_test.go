@@ -3,6 +3,7 @@
 package migrate
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -27,5 +28,22 @@ func TestCgroupVersionsMustMatch(t *testing.T) {
 		if err != nil && !(strings.Contains(err.Error(), "Docker 20.10.24") && strings.Contains(err.Error(), "Docker 28.5.2")) {
 			t.Errorf("the refusal does not name both hosts' versions: %v", err)
 		}
+	}
+}
+
+func TestHostStackShowsCRIU(t *testing.T) {
+	h := hostStack(transfer.HostInfo{Docker: "28.5.2", Kernel: "6.18.44", Cgroup: 1}, transfer.CRIUInfo{Version: 40201})
+	if got, want := h.String(), "Docker 28.5.2, kernel 6.18.44, cgroup v1, CRIU 4.2.1"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+	b, err := json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(b), `{"docker":"28.5.2","kernel":"6.18.44","cgroup":1,"criu":"4.2.1"}`; got != want {
+		t.Errorf("JSON %s, want %s", got, want)
+	}
+	if none := hostStack(transfer.HostInfo{}, transfer.CRIUInfo{}); none.CRIU != "" {
+		t.Errorf("no CRIU shown as %q", none.CRIU)
 	}
 }

@@ -196,8 +196,36 @@ type CheckResult struct {
 
 // HostPair is what each side of a migration runs.
 type HostPair struct {
-	Source      transfer.HostInfo `json:"source"`
-	Destination transfer.HostInfo `json:"destination"`
+	Source      HostStack `json:"source"`
+	Destination HostStack `json:"destination"`
+}
+
+// HostStack is one host's versions: its stack as its agent's hello
+// describes it, and its CRIU's version.
+type HostStack struct {
+	transfer.HostInfo
+	CRIU string `json:"criu,omitempty"`
+}
+
+func hostStack(h transfer.HostInfo, c transfer.CRIUInfo) HostStack {
+	return HostStack{HostInfo: h, CRIU: criuVersion(c)}
+}
+
+// criuVersion is a peer's CRIU version as people read it ("" for none).
+func criuVersion(c transfer.CRIUInfo) string {
+	if c.Version <= 0 {
+		return ""
+	}
+	return criu.Capabilities{Version: c.Version}.VersionString()
+}
+
+// String names the host's stack in one line, for people.
+func (h HostStack) String() string {
+	s := h.HostInfo.String()
+	if h.CRIU != "" {
+		s += ", CRIU " + h.CRIU
+	}
+	return s
 }
 
 // Report is what a migration did and how long the container was frozen.
@@ -302,6 +330,9 @@ type source struct {
 	// abortPages makes a lazy dump's page server fail, so that CRIU
 	// resumes the original (set by servePages; nil without post-copy).
 	abortPages func(why error)
+	// nftLock: this host's CRIU locks the dumped tree's network with
+	// nftables (criu.DumpSpec.NFTablesLock).
+	nftLock bool
 }
 
 // Migrate moves the container to the destination. On any failure before the
@@ -459,6 +490,7 @@ func (s *source) connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.nftLock = caps.NFTables
 	var api string
 	if s.dk != nil {
 		if api, err = s.dk.APIVersion(ctx); err != nil {
@@ -478,12 +510,12 @@ func (s *source) connect(ctx context.Context) error {
 	if s.sess, err = transfer.Dial(ctx, s.cfg.To, tc); err != nil {
 		return err
 	}
-	s.report.Hosts = HostPair{Source: tc.Hello.Host, Destination: s.sess.Peer().Host}
+	s.report.Hosts = HostPair{Source: hostStack(tc.Hello.Host, tc.Hello.CRIU), Destination: hostStack(s.sess.Peer().Host, s.sess.Peer().CRIU)}
 	if ids := s.sess.Peer().InDoubt; len(ids) > 0 {
 		s.reconcile(ctx, ids)
 	}
-	s.log.Info("hosts", "source", tc.Hello.Host.String(), "destination", s.sess.Peer().Host.String())
-	s.stageDetail("hosts", ": "+tc.Hello.Host.String()+" -> "+s.sess.Peer().Host.String())
+	s.log.Info("hosts", "source", s.report.Hosts.Source.String(), "destination", s.report.Hosts.Destination.String())
+	s.stageDetail("hosts", ": "+s.report.Hosts.Source.String()+" -> "+s.report.Hosts.Destination.String())
 	s.strategy, s.report.StrategyReason, err = chooseStrategy(s.cfg.Strategy, tc.Hello.CRIU, s.sess.Peer().CRIU)
 	s.report.Strategy = s.strategy
 	if err == nil {
@@ -756,6 +788,7 @@ func (s *source) prepareDump(ctx context.Context) (spec criu.DumpSpec, extra []n
 		return spec, nil, "", err
 	}
 	spec.GhostLimit = uint32(s.cfg.GhostLimit)
+	spec.NFTablesLock = s.nftLock && spec.Netns != 0
 	if err := s.startGuard(spec); err != nil {
 		return spec, nil, "", err
 	}

@@ -437,8 +437,8 @@ func reserveAway(ctx context.Context, dk *docker.Client, workDir string, moved [
 			continue
 		}
 		if r.IPv6 != ip6 {
-			errs = append(errs, fmt.Errorf("the IPv6 address %s on %s is not reserved: this host's Docker (26 or later) would advertise it from the "+
-				"reservation and draw the moved container's IPv6 clients here; it may give the address to another container", ip6, n.Network))
+			errs = append(errs, fmt.Errorf("the IPv6 address %s on %s is not reserved: this host's Docker (26 or later) can hold it "+
+				"only in a reservation under dockmove's runtime, which is not installed here (migrate-dst install-runtime); it may give the address to another container", ip6, n.Network))
 		}
 		log.Info("address reserved here while the container lives elsewhere", "network", n.Network, "address", n.IPv4, "ipv6", r.IPv6, "reservation", reserve.Name(n.Network, n.IPv4))
 		out = append(out, r)

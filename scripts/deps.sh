@@ -16,6 +16,7 @@ PATCH_DIR=$(cd "$(dirname "$0")" && pwd)/criu-patches
 # PATCH_STAMP holds the hash of the patches the installed CRIU was built with.
 PATCH_STAMP=/usr/local/lib/dockmove/criu-patches.sha256
 
+# podman: the Podman peer of the benchmark (dockmove-bench's podman-archive).
 PKGS=(
 	docker.io containerd runc iproute2 iptables kmod busybox-static redis-tools
 	ca-certificates curl xz-utils make gcc pkgconf patch
@@ -23,6 +24,7 @@ PKGS=(
 	libbsd-dev libcap-dev libgnutls28-dev libnet1-dev libnftables-dev
 	libnl-3-dev libprotobuf-c-dev libprotobuf-dev protobuf-c-compiler
 	protobuf-compiler python3-protobuf uuid-dev
+	podman conmon
 )
 
 # shellcheck source=scripts/archive.sh

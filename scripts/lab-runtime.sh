@@ -12,7 +12,7 @@ install() {
 	eval "$(bash scripts/lab.sh env "$h")"
 	docker -H "$LAB_DOCKER_HOST" version >/dev/null 2>&1 || return 0
 	binary=/usr/local/bin/dockmove-runtime
-	case $h in host3 | host4) binary=$(dirname "$LAB_CONFIG")/dockmove-runtime ;; esac
+	case $h in host3 | host4 | host5) binary=$(dirname "$LAB_CONFIG")/dockmove-runtime ;; esac
 	out=$(bin/migrate-dst install-runtime \
 		--binary "$binary" \
 		--from bin/dockmove-runtime \
@@ -27,21 +27,29 @@ install() {
 }
 # Side by side: each waits for its dockerd to reload.
 pids=()
-for h in host1 host2 host3 host4; do
+for h in host1 host2 host3 host4 host5; do
 	install "$h" &
 	pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p"; done
 
-# TLS credentials for the lab's agents: one CA, one certificate per host.
+# TLS credentials for the lab's agents: one CA, one certificate per host
+# (host5's is carried into the VM tier's guest, so that it and this
+# machine's hosts trust each other). Issued for the hosts that have none
+# (a directory left without a key is made again); not in that guest
+# (LAB_CERTS=carried), which has only the CA's certificate and host5's.
+[ "${LAB_CERTS:-}" != carried ] || exit 0
 hosts=()
-for h in host1 host2 host3 host4; do
+for h in host1 host2 host3 host4 host5; do
 	eval "$(bash scripts/lab.sh env "$h")"
-	hosts+=(--host "$h=$LAB_ADDR")
+	if [ ! -s "$LAB_TLS_DIR/key.pem" ]; then
+		rm -rf "$LAB_TLS_DIR"
+		hosts+=(--host "$h=$LAB_ADDR")
+	fi
 done
 tls=$(dirname "$LAB_TLS_DIR")
-if [ ! -s "$LAB_TLS_DIR/key.pem" ]; then
-	rm -rf "$tls"
+if [ ${#hosts[@]} -gt 0 ]; then
+	# (from the CA already there, if any: the others' stay as they are)
 	bin/migrate-dst certs --out "$tls" "${hosts[@]}" >/dev/null
 	echo "lab: TLS credentials in $tls" >&2
 fi

@@ -29,10 +29,18 @@
 #          work directories where it does. host3 keeps images in the
 #          overlay2 graph driver, host4 in the containerd image store (the
 #          default for new installs from Docker 29).
+#   guest   (host5): a modern host inside the VM tier's guest, which runs
+#          its own kernel with the unified cgroup v2 hierarchy
+#          (scripts/vm.sh, VM_CROSS=1). Its switch has no address of its
+#          own and is bridged to this machine's switch through the
+#          guest's network card (LAB_UPLINK=eth0), so host5 is on the same
+#          L2 segment as host1-host4: the lab's one pair of hosts whose
+#          cgroup versions differ.
 #
 # Usage:
-#   lab.sh up [classic|modern|all]
+#   lab.sh up [classic|modern|all|guest]
 #                         bring those hosts up (default classic; idempotent)
+#   lab.sh up HOST...     bring up only these hosts
 #   lab.sh down           stop the daemons, remove namespaces and the switch
 #   lab.sh purge          down, then delete the daemons' data
 #   lab.sh status         print what is up
@@ -63,6 +71,8 @@ AGENT_PORT=7070      # where a lab host's migrate-dst listens
 CLASSIC=(host1 host2)
 MODERN=(host3 host4)
 ALL=("${CLASSIC[@]}" "${MODERN[@]}")
+GUEST=(host5) # only inside the VM tier's guest; not in ALL
+VM_TAP=dmvmtap # scripts/vm.sh's tap to that guest, on the switch
 MODERN_ROOT=${MODERN_ROOT:-/var/lib/dockmove-root/testing}
 # The lab drives its daemons with the Docker CLI that ships with them.
 DOCKER_CLI=${DOCKER_CLI:-/usr/bin/docker}
@@ -76,7 +86,8 @@ host_index() {
 	host2) echo 2 ;;
 	host3) echo 3 ;;
 	host4) echo 4 ;;
-	*) die "unknown host '$1' (want host1, host2, host3 or host4)" ;;
+	host5) echo 5 ;;
+	*) die "unknown host '$1' (want host1 ... host5)" ;;
 	esac
 }
 is_modern() { [ "$(host_index "$1")" -ge 3 ]; }
@@ -107,12 +118,19 @@ has_addr() {
 }
 
 # switch_up SWITCH GATEWAY [GATEWAY6] makes the bridge SWITCH with
-# GATEWAY/PREFIX (and GATEWAY6/64).
+# GATEWAY/PREFIX (and GATEWAY6/64). With UPLINK, the bridge takes no
+# address: it is cabled to UPLINK, behind which the real switch (and its
+# gateway) already is.
 switch_up() {
-	local sw=$1 gw=$2 gw6=${3:-}
+	local sw=$1 gw=$2 gw6=${3:-} uplink=${4:-}
 	if ! ip link show "$sw" >/dev/null 2>&1; then
 		ip link add "$sw" type bridge
 		log "created switch $sw"
+	fi
+	if [ -n "$uplink" ]; then
+		ip link set "$uplink" master "$sw" up
+		ip link set "$sw" up
+		return
 	fi
 	has_addr "$gw/$PREFIX" ip addr show dev "$sw" ||
 		ip addr add "$gw/$PREFIX" dev "$sw"
@@ -273,14 +291,18 @@ hosts_of() {
 	classic) echo "${CLASSIC[@]}" ;;
 	modern) echo "${MODERN[@]}" ;;
 	all) echo "${ALL[@]}" ;;
-	*) die "unknown flavour '$1' (want classic, modern or all)" ;;
+	guest) echo "${GUEST[@]}" ;;
+	*) die "unknown flavour '$1' (want classic, modern, all or guest)" ;;
 	esac
 }
 
 cmd_up() {
 	local hosts h
-	hosts=$(hosts_of "${1:-classic}")
-	switch_up "$SWITCH" "$GATEWAY"
+	case ${1:-} in
+	host[1-5]) for h in "$@"; do host_index "$h" >/dev/null; done; hosts="$*" ;;
+	*) hosts=$(hosts_of "${1:-classic}") ;;
+	esac
+	switch_up "$SWITCH" "$GATEWAY" "" "${LAB_UPLINK:-}"
 	switch_up "$SWITCH2" "$GATEWAY2" "$GATEWAY6_2"
 	for h in $hosts; do host_net_up "$h"; done
 	# The hosts' daemons and networks come up side by side: each takes a
@@ -321,7 +343,10 @@ clear_exec_root() {
 
 cmd_down() {
 	local h
-	for h in "${ALL[@]}"; do
+	# (host5 is brought up inside the VM tier's guest, where this cleans
+	# it; vm.sh's tap to that guest goes too, should vm.sh have been killed)
+	ip link del "$VM_TAP" 2>/dev/null || true
+	for h in "${ALL[@]}" "${GUEST[@]}"; do
 		daemon_stop "$h"
 		clear_exec_root "$(exec_root_of "$h")"
 		ip netns del "$(netns_of "$h")" 2>/dev/null || true
@@ -341,7 +366,8 @@ cmd_purge() {
 
 cmd_status() {
 	local h state
-	for h in "${ALL[@]}"; do
+	for h in "${ALL[@]}" "${GUEST[@]}"; do
+		[ "$h" != host5 ] || [ -e "/run/netns/$(netns_of "$h")" ] || continue
 		if daemon_alive "$h"; then state="up, $(dk "$h" ps -q | wc -l) running"; else state=down; fi
 		printf '%s: netns %s eth0 %s docker %s (%s)\n' "$h" "$(netns_of "$h")" "$(addr_of "$h")" "$(sock_of "$h")" "$state"
 	done
@@ -352,10 +378,10 @@ cmd_env() {
 	host_index "$h" >/dev/null
 	local flavour=classic
 	is_modern "$h" && flavour=modern
-	printf 'LAB_FLAVOUR=%s\nLAB_NETNS=/run/netns/%s\nLAB_ADDR=%s\nLAB_DOCKER_HOST=unix://%s\nLAB_IP_RANGE=%s\nLAB_CONFIG=%s\nLAB_PIDFILE=%s\nLAB_NETWORK=%s\nLAB_SUBNET=%s\nLAB_GATEWAY=%s\nLAB_SWITCH=%s\nLAB_NETWORK2=%s\nLAB_SUBNET2=%s\nLAB_GATEWAY2=%s\nLAB_SWITCH2=%s\nLAB_IP_RANGE2=%s\nLAB_SUBNET2_V6=%s\nLAB_IP_RANGE2_V6=%s\nLAB_TLS_DIR=%s\nLAB_AGENT_PORT=%s\nLAB_WORK_DIR=%s\nLAB_LOG_DIR=%s\n' \
+	printf 'LAB_FLAVOUR=%s\nLAB_NETNS=/run/netns/%s\nLAB_ADDR=%s\nLAB_DOCKER_HOST=unix://%s\nLAB_IP_RANGE=%s\nLAB_CONFIG=%s\nLAB_PIDFILE=%s\nLAB_NETWORK=%s\nLAB_SUBNET=%s\nLAB_GATEWAY=%s\nLAB_SWITCH=%s\nLAB_NETWORK2=%s\nLAB_SUBNET2=%s\nLAB_GATEWAY2=%s\nLAB_SWITCH2=%s\nLAB_IP_RANGE2=%s\nLAB_SUBNET2_V6=%s\nLAB_IP_RANGE2_V6=%s\nLAB_TLS_DIR=%s\nLAB_AGENT_PORT=%s\nLAB_WORK_DIR=%s\nLAB_LOG_DIR=%s\nLAB_EXEC_ROOT=%s\nLAB_VM_TAP=%s\n' \
 		"$flavour" "$(netns_of "$h")" "$(addr_of "$h")" "$(sock_of "$h")" "$(range_of "$h")" "$(config_of "$h")" "$(pidfile_of "$h")" "$NETWORK" "$SUBNET" "$GATEWAY" "$SWITCH" \
 		"$NETWORK2" "$SUBNET2" "$GATEWAY2" "$SWITCH2" "$(range2_of "$h")" "$SUBNET6_2" "$(range6_2_of "$h")" \
-		"$LAB_TLS/$h" "$AGENT_PORT" "$LAB_LIB/$h/work" "$LAB_LOG"
+		"$LAB_TLS/$h" "$AGENT_PORT" "$LAB_LIB/$h/work" "$LAB_LOG" "$(exec_root_of "$h")" "$VM_TAP"
 }
 
 cmd_on() {

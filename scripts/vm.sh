@@ -17,6 +17,12 @@
 #   VM_CGROUP=2              mount the unified cgroup v2 hierarchy (default: v1 controllers)
 #   VM_MODERN=1              also run the lab's Docker 28 hosts (host3, host4; needs make lab-up-modern)
 #   VM_PAIR=host3,host4      the lab hosts the container tests migrate between (default host1,host2)
+#   VM_TIMEOUT=SECONDS       end QEMU after this long (default 1200)
+#   VM_CROSS=HOST:PORT       instead of the tests: the guest's lab host (host5, with VM_MODERN=1 and
+#                            VM_CGROUP=2) joins this machine's lab switch through a tap, moves a
+#                            container to the migrate-dst at HOST:PORT, then serves migrations until
+#                            a connection to its port 7071 (scripts/vm-cross.sh; driven by
+#                            migrate/e2e_crosskernel_linux_test.go)
 #   scripts/vm.sh table      print the last run's policy comparison (make bench-vm) as Markdown
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +40,11 @@ if [ "${1:-}" = table ]; then
 fi
 mkdir -p "$CACHE" "$OUT"
 log() { echo "vm: $*" >&2; }
+cross=${VM_CROSS:-}
+if [ -n "$cross" ] && { [ "${VM_MODERN:-0}" != 1 ] || [ "${VM_CGROUP:-1}" != 2 ] || [ "${VM_DOCKER:-1}" != 1 ]; }; then
+	log "VM_CROSS needs VM_MODERN=1 and VM_CGROUP=2 (its host5 is a Docker 28 host on cgroup v2)"
+	exit 1
+fi
 
 # QEMU and cpio, from Debian's packages.
 if ! command -v qemu-system-x86_64 >/dev/null || ! command -v cpio >/dev/null; then
@@ -103,9 +114,21 @@ if [ "${VM_DOCKER:-1}" = 1 ]; then
 	mkdir -p "$root$xt"
 	for so in "$xt"/*.so; do copy_bin "$so"; done
 	mkdir -p "$root/repo/scripts" "$root/repo/bin" "$root/repo/images"
-	cp scripts/lab.sh scripts/lab-runtime.sh "$root/repo/scripts/"
+	cp scripts/lab.sh scripts/lab-runtime.sh scripts/vm-cross.sh "$root/repo/scripts/"
 	CGO_ENABLED=0 go build -trimpath -o "$root/repo/bin/" ./cmd/migrate-src ./cmd/migrate-dst ./cmd/dockmove-runtime ./cmd/workload
-	CGO_ENABLED=0 go test -c -tags vmtest -o "$root/bin/migratetest" ./migrate
+	if [ -n "$cross" ]; then
+		# The lab's credentials, host5's included: the guest's host and
+		# this machine's trust each other.
+		tls=$(dirname "$(bash scripts/lab.sh env host5 | sed -n 's/^LAB_TLS_DIR=//p')")
+		[ -s "$tls/host5/key.pem" ] || { log "the lab has no credentials for host5: run make lab-up"; exit 1; }
+		# (the CA's certificate, not its key)
+		mkdir -p "$root/repo/tls"
+		cp -a "$tls/ca.pem" "$tls/host5" "$root/repo/tls/"
+		echo "$cross" > "$root/etc/vm-cross-target"
+		touch "$root/etc/vm-cross"
+	else
+		CGO_ENABLED=0 go test -c -tags vmtest -o "$root/bin/migratetest" ./migrate
+	fi
 	sock=$(bash scripts/lab.sh env host1 | sed -n 's/^LAB_DOCKER_HOST=//p')
 	for img in dockmove/workload:lab dockmove/busybox:lab; do
 		docker -H "$sock" save "$img" > "$root/repo/images/${img//[\/:]/_}.tar" ||
@@ -139,6 +162,7 @@ if [ "${VM_DOCKER:-1}" = 1 ]; then
 	fi
 	printf 'root:x:0:0:root:/root:/bin/sh\n' > "$root/etc/passwd"
 	printf 'root:x:0:\n' > "$root/etc/group"
+	[ -n "$cross" ] && mods="$mods virtio_net"
 	mods="$mods overlay bridge veth macvlan br_netfilter nft_compat nft_chain_nat nf_nat nf_conntrack xt_conntrack xt_addrtype xt_MASQUERADE xt_nat xt_tcpudp xt_comment nf_conntrack_netlink"
 	docker_lab=1
 fi
@@ -186,9 +210,9 @@ echo 16777216 > /proc/sys/fs/pipe-max-size
 echo "VMTEST kernel $(uname -r), $(nproc) CPUs"
 criu check --feature mem_dirty_track && echo "VMTEST soft-dirty: yes"
 cd /tmp
-/bin/vmtest -test.v -test.timeout 15m $(cat /etc/vmtest.args)
-rc=$?
-if [ -x /bin/migratetest ] && [ $rc = 0 ]; then
+rc=0
+[ -e /etc/vm-cross ] || { /bin/vmtest -test.v -test.timeout 15m $(cat /etc/vmtest.args); rc=$?; }
+if { [ -x /bin/migratetest ] || [ -e /etc/vm-cross ]; } && [ $rc = 0 ]; then
 	# cgroup v1 hierarchies as on the lab's hosts (or the unified cgroup v2
 	# hierarchy, VM_CGROUP=2, as on current distributions), then the lab.
 	if [ "$(cat /etc/vm-cgroup)" = 2 ]; then
@@ -205,9 +229,11 @@ if [ -x /bin/migratetest ] && [ $rc = 0 ]; then
 	echo 1 > /proc/sys/net/ipv4/ip_forward
 	cd /repo
 	# Only the hosts the runs need: under TCG an idle dockerd costs too.
-	flavour=$(cat /etc/vm-flavour) hosts=$(cat /etc/vm-hosts)
+	hosts=$(cat /etc/vm-hosts)
 	[ -d /opt/dockmove-root/testing ] && export MODERN_ROOT=/opt/dockmove-root/testing
-	if bash scripts/lab.sh up $flavour; then
+	if [ -e /etc/vm-cross ]; then
+		bash scripts/vm-cross.sh || rc=1
+	elif bash scripts/lab.sh up $hosts; then
 		for h in $hosts; do
 			for t in images/*.tar; do DOCKER_HOST=unix:///run/dockmove-lab/$h.sock docker load -q -i $t; done &
 		done
@@ -236,17 +262,16 @@ if [ -n "${VM_DOCKER_RUNS:-}" ]; then
 else
 	echo "${VM_PAIR:-host1,host2} ${VM_DOCKER_RUN:-TestVMDocker}" > "$root/etc/vm-docker-runs"
 fi
-# The lab hosts the runs use, and the lab.sh flavour that brings them up.
+# The lab hosts the runs use: the guest brings up only those.
 vm_hosts=$(cut -d' ' -f1 "$root/etc/vm-docker-runs" | tr ',' '\n' | sort -u | tr '\n' ' ')
 case "$vm_hosts" in
-*host3* | *host4*) case "$vm_hosts" in *host1* | *host2*) flavour=all ;; *) flavour=modern ;; esac ;;
-*) flavour=classic ;;
+*host3* | *host4*)
+	if [ "${VM_MODERN:-0}" != 1 ]; then
+		log "the runs use $vm_hosts: host3 and host4 need VM_MODERN=1"
+		exit 1
+	fi
+	;;
 esac
-if [ "$flavour" != classic ] && [ "${VM_MODERN:-0}" != 1 ]; then
-	log "the runs use $vm_hosts: host3 and host4 need VM_MODERN=1"
-	exit 1
-fi
-echo "$flavour" > "$root/etc/vm-flavour"
 echo "$vm_hosts" > "$root/etc/vm-hosts"
 echo "${VM_MIB:-32}" > "$root/etc/vm-mib"
 echo "${VM_CGROUP:-1}" > "$root/etc/vm-cgroup"
@@ -271,11 +296,12 @@ boot_limit=${VM_BOOT_LIMIT:-300} # the guest reaches its init in about 35 s
 # reached its init within boot_limit seconds: before init, none of our code
 # runs; what the kernel printed is in the console log.
 boot() {
-	local start=$(date +%s) pid
+	local start=$(date +%s) net=()
+	[ -z "$cross" ] || net=(-netdev "tap,id=lab,ifname=$tap,script=no,downscript=no" -device "virtio-net-pci,netdev=lab")
 	: > "$LOG"
-	setsid bash -c 'timeout 1200 qemu-system-x86_64 "$@" </dev/null | tee "$0" | grep --line-buffered -E "^(VMTEST|=== RUN|--- |    |PASS|FAIL|ok |lab: )" || true' \
+	setsid bash -c 'timeout "${VM_TIMEOUT:-1200}" qemu-system-x86_64 "$@" </dev/null | tee "$0" | grep --line-buffered -E "^(VMTEST|=== RUN|--- |    |PASS|FAIL|ok |lab: )" || true' \
 		"$LOG" -accel "$accel" -cpu "$cpu" -m "$mem" -smp 2 -nographic -no-reboot \
-		-kernel "$kdir/root/boot/vmlinuz-$kver" -initrd "$OUT/initrd" "${drives[@]}" \
+		-kernel "$kdir/root/boot/vmlinuz-$kver" -initrd "$OUT/initrd" "${drives[@]}" "${net[@]}" \
 		-append "console=ttyS0 earlyprintk=serial,ttyS0 panic=-1 softlockup_panic=1" &
 	pid=$!
 	while kill -0 "$pid" 2>/dev/null; do
@@ -284,7 +310,7 @@ boot() {
 			break
 		fi
 		if [ $(( $(date +%s) - start )) -ge "$boot_limit" ]; then
-			kill -- -"$pid" 2>/dev/null || true
+			stop_guest
 			wait "$pid" || true
 			log "the guest did not reach its init in $boot_limit s; the console's last lines:"
 			tail -n 15 "$LOG" | sed 's/^/vm:   /' >&2
@@ -295,6 +321,21 @@ boot() {
 	wait "$pid" || true
 	log "VM ran $(( $(date +%s) - start )) s ($accel); console log in $LOG"
 }
+pid= tap=
+# Stopped (the cross test ends early), the guest goes too; so does the tap.
+# The whole session setsid made: timeout puts QEMU in a process group of
+# its own, so killing the first group left QEMU running.
+stop_guest() { [ -z "$pid" ] || pkill -s "$pid" 2>/dev/null || true; }
+trap 'stop_guest; exit 143' TERM INT
+if [ -n "$cross" ]; then
+	trap 'stop_guest; ip link del "$tap" 2>/dev/null || true' EXIT
+	# The guest's network card, cabled to the lab's switch.
+	eval "$(bash scripts/lab.sh env host1 | grep -E '^LAB_(SWITCH|VM_TAP)=')"
+	tap=$LAB_VM_TAP
+	ip link del "$tap" 2>/dev/null || true
+	{ ip tuntap add dev "$tap" mode tap && ip link set "$tap" master "$LAB_SWITCH" up; } ||
+		{ log "could not cable a tap to the lab's switch $LAB_SWITCH (is the lab up?)"; exit 1; }
+fi
 log "booting with $accel"
 if ! boot; then
 	# Seen once in about 20 boots under TCG (before the kernel logged its

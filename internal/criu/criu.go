@@ -32,6 +32,10 @@ type Capabilities struct {
 	Version   int  // CRIU version, major*10000 + minor*100 + sublevel
 	MemTrack  bool // soft-dirty tracking: pre-dumps (pre-copy, hybrid)
 	LazyPages bool // userfaultfd: lazy restore (post-copy, hybrid)
+	// NFTables: CRIU can lock a dumped tree's network with nftables, in
+	// its own process, where the iptables lock runs iptables-restore
+	// (and the restore's unlock seven more programs) inside the freeze.
+	NFTables bool
 }
 
 // VersionString renders Version as "major.minor.sublevel".

@@ -58,6 +58,15 @@ type DumpSpec struct {
 	// GhostLimit is the largest deleted-but-open file whose content CRIU
 	// copies into the images (bytes; 0: CRIU's default, 1 MiB).
 	GhostLimit uint32
+	// NFTablesLock locks the tree's network namespace with an nftables
+	// table (CRIU's "inet CRIU-<run id>") instead of iptables rules: CRIU
+	// sets it in its own process, where iptables costs two programs at
+	// the dump, and the restore, which unlocks the way the dump locked,
+	// runs none instead of seven (about 75 ms of the freeze here). Only
+	// for an external network namespace (Netns): the restore then never
+	// locks, so a destination whose CRIU lacks nftables loses nothing.
+	// UnlockNetwork removes either kind.
+	NFTablesLock bool
 }
 
 // NetnsKey is the key an external network namespace is dumped under; runc
@@ -86,6 +95,9 @@ func DumpOpts(s DumpSpec, imagesFd int) *rpc.CriuOpts {
 		opts.ManageCgroupsMode = rpc.CriuCgMode_SOFT.Enum()
 		if s.Netns != 0 {
 			opts.External = append(opts.External, fmt.Sprintf("net[%d]:%s", s.Netns, NetnsKey))
+			if s.NFTablesLock {
+				opts.NetworkLock = rpc.CriuNetworkLockMethod_NFTABLES.Enum()
+			}
 		} else {
 			opts.EmptyNs = proto.Uint32(unix.CLONE_NEWNET)
 		}

@@ -34,6 +34,7 @@ func Probe(ctx context.Context, path string) (Capabilities, error) {
 	}
 	caps.MemTrack = checkFeature(ctx, bin, "mem_dirty_track")
 	caps.LazyPages = checkFeature(ctx, bin, "uffd-noncoop")
+	caps.NFTables = checkFeature(ctx, bin, "nftables")
 	return caps, nil
 }
 

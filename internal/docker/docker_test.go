@@ -185,3 +185,22 @@ func TestReservationMAC(t *testing.T) {
 		seen[s] = true
 	}
 }
+
+func TestHoldsIPv6(t *testing.T) {
+	for _, c := range []struct {
+		api, runtime string
+		want         bool
+	}{
+		{"1.41", "", true},         // Docker 20.10: wired in the prestart hook
+		{"1.44", "", true},         // Docker 25
+		{"1.45", "", false},        // Docker 26, its own runtime: it would take the packets
+		{"1.51", "", false},        // Docker 28, its own runtime
+		{"1.51", "dockmove", true}, // Docker 28 under dockmove's runtime: no local delivery
+		{"1.51", "runsc", false},   // another runtime
+		{"1.45", "dockmove", true},
+	} {
+		if got := holdsIPv6(c.api, c.runtime); got != c.want {
+			t.Errorf("holdsIPv6(%q, %q) = %v, want %v", c.api, c.runtime, got, c.want)
+		}
+	}
+}

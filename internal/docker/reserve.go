@@ -14,6 +14,7 @@ import (
 	"github.com/docker/docker/api/types/versions"
 
 	"github.com/dockmove/dockmove/internal/reserve"
+	"github.com/dockmove/dockmove/internal/restoreruntime"
 	"github.com/dockmove/dockmove/protocol"
 )
 
@@ -30,15 +31,16 @@ type Reservation struct {
 // Reserve starts a reservation of address ip (and ip6, if not "") on
 // network, running holder (a static dockmove binary this dockerd can see)
 // in image, which only serves as its root file system, under OCI runtime
-// ("": Docker's default). A Docker that cannot hold an IPv6 address
-// silently (holdsIPv6Silently) leaves ip6 out: the reservation's IPv6 is
-// then "".
+// ("": Docker's default; else dockmove's restore runtime, which cuts a
+// reservation's namespace off from local delivery before Docker wires it).
+// A reservation that cannot hold an IPv6 address without taking packets
+// for it (holdsIPv6) leaves ip6 out: the reservation's IPv6 is then "".
 func (c *Client) Reserve(ctx context.Context, netName, ip, ip6, image, holder, runtime string) (Reservation, error) {
 	api, err := c.APIVersion(ctx)
 	if err != nil {
 		return Reservation{}, err
 	}
-	if !holdsIPv6Silently(api) {
+	if !holdsIPv6(api, runtime) {
 		ip6 = ""
 	}
 	r := Reservation{Network: netName, IPv4: ip, IPv6: ip6, Image: image}
@@ -64,10 +66,16 @@ func (c *Client) Reserve(ctx context.Context, netName, ip, ip6, image, holder, r
 		Binds:          []string{holder + ":" + reserve.HolderPath + ":ro"},
 		ReadonlyRootfs: true,
 		// Answer no ARP for the address, even in the instant before the
-		// holder puts the interface down. No IPv6 in the kernel: an IPv6
-		// address is held in Docker's allocator only (holdsIPv6Silently).
-		Sysctls: map[string]string{"net.ipv4.conf.all.arp_ignore": "8", "net.ipv6.conf.all.disable_ipv6": "1"},
+		// holder puts the interface down.
+		Sysctls: map[string]string{"net.ipv4.conf.all.arp_ignore": "8"},
 		Tmpfs:   map[string]string{},
+	}
+	if ip6 == "" || versions.LessThan(api, WiresAfterCreate) {
+		// No IPv6 in the kernel: an IPv6 address is held in Docker's
+		// allocator only (holdsIPv6), and a reservation holding none
+		// takes none (with IPv6 on, a later Docker would give it one of
+		// its own choosing: maybe the one the moved container just left).
+		host.Sysctls["net.ipv6.conf.all.disable_ipv6"] = "1"
 	}
 	if img.Config != nil {
 		for path := range img.Config.Volumes {
@@ -101,17 +109,25 @@ func (c *Client) Reserve(ctx context.Context, netName, ip, ip6, image, holder, r
 	return r, nil
 }
 
-// holdsIPv6Silently reports whether a Docker of API version api can hold an
-// IPv6 address in a reservation that never speaks for it. Before API 1.45
-// (WiresAfterCreate) Docker wires the network in runc's prestart hook,
-// before runc applies the reservation's disable_ipv6: the address is
-// allocated and set, then taken off the interface before the holder runs.
-// Later Dockers wire after runc's create: with IPv6 off they allocate no
-// IPv6 address at all (measured on 28: another container got it), and
-// with it on they advertise it (Docker 27 and later), drawing the moved
-// container's IPv6 clients to the home, where their connections were
-// reset (measured: TestMixedFleet, 28 to 28, several networks).
-func holdsIPv6Silently(api string) bool { return versions.LessThan(api, WiresAfterCreate) }
+// holdsIPv6 reports whether a reservation under runtime, on a Docker of
+// API version api, can hold an IPv6 address without taking its packets.
+// Before API 1.45 (WiresAfterCreate) Docker wires the network in runc's
+// prestart hook, before runc applies the reservation's disable_ipv6: the
+// address is allocated and set, then taken off the interface before the
+// holder runs. Later Dockers wire after runc's create: with IPv6 off they
+// allocate no IPv6 address at all (measured on 28: another container got
+// it), so IPv6 stays on and they advertise the address (unsolicited
+// neighbour advertisements, Docker 27 and later), drawing the moved
+// container's IPv6 clients to the home for a moment. Under Docker's own
+// runtime their connections were reset there (measured: TestMixedFleet,
+// 28 to 28, several networks); under dockmove's runtime the namespace has
+// no local delivery before it is wired, so those packets are dropped, the
+// holder puts the interface down (no answer to a neighbour solicitation
+// from then on), and the moved container's host announces the address
+// again over the seconds after the commit, which takes the clients back.
+func holdsIPv6(api, runtime string) bool {
+	return versions.LessThan(api, WiresAfterCreate) || runtime == restoreruntime.Name
+}
 
 // reservationMAC is a random locally administered unicast MAC address.
 func reservationMAC() (string, error) {

@@ -33,6 +33,11 @@ const (
 // WorkDir is an agent's work directory on host h.
 func (h Host) WorkDir() string { return filepath.Join("/var/lib/dockmove-lab", h.Name, "work") }
 
+// ContainerdSock is the socket of the containerd h's dockerd manages.
+func (h Host) ContainerdSock() string {
+	return filepath.Join(h.ExecRoot, "containerd", "containerd.sock")
+}
+
 // RuntimeState is the restore runtime's state directory on host h.
 func (h Host) RuntimeState() string { return filepath.Join(filepath.Dir(h.Config), "runtime") }
 

@@ -44,6 +44,7 @@ type Host struct {
 	IPRange    string // container addresses it hands out on Network
 	Config     string // its dockerd's daemon.json
 	PIDFile    string // its dockerd's pidfile
+	ExecRoot   string // its dockerd's exec root (its containerd's socket is under it)
 	Network    string // the macvlan network both hosts share
 	Subnet     string
 	Gateway    string // the switch's address in the root network namespace
@@ -87,7 +88,7 @@ func Load(ctx context.Context, name string) (Host, error) {
 	h := Host{Name: name}
 	fields := map[string]*string{
 		"LAB_NETNS": &h.Netns, "LAB_ADDR": &h.Addr, "LAB_DOCKER_HOST": &h.DockerHost,
-		"LAB_IP_RANGE": &h.IPRange, "LAB_CONFIG": &h.Config, "LAB_PIDFILE": &h.PIDFile, "LAB_NETWORK": &h.Network,
+		"LAB_IP_RANGE": &h.IPRange, "LAB_CONFIG": &h.Config, "LAB_PIDFILE": &h.PIDFile, "LAB_EXEC_ROOT": &h.ExecRoot, "LAB_NETWORK": &h.Network,
 		"LAB_SUBNET": &h.Subnet, "LAB_GATEWAY": &h.Gateway, "LAB_SWITCH": &h.Switch,
 		"LAB_NETWORK2": &h.Network2, "LAB_SUBNET2": &h.Subnet2, "LAB_GATEWAY2": &h.Gateway2, "LAB_SWITCH2": &h.Switch2, "LAB_IP_RANGE2": &h.IPRange2,
 		"LAB_SUBNET2_V6": &h.Subnet2V6, "LAB_IP_RANGE2_V6": &h.IPRange2V6,

@@ -168,7 +168,7 @@ func TestBundleNamespacePathAndHooks(t *testing.T) {
 
 // A reservation's namespace delivers nothing locally once the runtime has
 // cut it off: neither its address nor loopback resets a connection to a
-// closed port any more. Real kernel objects (needs root).
+// closed port any more, in either family. Real kernel objects (needs root).
 func TestDropLocalDeliveryAnswersNothing(t *testing.T) {
 	labtest.RequireRoot(t)
 	dir := t.TempDir()
@@ -206,7 +206,7 @@ func TestDropLocalDeliveryAnswersNothing(t *testing.T) {
 		}()
 		return errors.Is(<-errc, unix.ECONNREFUSED)
 	}
-	for _, addr := range []string{"127.0.0.1", "10.99.0.9"} {
+	for _, addr := range []string{"127.0.0.1", "10.99.0.9", "::1"} {
 		if !refused(addr) {
 			t.Fatalf("before: %s does not answer", addr)
 		}
@@ -214,7 +214,7 @@ func TestDropLocalDeliveryAnswersNothing(t *testing.T) {
 	if err := dropLocalDelivery(sleeper.Process.Pid); err != nil {
 		t.Fatal(err)
 	}
-	for _, addr := range []string{"127.0.0.1", "10.99.0.9"} {
+	for _, addr := range []string{"127.0.0.1", "10.99.0.9", "::1"} {
 		if refused(addr) {
 			t.Fatalf("after: %s still answers", addr)
 		}
