@@ -40,6 +40,11 @@ type DestConfig struct {
 	RuntimeState string
 	// CRIU is the criu binary. Default "" (criu in PATH).
 	CRIU string
+	// SentinelBinary is migrate-dst's own binary, started (SentinelArg)
+	// as each migration's sentinel: should migrate-dst die with a
+	// restored copy not settled, the sentinel stops the copy. Default ""
+	// (none).
+	SentinelBinary string
 	// RestoreTimeout bounds the restore (docker start through the restore
 	// runtime); a restore that hangs fails the migration. Default 5m.
 	RestoreTimeout time.Duration

@@ -39,6 +39,9 @@ type incoming struct {
 	createNets []namedNetwork
 	// pages is the lazy-pages daemon of a post-copy migration.
 	pages *lazypages.Daemon
+	// sentinel stops the copy should this process die before the
+	// migration is settled (nil: none).
+	sentinel *sentinel
 	// steps times the freeze here, from the last image received.
 	steps *stepClock
 	// rounds is how many pre-copy rounds arrived.
@@ -118,6 +121,9 @@ func (in *incoming) runArrival(ctx context.Context, a arrival) (err error) {
 	}
 	in.srv.observer().MigrationStarted(in.pre.Strategy)
 	defer in.observeEnd(&err)
+	// Settled here, whatever the outcome (after the undo, which runs
+	// first): the sentinel goes.
+	defer func() { in.sentinel.done() }()
 	defer in.undoOnFailure(ctx, &err)
 	in.state.Source = in.sess.PeerName()
 	if err := in.srv.saveState(&in.state); err != nil {
@@ -131,6 +137,13 @@ func (in *incoming) runArrival(ctx context.Context, a arrival) (err error) {
 		dir, err = a.prepare(ctx)
 		return err
 	}); err != nil {
+		return err
+	}
+	// Started now, not in the freeze: process start-up costs milliseconds.
+	if in.sentinel, err = startSentinel(in.srv.cfg.SentinelBinary, in.srv.cfg.Docker, in.srv.cfg.WorkDir, sentinelPlan{
+		MigrationID: in.pre.MigrationID, Container: in.state.ContainerID, Lazy: in.pre.Strategy.PostCopy(),
+		RestoreTimeout: in.srv.cfg.RestoreTimeout,
+	}, in.log); err != nil {
 		return err
 	}
 	if in.pre.Strategy.PreCopy() {
@@ -774,6 +787,7 @@ func (in *containerArrival) restore(ctx context.Context) error {
 	if in.pages != nil {
 		stopWatch = in.killRestoreIfPagerDies(filepath.Join(dir, restoreruntime.WorkDir))
 	}
+	in.sentinel.update(func(p *sentinelPlan) { p.Armed = true })
 	err := in.srv.dk.Start(sctx, id)
 	stopWatch()
 	cancel()
@@ -818,6 +832,7 @@ func (in *containerArrival) restore(ctx context.Context) error {
 		}
 	}
 	in.restored = r.State.Pid
+	in.sentinel.update(func(p *sentinelPlan) { p.Pid, p.PidStart = r.State.Pid, startTime(r.State.Pid) })
 	if err := verifyInterfaces(r.State.Pid, in.pre.Container.Networks, addrs, in.renumber); err != nil {
 		return err
 	}
@@ -827,9 +842,7 @@ func (in *containerArrival) restore(ctx context.Context) error {
 	if err := in.recordRestored(); err != nil {
 		return err
 	}
-	if in.pages != nil {
-		in.pages.Require(runsStill(r.State.Pid, startTime(r.State.Pid)))
-	}
+	in.requirePages(r.State.Pid, startTime(r.State.Pid))
 	msg := &protocol.Restored{ContainerID: id, RestoreMillis: took.Milliseconds()}
 	if nets := in.pre.Container.Networks; len(nets) > 0 {
 		msg.IPv4 = addrs[nets[0].Name]
@@ -841,6 +854,26 @@ func (in *containerArrival) restore(ctx context.Context) error {
 	in.steps.mark("record")
 	msg.Steps = in.steps.steps
 	return in.sess.Send(ctx, msg)
+}
+
+// requirePages makes the restored process pid (started at start) running
+// still the condition of a post-copy's end (lazypages.Daemon.Require).
+// Once it holds, the daemon's CLOSE goes to the source, whose CRIU then
+// ends the original: from that moment the copy is the container, and the
+// sentinel is let go first, so that a death of this process cannot make it
+// stop the only copy left.
+func (in *incoming) requirePages(pid int, start uint64) {
+	if in.pages == nil {
+		return
+	}
+	runs := runsStill(pid, start)
+	in.pages.Require(func() error {
+		if err := runs(); err != nil {
+			return err
+		}
+		in.sentinel.done()
+		return nil
+	})
 }
 
 // recordRestored records that the copy runs, before the source is told.
@@ -865,6 +898,9 @@ func (in *incoming) commit(ctx context.Context) error {
 	if err := in.phase(ctx, "commit", in.commitCarries(), in.awaitCommit); err != nil {
 		return err
 	}
+	// Committed: should this process die from here on, the restarted one
+	// keeps the copy (or holds it in doubt); the sentinel must not stop it.
+	in.sentinel.done()
 	in.finish(ctx)
 	if in.announced > 0 {
 		go in.reannounce(in.announced)

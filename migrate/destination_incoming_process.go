@@ -78,6 +78,7 @@ func (p *processArrival) restore(ctx context.Context) error {
 	}
 	in.steps.mark("prepare")
 	start := time.Now()
+	in.sentinel.update(func(p *sentinelPlan) { p.Armed = true })
 	pid, err := r.Restore(in.srv.cfg.CRIU)
 	took := time.Since(start)
 	in.steps.mark("criu-restore")
@@ -86,12 +87,11 @@ func (p *processArrival) restore(ctx context.Context) error {
 	}
 	in.srv.lastRestore.Store(took.Milliseconds())
 	in.state.Pid, in.state.PidStart = pid, startTime(pid)
+	in.sentinel.update(func(p *sentinelPlan) { p.Pid, p.PidStart = pid, in.state.PidStart })
 	if err := in.recordRestored(); err != nil {
 		return err
 	}
-	if in.pages != nil {
-		in.pages.Require(runsStill(pid, in.state.PidStart))
-	}
+	in.requirePages(pid, in.state.PidStart)
 	in.log.Info("process restored", "name", in.pre.Process.Name, "pid", pid, "took", took)
 	msg := &protocol.Restored{Pid: pid, RestoreMillis: took.Milliseconds()}
 	// CRIU writes its statistics in its work directory.

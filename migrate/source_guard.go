@@ -150,17 +150,17 @@ func defaultGuardTimes() guardTimes {
 	return guardTimes{CRIUGrace: 2 * time.Minute, Abort: time.Second}
 }
 
-// readPlans returns the last plan read from in before it ends, and whether
-// one was read at all.
-func readPlans(in io.Reader, log *slog.Logger) (guardPlan, bool) {
-	var last guardPlan
+// readPlans returns the last plan (a JSON line: a guard's or a
+// sentinel's) read from in before it ends, and whether one was read at all.
+func readPlans[P any](in io.Reader, log *slog.Logger) (P, bool) {
+	var last P
 	var got bool
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		var p guardPlan
+		var p P
 		if err := json.Unmarshal(sc.Bytes(), &p); err != nil {
-			log.Error("guard: unreadable plan", "err", err)
+			log.Error("unreadable plan", "err", err)
 			continue
 		}
 		last, got = p, true

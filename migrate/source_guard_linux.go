@@ -41,7 +41,7 @@ const guardDirName = "guards"
 // nil, is migrate-src's lock on the container, held until the guard ends;
 // tc reaches the destination when it must be told the outcome.
 func RunGuard(ctx context.Context, in io.Reader, lock *os.File, workDir string, tc transfer.Config, log *slog.Logger) (*GuardResult, error) {
-	p, ok := readPlans(in, log)
+	p, ok := readPlans[guardPlan](in, log)
 	if !ok {
 		return nil, errGuardNoPlan
 	}

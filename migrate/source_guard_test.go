@@ -231,11 +231,11 @@ func inOrder(got, want []string) bool {
 func TestReadPlansKeepsTheLast(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	in := strings.NewReader(`{"migration_id":"a","pid":1}` + "\n" + `not json` + "\n" + `{"migration_id":"a","pid":1,"post_copy":true}` + "\n")
-	p, ok := readPlans(in, log)
+	p, ok := readPlans[guardPlan](in, log)
 	if !ok || !p.PostCopy || p.MigrationID != "a" {
 		t.Fatalf("plan %+v, %v", p, ok)
 	}
-	if _, ok := readPlans(strings.NewReader(""), log); ok {
+	if _, ok := readPlans[guardPlan](strings.NewReader(""), log); ok {
 		t.Fatal("a plan from nothing")
 	}
 }

@@ -55,6 +55,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		// In a reservation container (package reserve).
 		return reserve.Hold()
 	}
+	if len(args) > 0 && args[0] == migrate.SentinelArg {
+		// A migration's sentinel, started by migrate-dst itself.
+		return sentinel(args[1:], stderr)
+	}
 	a := &agent{stdout: stdout, stderr: stderr}
 	return help.Exit(stderr, a.run(args))
 }
@@ -216,6 +220,9 @@ func (f *serveFlags) config(log *slog.Logger) (migrate.DestConfig, error) {
 	}
 	cfg.Logger = log
 	var err error
+	if cfg.SentinelBinary, err = os.Executable(); err != nil {
+		return cfg, fmt.Errorf("find migrate-dst's own binary (for the sentinels): %w", err)
+	}
 	if cfg.Transfer, err = f.tf.Config(true, log); err != nil {
 		return cfg, err
 	}
@@ -389,4 +396,19 @@ func loopbackOnly(listen string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// sentinel runs as a migration's sentinel (migrate.RunSentinel): its plans
+// arrive on file descriptor 3; args[0], if any, is the Docker address.
+func sentinel(args []string, stderr io.Writer) int {
+	host := ""
+	if len(args) > 0 {
+		host = args[0]
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	if err := migrate.RunSentinel(context.Background(), os.NewFile(3, "plans"), host, log); err != nil {
+		log.Error("sentinel", "err", err)
+		return 1
+	}
+	return 0
 }
