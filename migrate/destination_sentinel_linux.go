@@ -194,7 +194,7 @@ func (h *realSentinelHost) state(ctx context.Context, id string) (copyState, err
 		return copyState{}, err
 	}
 	if r.State == nil {
-		return copyState{}, errors.New("Docker gave no state")
+		return copyState{}, errors.New("no state from Docker")
 	}
 	s := r.State
 	return copyState{Running: s.Running, Paused: s.Paused, Pid: s.Pid,
