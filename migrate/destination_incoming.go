@@ -859,17 +859,25 @@ func (in *containerArrival) restore(ctx context.Context) error {
 // requirePages makes the restored process pid (started at start) running
 // still the condition of a post-copy's end (lazypages.Daemon.Require).
 // Once it holds, the daemon's CLOSE goes to the source, whose CRIU then
-// ends the original: from that moment the copy is the container, and the
-// sentinel is let go first, so that a death of this process cannot make it
-// stop the only copy left.
+// ends the original: from that moment the copy is the container. Before
+// the CLOSE goes, the migration is recorded complete (a restart of this
+// agent keeps the copy; recorded only once the daemon had exited, a death
+// in between made the restarted agent remove the only copy left) and the
+// sentinel is let go (it would stop that copy). A record that cannot be
+// written holds the CLOSE back: the source resumes its original.
 func (in *incoming) requirePages(pid int, start uint64) {
 	if in.pages == nil {
 		return
 	}
 	runs := runsStill(pid, start)
+	st := in.state // the gate runs on the tunnel's goroutine
 	in.pages.Require(func() error {
 		if err := runs(); err != nil {
 			return err
+		}
+		st.Phase = phaseComplete
+		if err := in.srv.saveState(&st); err != nil {
+			return fmt.Errorf("record that every page arrived: %w", err)
 		}
 		in.sentinel.done()
 		return nil
