@@ -206,6 +206,17 @@ func (d *Daemon) Summary() (protocol.PostCopyStats, bool) {
 // not say that every page arrived: see Err). Call it after Done.
 func (d *Daemon) ExitErr() error { return d.err }
 
+// Forbid holds back any CLOSE from now on (the migration failed here) and
+// reports whether one had already been let through to the source, whose
+// CRIU then ends the original: the copy here, with every page, is then the
+// container, whatever failed after.
+func (d *Daemon) Forbid() (closed bool) {
+	d.gateMu.Lock()
+	defer d.gateMu.Unlock()
+	d.stoppingOnce.Do(func() { close(d.stopping) })
+	return d.closed.Load()
+}
+
 // Stop kills the daemon (the restored process then cannot get its pages).
 func (d *Daemon) Stop() {
 	d.gateMu.Lock()

@@ -114,3 +114,33 @@ func TestNoCloseGoesOnAfterStop(t *testing.T) {
 		t.Fatal("a CLOSE went on after Stop")
 	}
 }
+
+// TestForbidSaysWhetherTheCloseWent: Forbid, as a migration fails here,
+// reports a CLOSE already let through (the source ends its original on
+// it: the copy must stay), and holds back one that comes after it.
+func TestForbidSaysWhetherTheCloseWent(t *testing.T) {
+	for _, closeFirst := range []bool{true, false} {
+		d := newDaemon()
+		d.Require(func() error { return nil })
+		gate := func() error {
+			_, err := io.ReadAll(&closeGate{r: bytes.NewReader(frame(cmdClose)), allow: d.allowClose})
+			return err
+		}
+		if closeFirst {
+			if err := gate(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if went := d.Forbid(); went != closeFirst {
+			t.Fatalf("CLOSE first %v: Forbid says it went: %v", closeFirst, went)
+		}
+		if !closeFirst {
+			if err := gate(); err == nil {
+				t.Fatal("a CLOSE went on after Forbid")
+			}
+			if d.Forbid() {
+				t.Fatal("Forbid says a CLOSE held back went")
+			}
+		}
+	}
+}

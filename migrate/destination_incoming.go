@@ -228,6 +228,12 @@ func (in *incoming) undoOnFailure(ctx context.Context, err *error) {
 	if *err == nil {
 		return
 	}
+	if in.pages != nil && in.pages.Forbid() {
+		// The daemon's CLOSE went to the source, whose CRIU ends the
+		// original on it: the copy has every page and is the container
+		// (abandon keeps it), whatever failed since.
+		in.state.Phase = phaseComplete
+	}
 	if in.pages != nil {
 		// The copy goes (abandon): before anything else, its network.
 		// The source resumes its original at the same time, and until

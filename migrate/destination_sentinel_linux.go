@@ -23,8 +23,8 @@ import (
 
 // SentinelArg, as migrate-dst's first argument, runs it as a migration's
 // sentinel (migrate-dst starts it itself), reading its plans from file
-// descriptor 3. Its other argument is the Docker address ("" for the
-// default).
+// descriptor 3. Its other arguments: the Docker address ("" for the
+// default), and the lock it holds while it lives (sentinelLock).
 const SentinelArg = "__sentinel"
 
 // A sentinel stands in for a migrate-dst that dies while a copy it
@@ -54,6 +54,8 @@ type sentinelPlan struct {
 	Done bool `json:"done,omitempty"`
 	// RestoreTimeout bounds how long a restore under way is waited for.
 	RestoreTimeout time.Duration `json:"restore_timeout,omitempty"`
+	// Log is the sentinel's log, removed if it had nothing to do.
+	Log string `json:"log,omitempty"`
 }
 
 // sentinelDirName holds the sentinels' logs under migrate-dst's work
@@ -62,9 +64,26 @@ const sentinelDirName = "sentinels"
 
 // RunSentinel is the sentinel process: it reads plans from in until
 // migrate-dst closes it, and acts if migrate-dst did not say it was done.
-func RunSentinel(ctx context.Context, in io.Reader, dockerHost string, log *slog.Logger) error {
+// It holds lockPath (if not "") locked until it returns: a restarted
+// migrate-dst waits for it before it acts on the migration itself.
+func RunSentinel(ctx context.Context, in io.Reader, dockerHost, lockPath string, log *slog.Logger) error {
+	if lockPath != "" {
+		lock, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR, 0o600)
+		if err == nil {
+			err = unix.Flock(int(lock.Fd()), unix.LOCK_EX)
+		}
+		if err != nil {
+			log.Error("sentinel: lock", "err", err)
+		} else {
+			defer lock.Close()
+			defer os.Remove(lockPath) // before the close lets a waiter in
+		}
+	}
 	p, ok := readPlans[sentinelPlan](in, log)
 	if !ok || p.Done || !p.Armed {
+		if p.Log != "" {
+			os.Remove(p.Log)
+		}
 		return nil
 	}
 	log.Warn("migrate-dst ended with a restored copy not settled: stopping the copy", "migration", p.MigrationID,
@@ -84,19 +103,23 @@ const sentinelPoll = 50 * time.Millisecond
 type copyState struct {
 	Running, Paused bool
 	Pid             int
-	Gone            bool // exited, dead or removed: nothing to do
+	PidStart        uint64 // Pid's start time, read as Docker named it
+	Gone            bool   // exited, dead or removed: nothing to do
 }
 
 // sentinelHost is what the sentinel does on this host: the seam at which
 // settleCopy is tested with a fake as well as with the real daemons.
+// Processes are named by PID and start time: an action on a PID that is
+// now another process's is refused.
 type sentinelHost interface {
 	// state is the container's state as Docker sees it.
 	state(ctx context.Context, id string) (copyState, error)
-	// silence takes process pid's network namespace off the network.
-	silence(pid int) error
-	// kill kills process pid if it still is the one started at start (0:
-	// any); a PID namespace's first process takes the namespace with it.
-	kill(pid int, start uint64) error
+	// silence takes process pid's network namespace off the network,
+	// never this host's own.
+	silence(pid int, start uint64) error
+	// signal sends sig to process pid; SIGKILL to a PID namespace's
+	// first process takes the namespace with it.
+	signal(pid int, start uint64, sig syscall.Signal) error
 	pause(ctx context.Context, id string) error
 }
 
@@ -104,18 +127,18 @@ type sentinelHost interface {
 // post-copy copy is silenced and killed at once if its process is known,
 // then (and any copy whose restore was still running) watched through
 // Docker until it is gone, or paused for a stop-and-copy one, until the
-// restore's deadline.
+// restore's deadline. What fails is tried again until then.
 func settleCopy(ctx context.Context, h sentinelHost, p sentinelPlan, poll time.Duration) ([]string, error) {
 	var did []string
 	stop := func(pid int, start uint64) {
 		// A process arrival runs in this host's network namespace, which
 		// must stay up; a container's copy has its own.
 		if p.Container != "" {
-			if err := h.silence(pid); err == nil {
+			if err := h.silence(pid, start); err == nil {
 				did = append(did, fmt.Sprintf("took pid %d's network namespace off the network", pid))
 			}
 		}
-		if err := h.kill(pid, start); err == nil {
+		if err := h.signal(pid, start, syscall.SIGKILL); err == nil {
 			did = append(did, fmt.Sprintf("killed pid %d", pid))
 		}
 	}
@@ -123,13 +146,14 @@ func settleCopy(ctx context.Context, h sentinelHost, p sentinelPlan, poll time.D
 		stop(p.Pid, p.PidStart)
 	}
 	if p.Container == "" {
-		if p.Pid == 0 {
+		switch {
+		case p.Pid == 0:
 			return did, errors.New("the restore had not reported its process: nothing to stop")
-		}
-		if !p.Lazy {
-			if err := syscall.Kill(p.Pid, syscall.SIGSTOP); err == nil {
-				did = append(did, fmt.Sprintf("stopped pid %d (SIGSTOP)", p.Pid))
+		case !p.Lazy:
+			if err := h.signal(p.Pid, p.PidStart, syscall.SIGSTOP); err != nil {
+				return did, fmt.Errorf("stop pid %d: %w", p.Pid, err)
 			}
+			did = append(did, fmt.Sprintf("stopped pid %d (SIGSTOP)", p.Pid))
 		}
 		return did, nil
 	}
@@ -142,12 +166,11 @@ func settleCopy(ctx context.Context, h sentinelHost, p sentinelPlan, poll time.D
 		case err == nil && st.Paused:
 			return append(did, "the copy is paused"), nil
 		case err == nil && st.Running && p.Lazy:
-			stop(st.Pid, 0)
+			stop(st.Pid, st.PidStart)
 		case err == nil && st.Running:
-			if err := h.pause(ctx, p.Container); err != nil {
-				return did, fmt.Errorf("pause the copy: %w", err)
+			if err = h.pause(ctx, p.Container); err == nil {
+				return append(did, "paused the copy"), nil
 			}
-			return append(did, "paused the copy"), nil
 		}
 		if time.Now().After(deadline) {
 			return did, fmt.Errorf("the copy did not end within the restore's deadline (last: %+v, %v)", st, err)
@@ -197,34 +220,60 @@ func (h *realSentinelHost) state(ctx context.Context, id string) (copyState, err
 		return copyState{}, errors.New("no state from Docker")
 	}
 	s := r.State
-	return copyState{Running: s.Running, Paused: s.Paused, Pid: s.Pid,
-		Gone: !s.Running && s.Status != "created" && s.Status != "restarting"}, nil
+	st := copyState{Running: s.Running, Paused: s.Paused, Pid: s.Pid,
+		Gone: !s.Running && s.Status != "created" && s.Status != "restarting"}
+	if s.Pid > 0 {
+		st.PidStart = startTime(s.Pid)
+	}
+	return st, nil
 }
 
-func (*realSentinelHost) silence(pid int) error {
-	var self, its unix.Stat_t
-	if err := unix.Stat("/proc/self/ns/net", &self); err != nil {
-		return err
+// isProcess checks that pid is still the process started at start (0:
+// unknown, refused).
+func isProcess(pid int, start uint64) error {
+	if start == 0 || startTime(pid) != start {
+		return fmt.Errorf("pid %d is not the copy's process (any more)", pid)
 	}
-	if err := unix.Stat(fmt.Sprintf("/proc/%d/ns/net", pid), &its); err != nil {
-		return err
-	}
-	if self.Ino == its.Ino && self.Dev == its.Dev {
-		return fmt.Errorf("pid %d is in this host's network namespace: left up", pid)
-	}
-	return netrewire.Silence(pid)
+	return nil
 }
 
-func (*realSentinelHost) kill(pid int, start uint64) error {
+func (*realSentinelHost) silence(pid int, start uint64) error {
+	ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	// Checked after the open: the file is the process's namespace.
+	if err := isProcess(pid, start); err != nil {
+		return err
+	}
+	var its unix.Stat_t
+	if err := unix.Fstat(int(ns.Fd()), &its); err != nil {
+		return err
+	}
+	for _, host := range []string{"/proc/self/ns/net", "/proc/1/ns/net"} {
+		var st unix.Stat_t
+		if err := unix.Stat(host, &st); err != nil {
+			return err
+		}
+		if st.Ino == its.Ino && st.Dev == its.Dev {
+			return fmt.Errorf("pid %d is in this host's network namespace: left up", pid)
+		}
+	}
+	return netrewire.SilenceNetns(ns)
+}
+
+func (*realSentinelHost) signal(pid int, start uint64, sig syscall.Signal) error {
 	fd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd)
-	if start != 0 && startTime(pid) != start {
-		return fmt.Errorf("pid %d is another process now", pid)
+	// Checked after the open: the pidfd is the process's.
+	if err := isProcess(pid, start); err != nil {
+		return err
 	}
-	return unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+	return unix.PidfdSendSignal(fd, sig, nil, 0)
 }
 
 func (h *realSentinelHost) pause(ctx context.Context, id string) error {
@@ -233,6 +282,35 @@ func (h *realSentinelHost) pause(ctx context.Context, id string) error {
 		return err
 	}
 	return dk.Pause(ctx, id)
+}
+
+// sentinelLock is the file a migration's sentinel holds locked while it
+// lives.
+func sentinelLock(workDir, id string) string {
+	return filepath.Join(workDir, sentinelDirName, id+".lock")
+}
+
+// waitSentinel waits, for at most within, for the sentinel of migration id
+// to end: a migrate-dst that starts again after it died lets the sentinel
+// finish stopping the copy before it acts on the migration itself (else
+// a sentinel still at work could pause a copy just resolved). It reports
+// whether the sentinel is still at work.
+func waitSentinel(workDir, id string, within time.Duration) (busy bool) {
+	f, err := os.Open(sentinelLock(workDir, id))
+	if err != nil {
+		return false // no sentinel, or one that has ended
+	}
+	defer f.Close()
+	deadline := time.Now().Add(within)
+	for {
+		if unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB) == nil {
+			return false
+		}
+		if time.Now().After(deadline) {
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // sentinel is migrate-dst's handle on a migration's sentinel process.
@@ -267,7 +345,7 @@ func startSentinel(bin, dockerHost, workDir string, plan sentinelPlan, log *slog
 		return nil, err
 	}
 	defer r.Close()
-	cmd := exec.Command(bin, SentinelArg, dockerHost)
+	cmd := exec.Command(bin, SentinelArg, dockerHost, sentinelLock(workDir, plan.MigrationID))
 	cmd.ExtraFiles = []*os.File{r} // fd 3
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -276,8 +354,12 @@ func startSentinel(bin, dockerHost, workDir string, plan sentinelPlan, log *slog
 		return nil, fmt.Errorf("migrate: start the sentinel: %w", err)
 	}
 	go cmd.Wait()
-	s := &sentinel{w: w, logPath: logPath, log: log}
-	s.update(func(p *sentinelPlan) { *p = plan })
+	plan.Log = logPath
+	s := &sentinel{w: w, logPath: logPath, log: log, plan: plan}
+	if err := s.send(); err != nil {
+		s.done()
+		return nil, fmt.Errorf("migrate: the sentinel: %w", err)
+	}
 	return s, nil
 }
 
@@ -293,13 +375,19 @@ func (s *sentinel) update(change func(*sentinelPlan)) {
 		return
 	}
 	change(&s.plan)
+	if err := s.send(); err != nil {
+		s.log.Warn("sentinel", "err", err)
+	}
+}
+
+// send writes the plan to the sentinel; s.mu is held, or s is not shared
+// yet.
+func (s *sentinel) send() error {
 	data, err := json.Marshal(s.plan)
 	if err == nil {
 		_, err = s.w.Write(append(data, '\n'))
 	}
-	if err != nil {
-		s.log.Warn("sentinel", "err", err)
-	}
+	return err
 }
 
 // done tells the sentinel that migrate-dst settled the migration, and

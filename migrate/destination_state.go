@@ -231,6 +231,10 @@ func (s *Server) shellsOf(ctx context.Context, st *migrationState) ([]string, er
 	return ids, err
 }
 
+// sentinelWait bounds how long a restarted agent waits for a migration's
+// sentinel to finish stopping its copy.
+const sentinelWait = 30 * time.Second
+
 // recover finishes what a previous run of the agent left: migrations that
 // never reached the restored phase are undone; in-doubt ones are paused.
 func (s *Server) recover(ctx context.Context) {
@@ -250,6 +254,9 @@ func (s *Server) recover(ctx context.Context) {
 		if err != nil || json.Unmarshal(data, &st) != nil || st.MigrationID+".json" != e.Name() {
 			s.log.Warn("recover: unreadable state file", "file", e.Name())
 			continue
+		}
+		if waitSentinel(s.cfg.WorkDir, st.MigrationID, sentinelWait) {
+			s.log.Warn("recover: the migration's sentinel is still at work; going on", "migration", st.MigrationID)
 		}
 		s.abandon(ctx, &st, errAgentRestarted)
 	}

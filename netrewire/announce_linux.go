@@ -57,6 +57,16 @@ func list() ([]Announcement, error) {
 // the rest of the agent's life (seen: the page tunnel's owner check, which
 // read /proc/net/tcp, refused the lazy-pages daemon after an announce).
 func inNetns(pid int, fn func() error) error {
+	ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	return inNetnsFile(ns, fn)
+}
+
+// inNetnsFile is inNetns for the network namespace open in ns.
+func inNetnsFile(ns *os.File, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -66,11 +76,6 @@ func inNetns(pid int, fn func() error) error {
 				return err
 			}
 			defer orig.Close()
-			ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
-			if err != nil {
-				return err
-			}
-			defer ns.Close()
 			if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
 				return fmt.Errorf("netrewire: setns: %w", err)
 			}

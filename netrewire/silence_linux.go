@@ -3,6 +3,7 @@ package netrewire
 import (
 	"fmt"
 	"net"
+	"os"
 
 	"github.com/vishvananda/netlink"
 )
@@ -13,6 +14,11 @@ import (
 // the switch's traffic for them to this host while the original takes
 // them back on the other.
 func Silence(pid int) error { return inNetns(pid, LinksDown) }
+
+// SilenceNetns is Silence for the network namespace open in ns (a
+// /proc/PID/ns/net file): the caller checks, on that very file, that it is
+// the namespace it means.
+func SilenceNetns(ns *os.File) error { return inNetnsFile(ns, LinksDown) }
 
 // LinksDown sets every interface of the calling thread's network namespace
 // but the loopback down.

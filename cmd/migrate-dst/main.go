@@ -220,9 +220,8 @@ func (f *serveFlags) config(log *slog.Logger) (migrate.DestConfig, error) {
 	}
 	cfg.Logger = log
 	var err error
-	if cfg.SentinelBinary, err = os.Executable(); err != nil {
-		return cfg, fmt.Errorf("find migrate-dst's own binary (for the sentinels): %w", err)
-	}
+	// This very binary, even once a package upgrade has replaced the file.
+	cfg.SentinelBinary = "/proc/self/exe"
 	if cfg.Transfer, err = f.tf.Config(true, log); err != nil {
 		return cfg, err
 	}
@@ -399,14 +398,20 @@ func loopbackOnly(listen string) bool {
 }
 
 // sentinel runs as a migration's sentinel (migrate.RunSentinel): its plans
-// arrive on file descriptor 3; args[0], if any, is the Docker address.
+// arrive on file descriptor 3; args are the Docker address and its lock.
 func sentinel(args []string, stderr io.Writer) int {
-	host := ""
+	// The terminal's and the process group's signals are migrate-dst's
+	// (a pkill of migrate-dst's name reaches this process too).
+	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
+	var host, lock string
 	if len(args) > 0 {
 		host = args[0]
 	}
+	if len(args) > 1 {
+		lock = args[1]
+	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	if err := migrate.RunSentinel(context.Background(), os.NewFile(3, "plans"), host, log); err != nil {
+	if err := migrate.RunSentinel(context.Background(), os.NewFile(3, "plans"), host, lock, log); err != nil {
 		log.Error("sentinel", "err", err)
 		return 1
 	}
