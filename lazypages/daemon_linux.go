@@ -207,14 +207,25 @@ func (d *Daemon) Summary() (protocol.PostCopyStats, bool) {
 func (d *Daemon) ExitErr() error { return d.err }
 
 // Forbid holds back any CLOSE from now on (the migration failed here) and
-// reports whether one had already been let through to the source, whose
-// CRIU then ends the original: the copy here, with every page, is then the
-// container, whatever failed after.
-func (d *Daemon) Forbid() (closed bool) {
+// reports whether every page had arrived: a CLOSE had been let through to
+// the source, whose CRIU then ends the original, and the daemon ended
+// well (it says CLOSE after failing too, when the source is gone, and
+// then exits with an error a moment later: waited for, gateWait at most).
+// The copy here is then the container, whatever failed after.
+func (d *Daemon) Forbid() (delivered bool) {
 	d.gateMu.Lock()
-	defer d.gateMu.Unlock()
 	d.stoppingOnce.Do(func() { close(d.stopping) })
-	return d.closed.Load()
+	closed := d.closed.Load()
+	d.gateMu.Unlock()
+	if !closed {
+		return false
+	}
+	select {
+	case <-d.done:
+	case <-time.After(gateWait):
+		return false
+	}
+	return d.Err() == nil
 }
 
 // Stop kills the daemon (the restored process then cannot get its pages).

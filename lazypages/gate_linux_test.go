@@ -115,32 +115,41 @@ func TestNoCloseGoesOnAfterStop(t *testing.T) {
 	}
 }
 
-// TestForbidSaysWhetherTheCloseWent: Forbid, as a migration fails here,
-// reports a CLOSE already let through (the source ends its original on
-// it: the copy must stay), and holds back one that comes after it.
-func TestForbidSaysWhetherTheCloseWent(t *testing.T) {
-	for _, closeFirst := range []bool{true, false} {
-		d := newDaemon()
-		d.Require(func() error { return nil })
-		gate := func() error {
-			_, err := io.ReadAll(&closeGate{r: bytes.NewReader(frame(cmdClose)), allow: d.allowClose})
-			return err
-		}
-		if closeFirst {
-			if err := gate(); err != nil {
-				t.Fatal(err)
+// TestForbidSaysWhetherEveryPageArrived: Forbid, as a migration fails
+// here, reports every page delivered only when a CLOSE went on to the
+// source and the daemon then ended well (it says CLOSE after a failure
+// too, then exits in error); a CLOSE after Forbid is held back.
+func TestForbidSaysWhetherEveryPageArrived(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		close     bool
+		exitErr   error
+		delivered bool
+	}{
+		{"CLOSE, then a clean exit", true, nil, true},
+		{"CLOSE after the source had gone, then an error", true, errors.New("page-xfer: Remote side closed connection"), false},
+		{"no CLOSE yet", false, nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDaemon()
+			d.Require(func() error { return nil })
+			gate := func() error {
+				_, err := io.ReadAll(&closeGate{r: bytes.NewReader(frame(cmdClose)), allow: d.allowClose})
+				return err
 			}
-		}
-		if went := d.Forbid(); went != closeFirst {
-			t.Fatalf("CLOSE first %v: Forbid says it went: %v", closeFirst, went)
-		}
-		if !closeFirst {
-			if err := gate(); err == nil {
+			if tc.close {
+				if err := gate(); err != nil {
+					t.Fatal(err)
+				}
+				d.err = tc.exitErr
+				close(d.done)
+			}
+			if got := d.Forbid(); got != tc.delivered {
+				t.Fatalf("Forbid says every page arrived: %v, want %v", got, tc.delivered)
+			}
+			if !tc.close && gate() == nil {
 				t.Fatal("a CLOSE went on after Forbid")
 			}
-			if d.Forbid() {
-				t.Fatal("Forbid says a CLOSE held back went")
-			}
-		}
+		})
 	}
 }

@@ -229,8 +229,8 @@ func (in *incoming) undoOnFailure(ctx context.Context, err *error) {
 		return
 	}
 	if in.pages != nil && in.pages.Forbid() {
-		// The daemon's CLOSE went to the source, whose CRIU ends the
-		// original on it: the copy has every page and is the container
+		// Every page arrived and the daemon's CLOSE went to the source,
+		// whose CRIU ends the original on it: the copy is the container
 		// (abandon keeps it), whatever failed since.
 		in.state.Phase = phaseComplete
 	}
@@ -864,30 +864,10 @@ func (in *containerArrival) restore(ctx context.Context) error {
 
 // requirePages makes the restored process pid (started at start) running
 // still the condition of a post-copy's end (lazypages.Daemon.Require).
-// Once it holds, the daemon's CLOSE goes to the source, whose CRIU then
-// ends the original: from that moment the copy is the container. Before
-// the CLOSE goes, the migration is recorded complete (a restart of this
-// agent keeps the copy; recorded only once the daemon had exited, a death
-// in between made the restarted agent remove the only copy left) and the
-// sentinel is let go (it would stop that copy). A record that cannot be
-// written holds the CLOSE back: the source resumes its original.
 func (in *incoming) requirePages(pid int, start uint64) {
-	if in.pages == nil {
-		return
+	if in.pages != nil {
+		in.pages.Require(runsStill(pid, start))
 	}
-	runs := runsStill(pid, start)
-	st := in.state // the gate runs on the tunnel's goroutine
-	in.pages.Require(func() error {
-		if err := runs(); err != nil {
-			return err
-		}
-		st.Phase = phaseComplete
-		if err := in.srv.saveState(&st); err != nil {
-			return fmt.Errorf("record that every page arrived: %w", err)
-		}
-		in.sentinel.done()
-		return nil
-	})
 }
 
 // recordRestored records that the copy runs, before the source is told.
@@ -984,8 +964,7 @@ func (in *incoming) awaitPages(ctx context.Context) error {
 		}
 		in.paged = time.Now()
 		in.log.Info("post-copy complete: every page arrived", "container", in.name())
-		in.state.Phase = phaseComplete
-		in.srv.saveState(&in.state)
+		in.complete()
 		return <-committed
 	case err := <-committed:
 		if err != nil {
@@ -994,11 +973,28 @@ func (in *incoming) awaitPages(ctx context.Context) error {
 		select {
 		case <-in.pages.Done():
 			in.paged = time.Now()
-			return in.pages.Err()
+			if err := in.pages.Err(); err != nil {
+				return err
+			}
+			in.complete()
+			return nil
 		case <-time.After(30 * time.Second):
 			return fmt.Errorf("%w: the source committed but the lazy-pages daemon is still running", lazypages.ErrIncomplete)
 		}
 	}
+}
+
+// complete records that every page arrived (the lazy-pages daemon said so,
+// and its CLOSE went to the source, whose CRIU ends the original on it):
+// the copy is the container now, and the sentinel must not stop it.
+// (The daemon also says CLOSE after failing, when the source is gone: only
+// its clean end, which comes a moment after, says every page arrived.)
+func (in *incoming) complete() {
+	in.state.Phase = phaseComplete
+	if err := in.srv.saveState(&in.state); err != nil {
+		in.log.Warn("record that every page arrived", "err", err)
+	}
+	in.sentinel.done()
 }
 
 // finish removes what the committed migration no longer needs.
