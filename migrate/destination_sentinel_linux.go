@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -335,25 +334,10 @@ func startSentinel(bin, dockerHost, workDir string, plan sentinelPlan, log *slog
 	}
 	pruneGuardRecords(dir, guardKeepFor, guardKeepCount)
 	logPath := filepath.Join(dir, plan.MigrationID+".log")
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	w, err := startWatcher(logPath, bin, []string{SentinelArg, dockerHost, sentinelLock(workDir, plan.MigrationID)}, nil)
 	if err != nil {
-		return nil, err
-	}
-	defer logf.Close()
-	r, w, err := os.Pipe() // close-on-exec: CRIU and Docker's children never hold it
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	cmd := exec.Command(bin, SentinelArg, dockerHost, sentinelLock(workDir, plan.MigrationID))
-	cmd.ExtraFiles = []*os.File{r} // fd 3
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		w.Close()
 		return nil, fmt.Errorf("migrate: start the sentinel: %w", err)
 	}
-	go cmd.Wait()
 	plan.Log = logPath
 	s := &sentinel{w: w, logPath: logPath, log: log, plan: plan}
 	if err := s.send(); err != nil {

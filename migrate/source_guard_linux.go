@@ -88,27 +88,44 @@ func startGuard(bin string, args []string, workDir string, lock *os.File, plan g
 		removeHalfWritten(d, time.Minute)
 	}
 	logPath := filepath.Join(dir, plan.MigrationID+".log")
+	w, err := startWatcher(logPath, bin, append([]string{"--" + GuardFlag, "--work-dir", workDir}, args...), lock)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: start the guard: %w", err)
+	}
+	g := &guard{w: w, logPath: logPath, log: log}
+	return g, g.update(func(p *guardPlan) { *p = plan })
+}
+
+// startWatcher runs bin with args as a watcher of a migration (the
+// source's guard, the destination's sentinel): in a session of its own,
+// so that neither a terminal's signals nor a kill of this process's group
+// reach it, logging to logPath, reading its plans from file descriptor 3
+// (extra, if not nil, is its descriptor 4). It returns the plans' pipe;
+// the watcher acts when it ends without a plan that says done.
+func startWatcher(logPath, bin string, args []string, extra *os.File) (*os.File, error) {
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	defer logf.Close()
-	r, w, err := os.Pipe() // close-on-exec: CRIU and others never hold it
+	r, w, err := os.Pipe() // close-on-exec: CRIU, Docker and their children never hold it
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
-	cmd := exec.Command(bin, append([]string{"--" + GuardFlag, "--work-dir", workDir}, args...)...)
-	cmd.ExtraFiles = []*os.File{r, lock} // fds 3 and 4
+	cmd := exec.Command(bin, args...)
+	cmd.ExtraFiles = []*os.File{r} // fd 3
+	if extra != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, extra) // fd 4
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		w.Close()
-		return nil, fmt.Errorf("migrate: start the guard: %w", err)
+		return nil, err
 	}
 	go cmd.Wait()
-	g := &guard{w: w, logPath: logPath, log: log}
-	return g, g.update(func(p *guardPlan) { *p = plan })
+	return w, nil
 }
 
 // update changes the plan and sends it to the guard.
